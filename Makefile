@@ -1,0 +1,43 @@
+# imgate — the two commands a new user runs are `make run` and `make test`.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+CONFIG     ?= config/app.yaml
+
+.PHONY: all build deps deps-test run test test-fast test-asan clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+deps-test:
+	@scripts/deps.sh test
+
+$(BUILD)/Makefile:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: $(BUILD)/Makefile
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: deps build
+	$(BUILD)/imgate -c $(CONFIG)
+
+# Everything: the normal build and the ASan+UBSan build both run every test.
+test: deps-test build
+	cd $(BUILD) && ctest --output-on-failure -j 2 --timeout 300
+	$(MAKE) test-asan
+
+test-fast: build
+	cd $(BUILD) && ctest --output-on-failure -j 2 --timeout 300
+
+$(ASAN_BUILD)/Makefile:
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DIMGATE_SANITIZE=ON
+
+test-asan: $(ASAN_BUILD)/Makefile
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -j 2 --timeout 300
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,79 @@
+/* config.h — imgate's configuration: defaults, config/app.yaml, IMGATE_*
+ * environment variables and command-line flags, in rising precedence.
+ *
+ * The loader is strict: an unknown key, a value of the wrong type or out of
+ * range stops start-up with "FILE:LINE: key 'app.x': reason". A missing file
+ * means defaults. */
+#ifndef IMGATE_CONFIG_H
+#define IMGATE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CONFIG_MAX_APPIDS 64
+#define CONFIG_STR 256
+
+typedef struct config {
+    /* app: (original keys) */
+    char logFile[CONFIG_STR];        /* "" = stderr only */
+    int httpPort;                    /* 8080; 0 = pick a free port */
+    int webSocketPort;               /* 8089 */
+    int rpcPort;                     /* 9001 */
+    char httpUrl[CONFIG_STR];        /* "127.0.0.1:8080", used by the chat page */
+    char webSocketUrl[CONFIG_STR];   /* "127.0.0.1:8089", used by the chat page */
+    /* app: (new keys) */
+    char bind[CONFIG_STR];           /* "0.0.0.0" */
+    char advertiseIp[CONFIG_STR];    /* "" = derived */
+    int workers;                     /* 0 = CPU count */
+    uint32_t appIDs[CONFIG_MAX_APPIDS];
+    int appIDCount;                  /* default 4: 101..104 */
+    int connectionTimeout;           /* seconds, 360 */
+    int pingInterval;                /* seconds, 30; 0 = no server pings */
+    int sweepInterval;               /* seconds, 10 */
+    int handshakeTimeout;            /* seconds, 10 */
+    size_t maxMessageSize;           /* bytes, 65536 */
+    size_t maxOutboundBytes;         /* per connection outbound queue cap, 1 MiB */
+    char echoPath[CONFIG_STR];       /* "" = off; e.g. "/echo" */
+    int maxConnections;              /* 0 = only the open-file limit */
+    char logLevel[16];               /* debug|info|warn|error, "info" */
+    char requestLog[CONFIG_STR];     /* "" = request log goes with the debug log */
+    /* redis: (original keys; cluster mode when addr is set) */
+    char redisAddr[CONFIG_STR];
+    char redisPassword[CONFIG_STR];
+    int redisDB;
+    int redisPoolSize;
+    int redisMinIdleConns;
+    /* im: */
+    int dedupTtl;                    /* seconds a msgID stays used, 43200 */
+    int dedupMax;                    /* max remembered msgIDs (bounded memory), 1000000 */
+} config;
+
+/* Fills *c with the defaults. */
+void config_defaults(config *c);
+
+/* Loads a YAML file over *c. A missing file is not an error when
+ * must_exist is 0. Returns 0, or -1 with a message "FILE:LINE: ..." in err. */
+int config_load_file(config *c, const char *path, int must_exist, char *err, size_t errlen);
+
+/* Applies IMGATE_* environment variables (IMGATE_HTTP_PORT, IMGATE_WS_PORT,
+ * IMGATE_RPC_PORT, IMGATE_BIND, IMGATE_ADVERTISE_IP, IMGATE_REDIS,
+ * IMGATE_WORKERS, IMGATE_LOG_LEVEL, IMGATE_LOG_FILE, IMGATE_ECHO_PATH,
+ * IMGATE_CONNECTION_TIMEOUT, IMGATE_PING_INTERVAL, IMGATE_SWEEP_INTERVAL).
+ * Returns 0 or -1 with a message naming the variable. */
+int config_apply_env(config *c, char *err, size_t errlen);
+
+/* Sets one value by its YAML path ("app.httpPort") from a string, with the
+ * same checks as the file loader. Used by the env and flag layers.
+ * Returns 0 or -1 with a reason in err. */
+int config_set(config *c, const char *key, const char *value, char *err, size_t errlen);
+
+/* Checks cross-field rules after all layers are applied. */
+int config_validate(const config *c, char *err, size_t errlen);
+
+/* Writes *c as YAML that config_load_file reads back, one key per line with
+ * its IMGATE_* variable as a comment; secrets are masked. For --help.
+ * Returns 0, or -1 on a write error. */
+int config_dump(const config *c, FILE *out);
+
+#endif

@@ -1,0 +1,582 @@
+/* api.c — HTTP API handlers (see api.h). Sends encode the push frame once
+ * and hand it to the hub; the answer waits for the hub's delivery count. */
+#include "http/api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/jsonw.h"
+#include "core/log.h"
+#include "core/node.h"
+#include "http/http_conn.h"
+#include "http/params.h"
+#include "im/codes.h"
+#include "im/dedup.h"
+#include "im/hub.h"
+#include "im/presence.h"
+#include "im/proto.h"
+#include "net/conn.h"
+#include "net/worker.h"
+#include "web/web.h"
+
+#define API_JSON "application/json; charset=utf-8"
+#define API_ID_MAX 256                 /* userID / msgID parameter buffer */
+
+typedef struct api_ctx {
+    struct conn *c;
+    http_req *r;
+    params p;
+    const char *path;
+    size_t plen;
+} api_ctx;
+
+/* ---------- answers ---------- */
+
+static void api_answer(struct conn *c, jsonw *w)
+{
+    size_t len;
+    const char *text = jsonw_text(w, &len);
+    if (text)
+        http_conn_respond(c, 200, API_JSON, text, len);
+    else
+        http_conn_respond(c, 500, "text/plain", "out of memory\n", 14);
+    jsonw_free(w);
+}
+
+/* Starts {"code":..,"msg":..,"data": — the caller writes data and "}". */
+static void api_begin(jsonw *w, int code, const char *msg)
+{
+    jsonw_init(w, 0);
+    jsonw_lit(w, "{\"code\":");
+    jsonw_int(w, code);
+    jsonw_lit(w, ",\"msg\":");
+    jsonw_cstr(w, msg ? msg : im_code_msg(code));
+    jsonw_lit(w, ",\"data\":");
+}
+
+static void api_error(struct conn *c, int code, const char *detail)
+{
+    char msg[192];
+    snprintf(msg, sizeof(msg), "%s%s%s", im_code_msg(code), detail ? ": " : "", detail ? detail : "");
+    jsonw w;
+    api_begin(&w, code, msg);
+    jsonw_lit(&w, "{}}");
+    api_answer(c, &w);
+}
+
+/* ---------- parameters ---------- */
+
+/* A required appID: digits only. Returns 0, or answers 1001 and -1. */
+static int api_appid(api_ctx *x, uint32_t *appid)
+{
+    char v[32];
+    size_t n;
+    int r = params_get(&x->p, "appID", v, sizeof(v), &n);
+    if (r == 0) {
+        api_error(x->c, IM_PARAM_ILLEGAL, "appID is required");
+        return -1;
+    }
+    if (r < 0 || proto_parse_appid(v, n, appid) != 0) {
+        api_error(x->c, IM_PARAM_ILLEGAL, "appID must be a non-negative integer");
+        return -1;
+    }
+    return 0;
+}
+
+/* A string parameter; `required` answers 1001 when it is missing. */
+static int api_str(api_ctx *x, const char *name, int required, char *out, size_t cap, size_t *n)
+{
+    char why[96];
+    int r = params_get(&x->p, name, out, cap, n);
+    if (r == 1)
+        return 0;
+    if (r == 0 && !required) {
+        out[0] = '\0';
+        *n = 0;
+        return 0;
+    }
+    snprintf(why, sizeof(why), r == 0 ? "%s is required" : "%s is too long or not a string", name);
+    api_error(x->c, IM_PARAM_ILLEGAL, why);
+    return -1;
+}
+
+/* ---------- /user/list, /user/online ---------- */
+
+typedef struct api_list {
+    jsonw *w;
+    long n;
+} api_list;
+
+static void api_list_one(const pres_entry *e, void *ud)
+{
+    api_list *l = ud;
+    if (l->n++)
+        jsonw_raw(l->w, ",", 1);
+    jsonw_str(l->w, e->id, e->idlen);
+}
+
+static void api_user_list(api_ctx *x)
+{
+    uint32_t appid;
+    if (api_appid(x, &appid) != 0)
+        return;
+    jsonw list;
+    jsonw_init(&list, 0);
+    api_list l = { &list, 0 };
+    presence_each(appid, api_list_one, &l);
+    size_t len;
+    const char *items = jsonw_text(&list, &len);
+    jsonw w;
+    api_begin(&w, IM_OK, NULL);
+    jsonw_lit(&w, "{\"userCount\":");
+    jsonw_int(&w, l.n);
+    jsonw_lit(&w, ",\"userList\":[");
+    if (items)
+        jsonw_raw(&w, items, len);
+    jsonw_lit(&w, "]}}");
+    jsonw_free(&list);
+    api_answer(x->c, &w);
+}
+
+static void api_user_online(api_ctx *x)
+{
+    uint32_t appid;
+    char uid[API_ID_MAX];
+    size_t ulen;
+    if (api_appid(x, &appid) != 0 || api_str(x, "userID", 1, uid, sizeof(uid), &ulen) != 0)
+        return;
+    int on = presence_online(appid, uid, ulen, (uint32_t)time(NULL));
+    jsonw w;
+    api_begin(&w, IM_OK, NULL);
+    jsonw_lit(&w, "{\"userID\":");
+    jsonw_str(&w, uid, ulen);
+    jsonw_lit(&w, on ? ",\"online\":true}}" : ",\"online\":false}}");
+    api_answer(x->c, &w);
+}
+
+/* ---------- sends ---------- */
+
+typedef struct api_pending {
+    struct conn *c;
+    int to_room;
+    size_t msgid_len;
+    char msgid[];
+} api_pending;
+
+static void api_send_done(void *ud, long delivered)
+{
+    api_pending *s = ud;
+    int ok = s->to_room || delivered > 0;
+    if (!ok)
+        dedup_release(s->msgid, s->msgid_len);   /* a retry must go out */
+    jsonw w;
+    api_begin(&w, IM_OK, NULL);
+    jsonw_lit(&w, ok ? "{\"sendResults\":true}}" : "{\"sendResults\":false}}");
+    api_answer(s->c, &w);
+    free(s);
+}
+
+static void api_send(api_ctx *x, int to_room)
+{
+    uint32_t appid;
+    char uid[API_ID_MAX], msgid[API_ID_MAX];
+    size_t ulen, mlen, msglen;
+    size_t cap = x->r->body_len + x->r->url_len + 1;
+    char *msg = malloc(cap);
+    if (!msg) {
+        api_error(x->c, IM_SERVER_ERROR, "out of memory");
+        return;
+    }
+    if (api_appid(x, &appid) != 0 ||
+        api_str(x, "userID", !to_room, uid, sizeof(uid), &ulen) != 0 ||
+        api_str(x, "msgID", 0, msgid, sizeof(msgid), &mlen) != 0 ||
+        api_str(x, "message", 1, msg, cap, &msglen) != 0) {
+        free(msg);
+        return;
+    }
+    int fresh = dedup_reserve(msgid, mlen, (uint32_t)time(NULL));
+    if (fresh <= 0) {
+        free(msg);
+        if (fresh < 0) {
+            api_error(x->c, IM_SERVER_ERROR, "out of memory");
+            return;
+        }
+        jsonw w;                                  /* a duplicate: a no-op */
+        api_begin(&w, IM_OK, NULL);
+        jsonw_lit(&w, "{}}");
+        api_answer(x->c, &w);
+        return;
+    }
+    api_pending *s = malloc(sizeof(*s) + mlen + 1);
+    sbuf *frame = s ? hub_push_frame(msgid, mlen, "msg", msg, msglen, uid, ulen) : NULL;
+    free(msg);
+    if (!frame) {
+        free(s);
+        dedup_release(msgid, mlen);
+        api_error(x->c, IM_SERVER_ERROR, "out of memory");
+        return;
+    }
+    s->c = x->c;
+    s->to_room = to_room;
+    s->msgid_len = mlen;
+    memcpy(s->msgid, msgid, mlen + 1);
+    http_conn_defer(x->c);
+    int r = 0;
+    if (to_room)
+        r = hub_send_room(appid, uid, ulen, frame, api_send_done, s);
+    else if (ulen == 0 || ulen >= PRESENCE_MAX_ID)
+        api_send_done(s, 0);                       /* no such user can be online */
+    else
+        r = hub_send_user(appid, uid, ulen, frame, api_send_done, s);
+    sbuf_unref(frame);
+    if (r != 0) {
+        s->to_room = 0;
+        api_send_done(s, 0);
+    }
+}
+
+static void api_send_message(api_ctx *x) { api_send(x, 0); }
+static void api_send_message_all(api_ctx *x) { api_send(x, 1); }
+
+/* ---------- /system/state and /metrics ---------- */
+
+typedef struct api_totals {
+    long conns, ws, logged_in, out_bytes, out_queues, msgs_in, frames_out, slow_closed;
+} api_totals;
+
+static void api_sum(api_totals *t)
+{
+    memset(t, 0, sizeof(*t));
+    for (int i = 0; i < workers_count(); i++) {
+        worker_stats *s = &worker_at(i)->stats;
+        t->conns += atomic_load_explicit(&s->conns, memory_order_relaxed);
+        t->ws += atomic_load_explicit(&s->ws_conns, memory_order_relaxed);
+        t->logged_in += atomic_load_explicit(&s->logged_in, memory_order_relaxed);
+        t->out_bytes += atomic_load_explicit(&s->out_bytes, memory_order_relaxed);
+        t->out_queues += atomic_load_explicit(&s->out_queues, memory_order_relaxed);
+        t->msgs_in += atomic_load_explicit(&s->msgs_in, memory_order_relaxed);
+        t->frames_out += atomic_load_explicit(&s->frames_out, memory_order_relaxed);
+        t->slow_closed += atomic_load_explicit(&s->slow_closed, memory_order_relaxed);
+    }
+}
+
+static long api_rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, rss = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    return rss * sysconf(_SC_PAGESIZE);
+}
+
+static void api_state_body(jsonw *w, const api_totals *t)
+{
+    jsonw_lit(w, "{\"version\":\"" IMGATE_VERSION "\",\"mode\":");
+    jsonw_cstr(w, g_node.cfg.redisAddr[0] ? "cluster" : "embedded");
+    jsonw_lit(w, ",\"uptimeSeconds\":");
+    jsonw_int(w, (long long)(time(NULL) - (time_t)g_node.start_unix));
+    jsonw_lit(w, ",\"numCPU\":");
+    jsonw_int(w, sysconf(_SC_NPROCESSORS_ONLN));
+    jsonw_lit(w, ",\"workers\":");
+    jsonw_int(w, workers_count());
+    jsonw_lit(w, ",\"connections\":");
+    jsonw_int(w, t->conns);
+    jsonw_lit(w, ",\"wsConnections\":");
+    jsonw_int(w, t->ws);
+    jsonw_lit(w, ",\"loggedIn\":");
+    jsonw_int(w, t->logged_in);
+    jsonw_lit(w, ",\"users\":");
+    jsonw_int(w, presence_count());
+    jsonw_lit(w, ",\"maxConnections\":");
+    jsonw_int(w, g_node.max_conns);
+    jsonw_lit(w, ",\"openFileLimit\":");
+    jsonw_int(w, g_node.nofile);
+    jsonw_lit(w, ",\"outQueueBytes\":");
+    jsonw_int(w, t->out_bytes);
+    jsonw_lit(w, ",\"outQueues\":");
+    jsonw_int(w, t->out_queues);
+    jsonw_lit(w, ",\"slowConsumersClosed\":");
+    jsonw_int(w, t->slow_closed);
+    jsonw_lit(w, ",\"messagesIn\":");
+    jsonw_int(w, t->msgs_in);
+    jsonw_lit(w, ",\"framesOut\":");
+    jsonw_int(w, t->frames_out);
+    jsonw_lit(w, ",\"dedupEntries\":");
+    jsonw_int(w, (long long)dedup_count());
+    jsonw_lit(w, ",\"memory\":{\"rssBytes\":");
+    jsonw_int(w, api_rss_bytes());
+    jsonw_lit(w, "},\"perWorker\":[");
+    for (int i = 0; i < workers_count(); i++) {
+        worker_stats *s = &worker_at(i)->stats;
+        jsonw_lit(w, i ? ",{\"id\":" : "{\"id\":");
+        jsonw_int(w, i);
+        jsonw_lit(w, ",\"connections\":");
+        jsonw_int(w, atomic_load(&s->conns));
+        jsonw_lit(w, ",\"loggedIn\":");
+        jsonw_int(w, atomic_load(&s->logged_in));
+        jsonw_lit(w, ",\"outQueueBytes\":");
+        jsonw_int(w, atomic_load(&s->out_bytes));
+        jsonw_lit(w, "}");
+    }
+    jsonw_lit(w, "]");
+}
+
+/* isDebug: every worker lists its clients; answered when all have. */
+typedef struct api_debug {
+    struct conn *c;
+    atomic_int pending;
+    int n;
+    jsonw *parts;                  /* one per worker */
+    struct api_debug_slot { task t; struct api_debug *d; } slots[];
+} api_debug;
+
+static void api_debug_client(struct conn *cl, void *ud)
+{
+    jsonw *w = ud;
+    char peer[64];
+    conn_peer(cl, peer, sizeof(peer));
+    if (w->len > w->reserve)
+        jsonw_raw(w, ",", 1);
+    jsonw_lit(w, "{\"addr\":");
+    jsonw_cstr(w, peer);
+    jsonw_lit(w, ",\"appID\":");
+    jsonw_uint(w, cl->pres->appid);
+    jsonw_lit(w, ",\"userID\":");
+    jsonw_str(w, cl->pres->id, cl->pres->idlen);
+    jsonw_lit(w, "}");
+}
+
+static void api_debug_key(const pres_entry *e, void *ud)
+{
+    jsonw *w = ud;
+    char key[64];
+    int n = snprintf(key, sizeof(key), "%u_%s", e->appid, e->id);
+    if (w->len > w->reserve)
+        jsonw_raw(w, ",", 1);
+    jsonw_str(w, key, (size_t)n);
+}
+
+static void api_debug_finish(worker *self, task *t)
+{
+    (void)self;
+    api_debug *d = (api_debug *)((char *)t - offsetof(api_debug, slots));
+    api_totals tot;
+    api_sum(&tot);
+    jsonw w;
+    api_begin(&w, IM_OK, NULL);
+    api_state_body(&w, &tot);
+    jsonw_lit(&w, ",\"clients\":[");
+    for (int i = 0, any = 0; i < d->n; i++) {
+        size_t len;
+        const char *s = jsonw_text(&d->parts[i], &len);
+        if (s && len) {
+            if (any++)
+                jsonw_raw(&w, ",", 1);
+            jsonw_raw(&w, s, len);
+        }
+        jsonw_free(&d->parts[i]);
+    }
+    jsonw keys;
+    jsonw_init(&keys, 0);
+    presence_each(0, api_debug_key, &keys);
+    size_t klen;
+    const char *ks = jsonw_text(&keys, &klen);
+    jsonw_lit(&w, "],\"userKeys\":[");
+    if (ks)
+        jsonw_raw(&w, ks, klen);
+    jsonw_lit(&w, "]}}");
+    jsonw_free(&keys);
+    api_answer(d->c, &w);
+    free(d->parts);
+    free(d);
+}
+
+static void api_debug_run(worker *w, task *t)
+{
+    struct api_debug_slot *slot = (struct api_debug_slot *)t;
+    api_debug *d = slot->d;
+    hub_local_each(w->hub, api_debug_client, &d->parts[w->id]);
+    if (atomic_fetch_sub(&d->pending, 1) == 1)
+        worker_post(conn_worker(d->c), &d->slots[0].t);
+}
+
+static void api_system_state(api_ctx *x)
+{
+    char dbg[16];
+    size_t n;
+    int r = params_get(&x->p, "isDebug", dbg, sizeof(dbg), &n);
+    if (r == 1 && (strcmp(dbg, "true") == 0 || strcmp(dbg, "1") == 0)) {
+        int nw = workers_count();
+        api_debug *d = calloc(1, sizeof(*d) + (size_t)(nw + 1) * sizeof(d->slots[0]));
+        jsonw *parts = d ? calloc((size_t)nw, sizeof(jsonw)) : NULL;
+        if (!parts) {
+            free(d);
+            api_error(x->c, IM_SERVER_ERROR, "out of memory");
+            return;
+        }
+        d->c = x->c;
+        d->n = nw;
+        d->parts = parts;
+        atomic_init(&d->pending, nw);
+        for (int i = 0; i < nw; i++)
+            jsonw_init(&parts[i], 0);
+        d->slots[0].t.run = api_debug_finish;     /* slot 0: the final step */
+        http_conn_defer(x->c);
+        for (int i = 0; i < nw; i++) {
+            d->slots[i + 1].d = d;
+            d->slots[i + 1].t.run = api_debug_run;
+            worker_post(worker_at(i), &d->slots[i + 1].t);
+        }
+        return;
+    }
+    api_totals t;
+    api_sum(&t);
+    jsonw w;
+    api_begin(&w, IM_OK, NULL);
+    api_state_body(&w, &t);
+    jsonw_lit(&w, "}}");
+    api_answer(x->c, &w);
+}
+
+static void api_metric(jsonw *w, const char *name, const char *type, const char *help, long long v)
+{
+    char line[512];
+    int n = snprintf(line, sizeof(line), "# HELP %s %s\n# TYPE %s %s\n%s %lld\n",
+                     name, help, name, type, name, v);
+    jsonw_raw(w, line, (size_t)n);
+}
+
+static void api_metrics(api_ctx *x)
+{
+    api_totals t;
+    api_sum(&t);
+    jsonw w;
+    jsonw_init(&w, 0);
+    api_metric(&w, "imgate_connections", "gauge", "Open TCP connections (HTTP and WebSocket).", t.conns);
+    api_metric(&w, "imgate_ws_connections", "gauge", "Open WebSocket connections.", t.ws);
+    api_metric(&w, "imgate_logged_in_connections", "gauge", "Logged-in WebSocket connections.", t.logged_in);
+    api_metric(&w, "imgate_users", "gauge", "Distinct logged-in users (appID, userID).", presence_count());
+    api_metric(&w, "imgate_outbound_queue_bytes", "gauge", "Bytes waiting in outbound queues.", t.out_bytes);
+    api_metric(&w, "imgate_slow_consumers_closed_total", "counter", "Connections closed for a full outbound queue.", t.slow_closed);
+    api_metric(&w, "imgate_messages_received_total", "counter", "WebSocket messages received.", t.msgs_in);
+    api_metric(&w, "imgate_frames_sent_total", "counter", "WebSocket frames sent or queued.", t.frames_out);
+    api_metric(&w, "imgate_dedup_entries", "gauge", "Remembered msgIDs.", (long long)dedup_count());
+    api_metric(&w, "imgate_resident_memory_bytes", "gauge", "Resident memory of the process.", api_rss_bytes());
+    size_t len;
+    const char *text = jsonw_text(&w, &len);
+    http_conn_respond(x->c, 200, "text/plain; version=0.0.4", text ? text : "", text ? len : 0);
+    jsonw_free(&w);
+}
+
+/* ---------- /home/index ---------- */
+
+/* Copies the page, replacing {{APP_ID}}, {{WS_URL}} and {{HTTP_URL}}. */
+static void api_home(api_ctx *x)
+{
+    const web_asset *a = web_asset_find("chat.html");
+    if (!a) {
+        http_conn_respond(x->c, 404, "text/plain", "no chat page built in\n", 22);
+        return;
+    }
+    uint32_t appid = 0;
+    char v[32];
+    size_t n;
+    if (params_get(&x->p, "appID", v, sizeof(v), &n) != 1 || proto_parse_appid(v, n, &appid) != 0 ||
+        hub_room_index(appid) < 0)
+        appid = 101;
+    char app[16];
+    snprintf(app, sizeof(app), "%u", appid);
+    const char *keys[] = { "{{APP_ID}}", "{{WS_URL}}", "{{HTTP_URL}}" };
+    const char *vals[] = { app, g_node.cfg.webSocketUrl, g_node.cfg.httpUrl };
+    jsonw w;                                    /* used as a plain byte builder */
+    jsonw_init(&w, 0);
+    const char *p = a->data, *end = a->data + a->len;
+    while (p < end) {
+        const char *m = memmem(p, (size_t)(end - p), "{{", 2);
+        if (!m) {
+            jsonw_raw(&w, p, (size_t)(end - p));
+            break;
+        }
+        jsonw_raw(&w, p, (size_t)(m - p));
+        p = m;
+        int hit = 0;
+        for (int i = 0; i < 3 && !hit; i++) {
+            size_t kl = strlen(keys[i]);
+            if ((size_t)(end - p) >= kl && memcmp(p, keys[i], kl) == 0) {
+                jsonw_lit(&w, vals[i]);
+                p += kl;
+                hit = 1;
+            }
+        }
+        if (!hit) {
+            jsonw_raw(&w, p, 2);
+            p += 2;
+        }
+    }
+    size_t len;
+    const char *text = jsonw_text(&w, &len);
+    http_conn_respond(x->c, 200, "text/html; charset=utf-8", text ? text : "", text ? len : 0);
+    jsonw_free(&w);
+}
+
+/* ---------- routing ---------- */
+
+static const struct {
+    const char *path;
+    void (*fn)(api_ctx *x);
+} api_routes[] = {
+    { "/user/list", api_user_list },
+    { "/user/online", api_user_online },
+    { "/user/sendMessage", api_send_message },
+    { "/user/sendMessageAll", api_send_message_all },
+    { "/system/state", api_system_state },
+    { "/home/index", api_home },
+    { "/", api_home },
+    { "/metrics", api_metrics },
+};
+
+void api_handle(struct conn *c, http_req *r)
+{
+    int method = r->parser.method;
+    if (method == HTTP_OPTIONS) {
+        http_conn_respond(c, 204, "text/plain", "", 0);
+        return;
+    }
+    if (method != HTTP_GET && method != HTTP_POST && method != HTTP_HEAD) {
+        http_conn_respond(c, 405, "text/plain", "method not allowed: use GET or POST\n", 36);
+        return;
+    }
+    api_ctx x = { .c = c, .r = r };
+    const char *url = r->url ? r->url : "/";
+    size_t ulen = r->url ? r->url_len : 1;
+    const char *q = memchr(url, '?', ulen);
+    x.path = url;
+    x.plen = q ? (size_t)(q - url) : ulen;
+    params_init(&x.p, url, ulen, r->hv[HTTP_H_CONTENT_TYPE], r->body, r->body_len);
+    if (x.p.json_bad) {
+        api_error(c, IM_PARAM_ILLEGAL, "the JSON body is not a JSON object");
+        params_free(&x.p);
+        return;
+    }
+    for (size_t i = 0; i < sizeof(api_routes) / sizeof(api_routes[0]); i++) {
+        if (strlen(api_routes[i].path) == x.plen && memcmp(api_routes[i].path, x.path, x.plen) == 0) {
+            api_routes[i].fn(&x);
+            params_free(&x.p);
+            return;
+        }
+    }
+    params_free(&x.p);
+    jsonw w;
+    api_begin(&w, IM_ROUTING_NOT_EXIST, NULL);
+    jsonw_lit(&w, "{}}");
+    size_t len;
+    const char *text = jsonw_text(&w, &len);
+    http_conn_respond(c, 404, API_JSON, text ? text : "", text ? len : 0);
+    jsonw_free(&w);
+}

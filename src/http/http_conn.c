@@ -1,0 +1,416 @@
+/* http_conn.c — HTTP/1.1 requests on a connection (see http_conn.h). */
+#include "http/http_conn.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/log.h"
+#include "core/node.h"
+#include "http/api.h"
+#include "net/conn.h"
+#include "net/worker.h"
+#include "ws/handshake.h"
+#include "ws/session.h"
+
+static const char *const http_hdr_names[HTTP_H_COUNT] = {
+    "host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version",
+    "origin", "content-type",
+};
+
+const char *http_status_text(int status)
+{
+    switch (status) {
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Payload Too Large";
+    case 414: return "URI Too Long";
+    case 426: return "Upgrade Required";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Error";
+    }
+}
+
+/* ---------- request state ---------- */
+
+static http_req *http_req_of(struct conn *c) { return c->tcp.data; }
+http_req *http_conn_req(struct conn *c) { return http_req_of(c); }
+
+static void http_req_reset(http_req *r)
+{
+    free(r->url);
+    r->url = NULL;
+    r->url_len = 0;
+    for (int i = 0; i < HTTP_H_COUNT; i++) {
+        free(r->hv[i]);
+        r->hv[i] = NULL;
+        r->hv_len[i] = 0;
+    }
+    free(r->body);
+    r->body = NULL;
+    r->body_len = r->body_cap = 0;
+    r->field_len = 0;
+    r->cur = -1;
+    r->in_value = 0;
+    r->header_bytes = 0;
+    r->complete = 0;
+    r->too_big = 0;
+}
+
+void http_conn_free(struct conn *c)
+{
+    http_req *r = http_req_of(c);
+    if (!r)
+        return;
+    http_req_reset(r);
+    free(r->pending);
+    free(r);
+    c->tcp.data = NULL;
+}
+
+/* Appends n bytes to a growing heap string (NUL-terminated). */
+static int http_append(char **s, size_t *len, const char *p, size_t n)
+{
+    char *ns = realloc(*s, *len + n + 1);
+    if (!ns)
+        return -1;
+    memcpy(ns + *len, p, n);
+    *len += n;
+    ns[*len] = '\0';
+    *s = ns;
+    return 0;
+}
+
+static int http_on_url(http_parser *p, const char *at, size_t n)
+{
+    http_req *r = p->data;
+    if (r->url_len + n > HTTP_MAX_HEADER_BYTES) {
+        r->too_big = 414;
+        return -1;
+    }
+    return http_append(&r->url, &r->url_len, at, n);
+}
+
+static int http_header_bytes(http_req *r, size_t n)
+{
+    r->header_bytes += n;
+    if (r->header_bytes > HTTP_MAX_HEADER_BYTES) {
+        r->too_big = 431;
+        return -1;
+    }
+    return 0;
+}
+
+static int http_on_field(http_parser *p, const char *at, size_t n)
+{
+    http_req *r = p->data;
+    if (http_header_bytes(r, n) != 0)
+        return -1;
+    if (r->in_value) {
+        r->in_value = 0;
+        r->field_len = 0;
+    }
+    size_t room = sizeof(r->field) - 1 - r->field_len;
+    size_t k = n < room ? n : room;
+    memcpy(r->field + r->field_len, at, k);
+    r->field_len += k;
+    r->field[r->field_len] = '\0';
+    return 0;
+}
+
+static int http_on_value(http_parser *p, const char *at, size_t n)
+{
+    http_req *r = p->data;
+    if (http_header_bytes(r, n) != 0)
+        return -1;
+    if (!r->in_value) {
+        r->in_value = 1;
+        r->cur = -1;
+        for (int i = 0; i < HTTP_H_COUNT; i++)
+            if (strcasecmp(r->field, http_hdr_names[i]) == 0)
+                r->cur = i;
+        if (r->cur >= 0 && r->hv[r->cur]) /* a repeated header: join as a list */
+            if (http_append(&r->hv[r->cur], &r->hv_len[r->cur], ",", 1) != 0)
+                return -1;
+    }
+    if (r->cur < 0)
+        return 0;
+    return http_append(&r->hv[r->cur], &r->hv_len[r->cur], at, n);
+}
+
+static int http_on_body(http_parser *p, const char *at, size_t n)
+{
+    http_req *r = p->data;
+    if (r->body_len + n > HTTP_MAX_BODY) {
+        r->too_big = 413;
+        return -1;
+    }
+    return http_append(&r->body, &r->body_len, at, n);
+}
+
+static int http_on_headers_complete(http_parser *p)
+{
+    http_req *r = p->data;
+    if (p->content_length != ULLONG_MAX && p->content_length > HTTP_MAX_BODY) {
+        r->too_big = 413;
+        return -1;
+    }
+    return 0;
+}
+
+static int http_on_message_complete(http_parser *p)
+{
+    http_req *r = p->data;
+    r->complete = 1;
+    r->keep_alive = http_should_keep_alive(p);
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings http_settings = {
+    .on_url = http_on_url,
+    .on_header_field = http_on_field,
+    .on_header_value = http_on_value,
+    .on_headers_complete = http_on_headers_complete,
+    .on_body = http_on_body,
+    .on_message_complete = http_on_message_complete,
+};
+
+static http_req *http_req_get(struct conn *c)
+{
+    http_req *r = http_req_of(c);
+    if (r)
+        return r;
+    r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    http_parser_init(&r->parser, HTTP_REQUEST);
+    r->parser.data = r;
+    r->c = c;
+    r->cur = -1;
+    c->tcp.data = r;
+    return r;
+}
+
+/* ---------- answers ---------- */
+
+static void http_send(struct conn *c, int status, const char *ctype, const char *extra,
+                      const char *body, size_t len, int keep_alive)
+{
+    char head[768];
+    int hl = snprintf(head, sizeof(head),
+                      "HTTP/1.1 %d %s\r\n"
+                      "Server: imgate/" IMGATE_VERSION "\r\n"
+                      "Content-Type: %s\r\n"
+                      "Content-Length: %zu\r\n"
+                      "Connection: %s\r\n"
+                      "Access-Control-Allow-Origin: *\r\n"
+                      "Access-Control-Allow-Methods: GET, POST, OPTIONS\r\n"
+                      "Access-Control-Allow-Headers: Content-Type, Authorization, X-Requested-With\r\n"
+                      "%s\r\n",
+                      status, http_status_text(status), ctype, len,
+                      keep_alive ? "keep-alive" : "close", extra ? extra : "");
+    sbuf *b = sbuf_new((size_t)hl + len);
+    if (!b) {
+        conn_close(c);
+        return;
+    }
+    memcpy(b->data, head, (size_t)hl);
+    if (len)
+        memcpy(b->data + hl, body, len);
+    (void)conn_send_shared(c, b);
+    sbuf_unref(b);
+}
+
+void http_conn_reject(struct conn *c, int status, const char *reason)
+{
+    char body[256];
+    int n = snprintf(body, sizeof(body), "%d %s: %s\n", status, http_status_text(status), reason);
+    const char *extra = status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL;
+    http_send(c, status, "text/plain; charset=utf-8", extra, body, (size_t)n, 0);
+    http_conn_free(c);
+    c->flags |= CONN_F_DISCARD;
+    conn_end_after_flush(c);
+}
+
+static void http_log(struct conn *c, http_req *r, int status, size_t len)
+{
+    char peer[64];
+    conn_peer(c, peer, sizeof(peer));
+    uint64_t ms = uv_now(c->tcp.loop) - r->started_ms;
+    log_request("%s %s %.*s %d %zu %llums", peer, http_method_str(r->parser.method),
+                (int)(r->url_len > 200 ? 200 : r->url_len), r->url ? r->url : "",
+                status, len, (unsigned long long)ms);
+}
+
+static void http_conn_resume(struct conn *c, http_req *r);
+
+void http_conn_respond(struct conn *c, int status, const char *ctype,
+                       const char *body, size_t len)
+{
+    http_req *r = http_req_of(c);
+    int was_busy = c->flags & CONN_F_BUSY;
+    c->flags &= ~CONN_F_BUSY;
+    if (c->flags & CONN_F_FREE_LATER) {       /* the client left meanwhile */
+        free(c);
+        return;
+    }
+    if (c->state != CONN_HTTP || !r)
+        return;
+    http_log(c, r, status, len);
+    http_send(c, status, ctype, NULL, body, len, r->keep_alive);
+    if (!r->keep_alive) {
+        http_conn_free(c);
+        c->flags |= CONN_F_DISCARD;
+        conn_end_after_flush(c);
+        return;
+    }
+    http_req_reset(r);
+    if (was_busy)
+        http_conn_resume(c, r);
+}
+
+void http_conn_defer(struct conn *c) { c->flags |= CONN_F_BUSY; }
+
+/* ---------- upgrade ---------- */
+
+static void http_upgrade(struct conn *c, http_req *r, uint8_t *rest, size_t n)
+{
+    const config *cfg = &g_node.cfg;
+    struct http_parser_url u;
+    http_parser_url_init(&u);
+    const char *path = r->url ? r->url : "/";
+    size_t plen = r->url_len;
+    if (r->url && http_parser_parse_url(r->url, r->url_len, 0, &u) == 0 &&
+        (u.field_set & (1 << UF_PATH))) {
+        path = r->url + u.field_data[UF_PATH].off;
+        plen = u.field_data[UF_PATH].len;
+    }
+    int echo = cfg->echoPath[0] && plen == strlen(cfg->echoPath) &&
+               memcmp(path, cfg->echoPath, plen) == 0;
+    if (!echo && !(plen == 4 && memcmp(path, "/acc", 4) == 0)) {
+        http_log(c, r, 404, 0);
+        http_conn_reject(c, 404, "no WebSocket endpoint at this path (use /acc)");
+        return;
+    }
+    ws_upgrade_req req = {
+        .method = http_method_str(r->parser.method),
+        .http_major = r->parser.http_major,
+        .http_minor = r->parser.http_minor,
+        .host = r->hv[HTTP_H_HOST],
+        .upgrade = r->hv[HTTP_H_UPGRADE],
+        .connection = r->hv[HTTP_H_CONNECTION],
+        .key = r->hv[HTTP_H_WS_KEY],
+        .version = r->hv[HTTP_H_WS_VERSION],
+    };
+    const char *reason = "bad request";
+    int status = ws_handshake_validate(&req, &reason);
+    if (status != 0) {
+        http_log(c, r, status, 0);
+        http_conn_reject(c, status, reason);
+        return;
+    }
+    char resp[256];
+    size_t rl = ws_handshake_response(resp, sizeof(resp), req.key);
+    http_log(c, r, 101, 0);
+    http_conn_free(c);
+    if (rl == 0 || conn_send_bytes(c, resp, rl) != 0)
+        return;
+    ws_session_start(c, echo, rest, n);
+}
+
+/* ---------- parsing ---------- */
+
+static void http_parse_error(struct conn *c, http_req *r)
+{
+    int status = r->too_big ? r->too_big : 400;
+    const char *why = r->too_big == 413 ? "request body too large"
+                    : r->too_big == 414 ? "request URL too long"
+                    : r->too_big == 431 ? "request headers too large"
+                    : http_errno_description(HTTP_PARSER_ERRNO(&r->parser));
+    log_debug("http: %d %s", status, why);
+    http_conn_reject(c, status, why);
+}
+
+static void http_conn_run(struct conn *c, http_req *r, uint8_t *p, size_t n)
+{
+    while (n > 0 && c->state == CONN_HTTP && !(c->flags & (CONN_F_BUSY | CONN_F_DISCARD))) {
+        if (!r->url && r->header_bytes == 0)
+            r->started_ms = uv_now(c->tcp.loop);
+        size_t used = http_parser_execute(&r->parser, &http_settings, (const char *)p, n);
+        enum http_errno e = HTTP_PARSER_ERRNO(&r->parser);
+        if (e != HPE_OK && e != HPE_PAUSED) {
+            http_parse_error(c, r);
+            return;
+        }
+        p += used;
+        n -= used;
+        if (!r->complete)
+            continue;
+        http_parser_pause(&r->parser, 0);
+        if (c->kind == CONN_KIND_WS) {
+            http_upgrade(c, r, p, n);
+            return;
+        }
+        r->complete = 0;
+        api_handle(c, r);
+        if ((c->flags & CONN_F_BUSY) && n > 0 && c->state == CONN_HTTP) {
+            r = http_req_of(c);
+            if (!r || !(r->pending = malloc(n)))
+                return;
+            memcpy(r->pending, p, n);
+            r->pending_len = n;
+            return;
+        }
+        r = http_req_of(c);
+        if (!r)
+            return;
+    }
+}
+
+/* After a deferred answer: parse what arrived meanwhile. */
+static void http_conn_resume(struct conn *c, http_req *r)
+{
+    uint8_t *p = r->pending;
+    size_t n = r->pending_len;
+    r->pending = NULL;
+    r->pending_len = 0;
+    if (p)
+        http_conn_run(c, r, p, n);
+    free(p);
+}
+
+void http_conn_feed(struct conn *c, uint8_t *p, size_t n)
+{
+    http_req *r = http_req_get(c);
+    if (!r) {
+        conn_close(c);
+        return;
+    }
+    if (c->flags & CONN_F_BUSY) {             /* pipelined: keep for later */
+        if (r->pending_len + n > HTTP_MAX_BODY + HTTP_MAX_HEADER_BYTES) {
+            conn_close(c);
+            return;
+        }
+        uint8_t *np = realloc(r->pending, r->pending_len + n);
+        if (!np) {
+            conn_close(c);
+            return;
+        }
+        memcpy(np + r->pending_len, p, n);
+        r->pending = np;
+        r->pending_len += n;
+        return;
+    }
+    http_conn_run(c, r, p, n);
+}

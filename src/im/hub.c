@@ -1,0 +1,346 @@
+/* hub.c — per-worker user tables and rooms, and cross-worker delivery jobs
+ * (see hub.h). The per-recipient path is: hash chain or room list walk,
+ * then conn_send_shared() of the one shared frame — no allocation, no lock,
+ * no copy unless the socket cannot take the bytes right away. */
+#include "im/hub.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/jsonw.h"
+#include "core/log.h"
+#include "core/node.h"
+#include "im/presence.h"
+#include "net/conn.h"
+#include "net/worker.h"
+#include "ws/frame.h"
+
+struct hub_local {
+    struct conn **buckets;          /* user table, chained through conn.unext */
+    uint32_t mask;
+    uint32_t count;                 /* logged-in connections */
+    struct conn *rooms[CONFIG_MAX_APPIDS];
+};
+
+enum hub_kind { HUB_USER, HUB_ROOM };
+
+struct hub_job;
+typedef struct hub_slot {
+    task t;
+    struct hub_job *job;
+} hub_slot;
+
+typedef struct hub_job {
+    atomic_int pending;             /* workers that have not run their share */
+    atomic_long delivered;
+    struct worker *origin;
+    hub_done_fn done;
+    void *ud;
+    enum hub_kind kind;
+    uint32_t appid;
+    uint32_t hash;                  /* presence_hash of the user (or except) */
+    uint8_t uidlen;
+    char uid[PRESENCE_MAX_ID];
+    sbuf *frame;
+    task done_task;
+    hub_slot slots[];
+} hub_job;
+
+/* ---------- local tables ---------- */
+
+hub_local *hub_local_new(void)
+{
+    hub_local *h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    h->mask = 255;
+    h->buckets = calloc(h->mask + 1, sizeof(*h->buckets));
+    if (!h->buckets) {
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+void hub_local_free(hub_local *h)
+{
+    if (!h)
+        return;
+    free(h->buckets);
+    free(h);
+}
+
+long hub_local_users(const hub_local *h) { return h->count; }
+
+int hub_room_index(uint32_t appid)
+{
+    for (int i = 0; i < g_node.cfg.appIDCount; i++)
+        if (g_node.cfg.appIDs[i] == appid)
+            return i;
+    return -1;
+}
+
+static void hub_grow(hub_local *h)
+{
+    uint32_t nmask = h->mask * 2 + 1;
+    struct conn **nb = calloc((size_t)nmask + 1, sizeof(*nb));
+    if (!nb)
+        return;
+    for (uint32_t b = 0; b <= h->mask; b++) {
+        struct conn *c = h->buckets[b];
+        while (c) {
+            struct conn *n = c->unext;
+            uint32_t i = c->pres->hash & nmask;
+            c->unext = nb[i];
+            nb[i] = c;
+            c = n;
+        }
+    }
+    free(h->buckets);
+    h->buckets = nb;
+    h->mask = nmask;
+}
+
+static void hub_link(hub_local *h, struct conn *c)
+{
+    uint32_t i = c->pres->hash & h->mask;
+    c->unext = h->buckets[i];
+    h->buckets[i] = c;
+    struct conn **room = &h->rooms[c->room];
+    c->rprev = NULL;
+    c->rnext = *room;
+    if (*room)
+        (*room)->rprev = c;
+    *room = c;
+    if (++h->count > h->mask + 1)
+        hub_grow(h);
+}
+
+static void hub_unlink(hub_local *h, struct conn *c)
+{
+    struct conn **pp = &h->buckets[c->pres->hash & h->mask];
+    while (*pp && *pp != c)
+        pp = &(*pp)->unext;
+    if (*pp)
+        *pp = c->unext;
+    if (c->rprev)
+        c->rprev->rnext = c->rnext;
+    else
+        h->rooms[c->room] = c->rnext;
+    if (c->rnext)
+        c->rnext->rprev = c->rprev;
+    c->unext = c->rprev = c->rnext = NULL;
+    h->count--;
+}
+
+void hub_local_each(hub_local *h, void (*fn)(struct conn *c, void *ud), void *ud)
+{
+    for (int r = 0; r < CONFIG_MAX_APPIDS; r++)
+        for (struct conn *c = h->rooms[r]; c; c = c->rnext)
+            fn(c, ud);
+}
+
+/* ---------- push frames ---------- */
+
+sbuf *hub_push_frame(const char *seq, size_t seqlen, const char *cmd,
+                     const char *msg, size_t msglen, const char *from, size_t fromlen)
+{
+    jsonw w;
+    jsonw_init(&w, 10);                      /* room for the frame header */
+    jsonw_lit(&w, "{\"seq\":");
+    jsonw_str(&w, seq, seqlen);
+    jsonw_lit(&w, ",\"cmd\":");
+    jsonw_cstr(&w, cmd);
+    jsonw_lit(&w, ",\"response\":{\"code\":200,\"codeMsg\":\"Ok\",\"data\":{\"target\":\"\",\"type\":\"text\",\"msg\":");
+    jsonw_str(&w, msg, msglen);
+    jsonw_lit(&w, ",\"from\":");
+    jsonw_str(&w, from, fromlen);
+    jsonw_lit(&w, "}}}");
+    size_t len;
+    const char *text = jsonw_text(&w, &len);
+    sbuf *b = NULL;
+    if (text) {
+        uint8_t hdr[10];
+        size_t hl = ws_frame_header_encode(hdr, WS_OP_TEXT, 1, len);
+        b = sbuf_new(hl + len);
+        if (b) {
+            memcpy(b->data, hdr, hl);
+            memcpy(b->data + hl, text, len);
+        }
+    }
+    jsonw_free(&w);
+    return b;
+}
+
+/* ---------- jobs ---------- */
+
+static int hub_is_user(const struct conn *c, const hub_job *j)
+{
+    const pres_entry *p = c->pres;
+    return p->hash == j->hash && p->appid == j->appid && p->idlen == j->uidlen &&
+           memcmp(p->id, j->uid, j->uidlen) == 0;
+}
+
+static long hub_run_user(hub_local *h, hub_job *j)
+{
+    long n = 0;
+    struct conn *c = h->buckets[j->hash & h->mask];
+    while (c) {
+        struct conn *next = c->unext;        /* a failed send may unlink c */
+        if (hub_is_user(c, j) && conn_send_shared(c, j->frame) == 0)
+            n++;
+        c = next;
+    }
+    return n;
+}
+
+static long hub_run_room(hub_local *h, hub_job *j)
+{
+    int r = hub_room_index(j->appid);
+    if (r < 0)
+        return 0;
+    long n = 0;
+    struct conn *c = h->rooms[r];
+    while (c) {
+        struct conn *next = c->rnext;
+        if ((j->uidlen == 0 || !hub_is_user(c, j)) && conn_send_shared(c, j->frame) == 0)
+            n++;
+        c = next;
+    }
+    return n;
+}
+
+static void hub_job_free(hub_job *j)
+{
+    sbuf_unref(j->frame);
+    free(j);
+}
+
+static void hub_job_done_task(struct worker *w, task *t)
+{
+    (void)w;
+    hub_job *j = (hub_job *)((char *)t - offsetof(hub_job, done_task));
+    j->done(j->ud, atomic_load(&j->delivered));
+    hub_job_free(j);
+}
+
+/* One worker has run its share; the last one reports to the origin. */
+static void hub_job_finish(struct worker *w, hub_job *j)
+{
+    if (atomic_fetch_sub_explicit(&j->pending, 1, memory_order_acq_rel) != 1)
+        return;
+    if (!j->done)
+        hub_job_free(j);
+    else if (w == j->origin || !j->origin)
+        hub_job_done_task(w, &j->done_task);
+    else
+        worker_post(j->origin, &j->done_task);
+}
+
+static void hub_slot_run(struct worker *w, task *t)
+{
+    hub_job *j = ((hub_slot *)t)->job;
+    long n = j->kind == HUB_USER ? hub_run_user(w->hub, j) : hub_run_room(w->hub, j);
+    if (n)
+        atomic_fetch_add_explicit(&j->delivered, n, memory_order_relaxed);
+    hub_job_finish(w, j);
+}
+
+static int hub_dispatch(enum hub_kind kind, uint32_t appid, const char *uid, size_t len,
+                        sbuf *frame, hub_done_fn done, void *ud)
+{
+    int n = workers_count();
+    if (len >= PRESENCE_MAX_ID)
+        len = PRESENCE_MAX_ID - 1;
+    hub_job *j = calloc(1, sizeof(*j) + (size_t)n * sizeof(hub_slot));
+    if (!j)
+        return -1;
+    atomic_init(&j->pending, n);
+    j->origin = worker_self();
+    j->done = done;
+    j->ud = ud;
+    j->kind = kind;
+    j->appid = appid;
+    j->uidlen = (uint8_t)len;
+    memcpy(j->uid, uid, len);
+    j->hash = presence_hash(appid, uid, len);
+    j->frame = sbuf_ref(frame);
+    j->done_task.run = hub_job_done_task;
+    struct worker *self = j->origin;
+    for (int i = 0; i < n; i++) {
+        j->slots[i].job = j;
+        j->slots[i].t.run = hub_slot_run;
+        if (worker_at(i) != self)
+            worker_post(worker_at(i), &j->slots[i].t);
+    }
+    if (self)                                /* our own share runs right here */
+        hub_slot_run(self, &j->slots[self->id].t);
+    return 0;
+}
+
+int hub_send_user(uint32_t appid, const char *uid, size_t len, sbuf *frame,
+                  hub_done_fn done, void *ud)
+{
+    return hub_dispatch(HUB_USER, appid, uid, len, frame, done, ud);
+}
+
+int hub_send_room(uint32_t appid, const char *except, size_t len, sbuf *frame,
+                  hub_done_fn done, void *ud)
+{
+    return hub_dispatch(HUB_ROOM, appid, except, len, frame, done, ud);
+}
+
+/* ---------- attach / detach ---------- */
+
+static void hub_announce_user(const char *cmd, uint32_t appid, const char *uid, size_t len)
+{
+    char seq[32];
+    int sl = snprintf(seq, sizeof(seq), "%ld", (long)time(NULL));
+    sbuf *f = hub_push_frame(seq, (size_t)sl, cmd, "", 0, uid, len);
+    if (!f)
+        return;
+    if (hub_send_room(appid, uid, len, f, NULL, NULL) != 0)
+        log_warn("hub: cannot announce %s of %.*s", cmd, (int)len, uid);
+    sbuf_unref(f);
+}
+
+void hub_announce(struct conn *c, const char *cmd)
+{
+    if (c->pres)
+        hub_announce_user(cmd, c->pres->appid, c->pres->id, c->pres->idlen);
+}
+
+int hub_attach(struct conn *c, uint32_t appid, const char *uid, size_t len, int *first)
+{
+    int r = hub_room_index(appid);
+    if (r < 0)
+        return -1;
+    pres_entry *p = presence_acquire(appid, uid, len, first);
+    if (!p)
+        return -1;
+    struct worker *w = conn_worker(c);
+    c->pres = p;
+    c->room = (uint8_t)r;
+    hub_link(w->hub, c);
+    atomic_fetch_add_explicit(&w->stats.logged_in, 1, memory_order_relaxed);
+    return 0;
+}
+
+void hub_detach(struct conn *c)
+{
+    pres_entry *p = c->pres;
+    if (!p)
+        return;
+    struct worker *w = conn_worker(c);
+    hub_unlink(w->hub, c);
+    c->pres = NULL;
+    atomic_fetch_sub_explicit(&w->stats.logged_in, 1, memory_order_relaxed);
+    uint32_t appid = p->appid;
+    char uid[PRESENCE_MAX_ID];
+    size_t len = p->idlen;
+    memcpy(uid, p->id, len);
+    if (presence_release(p))                 /* p is gone now */
+        hub_announce_user("exit", appid, uid, len);
+}

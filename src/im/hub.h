@@ -1,0 +1,59 @@
+/* hub.h — who is connected where, and delivery to them.
+ *
+ * Each worker has a hub_local: its logged-in connections by user (a hash
+ * table chained through conn.unext) and by room (lists through conn.rprev /
+ * rnext). Only the owning loop touches it, so delivery needs no lock.
+ * A send that may concern several workers (a user, a room) is a hub job:
+ * the frame is encoded once into one sbuf, every worker writes that same
+ * buffer to its own recipients, and the origin worker gets the total. */
+#ifndef IMGATE_HUB_H
+#define IMGATE_HUB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/sbuf.h"
+
+struct conn;
+struct worker;
+typedef struct hub_local hub_local;
+
+hub_local *hub_local_new(void);
+void hub_local_free(hub_local *h);
+
+/* Index of appid in app.appIDs, or -1 if it is not a known app. */
+int hub_room_index(uint32_t appid);
+
+/* Binds c (on its own worker) to (appid, userID): registers presence, puts
+ * it in the user table and the room. *first is set for the user's first
+ * connection on this node (the caller then announces "enter"). Returns 0, or -1 (presence store failure). */
+int hub_attach(struct conn *c, uint32_t appid, const char *uid, size_t len, int *first);
+/* Tells the other users of c's room that c's user did `cmd` ("enter"). */
+void hub_announce(struct conn *c, const char *cmd);
+/* Unbinds c; announces `exit` to the room if it was the user's last
+ * connection on the node. Safe on a connection that is not logged in. */
+void hub_detach(struct conn *c);
+
+/* Called on the origin worker when every worker has run its share. */
+typedef void (*hub_done_fn)(void *ud, long delivered);
+
+/* Sends frame to every connection of (appid, uid) on this node. */
+int hub_send_user(uint32_t appid, const char *uid, size_t len, sbuf *frame,
+                  hub_done_fn done, void *ud);
+/* Sends frame to every connection in room appid except those of user
+ * `except` (may be empty) on this node. */
+int hub_send_room(uint32_t appid, const char *except, size_t len, sbuf *frame,
+                  hub_done_fn done, void *ud);
+
+/* Encodes a server push {"seq","cmd","response":{code 200,"Ok",data:
+ * {"target":"","type":"text","msg","from"}}} as one WebSocket text frame. */
+sbuf *hub_push_frame(const char *seq, size_t seqlen, const char *cmd,
+                     const char *msg, size_t msglen, const char *from, size_t fromlen);
+
+/* Local counts of the calling worker's hub (for /system/state). */
+long hub_local_users(const hub_local *h);
+
+/* Calls fn for each logged-in connection of worker w (on w's thread). */
+void hub_local_each(hub_local *h, void (*fn)(struct conn *c, void *ud), void *ud);
+
+#endif

@@ -1,0 +1,50 @@
+/* presence.h — the node's registry of logged-in users: one entry per
+ * (appID, userID) with the number of this node's connections, the login and
+ * heartbeat times. Shared by all workers behind striped locks; touched on
+ * login, heartbeat, logout and API look-ups, never per message. */
+#ifndef IMGATE_PRESENCE_H
+#define IMGATE_PRESENCE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PRESENCE_MAX_ID 20       /* userID must be shorter than this */
+#define PRESENCE_ONLINE_SECS 180 /* a heartbeat older than this is offline */
+
+typedef struct pres_entry {
+    struct pres_entry *next;     /* stripe hash chain */
+    uint32_t hash;
+    uint32_t appid;
+    uint32_t conns;              /* guarded by the stripe lock */
+    uint32_t login_time;         /* unix seconds */
+    _Atomic uint32_t hb_time;    /* unix seconds */
+    uint8_t idlen;
+    char id[];                   /* NUL-terminated; immutable */
+} pres_entry;
+
+uint32_t presence_hash(uint32_t appid, const char *id, size_t len);
+
+int presence_init(void);
+void presence_free(void);
+
+/* Counts one more connection of (appid, id); creates the entry if needed.
+ * *first is set when this is the user's first connection on this node.
+ * Returns the entry (valid while the caller holds its count) or NULL. */
+pres_entry *presence_acquire(uint32_t appid, const char *id, size_t len, int *first);
+/* Drops one connection; returns 1 if it was the last (the entry is freed). */
+int presence_release(pres_entry *e);
+void presence_heartbeat(pres_entry *e, uint32_t now);
+
+/* Online: an entry exists for (appid, id) — appid 0 means any appID — with a
+ * heartbeat under PRESENCE_ONLINE_SECS old. */
+int presence_online(uint32_t appid, const char *id, size_t len, uint32_t now);
+
+/* Calls fn for each user of the room (appid 0 = all), under the stripe lock:
+ * fn must be quick and must not call back into presence. */
+void presence_each(uint32_t appid, void (*fn)(const pres_entry *e, void *ud), void *ud);
+
+/* Number of distinct users. */
+long presence_count(void);
+
+#endif

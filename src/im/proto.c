@@ -1,0 +1,221 @@
+/* proto.c — WebSocket command dispatch and replies (see proto.h).
+ * Field names are matched case-insensitively (appID, appId and appid are the
+ * same field); replies use the original spelling. */
+#include "im/proto.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "core/jsonw.h"
+#include "core/log.h"
+#include "core/node.h"
+#include "im/codes.h"
+#include "im/hub.h"
+#include "im/presence.h"
+#include "net/conn.h"
+#include "ws/session.h"
+
+typedef struct proto_req {
+    struct conn *c;
+    const char *seq;
+    size_t seqlen;
+    const char *cmd;
+    json_t *data;                  /* an object, or NULL */
+} proto_req;
+
+typedef int (*proto_handler)(proto_req *r);
+
+static void proto_reply_raw(struct conn *c, const char *seq, size_t seqlen, const char *cmd,
+                            int code, const char *data_json)
+{
+    jsonw w;
+    jsonw_init(&w, 0);
+    jsonw_lit(&w, "{\"seq\":");
+    jsonw_str(&w, seq, seqlen);
+    jsonw_lit(&w, ",\"cmd\":");
+    jsonw_cstr(&w, cmd);
+    jsonw_lit(&w, ",\"response\":{\"code\":");
+    jsonw_int(&w, code);
+    jsonw_lit(&w, ",\"codeMsg\":");
+    jsonw_cstr(&w, im_code_msg(code));
+    jsonw_lit(&w, ",\"data\":");
+    jsonw_lit(&w, data_json);
+    jsonw_lit(&w, "}}");
+    size_t len;
+    const char *text = jsonw_text(&w, &len);
+    if (text)
+        (void)ws_session_send_text(c, text, len);
+    jsonw_free(&w);
+}
+
+static void proto_reply(proto_req *r, int code, const char *data_json)
+{
+    proto_reply_raw(r->c, r->seq, r->seqlen, r->cmd, code, data_json);
+}
+
+/* A field of obj by case-insensitive name. */
+static json_t *proto_field(json_t *obj, const char *name)
+{
+    if (!json_is_object(obj))
+        return NULL;
+    const char *key;
+    json_t *val;
+    json_object_foreach(obj, key, val) {
+        if (strcasecmp(key, name) == 0)
+            return val;
+    }
+    return NULL;
+}
+
+int proto_parse_appid(const char *s, size_t n, uint32_t *out)
+{
+    if (n == 0 || n > 10)
+        return -1;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (v > UINT32_MAX)
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* appID: a JSON number, or [beyond] a numeric string. */
+static int proto_appid(json_t *v, uint32_t *out)
+{
+    if (json_is_integer(v)) {
+        json_int_t i = json_integer_value(v);
+        if (i < 0 || i > (json_int_t)UINT32_MAX)
+            return -1;
+        *out = (uint32_t)i;
+        return 0;
+    }
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        if (d < 0 || d > UINT32_MAX || d != (double)(uint32_t)d)
+            return -1;
+        *out = (uint32_t)d;
+        return 0;
+    }
+    if (json_is_string(v))
+        return proto_parse_appid(json_string_value(v), json_string_length(v), out);
+    return -1;
+}
+
+static int proto_login(proto_req *r)
+{
+    struct conn *c = r->c;
+    json_t *uidv = proto_field(r->data, "userID");
+    const char *uid = json_is_string(uidv) ? json_string_value(uidv) : "";
+    size_t uidlen = json_is_string(uidv) ? json_string_length(uidv) : 0;
+    if (uidlen == 0 || uidlen >= PRESENCE_MAX_ID || memchr(uid, '\0', uidlen))
+        return IM_USER_ID_ILLEGAL;
+    uint32_t appid = 0;
+    if (proto_appid(proto_field(r->data, "appID"), &appid) != 0 || hub_room_index(appid) < 0)
+        return IM_UNAUTHORIZED;
+    if (c->pres)
+        return IM_OPERATION_FAILURE;
+    int first;
+    if (hub_attach(c, appid, uid, uidlen, &first) != 0) {
+        log_warn("login of %.*s failed: presence store", (int)uidlen, uid);
+        return IM_SERVER_ERROR;
+    }
+    /* Reply first so the client sees "logged in" before any push. */
+    proto_reply(r, IM_OK, "null");
+    if (first && c->state == CONN_WS_OPEN)
+        hub_announce(c, "enter");
+    log_debug("login appID=%u userID=%.*s", appid, (int)uidlen, uid);
+    return -1;                                   /* already answered */
+}
+
+static int proto_heartbeat(proto_req *r)
+{
+    if (!r->c->pres)
+        return IM_NOT_LOGGED_IN;
+    presence_heartbeat(r->c->pres, (uint32_t)time(NULL));
+    return IM_OK;
+}
+
+static int proto_ping(proto_req *r)
+{
+    proto_reply(r, IM_OK, "\"pong\"");
+    return -1;
+}
+
+static int proto_logout(proto_req *r)
+{
+    if (!r->c->pres)
+        return IM_NOT_LOGGED_IN;
+    proto_reply(r, IM_OK, "null");
+    hub_detach(r->c);
+    return -1;
+}
+
+static const struct {
+    const char *cmd;
+    proto_handler fn;
+} proto_routes[] = {
+    { "login", proto_login },
+    { "heartbeat", proto_heartbeat },
+    { "ping", proto_ping },
+    { "logout", proto_logout },
+};
+
+static void proto_invalid(struct conn *c, const char *why)
+{
+    char text[128];
+    int n = snprintf(text, sizeof(text), "invalid data: %s", why);
+    jsonw q;
+    jsonw_init(&q, 0);
+    jsonw_str(&q, text, (size_t)n);
+    size_t len;
+    const char *qt = jsonw_text(&q, &len);
+    proto_reply_raw(c, "", 0, "", IM_PARAM_ILLEGAL, qt ? qt : "null");
+    jsonw_free(&q);
+}
+
+void proto_reject_binary(struct conn *c)
+{
+    proto_invalid(c, "binary frames are not part of the protocol");
+}
+
+void proto_handle(struct conn *c, const char *msg, size_t len)
+{
+    json_error_t err;
+    json_t *root = json_loadb(msg, len, JSON_REJECT_DUPLICATES, &err);
+    if (!json_is_object(root)) {
+        proto_invalid(c, root ? "not a JSON object" : "not JSON");
+        json_decref(root);
+        return;
+    }
+    json_t *cmdv = proto_field(root, "cmd");
+    json_t *seqv = proto_field(root, "seq");
+    if (!json_is_string(cmdv) || (seqv && !json_is_string(seqv) && !json_is_null(seqv))) {
+        proto_invalid(c, json_is_string(cmdv) ? "seq must be a string" : "cmd must be a string");
+        json_decref(root);
+        return;
+    }
+    proto_req r = {
+        .c = c,
+        .seq = json_is_string(seqv) ? json_string_value(seqv) : "",
+        .seqlen = json_is_string(seqv) ? json_string_length(seqv) : 0,
+        .cmd = json_string_value(cmdv),
+        .data = proto_field(root, "data"),
+    };
+    int code = IM_ROUTING_NOT_EXIST;
+    for (size_t i = 0; i < sizeof(proto_routes) / sizeof(proto_routes[0]); i++) {
+        if (strcmp(proto_routes[i].cmd, r.cmd) == 0) {
+            code = proto_routes[i].fn(&r);
+            break;
+        }
+    }
+    if (code >= 0)
+        proto_reply(&r, code, "null");
+    json_decref(root);
+}

@@ -1,0 +1,224 @@
+/* main.c — imgate's entry point: configuration (file < IMGATE_* < flags),
+ * logging, listeners, worker threads, signals, clean shutdown.
+ * Exit status: 0 clean shutdown, 2 bad configuration, 1 anything else. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "core/node.h"
+#include "im/dedup.h"
+#include "im/presence.h"
+#include "net/listen.h"
+#include "net/worker.h"
+
+node g_node;
+
+#define MAIN_FD_RESERVE 64   /* files kept for logs, listeners, Redis, ... */
+
+static const char main_usage[] =
+    "usage: imgate [-c config/app.yaml] [--http-port N] [--ws-port N] [--rpc-port N]\n"
+    "              [--bind ADDR] [--advertise-ip ADDR] [--redis HOST:PORT] [--workers N]\n"
+    "              [--log-level debug|info|warn|error] [--set section.key=value ...]\n"
+    "       imgate --version | --help\n"
+    "\n"
+    "Precedence: flags > IMGATE_* environment variables > the config file > defaults.\n"
+    "Port 0 picks a free port; the bound ports are printed as 'http listening on ...'.\n";
+
+static const struct {
+    const char *flag;
+    const char *key;
+} main_flags[] = {
+    { "--http-port", "app.httpPort" },
+    { "--ws-port", "app.webSocketPort" },
+    { "--rpc-port", "app.rpcPort" },
+    { "--bind", "app.bind" },
+    { "--advertise-ip", "app.advertiseIp" },
+    { "--redis", "redis.addr" },
+    { "--workers", "app.workers" },
+    { "--log-level", "app.logLevel" },
+};
+
+/* Applies the flags over cfg (after file and environment). */
+static int main_apply_flags(config *cfg, int argc, char **argv, char *err, size_t errlen)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+            i++;
+            continue;
+        }
+        const char *key = NULL;
+        for (size_t f = 0; f < sizeof(main_flags) / sizeof(main_flags[0]); f++)
+            if (strcmp(a, main_flags[f].flag) == 0)
+                key = main_flags[f].key;
+        char kv[512];
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--set") == 0 && val) {
+            snprintf(kv, sizeof(kv), "%s", val);
+            char *eq = strchr(kv, '=');
+            if (!eq) {
+                snprintf(err, errlen, "--set %s: expected section.key=value", val);
+                return -1;
+            }
+            *eq = '\0';
+            key = kv;
+            val = eq + 1;
+        } else if (!key) {
+            snprintf(err, errlen, "unknown option '%s' (see --help)", a);
+            return -1;
+        }
+        if (!val) {
+            snprintf(err, errlen, "option '%s' needs a value", a);
+            return -1;
+        }
+        char why[256];
+        if (config_set(cfg, key, val, why, sizeof(why)) != 0) {
+            snprintf(err, errlen, "%s: %s", a, why);
+            return -1;
+        }
+        i++;
+    }
+    return 0;
+}
+
+static int main_config(int argc, char **argv)
+{
+    const char *path = "config/app.yaml";
+    int must_exist = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(main_usage, stdout);
+            exit(0);
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("imgate %s\n", IMGATE_VERSION);
+            exit(0);
+        }
+        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
+            path = argv[++i];
+            must_exist = 1;
+        }
+    }
+    char err[512];
+    config_defaults(&g_node.cfg);
+    if (config_load_file(&g_node.cfg, path, must_exist, err, sizeof(err)) != 0 ||
+        config_apply_env(&g_node.cfg, err, sizeof(err)) != 0 ||
+        main_apply_flags(&g_node.cfg, argc, argv, err, sizeof(err)) != 0 ||
+        config_validate(&g_node.cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "imgate: configuration error: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* The chat page needs reachable URLs: default ones follow the bound ports. */
+static void main_fix_urls(void)
+{
+    config *c = &g_node.cfg;
+    char host[64];
+    snprintf(host, sizeof(host), "%.40s", strcmp(c->bind, "0.0.0.0") == 0 ? "127.0.0.1" : c->bind);
+    if (strcmp(c->httpUrl, "127.0.0.1:8080") == 0)
+        snprintf(c->httpUrl, sizeof(c->httpUrl), "%s:%d", host, g_node.http_port);
+    if (strcmp(c->webSocketUrl, "127.0.0.1:8089") == 0)
+        snprintf(c->webSocketUrl, sizeof(c->webSocketUrl), "%s:%d", host, g_node.ws_port);
+}
+
+static int main_listen(int nw, int *ws_fds, int *http_fds)
+{
+    char err[256];
+    config *c = &g_node.cfg;
+    if (listen_group(c->bind, c->webSocketPort, nw, ws_fds, &g_node.ws_port, err, sizeof(err)) != 0) {
+        log_error("ws listener: %s", err);
+        return -1;
+    }
+    if (listen_group(c->bind, c->httpPort, nw, http_fds, &g_node.http_port, err, sizeof(err)) != 0) {
+        log_error("http listener: %s", err);
+        return -1;
+    }
+    printf("http listening on %s:%d\n", c->bind, g_node.http_port);
+    printf("ws listening on %s:%d\n", c->bind, g_node.ws_port);
+    main_fix_urls();
+    printf("chat page: http://%s/home/index?appID=101\n", c->httpUrl);
+    fflush(stdout);
+    return 0;
+}
+
+static void main_limits(void)
+{
+    g_node.nofile = listen_raise_nofile();
+    long cap = g_node.nofile > MAIN_FD_RESERVE ? g_node.nofile - MAIN_FD_RESERVE : 1;
+    if (g_node.cfg.maxConnections > 0 && g_node.cfg.maxConnections < cap)
+        cap = g_node.cfg.maxConnections;
+    g_node.max_conns = cap;
+    log_info("open-file limit %ld: this node accepts up to %ld connections%s", g_node.nofile, cap,
+             g_node.cfg.maxConnections > 0 ? " (app.maxConnections)" : "");
+}
+
+static void main_on_signal(uv_signal_t *s, int signum)
+{
+    if (signum == SIGHUP) {
+        log_info("SIGHUP: reopening logs");
+        if (log_reopen() != 0)
+            log_error("cannot reopen the log file");
+        return;
+    }
+    log_info("%s: shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    uv_stop(s->loop);
+}
+
+static int main_run(void)
+{
+    uv_loop_t *loop = uv_default_loop();
+    uv_signal_t sig[3];
+    const int signums[3] = { SIGINT, SIGTERM, SIGHUP };
+    for (int i = 0; i < 3; i++) {
+        uv_signal_init(loop, &sig[i]);
+        uv_signal_start(&sig[i], main_on_signal, signums[i]);
+    }
+    uv_run(loop, UV_RUN_DEFAULT);
+    workers_stop();
+    for (int i = 0; i < 3; i++)
+        uv_close((uv_handle_t *)&sig[i], NULL);
+    uv_run(loop, UV_RUN_DEFAULT);
+    uv_loop_close(loop);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    if (main_config(argc, argv) != 0)
+        return 2;
+    config *c = &g_node.cfg;
+    if (log_init(c->logLevel, c->logFile[0] ? c->logFile : NULL) != 0) {
+        fprintf(stderr, "imgate: cannot open log file '%s'\n", c->logFile);
+        return 2;
+    }
+    g_node.start_unix = (uint64_t)time(NULL);
+    int nw = c->workers > 0 ? c->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (nw < 1)
+        nw = 1;
+    log_info("imgate %s starting: %d workers, %s mode", IMGATE_VERSION, nw,
+             c->redisAddr[0] ? "cluster" : "embedded");
+    main_limits();
+    int *ws_fds = calloc((size_t)nw, sizeof(int));
+    int *http_fds = calloc((size_t)nw, sizeof(int));
+    int rc = 1;
+    if (ws_fds && http_fds && presence_init() == 0 &&
+        dedup_init((uint32_t)c->dedupTtl, (size_t)c->dedupMax) == 0 &&
+        main_listen(nw, ws_fds, http_fds) == 0 && workers_start(nw, ws_fds, http_fds) == 0)
+        rc = main_run();
+    dedup_free();
+    presence_free();
+    free(ws_fds);
+    free(http_fds);
+    log_info("imgate stopped");
+    log_close();
+    return rc;
+}

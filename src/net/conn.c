@@ -1,0 +1,468 @@
+/* conn.c — connection life-cycle: accept, reads into the worker's shared
+ * buffer, the outbound queue (direct write first, queue only the rest),
+ * closing, and the per-connection part of the timeout sweep. What the bytes
+ * mean is decided by http/http_conn.c (before upgrade) and ws/session.c
+ * (after). */
+#include "net/conn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/node.h"
+#include "http/http_conn.h"
+#include "im/hub.h"
+#include "net/worker.h"
+#include "ws/frame.h"
+#include "ws/session.h"
+
+#define CONN_CLOSE_GRACE 5        /* seconds a closing connection may linger */
+#define CONN_HTTP_IDLE 60         /* seconds an idle keep-alive HTTP client is kept */
+#define CONN_WRITE_BATCH 64       /* buffers per uv_write */
+
+struct out_item {
+    sbuf *b;
+    uint32_t off;
+};
+
+typedef struct conn_out {
+    uv_write_t req;
+    uv_shutdown_t sreq;
+    struct out_item *items;       /* ring */
+    uint32_t head, count, cap;
+    uint32_t inflight;            /* items [head, head+inflight) are being written */
+    size_t bytes;                 /* bytes not yet written */
+    int writing;
+} conn_out;
+
+
+static void conn_on_closed(uv_handle_t *h);
+static void conn_write_next(conn *c);
+
+/* ---------- accept and read ---------- */
+
+int conn_is_conn(const uv_handle_t *h)
+{
+    const worker *w = h->loop->data;
+    return h->type == UV_TCP && h != (const uv_handle_t *)&w->ws_listener &&
+           h != (const uv_handle_t *)&w->http_listener;
+}
+
+static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    worker *w = h->loop->data;
+    *buf = uv_buf_init((char *)w->rbuf, sizeof(w->rbuf));
+}
+
+static void conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    conn *c = (conn *)s;
+    if (n == 0)
+        return;
+    if (n < 0) {
+        conn_close(c);
+        return;
+    }
+    worker *w = conn_worker(c);
+    c->last_active = worker_now(w);
+    if (c->flags & CONN_F_DISCARD)
+        return;
+    uint8_t *p = (uint8_t *)buf->base;
+    if (c->state == CONN_HTTP)
+        http_conn_feed(c, p, (size_t)n);
+    else if (c->state == CONN_WS_OPEN || c->state == CONN_WS_CLOSING)
+        ws_session_feed(c, p, (size_t)n);
+}
+
+static int conn_over_limit(worker *w)
+{
+    long cap = g_node.max_conns;
+    if (cap <= 0)
+        return 0;
+    long total = 0;
+    for (int i = 0; i < workers_count(); i++)
+        total += atomic_load_explicit(&worker_at(i)->stats.conns, memory_order_relaxed);
+    (void)w;
+    return total >= cap;
+}
+
+static void conn_on_accept(uv_stream_t *server, int status, uint8_t kind)
+{
+    worker *w = server->loop->data;
+    if (status < 0) {
+        log_warn("accept: %s", uv_strerror(status));
+        return;
+    }
+    conn *c = calloc(1, sizeof(*c));
+    if (!c || uv_tcp_init(&w->loop, &c->tcp) != 0) {
+        free(c);
+        return;
+    }
+    if (uv_accept(server, (uv_stream_t *)c) != 0) {
+        uv_close((uv_handle_t *)c, conn_on_closed);
+        return;
+    }
+    atomic_fetch_add_explicit(&w->stats.conns, 1, memory_order_relaxed);
+    c->kind = kind;
+    c->state = CONN_HTTP;
+    c->last_active = worker_now(w);
+    if (kind == CONN_KIND_WS && conn_over_limit(w)) {
+        http_conn_reject(c, 503, "connection limit reached");
+        return;
+    }
+    (void)uv_tcp_nodelay(&c->tcp, 1);
+    if (uv_read_start((uv_stream_t *)c, conn_alloc, conn_on_read) != 0)
+        conn_close(c);
+}
+
+static void conn_on_accept_ws(uv_stream_t *s, int st) { conn_on_accept(s, st, CONN_KIND_WS); }
+static void conn_on_accept_http(uv_stream_t *s, int st) { conn_on_accept(s, st, CONN_KIND_HTTP); }
+
+int conn_listen(worker *w)
+{
+    int r;
+    if ((r = uv_tcp_init(&w->loop, &w->ws_listener)) != 0 ||
+        (r = uv_tcp_open(&w->ws_listener, w->ws_fd)) != 0 ||
+        (r = uv_listen((uv_stream_t *)&w->ws_listener, 4096, conn_on_accept_ws)) != 0 ||
+        (r = uv_tcp_init(&w->loop, &w->http_listener)) != 0 ||
+        (r = uv_tcp_open(&w->http_listener, w->http_fd)) != 0 ||
+        (r = uv_listen((uv_stream_t *)&w->http_listener, 4096, conn_on_accept_http)) != 0) {
+        log_error("worker %d: listen: %s", w->id, uv_strerror(r));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---------- outbound queue ---------- */
+
+size_t conn_queued(const conn *c) { return c->out ? c->out->bytes : 0; }
+
+static conn_out *conn_out_get(conn *c)
+{
+    if (c->out)
+        return c->out;
+    conn_out *o = calloc(1, sizeof(*o));
+    if (!o)
+        return NULL;
+    o->req.data = c;
+    c->out = o;
+    atomic_fetch_add_explicit(&conn_worker(c)->stats.out_queues, 1, memory_order_relaxed);
+    return o;
+}
+
+static void conn_out_free(conn *c)
+{
+    conn_out *o = c->out;
+    if (!o)
+        return;
+    for (uint32_t i = 0; i < o->count; i++)
+        sbuf_unref(o->items[(o->head + i) % o->cap].b);
+    worker *w = conn_worker(c);
+    atomic_fetch_sub_explicit(&w->stats.out_bytes, (long)o->bytes, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&w->stats.out_queues, 1, memory_order_relaxed);
+    free(o->items);
+    free(o);
+    c->out = NULL;
+}
+
+static int conn_out_push(conn_out *o, sbuf *b, uint32_t off)
+{
+    if (o->count == o->cap) {
+        uint32_t ncap = o->cap ? o->cap * 2 : 8;
+        struct out_item *ni = malloc(ncap * sizeof(*ni));
+        if (!ni)
+            return -1;
+        for (uint32_t i = 0; i < o->count; i++)
+            ni[i] = o->items[(o->head + i) % o->cap];
+        free(o->items);
+        o->items = ni;
+        o->head = 0;
+        o->cap = ncap;
+    }
+    o->items[(o->head + o->count) % o->cap] = (struct out_item){ sbuf_ref(b), off };
+    o->count++;
+    o->bytes += b->len - off;
+    return 0;
+}
+
+/* A client that does not read: drop what is not yet being written, queue a
+ * 1008 close frame and stop reading. */
+static void conn_slow_consumer(conn *c)
+{
+    conn_out *o = c->out;
+    worker *w = conn_worker(c);
+    log_info("closing slow consumer (%zu bytes queued)", o->bytes);
+    atomic_fetch_add_explicit(&w->stats.slow_closed, 1, memory_order_relaxed);
+    size_t before = o->bytes;
+    while (o->count > o->inflight) {
+        struct out_item *it = &o->items[(o->head + o->count - 1) % o->cap];
+        o->bytes -= it->b->len - it->off;
+        sbuf_unref(it->b);
+        o->count--;
+    }
+    atomic_fetch_sub_explicit(&w->stats.out_bytes, (long)(before - o->bytes), memory_order_relaxed);
+    conn_close_ws(c, WS_CLOSE_POLICY, "outbound queue full");
+}
+
+static void conn_on_write(uv_write_t *req, int status)
+{
+    conn *c = req->data;
+    conn_out *o = c->out;
+    worker *w = conn_worker(c);
+    size_t done = 0;
+    for (uint32_t i = 0; i < o->inflight; i++) {
+        struct out_item *it = &o->items[o->head];
+        done += it->b->len - it->off;
+        sbuf_unref(it->b);
+        o->head = (o->head + 1) % o->cap;
+        o->count--;
+    }
+    o->inflight = 0;
+    o->writing = 0;
+    o->bytes -= done;
+    atomic_fetch_sub_explicit(&w->stats.out_bytes, (long)done, memory_order_relaxed);
+    if (c->state == CONN_CLOSED)
+        return;                      /* conn_on_closed frees the rest */
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    conn_write_next(c);
+}
+
+static void conn_on_shutdown(uv_shutdown_t *req, int status)
+{
+    conn *c = req->data;
+    /* On success the peer's EOF (or the sweep) ends the connection. */
+    if (status < 0 && c->state != CONN_CLOSED)
+        conn_close(c);
+}
+
+static void conn_shutdown(conn *c)
+{
+    if (c->flags & CONN_F_SHUTDOWN)
+        return;
+    c->flags |= CONN_F_SHUTDOWN;
+    conn_out *o = conn_out_get(c);
+    if (!o) {
+        conn_close(c);
+        return;
+    }
+    o->sreq.data = c;
+    if (uv_shutdown(&o->sreq, (uv_stream_t *)c, conn_on_shutdown) != 0)
+        conn_close(c);
+}
+
+static void conn_write_next(conn *c)
+{
+    conn_out *o = c->out;
+    if (o->count == 0) {
+        if (c->flags & CONN_F_CLOSE_AFTER_FLUSH) {
+            conn_shutdown(c);       /* keeps o alive for the shutdown request */
+            return;
+        }
+        if (!(c->flags & CONN_F_SHUTDOWN))
+            conn_out_free(c);
+        return;
+    }
+    uv_buf_t bufs[CONN_WRITE_BATCH];
+    uint32_t n = o->count < CONN_WRITE_BATCH ? o->count : CONN_WRITE_BATCH;
+    for (uint32_t i = 0; i < n; i++) {
+        struct out_item *it = &o->items[(o->head + i) % o->cap];
+        bufs[i] = uv_buf_init((char *)it->b->data + it->off, it->b->len - it->off);
+    }
+    o->inflight = n;
+    o->writing = 1;
+    if (uv_write(&o->req, (uv_stream_t *)c, bufs, n, conn_on_write) != 0) {
+        o->inflight = 0;
+        o->writing = 0;
+        conn_close(c);
+    }
+}
+
+/* Writes what the socket takes now; returns bytes written or -1. */
+static ssize_t conn_try(conn *c, const uint8_t *p, size_t n)
+{
+    if (c->out)
+        return 0;
+    uv_buf_t buf = uv_buf_init((char *)p, (unsigned)n);
+    int r = uv_try_write((uv_stream_t *)c, &buf, 1);
+    if (r >= 0)
+        return r;
+    return r == UV_EAGAIN ? 0 : -1;
+}
+
+static int conn_enqueue(conn *c, sbuf *b, size_t off)
+{
+    conn_out *o = conn_out_get(c);
+    if (!o || conn_out_push(o, b, (uint32_t)off) != 0) {
+        conn_close(c);
+        return -1;
+    }
+    worker *w = conn_worker(c);
+    atomic_fetch_add_explicit(&w->stats.out_bytes, (long)(b->len - off), memory_order_relaxed);
+    if (c->state == CONN_WS_OPEN && o->bytes > g_node.cfg.maxOutboundBytes) {
+        conn_slow_consumer(c);
+        return -1;
+    }
+    if (!o->writing && !(c->flags & CONN_F_SHUTDOWN))
+        conn_write_next(c);
+    return 0;
+}
+
+static int conn_writable(const conn *c)
+{
+    return c->state == CONN_HTTP || c->state == CONN_WS_OPEN;
+}
+
+int conn_send_shared(conn *c, sbuf *b)
+{
+    if (!conn_writable(c))
+        return -1;
+    atomic_fetch_add_explicit(&conn_worker(c)->stats.frames_out, 1, memory_order_relaxed);
+    ssize_t n = conn_try(c, b->data, b->len);
+    if (n < 0) {
+        conn_close(c);
+        return -1;
+    }
+    if ((size_t)n == b->len)
+        return 0;
+    return conn_enqueue(c, b, (size_t)n);
+}
+
+/* Like conn_send_shared for bytes the caller owns; also used while closing
+ * (for the close frame itself). */
+static int conn_send_raw(conn *c, const void *p, size_t len)
+{
+    ssize_t n = conn_try(c, p, len);
+    if (n < 0) {
+        conn_close(c);
+        return -1;
+    }
+    if ((size_t)n == len)
+        return 0;
+    sbuf *b = sbuf_copy((const uint8_t *)p + n, len - (size_t)n);
+    if (!b) {
+        conn_close(c);
+        return -1;
+    }
+    int r = conn_enqueue(c, b, 0);
+    sbuf_unref(b);
+    return r;
+}
+
+int conn_send_bytes(conn *c, const void *p, size_t len)
+{
+    if (!conn_writable(c))
+        return -1;
+    return conn_send_raw(c, p, len);
+}
+
+/* ---------- closing ---------- */
+
+static void conn_on_closed(uv_handle_t *h)
+{
+    conn *c = (conn *)h;
+    conn_out_free(c);
+    if (c->flags & CONN_F_BUSY) {
+        c->flags |= CONN_F_FREE_LATER;   /* an answer is on its way back */
+        return;
+    }
+    free(c);
+}
+
+void conn_close(conn *c)
+{
+    if (c->state == CONN_CLOSED)
+        return;
+    uint8_t was = c->state;
+    c->state = CONN_CLOSED;
+    worker *w = conn_worker(c);
+    atomic_fetch_sub_explicit(&w->stats.conns, 1, memory_order_relaxed);
+    if (was == CONN_HTTP)
+        http_conn_free(c);
+    else {
+        atomic_fetch_sub_explicit(&w->stats.ws_conns, 1, memory_order_relaxed);
+        ws_session_end(c);
+    }
+    uv_close((uv_handle_t *)c, conn_on_closed);
+}
+
+void conn_close_ws(conn *c, uint16_t code, const char *reason)
+{
+    if (c->state != CONN_WS_OPEN) {
+        if (c->state == CONN_HTTP)
+            conn_close(c);
+        return;
+    }
+    uint8_t frame[2 + 125];
+    size_t n = ws_frame_build_close(frame, code, reason);
+    c->state = CONN_WS_CLOSING;
+    c->last_active = worker_now(conn_worker(c));
+    ws_session_closing(c);
+    if (conn_send_raw(c, frame, n) != 0)
+        return;
+    if (c->state != CONN_CLOSED)
+        conn_end_after_flush(c);
+}
+
+void conn_end_after_flush(conn *c)
+{
+    if (c->state == CONN_CLOSED)
+        return;
+    c->flags |= CONN_F_CLOSE_AFTER_FLUSH;
+    if (!c->out || (!c->out->writing && c->out->count == 0))
+        conn_shutdown(c);
+}
+
+/* ---------- sweep ---------- */
+
+void conn_sweep_one(conn *c, uint32_t now)
+{
+    const config *cfg = &g_node.cfg;
+    uint32_t idle = now - c->last_active;
+    switch (c->state) {
+    case CONN_HTTP:
+        if (c->flags & CONN_F_BUSY)
+            break;
+        if (c->kind == CONN_KIND_WS ? idle >= (uint32_t)cfg->handshakeTimeout
+                                    : idle >= CONN_HTTP_IDLE)
+            conn_close(c);
+        break;
+    case CONN_WS_OPEN:
+        if (idle >= (uint32_t)cfg->connectionTimeout)
+            conn_close_ws(c, WS_CLOSE_GOING_AWAY, "heartbeat timeout");
+        else if (cfg->pingInterval > 0 && idle >= (uint32_t)cfg->pingInterval)
+            ws_session_ping(c);
+        break;
+    case CONN_WS_CLOSING:
+        if (idle >= CONN_CLOSE_GRACE)
+            conn_close(c);
+        break;
+    default:
+        break;
+    }
+}
+
+void conn_peer(const conn *c, char *out, size_t len)
+{
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    out[0] = '\0';
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) != 0)
+        return;
+    char ip[64] = "";
+    int port = 0;
+    if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *sa = (struct sockaddr_in *)&ss;
+        uv_ip4_name(sa, ip, sizeof(ip));
+        port = ntohs(sa->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *sa = (struct sockaddr_in6 *)&ss;
+        uv_ip6_name(sa, ip, sizeof(ip));
+        port = ntohs(sa->sin6_port);
+    }
+    snprintf(out, len, "%s:%d", ip, port);
+}

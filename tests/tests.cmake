@@ -1,0 +1,28 @@
+# Test registry: unit tests are C executables (cmocka); integration tests run
+# the real binary with real clients (Debian python3-websockets, npm ws,
+# headless Chromium). All of them are ctest tests.
+file(GLOB UNIT_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/unit/test_*.c)
+foreach(src ${UNIT_TESTS})
+  get_filename_component(name ${src} NAME_WE)
+  add_executable(${name} ${src})
+  target_link_libraries(${name} PRIVATE imgate_core PkgConfig::CMOCKA)
+  add_test(NAME unit.${name} COMMAND ${name})
+  set_tests_properties(unit.${name} PROPERTIES TIMEOUT 120)
+endforeach()
+
+set(PY /usr/bin/python3)
+file(GLOB PY_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/integration/test_*.py)
+foreach(src ${PY_TESTS})
+  get_filename_component(name ${src} NAME_WE)
+  add_test(NAME it.${name} COMMAND ${PY} ${src})
+  set_tests_properties(it.${name} PROPERTIES TIMEOUT 300
+    ENVIRONMENT "IMGATE_BIN=$<TARGET_FILE:imgate>;IMGATE_SANITIZE=${IMGATE_SANITIZE}")
+endforeach()
+
+file(GLOB JS_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/js/*.test.js)
+foreach(src ${JS_TESTS})
+  get_filename_component(name ${src} NAME_WE)
+  add_test(NAME js.${name} COMMAND node --test ${src})
+  set_tests_properties(js.${name} PROPERTIES TIMEOUT 300
+    ENVIRONMENT "IMGATE_BIN=$<TARGET_FILE:imgate>;IMGATE_SANITIZE=${IMGATE_SANITIZE}")
+endforeach()
