@@ -71,16 +71,16 @@ uint32_t utf8_validate(uint32_t state, const uint8_t *p, size_t n)
 
     if (state == UTF8_REJECT || state >= STATE_COUNT) return UTF8_REJECT;
     while (i < n) {
-        if (state == UTF8_ACCEPT) {
-            i += utf8_ascii_run(p + i, n - i);
-            if (i == n) break;
-            state = utf8_lead(p[i++]);
-            if (state == UTF8_REJECT) return UTF8_REJECT;
-        } else {
+        if (state != UTF8_ACCEPT) {
             const utf8_step *s = &utf8_steps[state];
             uint8_t b = p[i++];
             if (b < s->lo || b > s->hi) return UTF8_REJECT;
             state = s->next;
+        } else if (p[i] < 0x80) {
+            i += utf8_ascii_run(p + i, n - i);
+        } else {
+            state = utf8_lead(p[i++]);
+            if (state == UTF8_REJECT) return UTF8_REJECT;
         }
     }
     return state;
