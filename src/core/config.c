@@ -60,6 +60,7 @@ static const config_key config_keys[] = {
     {"redis.minIdleConns", NULL, CT_INT, CONFIG_FIELD(redisMinIdleConns), 0, 100000, CK_NONE, false},
     {"im.dedupTtl", NULL, CT_INT, CONFIG_FIELD(dedupTtl), 1, 365 * CONFIG_DAY, CK_NONE, false},
     {"im.dedupMax", NULL, CT_INT, CONFIG_FIELD(dedupMax), 1, INT_MAX, CK_NONE, false},
+    {"im.presenceEventsMaxRoom", NULL, CT_INT, CONFIG_FIELD(presenceEventsMaxRoom), 0, INT_MAX, CK_NONE, false},
 };
 
 #define CONFIG_NKEYS (sizeof config_keys / sizeof config_keys[0])
@@ -89,6 +90,7 @@ void config_defaults(config *c)
     c->redisMinIdleConns = 30;
     c->dedupTtl = 43200;
     c->dedupMax = 1000000;
+    c->presenceEventsMaxRoom = 1000;
 }
 
 /* ---- schema lookup ---------------------------------------------------- */

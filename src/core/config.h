@@ -47,6 +47,8 @@ typedef struct config {
     /* im: */
     int dedupTtl;                    /* seconds a msgID stays used, 43200 */
     int dedupMax;                    /* max remembered msgIDs (bounded memory), 1000000 */
+    int presenceEventsMaxRoom;       /* no enter/exit pushes in rooms with more users
+                                        than this on the node (0 = always), 1000 */
 } config;
 
 /* Fills *c with the defaults. */

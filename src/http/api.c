@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -309,8 +310,13 @@ static void api_state_body(jsonw *w, const api_totals *t)
     jsonw_int(w, t->frames_out);
     jsonw_lit(w, ",\"dedupEntries\":");
     jsonw_int(w, (long long)dedup_count());
+    struct mallinfo2 mi = mallinfo2();
     jsonw_lit(w, ",\"memory\":{\"rssBytes\":");
     jsonw_int(w, api_rss_bytes());
+    jsonw_lit(w, ",\"heapInUseBytes\":");
+    jsonw_int(w, (long long)mi.uordblks);
+    jsonw_lit(w, ",\"heapFreeBytes\":");
+    jsonw_int(w, (long long)mi.fordblks);
     jsonw_lit(w, "},\"perWorker\":[");
     for (int i = 0; i < workers_count(); i++) {
         worker_stats *s = &worker_at(i)->stats;

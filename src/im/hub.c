@@ -26,6 +26,9 @@ struct hub_local {
 
 enum hub_kind { HUB_USER, HUB_ROOM };
 
+/* Distinct users of each room on this node (for im.presenceEventsMaxRoom). */
+static atomic_long hub_room_users[CONFIG_MAX_APPIDS];
+
 struct hub_job;
 typedef struct hub_slot {
     task t;
@@ -268,14 +271,18 @@ static int hub_dispatch(enum hub_kind kind, uint32_t appid, const char *uid, siz
     j->hash = presence_hash(appid, uid, len);
     j->frame = sbuf_ref(frame);
     j->done_task.run = hub_job_done_task;
-    struct worker *self = j->origin;
+    /* An API send runs its own worker's share right here. An announcement
+     * (no `done`) may be triggered from inside a room walk (a failed send
+     * closes a connection, whose exit is announced): it always goes through
+     * the inbox, so room walks never nest. */
+    struct worker *self = done ? j->origin : NULL;
     for (int i = 0; i < n; i++) {
         j->slots[i].job = j;
         j->slots[i].t.run = hub_slot_run;
         if (worker_at(i) != self)
             worker_post(worker_at(i), &j->slots[i].t);
     }
-    if (self)                                /* our own share runs right here */
+    if (self)
         hub_slot_run(self, &j->slots[self->id].t);
     return 0;
 }
@@ -296,6 +303,10 @@ int hub_send_room(uint32_t appid, const char *except, size_t len, sbuf *frame,
 
 static void hub_announce_user(const char *cmd, uint32_t appid, const char *uid, size_t len)
 {
+    int r = hub_room_index(appid);
+    long max = g_node.cfg.presenceEventsMaxRoom;
+    if (r < 0 || (max > 0 && atomic_load_explicit(&hub_room_users[r], memory_order_relaxed) > max))
+        return;                              /* a big room: no presence storm */
     char seq[32];
     int sl = snprintf(seq, sizeof(seq), "%ld", (long)time(NULL));
     sbuf *f = hub_push_frame(seq, (size_t)sl, cmd, "", 0, uid, len);
@@ -323,6 +334,8 @@ int hub_attach(struct conn *c, uint32_t appid, const char *uid, size_t len, int 
     struct worker *w = conn_worker(c);
     c->pres = p;
     c->room = (uint8_t)r;
+    if (*first)
+        atomic_fetch_add_explicit(&hub_room_users[r], 1, memory_order_relaxed);
     hub_link(w->hub, c);
     atomic_fetch_add_explicit(&w->stats.logged_in, 1, memory_order_relaxed);
     return 0;
@@ -341,6 +354,8 @@ void hub_detach(struct conn *c)
     char uid[PRESENCE_MAX_ID];
     size_t len = p->idlen;
     memcpy(uid, p->id, len);
-    if (presence_release(p))                 /* p is gone now */
+    if (presence_release(p)) {               /* p is gone now */
         hub_announce_user("exit", appid, uid, len);
+        atomic_fetch_sub_explicit(&hub_room_users[c->room], 1, memory_order_relaxed);
+    }
 }

@@ -1,0 +1,300 @@
+"""Limits as real clients see them: a slow consumer is closed (1008) instead of
+growing memory, an oversize message is refused (1009), a connection that never
+finishes its handshake is dropped, 500 clients log in across both workers, and
+SIGTERM closes every client with 1001 and exits 0. All traffic is to
+127.0.0.1; every wait is bounded; nothing asserts on timing."""
+
+import asyncio
+import http.client
+import json
+import os
+import signal
+import socket
+import sys
+import time
+import unittest
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import Node, SLOW  # noqa: E402
+from test_malformed import RawWS, text, cmd_json, OP_CLOSE, IO_TIMEOUT  # noqa: E402
+
+
+def _assert_serves(node, user):
+    async def go():
+        ws = await harness.login(node, user)
+        try:
+            r = await harness.request(ws, "ping")
+            assert r["response"]["data"] == "pong", r
+        finally:
+            await ws.close()
+    assert node.alive(), node.stderr()[-3000:]
+    harness.run(go())
+    assert node.alive(), node.stderr()[-3000:]
+
+
+def _login_frame(user, app=101, seq="L"):
+    return text(cmd_json("login", {"serviceToken": "", "appID": app, "userID": user}, seq=seq))
+
+
+class SlowConsumerTest(unittest.TestCase):
+    MAX_OUT = 65536
+
+    @classmethod
+    def setUpClass(cls):
+        cls.node = Node("--set", "app.maxOutboundBytes=%d" % cls.MAX_OUT,
+                        "--set", "app.maxMessageSize=1024")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.node.stop()
+
+    def test_slow_consumer_closed_with_1008(self):
+        node = self.node
+        slow = RawWS(node.ws_port, rcvbuf=4096)
+        fast = RawWS(node.ws_port)
+        try:
+            slow.send(_login_frame("slow"))
+            self.assertEqual(slow.recv_json()["response"]["code"], 200)
+            fast.send(_login_frame("fast"))
+            self.assertEqual(fast.recv_json()["response"]["code"], 200)
+            self.assertEqual(node.state()["slowConsumersClosed"], 0)
+
+            # Flood the non-reading client: ~4 MB in ~1000-byte messages.
+            hc = http.client.HTTPConnection("127.0.0.1", node.http_port, timeout=10 * SLOW)
+            body_text = "m" * 950
+            closed = 0
+            sent = 0
+            deadline = time.time() + 60 * SLOW
+            try:
+                for i in range(4200):
+                    if time.time() > deadline:
+                        break
+                    form = urllib.parse.urlencode({"appID": 101, "userID": "slow",
+                                                   "msgID": "flood-%d" % i,
+                                                   "message": body_text})
+                    hc.request("POST", "/user/sendMessage", body=form,
+                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+                    r = hc.getresponse()
+                    reply = json.loads(r.read())
+                    self.assertEqual(r.status, 200)
+                    self.assertEqual(reply["code"], 200, reply)
+                    sent += 1
+                    if i % 50 == 49:
+                        hc.request("GET", "/system/state")
+                        r = hc.getresponse()
+                        closed = json.loads(r.read())["data"]["slowConsumersClosed"]
+                        if closed >= 1:
+                            break
+            finally:
+                hc.close()
+            state = node.state()
+            self.assertGreaterEqual(state["slowConsumersClosed"], 1,
+                                    "no slow consumer closed after %d messages: %r" % (sent, state))
+            # The server never held much more than the cap for this client.
+            self.assertLessEqual(state["outQueueBytes"], 4 * self.MAX_OUT, state)
+
+            # Now read everything: it must end with a 1008 close frame or EOF.
+            code, reason, before = self._drain(slow)
+            for fin, op, payload in before:       # only whole pushes (and pings) came first
+                self.assertTrue(fin)
+                self.assertIn(op, (1, 9), payload[:100])
+            if code is not None:
+                self.assertEqual(code, 1008, "close %r %r" % (code, reason))
+                self.assertTrue(slow.eof(), "no EOF after the 1008 close frame")
+            # the user is offline now
+            self.assertFalse(node.api("/user/online", params={"appID": 101, "userID": "slow"})
+                             ["data"]["online"])
+
+            # The other user still gets messages.
+            r = node.api("/user/sendMessage", params={"appID": 101, "userID": "fast",
+                                                      "msgID": "to-fast", "message": "still here"})
+            self.assertTrue(r["data"]["sendResults"], r)
+            m = fast.recv_json()
+            while m.get("cmd") != "msg":
+                m = fast.recv_json(skip_pushes=False)
+            self.assertEqual(m["response"]["data"]["msg"], "still here")
+            self.assertEqual(m["seq"], "to-fast")
+        finally:
+            slow.close()
+            fast.close()
+        _assert_serves(node, "after-flood")
+
+    def _drain(self, ws):
+        """Reads the slow client's socket until a close frame or EOF (bounded)."""
+        deadline = time.time() + 60 * SLOW
+        frames = []
+        while time.time() < deadline:
+            try:
+                f = ws.recv_frame()
+            except socket.timeout:
+                self.fail("server neither closed nor sent more within %ss" % IO_TIMEOUT)
+            if f is None:
+                return None, None, frames
+            fin, op, payload = f
+            if op == OP_CLOSE:
+                return (int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005,
+                        payload[2:], frames)
+            frames.append(f)
+        self.fail("draining the slow client did not end")
+
+
+class DefaultNodeTests(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.node = Node()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.node.stop()
+
+    def test_oversize_message_1009(self):
+        node = self.node
+
+        async def go():
+            ws = await harness.login(node, "big", max_size=None)
+            await ws.send(json.dumps({"seq": "b", "cmd": "ping", "data": {"pad": "x" * 70000}}))
+            await asyncio.wait_for(ws.wait_closed(), 10 * SLOW)
+            return ws.close_code
+
+        self.assertEqual(harness.run(go()), 1009)
+        _assert_serves(node, "after-big")
+
+    def test_500_connections(self):
+        node = self.node
+        n = 500
+
+        async def go():
+            sem = asyncio.Semaphore(50)
+            clients = []
+
+            async def one(i):
+                async with sem:
+                    clients.append(await harness.login(node, "many%d" % i, app=101 + i % 4))
+
+            try:
+                await asyncio.gather(*(one(i) for i in range(n)))
+                st = await asyncio.get_running_loop().run_in_executor(None, node.state)
+                # every client still answers
+                replies = await asyncio.gather(*(harness.request(c, "ping") for c in clients[::25]))
+                assert all(r["response"]["data"] == "pong" for r in replies)
+                return st
+            finally:
+                await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+
+        st = harness.run(go())
+        self.assertEqual(st["loggedIn"], n, st)
+        self.assertEqual(sum(w["loggedIn"] for w in st["perWorker"]), n, st)
+        self.assertEqual(len(st["perWorker"]), 2, st)
+        for w in st["perWorker"]:
+            self.assertGreater(w["loggedIn"], 0, "a worker got no client: %r" % st["perWorker"])
+        deadline = time.time() + 20 * SLOW
+        while time.time() < deadline:
+            st = node.state()
+            if st["loggedIn"] == 0 and st["wsConnections"] == 0:
+                break
+            time.sleep(0.1)
+        self.assertEqual(st["loggedIn"], 0, st)
+        self.assertEqual(st["wsConnections"], 0, st)
+        self.assertEqual(node.api("/user/list", params={"appID": 101})["data"]["userCount"], 0)
+        _assert_serves(node, "after-many")
+
+
+class HandshakeTimeoutTests(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.node = Node("--set", "app.handshakeTimeout=1", "--set", "app.sweepInterval=1")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.node.stop()
+
+    def _closed_by_server(self, s, bound):
+        """Whether the server ends the connection within `bound` seconds."""
+        deadline = time.time() + bound
+        s.settimeout(0.5)
+        while time.time() < deadline:
+            try:
+                chunk = s.recv(4096)
+            except socket.timeout:
+                continue
+            except ConnectionResetError:
+                return True
+            if not chunk:
+                return True
+        return False
+
+    def test_silent_and_half_request_dropped(self):
+        node = self.node
+        silent = socket.create_connection(("127.0.0.1", node.ws_port), timeout=5)
+        half = socket.create_connection(("127.0.0.1", node.ws_port), timeout=5)
+        try:
+            half.sendall(b"GET /acc HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n")
+            self.assertTrue(self._closed_by_server(silent, 10 * SLOW),
+                            "a connection that sent nothing was not closed")
+            self.assertTrue(self._closed_by_server(half, 10 * SLOW),
+                            "a connection that sent half a request was not closed")
+        finally:
+            silent.close()
+            half.close()
+        _assert_serves(node, "after-timeout")
+
+    def test_upgraded_connection_not_dropped(self):
+        node = self.node
+
+        async def go():
+            ws = await harness.login(node, "stays")
+            try:
+                await asyncio.sleep(3)             # > handshakeTimeout + sweepInterval
+                r = await harness.request(ws, "ping")
+                return r["response"]["data"]
+            finally:
+                await ws.close()
+
+        self.assertEqual(harness.run(go()), "pong")
+
+
+class ShutdownTest(unittest.TestCase):
+    def test_sigterm_closes_clients_1001_and_exits_0(self):
+        node = Node()
+        try:
+            async def go():
+                clients = [await harness.login(node, "sd%d" % i, app=101 + i % 2) for i in range(20)]
+                # let the enter pushes settle, then signal
+                node.proc.send_signal(signal.SIGTERM)
+                codes = []
+                for c in clients:
+                    try:
+                        # drain whatever arrives until the close
+                        while True:
+                            await asyncio.wait_for(c.recv(), 15 * SLOW)
+                    except asyncio.TimeoutError:
+                        codes.append("timeout")
+                        continue
+                    except Exception:
+                        pass
+                    await asyncio.wait_for(c.wait_closed(), 15 * SLOW)
+                    codes.append(c.close_code)
+                loop = asyncio.get_running_loop()
+                rc = await loop.run_in_executor(None, node.proc.wait, 20 * SLOW)
+                return codes, rc
+
+            codes, rc = harness.run(go())
+            self.assertEqual(codes, [1001] * 20)
+            self.assertEqual(rc, 0)
+        finally:
+            node.stop()         # already exited: checks status 0 and no sanitizer report
+
+
+def main():
+    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
+    res = unittest.TextTestRunner(verbosity=2).run(suite)
+    failed = len(res.failures) + len(res.errors)
+    passed = res.testsRun - failed - len(res.skipped)
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
