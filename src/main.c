@@ -1,6 +1,7 @@
 /* main.c — imgate's entry point: configuration (file < IMGATE_* < flags),
  * logging, listeners, worker threads, signals, clean shutdown.
  * Exit status: 0 clean shutdown, 2 bad configuration, 1 anything else. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,7 +198,11 @@ int main(int argc, char **argv)
         return 2;
     config *c = &g_node.cfg;
     if (log_init(c->logLevel, c->logFile[0] ? c->logFile : NULL) != 0) {
-        fprintf(stderr, "imgate: cannot open log file '%s'\n", c->logFile);
+        fprintf(stderr, "imgate: cannot open log file '%s': %s\n", c->logFile, strerror(errno));
+        return 2;
+    }
+    if (log_init_requests(c->requestLog) != 0) {
+        fprintf(stderr, "imgate: cannot open request log '%s': %s\n", c->requestLog, strerror(errno));
         return 2;
     }
     g_node.start_unix = (uint64_t)time(NULL);

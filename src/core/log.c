@@ -23,6 +23,8 @@
 static atomic_int log_level = LOG_INFO;
 static atomic_int log_fd = -1;           /* the file sink, -1 = none */
 static char log_path[PATH_MAX];          /* set by log_init only */
+static atomic_int log_req_fd = -1;       /* app.requestLog, -1 = with the debug log */
+static char log_req_path[PATH_MAX];
 
 static const char *const log_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 
@@ -95,15 +97,15 @@ int log_init(const char *level, const char *path)
     return 0;
 }
 
-/* The new file takes over the same descriptor number (dup2 is atomic), so a
+/* The new file takes over the same descriptor number (dup3 is atomic), so a
  * thread writing concurrently hits either the old or the new file. */
-int log_reopen(void)
+static int log_reopen_one(int cur, const char *path)
 {
-    int fd, cur = atomic_load(&log_fd);
+    int fd;
 
-    if (cur < 0 || !log_path[0])
+    if (cur < 0 || !path[0])
         return 0;
-    fd = log_open(log_path);
+    fd = log_open(path);
     if (fd < 0)
         return -1;
     if (dup3(fd, cur, O_CLOEXEC) < 0) {
@@ -117,10 +119,40 @@ int log_reopen(void)
     return 0;
 }
 
+int log_reopen(void)
+{
+    int a = log_reopen_one(atomic_load(&log_fd), log_path);
+    int b = log_reopen_one(atomic_load(&log_req_fd), log_req_path);
+    return a < 0 || b < 0 ? -1 : 0;
+}
+
+int log_init_requests(const char *path)
+{
+    int fd;
+
+    if (!path || !*path)
+        return 0;
+    if (strlen(path) >= sizeof log_req_path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    fd = log_open(path);
+    if (fd < 0)
+        return -1;
+    snprintf(log_req_path, sizeof log_req_path, "%s", path);
+    fd = atomic_exchange(&log_req_fd, fd);
+    if (fd >= 0)
+        close(fd);
+    return 0;
+}
+
 void log_close(void)
 {
     int fd = atomic_exchange(&log_fd, -1);
 
+    if (fd >= 0)
+        close(fd);
+    fd = atomic_exchange(&log_req_fd, -1);
     if (fd >= 0)
         close(fd);
 }
@@ -159,10 +191,16 @@ static void log_sanitize(char *s, size_t n)
 
 /* One write per sink; a sink that fails has nowhere to report, the line is
  * dropped for that sink only. */
-static void log_write_all(const char *line, size_t n)
+static void log_write_all(const char *line, size_t n, int request)
 {
     int fd = atomic_load_explicit(&log_fd, memory_order_relaxed);
+    int rfd = request ? atomic_load_explicit(&log_req_fd, memory_order_relaxed) : -1;
 
+    if (rfd >= 0) {                       /* the request log has its own file */
+        while (write(rfd, line, n) < 0 && errno == EINTR) {
+        }
+        return;
+    }
     while (write(STDERR_FILENO, line, n) < 0 && errno == EINTR) {
     }
     if (fd < 0)
@@ -171,7 +209,7 @@ static void log_write_all(const char *line, size_t n)
     }
 }
 
-static void log_emit(const char *tag, const char *fmt, va_list ap)
+static void log_emit(const char *tag, int request, const char *fmt, va_list ap)
 {
     char line[LOG_LINE_MAX];
     size_t head, n;
@@ -190,7 +228,7 @@ static void log_emit(const char *tag, const char *fmt, va_list ap)
     }
     log_sanitize(line + head, n - head);
     line[n++] = '\n';
-    log_write_all(line, n);
+    log_write_all(line, n, request);
 }
 
 void log_msg(enum log_level lv, const char *fmt, ...)
@@ -200,7 +238,7 @@ void log_msg(enum log_level lv, const char *fmt, ...)
     if ((unsigned)lv > (unsigned)LOG_ERROR || !log_enabled(lv))
         return;
     va_start(ap, fmt);
-    log_emit(log_names[lv], fmt, ap);
+    log_emit(log_names[lv], 0, fmt, ap);
     va_end(ap);
 }
 
@@ -211,6 +249,6 @@ void log_request(const char *fmt, ...)
     if (!log_enabled(LOG_INFO))
         return;
     va_start(ap, fmt);
-    log_emit("REQ", fmt, ap);
+    log_emit("REQ", 1, fmt, ap);
     va_end(ap);
 }

@@ -7,7 +7,10 @@
 enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 int log_init(const char *level, const char *path);   /* 0 or -1 */
-int log_reopen(void);                                  /* after SIGHUP */
+/* Sends request lines to their own file (app.requestLog) instead of the
+ * debug log's sinks. "" or NULL keeps them with the debug log. */
+int log_init_requests(const char *path);
+int log_reopen(void);                                  /* after SIGHUP: both files */
 void log_close(void);
 int log_enabled(enum log_level lv);
 void log_msg(enum log_level lv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -108,13 +108,13 @@ static void conn_on_accept(uv_stream_t *server, int status, uint8_t kind)
     c->kind = kind;
     c->state = CONN_HTTP;
     c->last_active = worker_now(w);
-    if (kind == CONN_KIND_WS && conn_over_limit(w)) {
-        http_conn_reject(c, 503, "connection limit reached");
+    (void)uv_tcp_nodelay(&c->tcp, 1);
+    if (uv_read_start((uv_stream_t *)c, conn_alloc, conn_on_read) != 0) {
+        conn_close(c);
         return;
     }
-    (void)uv_tcp_nodelay(&c->tcp, 1);
-    if (uv_read_start((uv_stream_t *)c, conn_alloc, conn_on_read) != 0)
-        conn_close(c);
+    if (kind == CONN_KIND_WS && conn_over_limit(w))
+        http_conn_reject(c, 503, "connection limit reached");   /* reads until EOF */
 }
 
 static void conn_on_accept_ws(uv_stream_t *s, int st) { conn_on_accept(s, st, CONN_KIND_WS); }

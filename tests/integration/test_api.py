@@ -618,7 +618,8 @@ class BroadcastTest(ApiTestBase):
         async def t():
             socks = []
             try:
-                socks = await asyncio.gather(*[login(self.node, "u%02d" % i, 104, ping_interval=None)
+                socks = await asyncio.gather(*[login(self.node, "u%02d" % i, 104, ping_interval=None,
+                                                     max_queue=None)
                                                for i in range(self.N)])
                 s = self.node.state()
                 self.assertEqual(s["loggedIn"], self.N, s)

@@ -240,6 +240,39 @@ static void test_reopen_after_rename(void **state)
     free(cur);
 }
 
+/* app.requestLog: REQ lines go to their own file, the rest stays put, and
+ * SIGHUP's reopen covers both files. */
+static void test_request_log_file(void **state)
+{
+    fixture *f = *state;
+    char req[PATH_MAX + 8], rotated[PATH_MAX + 16];
+    char *dbg, *rq, *old;
+
+    snprintf(req, sizeof req, "%s.req", f->path);
+    snprintf(rotated, sizeof rotated, "%s.1", req);
+    stderr_capture(f);
+    assert_int_equal(log_init("info", f->path), 0);
+    assert_int_equal(log_init_requests(req), 0);
+    log_info("debug line");
+    log_request("GET /user/list 200");
+    assert_int_equal(rename(req, rotated), 0);
+    assert_int_equal(log_reopen(), 0);
+    log_request("GET /system/state 200");
+    stderr_restore(f);
+
+    dbg = slurp(f->path);
+    rq = slurp(req);
+    old = slurp(rotated);
+    assert_non_null(strstr(dbg, "INFO debug line\n"));
+    assert_null(strstr(dbg, "REQ"));
+    assert_non_null(strstr(old, "REQ GET /user/list 200\n"));
+    assert_int_equal(count_lines(rq), 1);
+    assert_non_null(strstr(rq, "REQ GET /system/state 200\n"));
+    free(dbg);
+    free(rq);
+    free(old);
+}
+
 static void test_reopen_without_file(void **state)
 {
     fixture *f = *state;
@@ -315,6 +348,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_init, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_after_rename, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_without_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_log_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_and_multiline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_lines_stay_whole, setup, teardown),
     };
