@@ -31,6 +31,7 @@ const char *http_status_text(int status)
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
+    case 411: return "Length Required";
     case 413: return "Payload Too Large";
     case 414: return "URI Too Long";
     case 426: return "Upgrade Required";
@@ -111,11 +112,24 @@ static int http_header_bytes(http_req *r, size_t n)
     return 0;
 }
 
+/* RFC 7230 token characters; the lenient parser lets spaces through. */
+static int http_is_tchar(unsigned char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
 static int http_on_field(http_parser *p, const char *at, size_t n)
 {
     http_req *r = p->data;
     if (http_header_bytes(r, n) != 0)
         return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (!http_is_tchar((unsigned char)at[i])) {
+            r->too_big = 400;              /* "X-A : b": a bad header name */
+            return -1;
+        }
+    }
     if (r->in_value) {
         r->in_value = 0;
         r->field_len = 0;
@@ -161,6 +175,12 @@ static int http_on_body(http_parser *p, const char *at, size_t n)
 static int http_on_headers_complete(http_parser *p)
 {
     http_req *r = p->data;
+    /* The system http-parser is the lenient build: it would accept any two
+     * bytes after chunk data. Bodies must come with Content-Length. */
+    if (p->flags & F_CHUNKED) {
+        r->too_big = 411;
+        return -1;
+    }
     if (p->content_length != ULLONG_MAX && p->content_length > HTTP_MAX_BODY) {
         r->too_big = 413;
         return -1;
@@ -334,7 +354,9 @@ static void http_upgrade(struct conn *c, http_req *r, uint8_t *rest, size_t n)
 static void http_parse_error(struct conn *c, http_req *r)
 {
     int status = r->too_big ? r->too_big : 400;
-    const char *why = r->too_big == 413 ? "request body too large"
+    const char *why = r->too_big == 400 ? "invalid character in a header name"
+                    : r->too_big == 411 ? "chunked request bodies are not accepted: send Content-Length"
+                    : r->too_big == 413 ? "request body too large"
                     : r->too_big == 414 ? "request URL too long"
                     : r->too_big == 431 ? "request headers too large"
                     : http_errno_description(HTTP_PARSER_ERRNO(&r->parser));

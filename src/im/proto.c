@@ -188,7 +188,7 @@ void proto_reject_binary(struct conn *c)
 void proto_handle(struct conn *c, const char *msg, size_t len)
 {
     json_error_t err;
-    json_t *root = json_loadb(msg, len, JSON_REJECT_DUPLICATES, &err);
+    json_t *root = json_loadb(msg, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
     if (!json_is_object(root)) {
         proto_invalid(c, root ? "not a JSON object" : "not JSON");
         json_decref(root);
@@ -210,7 +210,8 @@ void proto_handle(struct conn *c, const char *msg, size_t len)
     };
     int code = IM_ROUTING_NOT_EXIST;
     for (size_t i = 0; i < sizeof(proto_routes) / sizeof(proto_routes[0]); i++) {
-        if (strcmp(proto_routes[i].cmd, r.cmd) == 0) {
+        if (strlen(proto_routes[i].cmd) == json_string_length(cmdv) &&
+            memcmp(proto_routes[i].cmd, r.cmd, json_string_length(cmdv)) == 0) {
             code = proto_routes[i].fn(&r);
             break;
         }

@@ -194,6 +194,14 @@ class PathsTest(ApiTestBase):
                 self.assertEqual(r, {"code": 200, "msg": "Success", "data": {"sendResults": False}})
                 r = self.send(102, "sam", "x", "m-3")
                 self.assertEqual(r["data"], {"sendResults": False}, r)
+                r = self.send(101, "s" * 20, "x", "m-4")             # no such userID can log in
+                self.assertEqual(r["data"], {"sendResults": False}, r)
+                # a large message in a POST body
+                big = "0123456789abcdef" * 2000
+                r = self.api("/user/sendMessage", form={"appID": 101, "userID": "sam",
+                                                        "msgID": "m-big", "message": big})
+                self.assertEqual(r["data"], {"sendResults": True}, r)
+                self.assertEqual(await recv_json(ws), expected_push("m-big", big, "sam"))
                 await no_message(ws, 0.2)
             finally:
                 await close_all(ws, other)
@@ -241,6 +249,7 @@ class PathsTest(ApiTestBase):
                 s0 = self.node.state()
                 self.assertEqual((s0["wsConnections"], s0["loggedIn"], s0["users"]), (0, 0, 0), s0)
                 self.assertEqual(s0["workers"], 2, s0)
+                self.assertIn("memory", s0)
                 self.assertGreaterEqual(s0["connections"], 1, s0)    # this request
                 plain = await connect(self.node)
                 socks.append(plain)
@@ -337,13 +346,15 @@ class ParamsTest(ApiTestBase):
                     dict(params={"appid": 103, "userid": "pat", "MESSAGE": "lc"}),
                     dict(params={"APPID": 103, "USERID": "pat", "message": "uc"}),
                     dict(json_body={"appId": 103, "userId": "pat", "Message": "jc"}),
+                    dict(json_body={"appID": 103, "userID": "pat", "message": "charset"},
+                         headers={"Content-Type": "application/json; charset=utf-8"}),
                     dict(params={"appID": 103}, form={"userID": "pat", "message": "mix"}),
                 ]
                 for kw in variants:
                     r = self.api("/user/sendMessage", **kw)
                     self.assertEqual(r["data"], {"sendResults": True}, (kw, r))
                     m = await recv_json(ws)
-                    want = (kw.get("form") or kw.get("json_body") or kw.get("params"))
+                    want = kw.get("form") or kw.get("json_body") or kw.get("params")
                     want = {k.lower(): v for k, v in want.items()}["message"]
                     self.assertEqual(m["response"]["data"]["msg"], want, (kw, m))
                     n += 1

@@ -716,15 +716,18 @@ HTTP_ROWS = [
     ("tls_client_hello", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 40, 400, None),
     ("body_over_1MiB_content_length",
      post(b"/user/sendMessage", b"appID=101&", b"Content-Length: 2000000\r\n"), 413, None),
-    ("chunked_body_over_1MiB", None, 413, None),   # filled in below
+    ("chunked_body_over_1MiB", None, 411, None),   # filled in below
     ("headers_over_16k", b"GET /system/state HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * (17 * 1024) + b"\r\n\r\n",
      431, None),
     ("url_over_16k", b"GET /user/list?appID=101&x=" + b"a" * (17 * 1024) + b" HTTP/1.1\r\nHost: x\r\n\r\n",
      (414, 431), None),
+    # chunked bodies are refused (411): the system http-parser is lenient about chunk framing
     ("invalid_chunk_size", post(b"/user/list", b"zz\r\nappID=101\r\n0\r\n\r\n", b"Transfer-Encoding: chunked\r\n"),
-     400, None),
+     411, None),
     ("chunk_missing_crlf", post(b"/user/list", b"3\r\nabcXX0\r\n\r\n", b"Transfer-Encoding: chunked\r\n"),
-     400, None),
+     411, None),
+    ("chunked_valid_body", post(b"/user/list", b"9\r\nappID=101\r\n0\r\n\r\n", b"Transfer-Encoding: chunked\r\n"),
+     411, None),
     ("content_length_not_number", post(b"/user/list", b"appID=101", b"Content-Length: abc\r\n"), 400, None),
     ("content_length_negative", post(b"/user/list", b"appID=101", b"Content-Length: -1\r\n"), 400, None),
     ("content_length_twice_differs",
@@ -749,7 +752,7 @@ def _chunked_over_limit():
     return [post(b"/user/sendMessage", b"", b"Transfer-Encoding: chunked\r\n")] + [chunk] * 20
 
 
-HTTP_ROWS[3] = ("chunked_body_over_1MiB", _chunked_over_limit, 413, None)
+HTTP_ROWS[3] = ("chunked_body_over_1MiB", _chunked_over_limit, 411, None)
 
 
 def run_http_row(self, row):

@@ -208,6 +208,10 @@ class ProtocolTest(unittest.TestCase):
                     self.assertEqual(r["seq"], seq)
                     self.assertEqual(r["response"]["code"], code, (data, r))
                     self.assertIsNone(r["response"]["data"], r)
+                # no data at all
+                await send_raw(ws, {"seq": "nodata", "cmd": "login"})
+                r = await recv_json(ws)
+                self.assertEqual((r["seq"], r["cmd"], r["response"]["code"]), ("nodata", "login", 1002), r)
                 # failed logins leave the connection usable and not logged in
                 r = await request(ws, "heartbeat", {})
                 self.assertEqual(r["response"]["code"], 1000, r)
@@ -309,6 +313,12 @@ class ProtocolTest(unittest.TestCase):
                     m = await recv_json(ws)
                     self.assertEqual((m["seq"], m["cmd"], m["response"]["data"]), (seq, "ping", "pong"),
                                      (text, m))
+                # a binary frame is not part of the protocol either
+                await ws.send(b'{"seq":"b","cmd":"ping","data":{}}')
+                m = await recv_json(ws)
+                self.assertEqual(m.get("response", {}).get("code"), 1001, m)
+                r = await request(ws, "ping", {})
+                self.assertEqual(r["response"]["data"], "pong", r)
                 # also after login, and the login survives
                 await login_on(ws, "inval")
                 await ws.send("{oops")
