@@ -18,7 +18,6 @@
 #include "net/listen.h"
 #include "net/worker.h"
 
-node g_node;
 
 #define MAIN_FD_RESERVE 64   /* files kept for logs, listeners, Redis, ... */
 

@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -20,23 +21,20 @@
 
 typedef struct proto_req {
     struct conn *c;
-    const char *seq;
-    size_t seqlen;
-    const char *cmd;
-    json_t *data;                  /* an object, or NULL */
+    proto_msg m;
 } proto_req;
 
 typedef int (*proto_handler)(proto_req *r);
 
-static void proto_reply_raw(struct conn *c, const char *seq, size_t seqlen, const char *cmd,
-                            int code, const char *data_json)
+char *proto_reply_encode(const char *seq, size_t seqlen, const char *cmd, size_t cmdlen,
+                         int code, const char *data_json, size_t *len)
 {
     jsonw w;
     jsonw_init(&w, 0);
     jsonw_lit(&w, "{\"seq\":");
     jsonw_str(&w, seq, seqlen);
     jsonw_lit(&w, ",\"cmd\":");
-    jsonw_cstr(&w, cmd);
+    jsonw_str(&w, cmd, cmdlen);
     jsonw_lit(&w, ",\"response\":{\"code\":");
     jsonw_int(&w, code);
     jsonw_lit(&w, ",\"codeMsg\":");
@@ -44,20 +42,29 @@ static void proto_reply_raw(struct conn *c, const char *seq, size_t seqlen, cons
     jsonw_lit(&w, ",\"data\":");
     jsonw_lit(&w, data_json);
     jsonw_lit(&w, "}}");
+    if (!jsonw_text(&w, len)) {
+        jsonw_free(&w);
+        return NULL;
+    }
+    return w.buf;                 /* no reserve: the text starts the buffer */
+}
+
+static void proto_reply_raw(struct conn *c, const char *seq, size_t seqlen, const char *cmd,
+                            size_t cmdlen, int code, const char *data_json)
+{
     size_t len;
-    const char *text = jsonw_text(&w, &len);
+    char *text = proto_reply_encode(seq, seqlen, cmd, cmdlen, code, data_json, &len);
     if (text)
         (void)ws_session_send_text(c, text, len);
-    jsonw_free(&w);
+    free(text);
 }
 
 static void proto_reply(proto_req *r, int code, const char *data_json)
 {
-    proto_reply_raw(r->c, r->seq, r->seqlen, r->cmd, code, data_json);
+    proto_reply_raw(r->c, r->m.seq, r->m.seqlen, r->m.cmd, r->m.cmdlen, code, data_json);
 }
 
-/* A field of obj by case-insensitive name. */
-static json_t *proto_field(json_t *obj, const char *name)
+json_t *proto_field(json_t *obj, const char *name)
 {
     if (!json_is_object(obj))
         return NULL;
@@ -108,17 +115,27 @@ static int proto_appid(json_t *v, uint32_t *out)
     return -1;
 }
 
+int proto_login_args(json_t *data, uint32_t *appid, const char **uid, size_t *uidlen)
+{
+    json_t *uidv = proto_field(data, "userID");
+    *uid = json_is_string(uidv) ? json_string_value(uidv) : "";
+    *uidlen = json_is_string(uidv) ? json_string_length(uidv) : 0;
+    if (*uidlen == 0 || *uidlen >= PRESENCE_MAX_ID || memchr(*uid, '\0', *uidlen))
+        return IM_USER_ID_ILLEGAL;
+    if (proto_appid(proto_field(data, "appID"), appid) != 0 || hub_room_index(*appid) < 0)
+        return IM_UNAUTHORIZED;
+    return IM_OK;
+}
+
 static int proto_login(proto_req *r)
 {
     struct conn *c = r->c;
-    json_t *uidv = proto_field(r->data, "userID");
-    const char *uid = json_is_string(uidv) ? json_string_value(uidv) : "";
-    size_t uidlen = json_is_string(uidv) ? json_string_length(uidv) : 0;
-    if (uidlen == 0 || uidlen >= PRESENCE_MAX_ID || memchr(uid, '\0', uidlen))
-        return IM_USER_ID_ILLEGAL;
-    uint32_t appid = 0;
-    if (proto_appid(proto_field(r->data, "appID"), &appid) != 0 || hub_room_index(appid) < 0)
-        return IM_UNAUTHORIZED;
+    uint32_t appid;
+    const char *uid;
+    size_t uidlen;
+    int code = proto_login_args(r->m.data, &appid, &uid, &uidlen);
+    if (code != IM_OK)
+        return code;
     if (c->pres)
         return IM_OPERATION_FAILURE;
     int first;
@@ -176,7 +193,7 @@ static void proto_invalid(struct conn *c, const char *why)
     jsonw_str(&q, text, (size_t)n);
     size_t len;
     const char *qt = jsonw_text(&q, &len);
-    proto_reply_raw(c, "", 0, "", IM_PARAM_ILLEGAL, qt ? qt : "null");
+    proto_reply_raw(c, "", 0, "", 0, IM_PARAM_ILLEGAL, qt ? qt : "null");
     jsonw_free(&q);
 }
 
@@ -185,38 +202,62 @@ void proto_reject_binary(struct conn *c)
     proto_invalid(c, "binary frames are not part of the protocol");
 }
 
-void proto_handle(struct conn *c, const char *msg, size_t len)
+int proto_parse(const char *msg, size_t len, proto_msg *m, const char **why)
 {
     json_error_t err;
-    json_t *root = json_loadb(msg, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
+    memset(m, 0, sizeof(*m));
+    json_t *root = json_loadb(msg, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &err);
     if (!json_is_object(root)) {
-        proto_invalid(c, root ? "not a JSON object" : "not JSON");
+        *why = root ? "not a JSON object" : "not JSON";
         json_decref(root);
-        return;
+        return -1;
     }
     json_t *cmdv = proto_field(root, "cmd");
     json_t *seqv = proto_field(root, "seq");
-    if (!json_is_string(cmdv) || (seqv && !json_is_string(seqv) && !json_is_null(seqv))) {
-        proto_invalid(c, json_is_string(cmdv) ? "seq must be a string" : "cmd must be a string");
+    if (!json_is_string(cmdv)) {
+        *why = "cmd must be a string";
         json_decref(root);
+        return -1;
+    }
+    if (seqv && !json_is_string(seqv) && !json_is_null(seqv)) {
+        *why = "seq must be a string";
+        json_decref(root);
+        return -1;
+    }
+    m->root = root;
+    m->cmd = json_string_value(cmdv);
+    m->cmdlen = json_string_length(cmdv);
+    m->seq = json_is_string(seqv) ? json_string_value(seqv) : "";
+    m->seqlen = json_is_string(seqv) ? json_string_length(seqv) : 0;
+    m->data = proto_field(root, "data");
+    return 0;
+}
+
+void proto_msg_free(proto_msg *m)
+{
+    json_decref(m->root);
+    m->root = NULL;
+}
+
+int proto_route(const char *cmd, size_t len)
+{
+    for (size_t i = 0; i < sizeof(proto_routes) / sizeof(proto_routes[0]); i++)
+        if (strlen(proto_routes[i].cmd) == len && memcmp(proto_routes[i].cmd, cmd, len) == 0)
+            return (int)i;
+    return -1;
+}
+
+void proto_handle(struct conn *c, const char *msg, size_t len)
+{
+    proto_req r = { .c = c };
+    const char *why;
+    if (proto_parse(msg, len, &r.m, &why) != 0) {
+        proto_invalid(c, why);
         return;
     }
-    proto_req r = {
-        .c = c,
-        .seq = json_is_string(seqv) ? json_string_value(seqv) : "",
-        .seqlen = json_is_string(seqv) ? json_string_length(seqv) : 0,
-        .cmd = json_string_value(cmdv),
-        .data = proto_field(root, "data"),
-    };
-    int code = IM_ROUTING_NOT_EXIST;
-    for (size_t i = 0; i < sizeof(proto_routes) / sizeof(proto_routes[0]); i++) {
-        if (strlen(proto_routes[i].cmd) == json_string_length(cmdv) &&
-            memcmp(proto_routes[i].cmd, r.cmd, json_string_length(cmdv)) == 0) {
-            code = proto_routes[i].fn(&r);
-            break;
-        }
-    }
+    int route = proto_route(r.m.cmd, r.m.cmdlen);
+    int code = route < 0 ? IM_ROUTING_NOT_EXIST : proto_routes[route].fn(&r);
     if (code >= 0)
         proto_reply(&r, code, "null");
-    json_decref(root);
+    proto_msg_free(&r.m);
 }
