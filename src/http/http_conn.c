@@ -436,3 +436,25 @@ void http_conn_feed(struct conn *c, uint8_t *p, size_t n)
     }
     http_conn_run(c, r, p, n);
 }
+
+/* ---------- connection-free check (fuzzing, tests) ---------- */
+
+int http_request_check(const uint8_t *p, size_t n)
+{
+    http_req *r = calloc(1, sizeof(*r));
+    if (!r)
+        return 500;
+    http_parser_init(&r->parser, HTTP_REQUEST);
+    r->parser.data = r;
+    r->cur = -1;
+    size_t used = http_parser_execute(&r->parser, &http_settings, (const char *)p, n);
+    enum http_errno e = HTTP_PARSER_ERRNO(&r->parser);
+    int status = r->too_big ? r->too_big
+               : (e != HPE_OK && e != HPE_PAUSED) ? 400
+               : r->complete ? 0 : 1;
+    (void)used;
+    http_req_reset(r);
+    free(r->pending);
+    free(r);
+    return status;
+}

@@ -60,4 +60,10 @@ http_req *http_conn_req(struct conn *c);
 
 const char *http_status_text(int status);
 
+/* Runs the request parser and imgate's rules (sizes, header names, no
+ * chunked bodies) over one buffer without a connection. Returns 0 for a
+ * complete request, 1 for an incomplete one, else the HTTP error status.
+ * For fuzzing and tests. */
+int http_request_check(const uint8_t *p, size_t n);
+
 #endif
