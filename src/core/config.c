@@ -53,6 +53,13 @@ static const config_key config_keys[] = {
     {"app.maxConnections", NULL, CT_INT, CONFIG_FIELD(maxConnections), 0, 100000000, CK_NONE, false},
     {"app.logLevel", "IMGATE_LOG_LEVEL", CT_STR, CONFIG_FIELD(logLevel), 0, 0, CK_LEVEL, false},
     {"app.requestLog", NULL, CT_STR, CONFIG_FIELD(requestLog), 0, 0, CK_NONE, false},
+    {"app.maxMessagesPerSecond", NULL, CT_INT, CONFIG_FIELD(maxMessagesPerSecond), 0, 1000000, CK_NONE, false},
+    {"app.maxOutboundBytesTotal", NULL, CT_SIZE, CONFIG_FIELD(maxOutboundBytesTotal), 0, 1024 * CONFIG_KIB * CONFIG_KIB * CONFIG_KIB, CK_NONE, false},
+    {"app.httpIdleTimeout", NULL, CT_INT, CONFIG_FIELD(httpIdleTimeout), 1, CONFIG_DAY, CK_NONE, false},
+    {"app.maxHeaderBytes", NULL, CT_SIZE, CONFIG_FIELD(maxHeaderBytes), 1024, 1024 * CONFIG_KIB, CK_NONE, false},
+    {"app.maxBodyBytes", NULL, CT_SIZE, CONFIG_FIELD(maxBodyBytes), 1024, 1024 * CONFIG_KIB * CONFIG_KIB, CK_NONE, false},
+    {"app.maxListUsers", NULL, CT_INT, CONFIG_FIELD(maxListUsers), 0, INT_MAX, CK_NONE, false},
+    {"app.shutdownGrace", NULL, CT_INT, CONFIG_FIELD(shutdownGrace), 0, 3600, CK_NONE, false},
     {"redis.addr", "IMGATE_REDIS", CT_STR, CONFIG_FIELD(redisAddr), 0, 0, CK_NONE, false},
     {"redis.password", NULL, CT_STR, CONFIG_FIELD(redisPassword), 0, 0, CK_NONE, true},
     {"redis.DB", NULL, CT_INT, CONFIG_FIELD(redisDB), 0, INT_MAX, CK_NONE, false},
@@ -91,6 +98,13 @@ void config_defaults(config *c)
     c->dedupTtl = 43200;
     c->dedupMax = 1000000;
     c->presenceEventsMaxRoom = 1000;
+    c->maxMessagesPerSecond = 100;
+    c->maxOutboundBytesTotal = (size_t)512 * 1024 * 1024;
+    c->httpIdleTimeout = 60;
+    c->maxHeaderBytes = 16 * 1024;
+    c->maxBodyBytes = 1024 * 1024;
+    c->maxListUsers = 10000;
+    c->shutdownGrace = 5;
 }
 
 /* ---- schema lookup ---------------------------------------------------- */

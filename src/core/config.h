@@ -38,6 +38,13 @@ typedef struct config {
     int maxConnections;              /* 0 = only the open-file limit */
     char logLevel[16];               /* debug|info|warn|error, "info" */
     char requestLog[CONFIG_STR];     /* "" = request log goes with the debug log */
+    int maxMessagesPerSecond;        /* per connection, inbound; over it: close 1008; 0 = off; 100 */
+    size_t maxOutboundBytesTotal;    /* all outbound queues of the node; 0 = off; 512 MiB */
+    int httpIdleTimeout;             /* seconds an idle keep-alive HTTP client is kept, 60 */
+    size_t maxHeaderBytes;           /* HTTP request line + headers (431 over it), 16 KiB */
+    size_t maxBodyBytes;             /* HTTP request body (413 over it), 1 MiB */
+    int maxListUsers;                /* most users in one /user/list answer (paged); 0 = all; 10000 */
+    int shutdownGrace;               /* seconds queued messages may flush at shutdown, 5 */
     /* redis: (original keys; cluster mode when addr is set) */
     char redisAddr[CONFIG_STR];
     char redisPassword[CONFIG_STR];
