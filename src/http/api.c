@@ -106,27 +106,59 @@ static int api_str(api_ctx *x, const char *name, int required, char *out, size_t
 
 /* ---------- /user/list, /user/online ---------- */
 
+/* Collects users [offset, offset + limit) of the room; counts them all. */
 typedef struct api_list {
     jsonw *w;
-    long n;
+    long n;                        /* users seen */
+    long offset, limit;            /* limit < 0: no limit */
+    long listed;
 } api_list;
 
 static void api_list_one(const pres_entry *e, void *ud)
 {
     api_list *l = ud;
-    if (l->n++)
+    long i = l->n++;
+    if (i < l->offset || (l->limit >= 0 && l->listed >= l->limit))
+        return;
+    if (l->listed++)
         jsonw_raw(l->w, ",", 1);
     jsonw_str(l->w, e->id, e->idlen);
 }
 
+/* An optional non-negative integer parameter; answers 1001 if malformed. */
+static int api_count(api_ctx *x, const char *name, long *out)
+{
+    char v[24], why[64];
+    size_t n;
+    uint32_t u;
+    int r = params_get(&x->p, name, v, sizeof(v), &n);
+    if (r == 0)
+        return 0;
+    if (r < 0 || proto_parse_appid(v, n, &u) != 0) {
+        snprintf(why, sizeof(why), "%s must be a non-negative integer", name);
+        api_error(x->c, IM_PARAM_ILLEGAL, why);
+        return -1;
+    }
+    *out = u;
+    return 0;
+}
+
+/* userCount is the room's size; userList holds at most app.maxListUsers
+ * names (or `limit`), from `offset`; "nextOffset" says where to go on. */
 static void api_user_list(api_ctx *x)
 {
     uint32_t appid;
-    if (api_appid(x, &appid) != 0)
+    long max = g_node.cfg.maxListUsers;
+    api_list l = { .offset = 0, .limit = max > 0 ? max : -1 };
+    long limit = -1;
+    if (api_appid(x, &appid) != 0 || api_count(x, "offset", &l.offset) != 0 ||
+        api_count(x, "limit", &limit) != 0)
         return;
+    if (limit >= 0 && (l.limit < 0 || limit < l.limit))
+        l.limit = limit;
     jsonw list;
     jsonw_init(&list, 0);
-    api_list l = { &list, 0 };
+    l.w = &list;
     presence_each(appid, api_list_one, &l);
     size_t len;
     const char *items = jsonw_text(&list, &len);
@@ -137,7 +169,12 @@ static void api_user_list(api_ctx *x)
     jsonw_lit(&w, ",\"userList\":[");
     if (items)
         jsonw_raw(&w, items, len);
-    jsonw_lit(&w, "]}}");
+    jsonw_lit(&w, "]");
+    if (l.offset + l.listed < l.n) {
+        jsonw_lit(&w, ",\"nextOffset\":");
+        jsonw_int(&w, l.offset + l.listed);
+    }
+    jsonw_lit(&w, "}}");
     jsonw_free(&list);
     api_answer(x->c, &w);
 }
@@ -246,6 +283,7 @@ static void api_send_message_all(api_ctx *x) { api_send(x, 1); }
 
 typedef struct api_totals {
     long conns, ws, logged_in, out_bytes, out_queues, msgs_in, frames_out, slow_closed;
+    long rate_closed, handshake_timeouts;
 } api_totals;
 
 static void api_sum(api_totals *t)
@@ -261,6 +299,8 @@ static void api_sum(api_totals *t)
         t->msgs_in += atomic_load_explicit(&s->msgs_in, memory_order_relaxed);
         t->frames_out += atomic_load_explicit(&s->frames_out, memory_order_relaxed);
         t->slow_closed += atomic_load_explicit(&s->slow_closed, memory_order_relaxed);
+        t->rate_closed += atomic_load_explicit(&s->rate_closed, memory_order_relaxed);
+        t->handshake_timeouts += atomic_load_explicit(&s->handshake_timeouts, memory_order_relaxed);
     }
 }
 
@@ -304,6 +344,31 @@ static void api_state_body(jsonw *w, const api_totals *t)
     jsonw_int(w, t->out_queues);
     jsonw_lit(w, ",\"slowConsumersClosed\":");
     jsonw_int(w, t->slow_closed);
+    jsonw_lit(w, ",\"rateLimitedClosed\":");
+    jsonw_int(w, t->rate_closed);
+    jsonw_lit(w, ",\"handshakeTimeouts\":");
+    jsonw_int(w, t->handshake_timeouts);
+    jsonw_lit(w, ",\"limits\":{\"maxConnections\":");
+    jsonw_int(w, g_node.max_conns);
+    jsonw_lit(w, ",\"maxMessageSize\":");
+    jsonw_uint(w, g_node.cfg.maxMessageSize);
+    jsonw_lit(w, ",\"maxMessagesPerSecond\":");
+    jsonw_int(w, g_node.cfg.maxMessagesPerSecond);
+    jsonw_lit(w, ",\"maxOutboundBytes\":");
+    jsonw_uint(w, g_node.cfg.maxOutboundBytes);
+    jsonw_lit(w, ",\"maxOutboundBytesTotal\":");
+    jsonw_uint(w, g_node.cfg.maxOutboundBytesTotal);
+    jsonw_lit(w, ",\"maxHeaderBytes\":");
+    jsonw_uint(w, g_node.cfg.maxHeaderBytes);
+    jsonw_lit(w, ",\"maxBodyBytes\":");
+    jsonw_uint(w, g_node.cfg.maxBodyBytes);
+    jsonw_lit(w, ",\"handshakeTimeout\":");
+    jsonw_int(w, g_node.cfg.handshakeTimeout);
+    jsonw_lit(w, ",\"httpIdleTimeout\":");
+    jsonw_int(w, g_node.cfg.httpIdleTimeout);
+    jsonw_lit(w, ",\"maxListUsers\":");
+    jsonw_int(w, g_node.cfg.maxListUsers);
+    jsonw_lit(w, "}");
     jsonw_lit(w, ",\"messagesIn\":");
     jsonw_int(w, t->msgs_in);
     jsonw_lit(w, ",\"framesOut\":");
@@ -470,6 +535,10 @@ static void api_metrics(api_ctx *x)
     api_metric(&w, "imgate_users", "gauge", "Distinct logged-in users (appID, userID).", presence_count());
     api_metric(&w, "imgate_outbound_queue_bytes", "gauge", "Bytes waiting in outbound queues.", t.out_bytes);
     api_metric(&w, "imgate_slow_consumers_closed_total", "counter", "Connections closed for a full outbound queue.", t.slow_closed);
+    api_metric(&w, "imgate_rate_limited_closed_total", "counter", "Connections closed for exceeding app.maxMessagesPerSecond.", t.rate_closed);
+    api_metric(&w, "imgate_handshake_timeouts_total", "counter", "Connections closed before finishing the upgrade in time.", t.handshake_timeouts);
+    api_metric(&w, "imgate_outbound_queue_cap_bytes", "gauge", "app.maxOutboundBytesTotal (0 = no cap).", (long long)g_node.cfg.maxOutboundBytesTotal);
+    api_metric(&w, "imgate_connection_cap", "gauge", "Connections this node accepts (file limit or app.maxConnections).", g_node.max_conns);
     api_metric(&w, "imgate_messages_received_total", "counter", "WebSocket messages received.", t.msgs_in);
     api_metric(&w, "imgate_frames_sent_total", "counter", "WebSocket frames sent or queued.", t.frames_out);
     api_metric(&w, "imgate_dedup_entries", "gauge", "Remembered msgIDs.", (long long)dedup_count());

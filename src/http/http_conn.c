@@ -42,6 +42,20 @@ const char *http_status_text(int status)
     }
 }
 
+/* ---------- limits ---------- */
+
+/* app.maxHeaderBytes / app.maxBodyBytes, with the defaults when the node's
+ * configuration is not loaded (fuzzing, tests). */
+static size_t http_max_header(void)
+{
+    return g_node.cfg.maxHeaderBytes ? g_node.cfg.maxHeaderBytes : HTTP_MAX_HEADER_BYTES;
+}
+
+static size_t http_max_body(void)
+{
+    return g_node.cfg.maxBodyBytes ? g_node.cfg.maxBodyBytes : HTTP_MAX_BODY;
+}
+
 /* ---------- request state ---------- */
 
 static http_req *http_req_of(struct conn *c) { return c->tcp.data; }
@@ -95,7 +109,7 @@ static int http_append(char **s, size_t *len, const char *p, size_t n)
 static int http_on_url(http_parser *p, const char *at, size_t n)
 {
     http_req *r = p->data;
-    if (r->url_len + n > HTTP_MAX_HEADER_BYTES) {
+    if (r->url_len + n > http_max_header()) {
         r->too_big = 414;
         return -1;
     }
@@ -105,7 +119,7 @@ static int http_on_url(http_parser *p, const char *at, size_t n)
 static int http_header_bytes(http_req *r, size_t n)
 {
     r->header_bytes += n;
-    if (r->header_bytes > HTTP_MAX_HEADER_BYTES) {
+    if (r->header_bytes > http_max_header()) {
         r->too_big = 431;
         return -1;
     }
@@ -165,7 +179,7 @@ static int http_on_value(http_parser *p, const char *at, size_t n)
 static int http_on_body(http_parser *p, const char *at, size_t n)
 {
     http_req *r = p->data;
-    if (r->body_len + n > HTTP_MAX_BODY) {
+    if (r->body_len + n > http_max_body()) {
         r->too_big = 413;
         return -1;
     }
@@ -181,7 +195,7 @@ static int http_on_headers_complete(http_parser *p)
         r->too_big = 411;
         return -1;
     }
-    if (p->content_length != ULLONG_MAX && p->content_length > HTTP_MAX_BODY) {
+    if (p->content_length != ULLONG_MAX && p->content_length > http_max_body()) {
         r->too_big = 413;
         return -1;
     }
@@ -420,7 +434,7 @@ void http_conn_feed(struct conn *c, uint8_t *p, size_t n)
         return;
     }
     if (c->flags & CONN_F_BUSY) {             /* pipelined: keep for later */
-        if (r->pending_len + n > HTTP_MAX_BODY + HTTP_MAX_HEADER_BYTES) {
+        if (r->pending_len + n > http_max_body() + http_max_header()) {
             conn_close(c);
             return;
         }

@@ -12,8 +12,8 @@
 
 struct conn;
 
-#define HTTP_MAX_HEADER_BYTES (16 * 1024)
-#define HTTP_MAX_BODY (1024 * 1024)
+#define HTTP_MAX_HEADER_BYTES (16 * 1024)   /* defaults of app.maxHeaderBytes */
+#define HTTP_MAX_BODY (1024 * 1024)          /* and app.maxBodyBytes */
 
 enum http_hdr {
     HTTP_H_HOST, HTTP_H_UPGRADE, HTTP_H_CONNECTION, HTTP_H_WS_KEY, HTTP_H_WS_VERSION,

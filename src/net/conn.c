@@ -18,8 +18,10 @@
 #include "ws/session.h"
 
 #define CONN_CLOSE_GRACE 5        /* seconds a closing connection may linger */
-#define CONN_HTTP_IDLE 60         /* seconds an idle keep-alive HTTP client is kept */
 #define CONN_WRITE_BATCH 64       /* buffers per uv_write */
+
+/* The memory budget: an idle logged-in connection is this struct only. */
+_Static_assert(sizeof(conn) <= sizeof(uv_tcp_t) + 48, "struct conn grew past its budget");
 
 struct out_item {
     sbuf *b;
@@ -66,7 +68,10 @@ static void conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         return;
     }
     worker *w = conn_worker(c);
-    c->last_active = worker_now(w);
+    uint32_t now = worker_now(w);
+    if (now != c->last_active)
+        c->msgs = 0;                         /* a new second for the rate limit */
+    c->last_active = now;
     if (c->flags & CONN_F_DISCARD)
         return;
     uint8_t *p = (uint8_t *)buf->base;
@@ -85,7 +90,7 @@ static int conn_over_limit(worker *w)
     for (int i = 0; i < workers_count(); i++)
         total += atomic_load_explicit(&worker_at(i)->stats.conns, memory_order_relaxed);
     (void)w;
-    return total >= cap;
+    return total > cap;                      /* total includes the new one */
 }
 
 static void conn_on_accept(uv_stream_t *server, int status, uint8_t kind)
@@ -294,6 +299,18 @@ static ssize_t conn_try(conn *c, const uint8_t *p, size_t n)
     return r == UV_EAGAIN ? 0 : -1;
 }
 
+/* app.maxOutboundBytesTotal: the node's queues together are over the cap. */
+static int conn_node_queue_full(void)
+{
+    size_t cap = g_node.cfg.maxOutboundBytesTotal;
+    if (cap == 0)
+        return 0;
+    long total = 0;
+    for (int i = 0; i < workers_count(); i++)
+        total += atomic_load_explicit(&worker_at(i)->stats.out_bytes, memory_order_relaxed);
+    return total > (long)cap;
+}
+
 static int conn_enqueue(conn *c, sbuf *b, size_t off)
 {
     conn_out *o = conn_out_get(c);
@@ -303,7 +320,8 @@ static int conn_enqueue(conn *c, sbuf *b, size_t off)
     }
     worker *w = conn_worker(c);
     atomic_fetch_add_explicit(&w->stats.out_bytes, (long)(b->len - off), memory_order_relaxed);
-    if (c->state == CONN_WS_OPEN && o->bytes > g_node.cfg.maxOutboundBytes) {
+    if (c->state == CONN_WS_OPEN &&
+        (o->bytes > g_node.cfg.maxOutboundBytes || conn_node_queue_full())) {
         conn_slow_consumer(c);
         return -1;
     }
@@ -427,9 +445,12 @@ void conn_sweep_one(conn *c, uint32_t now)
     case CONN_HTTP:
         if (c->flags & CONN_F_BUSY)
             break;
-        if (c->kind == CONN_KIND_WS ? idle >= (uint32_t)cfg->handshakeTimeout
-                                    : idle >= CONN_HTTP_IDLE)
+        if (c->kind == CONN_KIND_WS && idle >= (uint32_t)cfg->handshakeTimeout) {
+            atomic_fetch_add_explicit(&conn_worker(c)->stats.handshake_timeouts, 1, memory_order_relaxed);
             conn_close(c);
+        } else if (c->kind == CONN_KIND_HTTP && idle >= (uint32_t)cfg->httpIdleTimeout) {
+            conn_close(c);
+        }
         break;
     case CONN_WS_OPEN:
         if (idle >= (uint32_t)cfg->connectionTimeout)

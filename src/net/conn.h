@@ -44,11 +44,14 @@ typedef struct conn {
     struct conn *rprev, *rnext;     /* the worker's room list */
     struct conn_out *out;           /* outbound queue, NULL while empty */
     uint32_t last_active;           /* worker_now() of the last frame/request */
-    uint8_t kind;
-    uint8_t state;
-    uint8_t flags;
-    uint8_t room;                   /* room index (position in app.appIDs) */
+    uint32_t kind : 2;              /* enum conn_kind */
+    uint32_t state : 3;             /* enum conn_state */
+    uint32_t room : 7;              /* room index (position in app.appIDs) */
+    uint32_t flags : 8;             /* enum conn_flags */
+    uint32_t msgs : 12;             /* messages received in the current second */
 } conn;
+
+#define CONN_MAX_RATE 4000          /* msgs counts up to this (12 bits) */
 
 /* Starts listening on w's listeners; accepted connections begin reading. */
 int conn_listen(struct worker *w);

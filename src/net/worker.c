@@ -109,7 +109,7 @@ static void worker_stop_task(worker *w, task *t)
     uv_close((uv_handle_t *)&w->http_listener, NULL);
     uv_timer_stop(&w->sweep);
     uv_walk(&w->loop, worker_close_walk, NULL);
-    w->stop_deadline = uv_now(&w->loop) + WORKER_STOP_GRACE_MS;
+    w->stop_deadline = uv_now(&w->loop) + (uint64_t)g_node.cfg.shutdownGrace * 1000;
     uv_timer_start(&w->sweep, worker_on_grace, 50, 50);
 }
 

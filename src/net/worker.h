@@ -10,7 +10,6 @@
 #include <uv.h>
 
 #define WORKER_READ_BUF (64 * 1024)
-#define WORKER_STOP_GRACE_MS 3000
 
 struct hub_local;
 struct worker;
@@ -29,7 +28,9 @@ typedef struct worker_stats {
     atomic_long out_queues;   /* connections with a non-empty queue */
     atomic_long msgs_in;      /* WebSocket messages received */
     atomic_long frames_out;   /* frames queued or written */
-    atomic_long slow_closed;  /* closed for a full outbound queue */
+    atomic_long slow_closed;  /* closed for a full outbound queue (own or node cap) */
+    atomic_long rate_closed;  /* closed for sending too many messages */
+    atomic_long handshake_timeouts; /* closed before finishing the upgrade */
 } worker_stats;
 
 typedef struct worker {

@@ -94,6 +94,13 @@ static int ws_session_on_message(void *ud, int opcode, uint8_t *data, size_t len
     if (c->state != CONN_WS_OPEN)
         return 0;                              /* closing: ignore data */
     atomic_fetch_add_explicit(&w->stats.msgs_in, 1, memory_order_relaxed);
+    int max = g_node.cfg.maxMessagesPerSecond;
+    if (max > 0 && ++c->msgs > (unsigned)max) {
+        atomic_fetch_add_explicit(&w->stats.rate_closed, 1, memory_order_relaxed);
+        log_info("closing a connection sending over %d messages/s", max);
+        conn_close_ws(c, WS_CLOSE_POLICY, "message rate limit exceeded");
+        return 1;
+    }
     if (c->flags & CONN_F_ECHO)
         (void)ws_session_send(c, opcode, data, len);
     else if (opcode == WS_OP_TEXT)
