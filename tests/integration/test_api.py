@@ -14,49 +14,13 @@ import re
 import socket
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SLOW, Node, connect, login, no_message, recv_json, request, run  # noqa: E402
+from harness import (SLOW, NodeCase, close_all, connect, drain, login, main, no_message,  # noqa: E402
+                     recv_json, request, run, wait_idle, wait_until)
 
 
 # ---------- helpers ----------
-
-def wait_until(pred, timeout=5.0, what="condition"):
-    deadline = time.time() + timeout * SLOW
-    last = None
-    while time.time() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
-
-
-def wait_idle(node):
-    """No WebSocket connection and no user left from an earlier test."""
-    wait_until(lambda: (lambda s: s["wsConnections"] == 0 and s["users"] == 0)(node.state()),
-               what="no WebSocket connection and no user on the node")
-
-
-async def close_all(*socks):
-    for ws in socks:
-        if ws is not None:
-            try:
-                await asyncio.wait_for(ws.close(), 5 * SLOW)
-            except Exception:
-                pass
-
-
-async def drain(*socks, wait=0.2):
-    """Discards whatever is pending (enter pushes of the set-up)."""
-    for ws in socks:
-        while True:
-            try:
-                await asyncio.wait_for(ws.recv(), wait * SLOW)
-            except asyncio.TimeoutError:
-                break
-
 
 def expected_push(msgid, message, frm):
     return {"seq": msgid, "cmd": "msg",
@@ -81,16 +45,7 @@ def read_http_response(sock_file):
     return int(status_line.split(" ", 2)[1]), headers, body
 
 
-class ApiTestBase(unittest.TestCase):
-    node = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.node = Node()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.node.stop()
+class ApiTestBase(NodeCase):
 
     def setUp(self):
         wait_idle(self.node)
@@ -665,26 +620,5 @@ class BroadcastTest(ApiTestBase):
         run(t())
 
 
-# ---------- runner ----------
-
-class _CountingResult(unittest.TextTestResult):
-    def __init__(self, *a, **kw):
-        super().__init__(*a, **kw)
-        self.passed = 0
-
-    def addSuccess(self, test):
-        super().addSuccess(test)
-        self.passed += 1
-
-
-def main():
-    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
-    runner = unittest.TextTestRunner(verbosity=2, resultclass=_CountingResult)
-    result = runner.run(suite)
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    print("%d passed, %d failed" % (result.passed, failed))
-    sys.exit(0 if failed == 0 and result.wasSuccessful() else 1)
-
-
 if __name__ == "__main__":
-    main()
+    main(sys.modules[__name__])

@@ -17,38 +17,18 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Node, SLOW  # noqa: E402
-from test_malformed import RawWS, text, cmd_json, OP_CLOSE, IO_TIMEOUT  # noqa: E402
-
-
-def _assert_serves(node, user):
-    async def go():
-        ws = await harness.login(node, user)
-        try:
-            r = await harness.request(ws, "ping")
-            assert r["response"]["data"] == "pong", r
-        finally:
-            await ws.close()
-    assert node.alive(), node.stderr()[-3000:]
-    harness.run(go())
-    assert node.alive(), node.stderr()[-3000:]
+from harness import (IO_TIMEOUT, OP_CLOSE, SLOW, Node, NodeCase, RawWS, assert_serves,  # noqa: E402
+                     cmd_json, main, online, text)
 
 
 def _login_frame(user, app=101, seq="L"):
     return text(cmd_json("login", {"serviceToken": "", "appID": app, "userID": user}, seq=seq))
 
 
-class SlowConsumerTest(unittest.TestCase):
+class SlowConsumerTest(NodeCase):
     MAX_OUT = 65536
-
-    @classmethod
-    def setUpClass(cls):
-        cls.node = Node("--set", "app.maxOutboundBytes=%d" % cls.MAX_OUT,
-                        "--set", "app.maxMessageSize=1024")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.node.stop()
+    ARGS = ("--set", "app.maxOutboundBytes=%d" % MAX_OUT,
+            "--set", "app.maxMessageSize=1024")
 
     def test_slow_consumer_closed_with_1008(self):
         node = self.node
@@ -104,8 +84,7 @@ class SlowConsumerTest(unittest.TestCase):
                 self.assertEqual(code, 1008, "close %r %r" % (code, reason))
                 self.assertTrue(slow.eof(), "no EOF after the 1008 close frame")
             # the user is offline now
-            self.assertFalse(node.api("/user/online", params={"appID": 101, "userID": "slow"})
-                             ["data"]["online"])
+            self.assertFalse(online(node, 101, "slow"))
 
             # The other user still gets messages.
             r = node.api("/user/sendMessage", params={"appID": 101, "userID": "fast",
@@ -121,7 +100,7 @@ class SlowConsumerTest(unittest.TestCase):
         finally:
             slow.close()
             fast.close()
-        _assert_serves(node, "after-flood")
+        assert_serves(node, "after-flood")
 
     def _drain(self, ws):
         """Reads the slow client's socket until a close frame or EOF (bounded)."""
@@ -142,15 +121,7 @@ class SlowConsumerTest(unittest.TestCase):
         self.fail("draining the slow client did not end")
 
 
-class DefaultNodeTests(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.node = Node()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.node.stop()
-
+class DefaultNodeTests(NodeCase):
     def test_oversize_message_1009(self):
         node = self.node
 
@@ -161,7 +132,7 @@ class DefaultNodeTests(unittest.TestCase):
             return ws.close_code
 
         self.assertEqual(harness.run(go()), 1009)
-        _assert_serves(node, "after-big")
+        assert_serves(node, "after-big")
 
     def test_500_connections(self):
         node = self.node
@@ -200,17 +171,11 @@ class DefaultNodeTests(unittest.TestCase):
         self.assertEqual(st["loggedIn"], 0, st)
         self.assertEqual(st["wsConnections"], 0, st)
         self.assertEqual(node.api("/user/list", params={"appID": 101})["data"]["userCount"], 0)
-        _assert_serves(node, "after-many")
+        assert_serves(node, "after-many")
 
 
-class HandshakeTimeoutTests(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.node = Node("--set", "app.handshakeTimeout=1", "--set", "app.sweepInterval=1")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.node.stop()
+class HandshakeTimeoutTests(NodeCase):
+    ARGS = ("--set", "app.handshakeTimeout=1", "--set", "app.sweepInterval=1")
 
     def _closed_by_server(self, s, bound):
         """Whether the server ends the connection within `bound` seconds."""
@@ -240,7 +205,7 @@ class HandshakeTimeoutTests(unittest.TestCase):
         finally:
             silent.close()
             half.close()
-        _assert_serves(node, "after-timeout")
+        assert_serves(node, "after-timeout")
 
     def test_upgraded_connection_not_dropped(self):
         node = self.node
@@ -284,14 +249,5 @@ class ShutdownTest(unittest.TestCase):
             node.stop()         # already exited: checks status 0 and no sanitizer report
 
 
-def main():
-    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
-    res = unittest.TextTestRunner(verbosity=2).run(suite)
-    failed = len(res.failures) + len(res.errors)
-    passed = res.testsRun - failed - len(res.skipped)
-    print(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
-
-
 if __name__ == "__main__":
-    main()
+    main(sys.modules[__name__])

@@ -5,107 +5,37 @@ serves: a fresh client logs in and gets a ping reply, and the process is
 alive.
 
 Frames and handshakes go over raw sockets (a hand-made client that masks its
-frames as RFC 6455 requires and parses the server's frames); JSON envelopes go
-over Debian's python3-websockets. All traffic is to 127.0.0.1."""
+frames as RFC 6455 requires and parses the server's frames: harness.RawWS);
+JSON envelopes go over Debian's python3-websockets. All traffic is to 127.0.0.1."""
 
-import asyncio
 import base64
-import hashlib
 import json
 import os
 import socket
 import struct
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Node, SLOW  # noqa: E402
+from harness import (IO_TIMEOUT, OP_BIN, OP_CLOSE, OP_CONT, OP_PING, OP_PONG,  # noqa: E402
+                     OP_TEXT, NodeCase, RawWS, accept_for, cmd_json, frame, main, parse_http,
+                     text, upgrade_request)
 
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-OP_CONT, OP_TEXT, OP_BIN, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 RSV1, RSV2, RSV3 = 4, 2, 1          # values of the 3-bit RSV field
-IO_TIMEOUT = 5 * SLOW               # bound of every blocking socket read
 
 
 # ---------------------------------------------------------------- frames ----
-
-def mask_bytes(payload, key):
-    if not payload:
-        return b""
-    n = len(payload)
-    k = (key * (n // 4 + 1))[:n]
-    return (int.from_bytes(payload, "big") ^ int.from_bytes(k, "big")).to_bytes(n, "big")
-
-
-def frame(opcode, payload=b"", fin=True, rsv=0, masked=True, length=None):
-    """One client frame. `length` overrides the announced payload length
-    (the payload bytes are still the ones given)."""
-    b0 = (0x80 if fin else 0) | (rsv << 4) | (opcode & 0xF)
-    n = len(payload) if length is None else length
-    mbit = 0x80 if masked else 0
-    if n < 126:
-        hdr = bytes([b0, mbit | n])
-    elif n <= 0xFFFF:
-        hdr = bytes([b0, mbit | 126]) + struct.pack("!H", n)
-    else:
-        hdr = bytes([b0, mbit | 127]) + struct.pack("!Q", n)
-    if not masked:
-        return hdr + payload
-    key = os.urandom(4)
-    return hdr + key + mask_bytes(payload, key)
-
-
-def text(s, **kw):
-    return frame(OP_TEXT, s.encode() if isinstance(s, str) else s, **kw)
-
 
 def close_frame(code=None, reason=b"", **kw):
     payload = b"" if code is None else struct.pack("!H", code) + reason
     return frame(OP_CLOSE, payload, **kw)
 
 
-def cmd_json(cmd, data=None, seq="r1"):
-    return json.dumps({"seq": seq, "cmd": cmd, "data": data if data is not None else {}},
-                      ensure_ascii=False).encode()
-
-
 PING_JSON = cmd_json("ping", seq="p1")
 
 
 # ------------------------------------------------------------ handshakes ----
-
-def upgrade_request(path="/acc", key=None, method="GET", proto="HTTP/1.1", **headers):
-    """A client opening handshake. Keyword headers (underscores become
-    dashes) override the defaults; a value of None omits the header."""
-    key = key if key is not None else base64.b64encode(os.urandom(16)).decode()
-    hdrs = {"Host": "127.0.0.1", "Upgrade": "websocket", "Connection": "Upgrade",
-            "Sec-WebSocket-Key": key, "Sec-WebSocket-Version": "13"}
-    for k, v in headers.items():
-        hdrs[k.replace("_", "-")] = v
-    lines = ["%s %s %s" % (method, path, proto)]
-    lines += ["%s: %s" % (k, v) for k, v in hdrs.items() if v is not None]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
-def accept_for(key):
-    return base64.b64encode(hashlib.sha1(key.encode() + GUID).digest()).decode()
-
-
-def parse_http(data):
-    """(status, headers with lower-case names, body) of the first response."""
-    head, sep, body = data.partition(b"\r\n\r\n")
-    assert sep, "no complete HTTP response head in %r" % data[:300]
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ", 2)
-    assert parts[0].startswith("HTTP/1."), "bad status line %r" % lines[0]
-    hdrs = {}
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        hdrs[k.strip().lower()] = v.strip()
-    return int(parts[1]), hdrs, body
-
 
 def exchange(port, chunks, timeout=None, delay=0.0):
     """Sends the chunks (separate writes) and reads until the server closes.
@@ -138,126 +68,17 @@ def exchange(port, chunks, timeout=None, delay=0.0):
         s.close()
 
 
-class RawWS:
-    """A hand-made WebSocket client: performs the handshake, sends crafted
-    frames and parses what the server sends (which must be unmasked)."""
-
-    def __init__(self, port, path="/acc", rcvbuf=None, request=None, key=None):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.settimeout(IO_TIMEOUT)
-        self.sock.connect(("127.0.0.1", port))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf = b""
-        self.key = key or base64.b64encode(os.urandom(16)).decode()
-        self.send(request if request is not None else upgrade_request(path, key=self.key))
-        while b"\r\n\r\n" not in self.buf:
-            if not self._fill():
-                raise AssertionError("EOF during handshake: %r" % self.buf)
-        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
-        status, hdrs, _ = parse_http(head + b"\r\n\r\n")
-        assert status == 101, "handshake answered %d: %r" % (status, head)
-        assert hdrs.get("upgrade", "").lower() == "websocket", hdrs
-        assert "upgrade" in hdrs.get("connection", "").lower(), hdrs
-        assert hdrs.get("sec-websocket-accept") == accept_for(self.key), hdrs
-        assert "sec-websocket-extensions" not in hdrs, hdrs
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def _fill(self):
-        try:
-            chunk = self.sock.recv(65536)
-        except ConnectionResetError:
-            chunk = b""
-        if not chunk:
-            return False
-        self.buf += chunk
-        return True
-
-    def _need(self, n):
-        while len(self.buf) < n:
-            if not self._fill():
-                return False
-        return True
-
-    def recv_frame(self):
-        """(fin, opcode, payload), or None at EOF. Raises socket.timeout."""
-        if not self._need(2):
-            return None
-        b0, b1 = self.buf[0], self.buf[1]
-        assert not b1 & 0x80, "server frame is masked"
-        assert not b0 & 0x70, "server frame has RSV bits: %#x" % b0
-        n, off = b1 & 0x7F, 2
-        if n == 126:
-            if not self._need(4):
-                return None
-            n, off = struct.unpack("!H", self.buf[2:4])[0], 4
-        elif n == 127:
-            if not self._need(10):
-                return None
-            n, off = struct.unpack("!Q", self.buf[2:10])[0], 10
-        if not self._need(off + n):
-            return None
-        payload = self.buf[off:off + n]
-        self.buf = self.buf[off + n:]
-        return bool(b0 & 0x80), b0 & 0x0F, payload
-
-    def recv_json(self, skip_pushes=True):
-        """The next text message as JSON (answers pings; skips pushes)."""
-        while True:
-            f = self.recv_frame()
-            assert f is not None, "EOF while waiting for a text message"
-            fin, op, payload = f
-            if op == OP_PING:
-                self.send(frame(OP_PONG, payload))
-                continue
-            if op == OP_PONG:
-                continue
-            assert op != OP_CLOSE, "server closed: %r" % (payload,)
-            assert op == OP_TEXT and fin, "unexpected frame op=%d fin=%s" % (op, fin)
-            m = json.loads(payload)
-            if skip_pushes and m.get("cmd") in ("enter", "exit", "msg"):
-                continue
-            return m
-
-    def read_close(self):
-        """Reads frames until a close frame: returns (code, reason, frames
-        before it); code is None if the connection ended without one."""
-        before = []
-        while True:
-            f = self.recv_frame()
-            if f is None:
-                return None, None, before
-            fin, op, payload = f
-            if op == OP_CLOSE:
-                assert fin, "fragmented close frame from the server"
-                assert len(payload) != 1, "1-byte close payload from the server"
-                if not payload:
-                    return 1005, b"", before
-                reason = payload[2:]
-                reason.decode("utf-8")            # must be valid UTF-8
-                return struct.unpack("!H", payload[:2])[0], reason, before
-            before.append(f)
-
-    def eof(self):
-        """Whether the server ends the TCP connection (nothing but EOF follows)."""
-        self.sock.settimeout(IO_TIMEOUT)
-        try:
-            rest = self.sock.recv(65536)
-        except socket.timeout:
-            return False
-        except ConnectionResetError:
-            return True
-        assert rest == b"", "bytes after the close frame: %r" % rest[:100]
-        return True
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+def expect_answer_and_close(tc, name, port, chunks, expected, check):
+    """Sends the chunks to port: the answer's status must be `expected` (one
+    status or a tuple of them), the server must close the connection, and
+    check(status, headers, body) (if given) must pass."""
+    out, closed = exchange(port, chunks)
+    status, hdrs, body = parse_http(out)
+    exp = expected if isinstance(expected, tuple) else (expected,)
+    tc.assertIn(status, exp, "%s: got %d %r" % (name, status, body[:200]))
+    tc.assertTrue(closed, "%s: the server kept the connection after %d" % (name, status))
+    if check:
+        check(status, hdrs, body)
 
 
 # ------------------------------------------------------- liveness check ----
@@ -265,20 +86,10 @@ class RawWS:
 _serial = [0]
 
 
-async def _serves(node, user):
-    ws = await harness.login(node, user)
-    try:
-        r = await harness.request(ws, "ping")
-        assert r["response"]["code"] == 200 and r["response"]["data"] == "pong", r
-    finally:
-        await ws.close()
-
-
-def assert_serves(tc, node):
-    tc.assertTrue(node.alive(), "node died:\n" + node.stderr()[-3000:])
+def check_serves(node):
+    """harness.assert_serves with a new user name each time."""
     _serial[0] += 1
-    harness.run(_serves(node, "chk%d" % _serial[0]))
-    tc.assertTrue(node.alive(), "node died:\n" + node.stderr()[-3000:])
+    harness.assert_serves(node, "chk%d" % _serial[0])
 
 
 def add_rows(cls, prefix, rows, runner):
@@ -288,24 +99,10 @@ def add_rows(cls, prefix, rows, runner):
 
         def t(self, row=row):
             runner(self, row)
-            assert_serves(self, self.node)
+            check_serves(self.node)
         t.__name__ = name
         t.__doc__ = "%s: %s" % (prefix, row[0])
         setattr(cls, name, t)
-
-
-class NodeCase(unittest.TestCase):
-    ARGS = ()
-    node = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.node = Node(*cls.ARGS)
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.node:
-            cls.node.stop()
 
 
 # ============================================================ 1. frames ====
@@ -654,13 +451,7 @@ def run_handshake_row(self, row):
     if callable(action):
         action(self, self.node)
         return
-    out, closed = exchange(self.node.ws_port, [action])
-    status, hdrs, body = parse_http(out)
-    exp = expected if isinstance(expected, tuple) else (expected,)
-    self.assertIn(status, exp, "%s: got %d %r" % (name, status, body[:200]))
-    self.assertTrue(closed, "%s: the server kept the connection after %d" % (name, status))
-    if check:
-        check(status, hdrs, body)
+    expect_answer_and_close(self, name, self.node.ws_port, [action], expected, check)
 
 
 class HandshakeTests(NodeCase):
@@ -761,13 +552,7 @@ def run_http_row(self, row):
         action(self, self.node)
         return
     chunks = action() if callable(action) else [action]
-    out, closed = exchange(self.node.http_port, chunks)
-    status, hdrs, body = parse_http(out)
-    exp = expected if isinstance(expected, tuple) else (expected,)
-    self.assertIn(status, exp, "%s: got %d %r" % (name, status, body[:200]))
-    self.assertTrue(closed, "%s: the server kept the connection after %d" % (name, status))
-    if check:
-        check(status, hdrs, body)
+    expect_answer_and_close(self, name, self.node.http_port, chunks, expected, check)
 
 
 class HttpApiTests(NodeCase):
@@ -872,16 +657,5 @@ class JsonTests(NodeCase):
 add_rows(JsonTests, "json", JSON_ROWS, run_json_row)
 
 
-# ================================================================ main =====
-
-def main():
-    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
-    res = unittest.TextTestRunner(verbosity=2).run(suite)
-    failed = len(res.failures) + len(res.errors)
-    passed = res.testsRun - failed - len(res.skipped)
-    print(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
-
-
 if __name__ == "__main__":
-    main()
+    main(sys.modules[__name__])

@@ -7,43 +7,20 @@ heartbeat timeout sweep, client pings and the echo endpoint.
 Run: /usr/bin/python3 tests/integration/test_protocol.py"""
 
 import asyncio
-import base64
 import json
 import os
 import socket
 import struct
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SLOW, Node, connect, login, no_message, recv_json, request, run  # noqa: E402
+from harness import (SLOW, NodeCase, close_all, connect, drain, frame, login, main,  # noqa: E402
+                     no_message, online, recv_json, request, run, upgrade_request, wait_idle,
+                     wait_until)
 
 
 # ---------- helpers ----------
-
-def wait_until(pred, timeout=5.0, what="condition"):
-    """Polls pred() until it is truthy; fails after timeout*SLOW seconds."""
-    deadline = time.time() + timeout * SLOW
-    last = None
-    while time.time() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
-
-
-def wait_idle(node):
-    """Waits until the node has no WebSocket connection and no user left over
-    from an earlier test, so pushes of one test cannot leak into the next."""
-    wait_until(lambda: (lambda s: s["wsConnections"] == 0 and s["users"] == 0)(node.state()),
-               what="no WebSocket connection and no user on the node")
-
-
-def online(node, app, user):
-    return node.api("/user/online", params={"appID": app, "userID": user})["data"]["online"]
-
 
 async def send_raw(ws, obj):
     await ws.send(json.dumps(obj))
@@ -64,25 +41,15 @@ def assert_push(tc, m, cmd, frm, msg=""):
                                    "data": {"target": "", "type": "text", "msg": msg, "from": frm}}, m)
 
 
-async def close_all(*socks):
-    for ws in socks:
-        if ws is not None:
-            try:
-                await asyncio.wait_for(ws.close(), 5 * SLOW)
-            except Exception:
-                pass
-
-
 class RawWS:
     """A minimal RFC 6455 client on a plain socket: it sees every frame the
-    server sends (pings included) and never answers anything by itself."""
+    server sends (pings included) and never answers anything by itself.
+    Unlike harness.RawWS it does not check the handshake answer (tests read
+    .status and .head) and reads frames with a per-call timeout."""
 
     def __init__(self, port, path="/acc"):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=5 * SLOW)
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
-                           "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                           "Sec-WebSocket-Version: 13\r\n\r\n" % (path, port, key)).encode())
+        self.sock.sendall(upgrade_request(path, Host="127.0.0.1:%d" % port))
         self.buf = b""
         while b"\r\n\r\n" not in self.buf:
             chunk = self.sock.recv(4096)
@@ -94,19 +61,10 @@ class RawWS:
         self.status = int(self.head.split(" ", 2)[1]) if self.head.startswith("HTTP/") else 0
 
     def send(self, opcode, payload=b"", fin=True):
+        """Sends one masked frame."""
         if isinstance(payload, str):
             payload = payload.encode()
-        mask = os.urandom(4)
-        n = len(payload)
-        hdr = bytes([(0x80 if fin else 0) | opcode])
-        if n < 126:
-            hdr += bytes([0x80 | n])
-        elif n < 65536:
-            hdr += bytes([0x80 | 126]) + struct.pack("!H", n)
-        else:
-            hdr += bytes([0x80 | 127]) + struct.pack("!Q", n)
-        body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.sock.sendall(hdr + mask + body)
+        self.sock.sendall(frame(opcode, payload, fin=fin))
 
     def _need(self, n, deadline):
         while len(self.buf) < n:
@@ -139,15 +97,7 @@ class RawWS:
 
 # ---------- the protocol on a default node ----------
 
-class ProtocolTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.node = Node()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.node.stop()
-
+class ProtocolTest(NodeCase):
     def setUp(self):
         wait_idle(self.node)
 
@@ -449,12 +399,7 @@ class ProtocolTest(unittest.TestCase):
                 t3 = await login(self.node, "tabby", 102)
                 other = await login(self.node, "other", 101)
                 await asyncio.sleep(0.2 * SLOW)
-                for ws in (t1, t2, t3):               # drain the enters of "other"
-                    while True:
-                        try:
-                            await asyncio.wait_for(ws.recv(), 0.2 * SLOW)
-                        except asyncio.TimeoutError:
-                            break
+                await drain(t1, t2, t3)               # the enters of "other"
                 r = self.node.api("/user/sendMessage", params={
                     "appID": 101, "userID": "tabby", "msgID": "tab-1", "message": "to all tabs"})
                 self.assertEqual(r["data"], {"sendResults": True}, r)
@@ -522,14 +467,8 @@ async def login_on(ws, user, app=101):
 
 # ---------- server pings ----------
 
-class ServerPingTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.node = Node("--set", "app.pingInterval=1", "--set", "app.sweepInterval=1")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.node.stop()
+class ServerPingTest(NodeCase):
+    ARGS = ("--set", "app.pingInterval=1", "--set", "app.sweepInterval=1")
 
     def test_idle_client_gets_ping(self):
         raw = RawWS(self.node.ws_port)
@@ -575,15 +514,9 @@ class ServerPingTest(unittest.TestCase):
 
 # ---------- the heartbeat timeout sweep ----------
 
-class TimeoutSweepTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.node = Node("--set", "app.connectionTimeout=2", "--set", "app.pingInterval=0",
-                        "--set", "app.sweepInterval=1")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.node.stop()
+class TimeoutSweepTest(NodeCase):
+    ARGS = ("--set", "app.connectionTimeout=2", "--set", "app.pingInterval=0",
+            "--set", "app.sweepInterval=1")
 
     def setUp(self):
         wait_idle(self.node)
@@ -679,14 +612,8 @@ class TimeoutSweepTest(unittest.TestCase):
 
 # ---------- the echo endpoint ----------
 
-class EchoTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.node = Node(config="app:\n  echoPath: /echo\n")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.node.stop()
+class EchoTest(NodeCase):
+    NODE_KW = {"config": "app:\n  echoPath: /echo\n"}
 
     def test_echo_text_and_binary(self):
         async def t():
@@ -718,26 +645,5 @@ class EchoTest(unittest.TestCase):
         run(t())
 
 
-# ---------- runner ----------
-
-class _CountingResult(unittest.TextTestResult):
-    def __init__(self, *a, **kw):
-        super().__init__(*a, **kw)
-        self.passed = 0
-
-    def addSuccess(self, test):
-        super().addSuccess(test)
-        self.passed += 1
-
-
-def main():
-    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
-    runner = unittest.TextTestRunner(verbosity=2, resultclass=_CountingResult)
-    result = runner.run(suite)
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    print("%d passed, %d failed" % (result.passed, failed))
-    sys.exit(0 if failed == 0 and result.wasSuccessful() else 1)
-
-
 if __name__ == "__main__":
-    main()
+    main(sys.modules[__name__])
