@@ -60,6 +60,7 @@ static const config_key config_keys[] = {
     {"app.maxBodyBytes", NULL, CT_SIZE, CONFIG_FIELD(maxBodyBytes), 1024, 1024 * CONFIG_KIB * CONFIG_KIB, CK_NONE, false},
     {"app.maxListUsers", NULL, CT_INT, CONFIG_FIELD(maxListUsers), 0, INT_MAX, CK_NONE, false},
     {"app.shutdownGrace", NULL, CT_INT, CONFIG_FIELD(shutdownGrace), 0, 3600, CK_NONE, false},
+    {"app.allowedOrigins", NULL, CT_STR, CONFIG_FIELD(allowedOrigins), 0, 0, CK_NONE, false},
     {"redis.addr", "IMGATE_REDIS", CT_STR, CONFIG_FIELD(redisAddr), 0, 0, CK_NONE, false},
     {"redis.password", NULL, CT_STR, CONFIG_FIELD(redisPassword), 0, 0, CK_NONE, true},
     {"redis.DB", NULL, CT_INT, CONFIG_FIELD(redisDB), 0, INT_MAX, CK_NONE, false},
@@ -68,6 +69,8 @@ static const config_key config_keys[] = {
     {"im.dedupTtl", NULL, CT_INT, CONFIG_FIELD(dedupTtl), 1, 365 * CONFIG_DAY, CK_NONE, false},
     {"im.dedupMax", NULL, CT_INT, CONFIG_FIELD(dedupMax), 1, INT_MAX, CK_NONE, false},
     {"im.presenceEventsMaxRoom", NULL, CT_INT, CONFIG_FIELD(presenceEventsMaxRoom), 0, INT_MAX, CK_NONE, false},
+    {"auth.secret", "IMGATE_AUTH_SECRET", CT_STR, CONFIG_FIELD(authSecret), 0, 0, CK_NONE, true},
+    {"auth.apiKey", "IMGATE_API_KEY", CT_STR, CONFIG_FIELD(apiKey), 0, 0, CK_NONE, true},
 };
 
 #define CONFIG_NKEYS (sizeof config_keys / sizeof config_keys[0])
@@ -506,7 +509,7 @@ static int config_load_root(config_loader *L, const yaml_node_t *root)
     if (config_is_null(root))
         return 0;
     if (root->type != YAML_MAPPING_NODE)
-        return config_fail(L, root, NULL, "expected a mapping of sections (app:, redis:, im:), got %s",
+        return config_fail(L, root, NULL, "expected a mapping of sections (app:, redis:, im:, auth:), got %s",
                            config_node_kind(root));
     for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
         yaml_node_t *kn = yaml_document_get_node(L->doc, p->key);

@@ -45,6 +45,7 @@ typedef struct config {
     size_t maxBodyBytes;             /* HTTP request body (413 over it), 1 MiB */
     int maxListUsers;                /* most users in one /user/list answer (paged); 0 = all; 10000 */
     int shutdownGrace;               /* seconds queued messages may flush at shutdown, 5 */
+    char allowedOrigins[1024];       /* Origins allowed to upgrade, comma-separated; "" = any */
     /* redis: (original keys; cluster mode when addr is set) */
     char redisAddr[CONFIG_STR];
     char redisPassword[CONFIG_STR];
@@ -56,6 +57,9 @@ typedef struct config {
     int dedupMax;                    /* max remembered msgIDs (bounded memory), 1000000 */
     int presenceEventsMaxRoom;       /* no enter/exit pushes in rooms with more users
                                         than this on the node (0 = always), 1000 */
+    /* auth: (off when empty) */
+    char authSecret[CONFIG_STR];     /* HS256 key of login tokens (serviceToken) */
+    char apiKey[CONFIG_STR];         /* HTTP API key, "Authorization: Bearer <key>" */
 } config;
 
 /* Fills *c with the defaults. */
@@ -68,7 +72,8 @@ int config_load_file(config *c, const char *path, int must_exist, char *err, siz
 /* Applies IMGATE_* environment variables (IMGATE_HTTP_PORT, IMGATE_WS_PORT,
  * IMGATE_RPC_PORT, IMGATE_BIND, IMGATE_ADVERTISE_IP, IMGATE_REDIS,
  * IMGATE_WORKERS, IMGATE_LOG_LEVEL, IMGATE_LOG_FILE, IMGATE_ECHO_PATH,
- * IMGATE_CONNECTION_TIMEOUT, IMGATE_PING_INTERVAL, IMGATE_SWEEP_INTERVAL).
+ * IMGATE_CONNECTION_TIMEOUT, IMGATE_PING_INTERVAL, IMGATE_SWEEP_INTERVAL,
+ * IMGATE_AUTH_SECRET, IMGATE_API_KEY, ...: the env column of the schema).
  * Returns 0 or -1 with a message naming the variable. */
 int config_apply_env(config *c, char *err, size_t errlen);
 

@@ -14,6 +14,7 @@
 #include "core/node.h"
 #include "http/http_conn.h"
 #include "http/params.h"
+#include "im/auth.h"
 #include "im/codes.h"
 #include "im/dedup.h"
 #include "im/hub.h"
@@ -616,6 +617,29 @@ static const struct {
     { "/metrics", api_metrics },
 };
 
+/* ---------- API key ---------- */
+
+static int api_path_is(const api_ctx *x, const char *path)
+{
+    return strlen(path) == x->plen && memcmp(path, x->path, x->plen) == 0;
+}
+
+/* Whether the request may go on: no auth.apiKey configured, an open path
+ * (the chat page), or "Authorization: Bearer <key>". Else answers 401. */
+static int api_authorized(api_ctx *x)
+{
+    static const char body[] =
+        "{\"code\":1003,\"msg\":\"Unauthorized: missing or wrong API key\",\"data\":{}}";
+    const char *key = g_node.cfg.apiKey;
+    if (!key[0] || api_path_is(x, "/home/index") || api_path_is(x, "/"))
+        return 1;
+    if (auth_api_key_check(x->r->hv[HTTP_H_AUTHORIZATION], key) == 0)
+        return 1;
+    http_conn_respond_ex(x->c, 401, API_JSON, "WWW-Authenticate: Bearer\r\n", body,
+                         sizeof(body) - 1);
+    return 0;
+}
+
 void api_handle(struct conn *c, http_req *r)
 {
     int method = r->parser.method;
@@ -633,6 +657,8 @@ void api_handle(struct conn *c, http_req *r)
     const char *q = memchr(url, '?', ulen);
     x.path = url;
     x.plen = q ? (size_t)(q - url) : ulen;
+    if (!api_authorized(&x))
+        return;
     params_init(&x.p, url, ulen, r->hv[HTTP_H_CONTENT_TYPE], r->body, r->body_len);
     if (x.p.json_bad) {
         api_error(c, IM_PARAM_ILLEGAL, "the JSON body is not a JSON object");

@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "core/node.h"
 #include "http/api.h"
+#include "im/auth.h"
 #include "net/conn.h"
 #include "net/worker.h"
 #include "ws/handshake.h"
@@ -17,7 +18,7 @@
 
 static const char *const http_hdr_names[HTTP_H_COUNT] = {
     "host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version",
-    "origin", "content-type",
+    "origin", "content-type", "authorization",
 };
 
 const char *http_status_text(int status)
@@ -27,6 +28,7 @@ const char *http_status_text(int status)
     case 200: return "OK";
     case 204: return "No Content";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
@@ -254,6 +256,11 @@ static void http_send(struct conn *c, int status, const char *ctype, const char 
                       "%s\r\n",
                       status, http_status_text(status), ctype, len,
                       keep_alive ? "keep-alive" : "close", extra ? extra : "");
+    if (hl < 0 || (size_t)hl >= sizeof(head)) {     /* extra headers too long: a bug */
+        log_error("http: response header does not fit");
+        conn_close(c);
+        return;
+    }
     sbuf *b = sbuf_new((size_t)hl + len);
     if (!b) {
         conn_close(c);
@@ -292,6 +299,12 @@ static void http_conn_resume(struct conn *c, http_req *r);
 void http_conn_respond(struct conn *c, int status, const char *ctype,
                        const char *body, size_t len)
 {
+    http_conn_respond_ex(c, status, ctype, NULL, body, len);
+}
+
+void http_conn_respond_ex(struct conn *c, int status, const char *ctype,
+                          const char *extra_headers, const char *body, size_t len)
+{
     http_req *r = http_req_of(c);
     int was_busy = c->flags & CONN_F_BUSY;
     c->flags &= ~CONN_F_BUSY;
@@ -302,7 +315,7 @@ void http_conn_respond(struct conn *c, int status, const char *ctype,
     if (c->state != CONN_HTTP || !r)
         return;
     http_log(c, r, status, len);
-    http_send(c, status, ctype, NULL, body, len, r->keep_alive);
+    http_send(c, status, ctype, extra_headers, body, len, r->keep_alive);
     if (!r->keep_alive) {
         http_conn_free(c);
         c->flags |= CONN_F_DISCARD;
@@ -349,6 +362,10 @@ static void http_upgrade(struct conn *c, http_req *r, uint8_t *rest, size_t n)
     };
     const char *reason = "bad request";
     int status = ws_handshake_validate(&req, &reason);
+    if (status == 0 && !auth_origin_allowed(r->hv[HTTP_H_ORIGIN], cfg->allowedOrigins)) {
+        status = 403;
+        reason = "origin not allowed";
+    }
     if (status != 0) {
         http_log(c, r, status, 0);
         http_conn_reject(c, status, reason);

@@ -17,7 +17,7 @@ struct conn;
 
 enum http_hdr {
     HTTP_H_HOST, HTTP_H_UPGRADE, HTTP_H_CONNECTION, HTTP_H_WS_KEY, HTTP_H_WS_VERSION,
-    HTTP_H_ORIGIN, HTTP_H_CONTENT_TYPE, HTTP_H_COUNT
+    HTTP_H_ORIGIN, HTTP_H_CONTENT_TYPE, HTTP_H_AUTHORIZATION, HTTP_H_COUNT
 };
 
 typedef struct http_req {
@@ -55,6 +55,9 @@ void http_conn_defer(struct conn *c);
  * Works for deferred answers too, even if the client went away meanwhile. */
 void http_conn_respond(struct conn *c, int status, const char *ctype,
                        const char *body, size_t len);
+/* The same with extra header lines, each ending in "\r\n" (NULL = none). */
+void http_conn_respond_ex(struct conn *c, int status, const char *ctype,
+                          const char *extra_headers, const char *body, size_t len);
 /* The request being answered on c. */
 http_req *http_conn_req(struct conn *c);
 

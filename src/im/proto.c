@@ -13,6 +13,7 @@
 #include "core/jsonw.h"
 #include "core/log.h"
 #include "core/node.h"
+#include "im/auth.h"
 #include "im/codes.h"
 #include "im/hub.h"
 #include "im/presence.h"
@@ -127,6 +128,22 @@ int proto_login_args(json_t *data, uint32_t *appid, const char **uid, size_t *ui
     return IM_OK;
 }
 
+/* With auth.secret set, serviceToken must be an HS256 JWT for this userID. */
+static int proto_login_token(json_t *data, const char *uid, size_t uidlen)
+{
+    const char *secret = g_node.cfg.authSecret;
+    json_t *tok = proto_field(data, "serviceToken");
+    const char *why = "missing token";
+    if (!secret[0])
+        return IM_OK;
+    if (json_is_string(tok) &&
+        auth_jwt_check(json_string_value(tok), json_string_length(tok), secret, uid, uidlen,
+                       (long)time(NULL), &why) == 0)
+        return IM_OK;
+    log_debug("login of %.*s refused: %s", (int)uidlen, uid, why);
+    return IM_UNAUTHORIZED;
+}
+
 static int proto_login(proto_req *r)
 {
     struct conn *c = r->c;
@@ -134,6 +151,8 @@ static int proto_login(proto_req *r)
     const char *uid;
     size_t uidlen;
     int code = proto_login_args(r->m.data, &appid, &uid, &uidlen);
+    if (code == IM_OK)
+        code = proto_login_token(r->m.data, uid, uidlen);
     if (code != IM_OK)
         return code;
     if (c->pres)
