@@ -23,6 +23,7 @@
 #include "net/conn.h"
 #include "net/worker.h"
 #include "web/web.h"
+#include "ws/utf8.h"
 
 #define API_JSON "application/json; charset=utf-8"
 #define API_ID_MAX 256                 /* userID / msgID parameter buffer */
@@ -93,6 +94,13 @@ static int api_str(api_ctx *x, const char *name, int required, char *out, size_t
 {
     char why[96];
     int r = params_get(&x->p, name, out, cap, n);
+    if (r == 1 && utf8_validate(UTF8_ACCEPT, (const uint8_t *)out, *n) != UTF8_ACCEPT) {
+        /* pushed as-is into text frames: invalid UTF-8 would make every
+         * recipient's client fail the connection (1007) */
+        snprintf(why, sizeof(why), "%s is not valid UTF-8", name);
+        api_error(x->c, IM_PARAM_ILLEGAL, why);
+        return -1;
+    }
     if (r == 1)
         return 0;
     if (r == 0 && !required) {
@@ -209,7 +217,9 @@ static void api_send_done(void *ud, long delivered)
 {
     api_pending *s = ud;
     int ok = s->to_room || delivered > 0;
-    if (!ok)
+    if (ok)
+        dedup_commit(s->msgid, s->msgid_len);
+    else
         dedup_release(s->msgid, s->msgid_len);   /* a retry must go out */
     jsonw w;
     api_begin(&w, IM_OK, NULL);
@@ -237,10 +247,15 @@ static void api_send(api_ctx *x, int to_room)
         return;
     }
     int fresh = dedup_reserve(msgid, mlen, (uint32_t)time(NULL));
-    if (fresh <= 0) {
+    if (fresh != 1) {
         free(msg);
         if (fresh < 0) {
             api_error(x->c, IM_SERVER_ERROR, "out of memory");
+            return;
+        }
+        if (fresh == 2) {
+            api_error(x->c, IM_OPERATION_FAILURE,
+                      "a send with this msgID is in progress; retry when it has answered");
             return;
         }
         jsonw w;                                  /* a duplicate: a no-op */
@@ -264,8 +279,8 @@ static void api_send(api_ctx *x, int to_room)
     memcpy(s->msgid, msgid, mlen + 1);
     http_conn_defer(x->c);
     int r = 0;
-    if (to_room)
-        r = hub_send_room(appid, uid, ulen, frame, api_send_done, s);
+    if (to_room)                                   /* an impossible sender excludes nobody */
+        r = hub_send_room(appid, uid, ulen < PRESENCE_MAX_ID ? ulen : 0, frame, api_send_done, s);
     else if (ulen == 0 || ulen >= PRESENCE_MAX_ID)
         api_send_done(s, 0);                       /* no such user can be online */
     else
@@ -541,7 +556,7 @@ static void api_metrics(api_ctx *x)
     api_metric(&w, "imgate_outbound_queue_cap_bytes", "gauge", "app.maxOutboundBytesTotal (0 = no cap).", (long long)g_node.cfg.maxOutboundBytesTotal);
     api_metric(&w, "imgate_connection_cap", "gauge", "Connections this node accepts (file limit or app.maxConnections).", g_node.max_conns);
     api_metric(&w, "imgate_messages_received_total", "counter", "WebSocket messages received.", t.msgs_in);
-    api_metric(&w, "imgate_frames_sent_total", "counter", "WebSocket frames sent or queued.", t.frames_out);
+    api_metric(&w, "imgate_frames_sent_total", "counter", "Pushes (msg/enter/exit) handed to connections.", t.frames_out);
     api_metric(&w, "imgate_dedup_entries", "gauge", "Remembered msgIDs.", (long long)dedup_count());
     api_metric(&w, "imgate_resident_memory_bytes", "gauge", "Resident memory of the process.", api_rss_bytes());
     size_t len;
@@ -647,8 +662,10 @@ void api_handle(struct conn *c, http_req *r)
         http_conn_respond(c, 204, "text/plain", "", 0);
         return;
     }
-    if (method != HTTP_GET && method != HTTP_POST && method != HTTP_HEAD) {
-        http_conn_respond(c, 405, "text/plain", "method not allowed: use GET or POST\n", 36);
+    if (method != HTTP_GET && method != HTTP_POST) {
+        static const char body[] =
+            "{\"code\":1010,\"msg\":\"Route does not exist: use GET or POST\",\"data\":{}}";
+        http_conn_respond_ex(c, 405, API_JSON, "Allow: GET, POST, OPTIONS\r\n", body, sizeof(body) - 1);
         return;
     }
     api_ctx x = { .c = c, .r = r };

@@ -91,6 +91,7 @@ void http_conn_free(struct conn *c)
         return;
     http_req_reset(r);
     free(r->pending);
+    r->pending = NULL;
     free(r);
     c->tcp.data = NULL;
 }
@@ -243,18 +244,20 @@ static http_req *http_req_get(struct conn *c)
 static void http_send(struct conn *c, int status, const char *ctype, const char *extra,
                       const char *body, size_t len, int keep_alive)
 {
-    char head[768];
+    char head[768], clen[48] = "";
+    if (status != 204)                        /* a 204 carries no Content-Length */
+        snprintf(clen, sizeof(clen), "Content-Length: %zu\r\n", len);
     int hl = snprintf(head, sizeof(head),
                       "HTTP/1.1 %d %s\r\n"
                       "Server: imgate/" IMGATE_VERSION "\r\n"
                       "Content-Type: %s\r\n"
-                      "Content-Length: %zu\r\n"
+                      "%s"
                       "Connection: %s\r\n"
                       "Access-Control-Allow-Origin: *\r\n"
                       "Access-Control-Allow-Methods: GET, POST, OPTIONS\r\n"
                       "Access-Control-Allow-Headers: Content-Type, Authorization, X-Requested-With\r\n"
                       "%s\r\n",
-                      status, http_status_text(status), ctype, len,
+                      status, http_status_text(status), ctype, clen,
                       keep_alive ? "keep-alive" : "close", extra ? extra : "");
     if (hl < 0 || (size_t)hl >= sizeof(head)) {     /* extra headers too long: a bug */
         log_error("http: response header does not fit");
@@ -315,14 +318,19 @@ void http_conn_respond_ex(struct conn *c, int status, const char *ctype,
     if (c->state != CONN_HTTP || !r)
         return;
     http_log(c, r, status, len);
-    http_send(c, status, ctype, extra_headers, body, len, r->keep_alive);
-    if (!r->keep_alive) {
+    int keep_alive = r->keep_alive;
+    http_send(c, status, ctype, extra_headers, body, len, keep_alive);
+    /* A failed write (peer reset) closes c and frees r right there. */
+    if (c->state != CONN_HTTP || http_req_of(c) != r)
+        return;
+    if (!keep_alive) {
         http_conn_free(c);
         c->flags |= CONN_F_DISCARD;
         conn_end_after_flush(c);
         return;
     }
     http_req_reset(r);
+    c->last_active = worker_now(conn_worker(c));   /* keep-alive idle starts now */
     if (was_busy)
         http_conn_resume(c, r);
 }

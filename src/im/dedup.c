@@ -13,6 +13,7 @@ typedef struct dd_entry {
     uint32_t hash;
     uint32_t expires;
     uint16_t len;
+    uint8_t committed;               /* 0 while the send is in flight */
     char id[];
 } dd_entry;
 
@@ -89,7 +90,7 @@ int dedup_reserve(const char *msgid, size_t len, uint32_t now)
         dedup_unlink(g_dd.oldest);
     dd_entry **pp = dedup_slot(h, msgid, len);
     if (*pp) {
-        r = 0;
+        r = (*pp)->committed ? 0 : 2;
     } else {
         while (g_dd.count >= g_dd.max && g_dd.oldest)
             dedup_unlink(g_dd.oldest);
@@ -101,6 +102,7 @@ int dedup_reserve(const char *msgid, size_t len, uint32_t now)
             e->hash = h;
             e->expires = now + g_dd.ttl;
             e->len = (uint16_t)len;
+            e->committed = 0;
             memcpy(e->id, msgid, len);
             e->hnext = NULL;
             *pp = e;
@@ -127,6 +129,19 @@ void dedup_release(const char *msgid, size_t len)
     dd_entry *e = *dedup_slot(dedup_hash(msgid, len), msgid, len);
     if (e)
         dedup_unlink(e);
+    pthread_mutex_unlock(&g_dd.lock);
+}
+
+void dedup_commit(const char *msgid, size_t len)
+{
+    if (len == 0)
+        return;
+    if (len > UINT16_MAX)
+        len = UINT16_MAX;
+    pthread_mutex_lock(&g_dd.lock);
+    dd_entry *e = *dedup_slot(dedup_hash(msgid, len), msgid, len);
+    if (e)
+        e->committed = 1;
     pthread_mutex_unlock(&g_dd.lock);
 }
 

@@ -246,8 +246,10 @@ static void hub_slot_run(struct worker *w, task *t)
 {
     hub_job *j = ((hub_slot *)t)->job;
     long n = j->kind == HUB_USER ? hub_run_user(w->hub, j) : hub_run_room(w->hub, j);
-    if (n)
+    if (n) {                                 /* counted once per job, not per recipient */
         atomic_fetch_add_explicit(&j->delivered, n, memory_order_relaxed);
+        atomic_fetch_add_explicit(&w->stats.frames_out, n, memory_order_relaxed);
+    }
     hub_job_finish(w, j);
 }
 

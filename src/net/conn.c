@@ -67,11 +67,9 @@ static void conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         conn_close(c);
         return;
     }
-    worker *w = conn_worker(c);
-    uint32_t now = worker_now(w);
-    if (now != c->last_active)
-        c->msgs = 0;                         /* a new second for the rate limit */
-    c->last_active = now;
+    /* last_active is not refreshed here: a byte-by-byte trickle must not
+     * keep a connection alive. The HTTP layer refreshes it per answered
+     * request, the WebSocket session per complete frame. */
     if (c->flags & CONN_F_DISCARD)
         return;
     uint8_t *p = (uint8_t *)buf->base;
@@ -339,7 +337,6 @@ int conn_send_shared(conn *c, sbuf *b)
 {
     if (!conn_writable(c))
         return -1;
-    atomic_fetch_add_explicit(&conn_worker(c)->stats.frames_out, 1, memory_order_relaxed);
     ssize_t n = conn_try(c, b->data, b->len);
     if (n < 0) {
         conn_close(c);

@@ -157,8 +157,9 @@ int workers_start(int n, const int *ws_fds, const int *http_fds)
     }
     for (int i = 0; i < n; i++) {
         if (uv_thread_create(&g_workers[i]->thread, worker_main, g_workers[i]) != 0) {
-            log_error("worker %d: cannot start its thread", i);
-            return -1;
+            /* earlier workers already run: there is no clean way back */
+            log_error("worker %d: cannot start its thread; exiting", i);
+            exit(1);
         }
     }
     return 0;

@@ -27,7 +27,7 @@ typedef struct worker_stats {
     atomic_long out_bytes;    /* bytes waiting in outbound queues */
     atomic_long out_queues;   /* connections with a non-empty queue */
     atomic_long msgs_in;      /* WebSocket messages received */
-    atomic_long frames_out;   /* frames queued or written */
+    atomic_long frames_out;   /* pushes (msg/enter/exit) handed to connections */
     atomic_long slow_closed;  /* closed for a full outbound queue (own or node cap) */
     atomic_long rate_closed;  /* closed for sending too many messages */
     atomic_long handshake_timeouts; /* closed before finishing the upgrade */

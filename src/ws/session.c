@@ -27,11 +27,23 @@ static const ws_reader_cb ws_session_cb = {
 
 static ws_reader **ws_session_reader(struct conn *c) { return (ws_reader **)&c->tcp.data; }
 
+/* A complete frame arrived: the connection is alive. Also starts a new
+ * rate-limit second when the clock moved on. */
+static void ws_session_touch(struct conn *c)
+{
+    uint32_t now = worker_now(conn_worker(c));
+    if (now != c->last_active) {
+        c->msgs = 0;
+        c->last_active = now;
+    }
+}
+
 void ws_session_start(struct conn *c, int echo, uint8_t *rest, size_t n)
 {
     worker *w = conn_worker(c);
     c->tcp.data = NULL;
     c->state = CONN_WS_OPEN;
+    c->last_active = worker_now(w);           /* connectionTimeout counts from here */
     if (echo)
         c->flags |= CONN_F_ECHO;
     atomic_fetch_add_explicit(&w->stats.ws_conns, 1, memory_order_relaxed);
@@ -93,6 +105,7 @@ static int ws_session_on_message(void *ud, int opcode, uint8_t *data, size_t len
     worker *w = conn_worker(c);
     if (c->state != CONN_WS_OPEN)
         return 0;                              /* closing: ignore data */
+    ws_session_touch(c);
     atomic_fetch_add_explicit(&w->stats.msgs_in, 1, memory_order_relaxed);
     int max = g_node.cfg.maxMessagesPerSecond;
     if (max > 0 && ++c->msgs > (unsigned)max) {
@@ -113,14 +126,19 @@ static int ws_session_on_message(void *ud, int opcode, uint8_t *data, size_t len
 static int ws_session_on_ping(void *ud, const uint8_t *data, size_t len)
 {
     struct conn *c = ud;
-    if (c->state == CONN_WS_OPEN)
+    if (c->state == CONN_WS_OPEN) {
+        ws_session_touch(c);
         (void)ws_session_send(c, WS_OP_PONG, data, len);
+    }
     return c->state == CONN_CLOSED ? 1 : 0;
 }
 
 static int ws_session_on_pong(void *ud, const uint8_t *data, size_t len)
 {
-    (void)ud; (void)data; (void)len;          /* last_active is already fresh */
+    struct conn *c = ud;
+    (void)data; (void)len;
+    if (c->state == CONN_WS_OPEN)
+        ws_session_touch(c);                   /* the answer to our ping */
     return 0;
 }
 
