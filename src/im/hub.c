@@ -319,10 +319,17 @@ static void hub_announce_user(const char *cmd, uint32_t appid, const char *uid, 
     sbuf_unref(f);
 }
 
-void hub_announce(struct conn *c, const char *cmd)
+/* presence edges, run under the user's stripe lock (see presence.h) */
+static void hub_on_enter(const pres_entry *e, void *ud)
 {
-    if (c->pres)
-        hub_announce_user(cmd, c->pres->appid, c->pres->id, c->pres->idlen);
+    atomic_fetch_add_explicit(&hub_room_users[*(int *)ud], 1, memory_order_relaxed);
+    hub_announce_user("enter", e->appid, e->id, e->idlen);
+}
+
+static void hub_on_exit(const pres_entry *e, void *ud)
+{
+    hub_announce_user("exit", e->appid, e->id, e->idlen);
+    atomic_fetch_sub_explicit(&hub_room_users[*(int *)ud], 1, memory_order_relaxed);
 }
 
 int hub_attach(struct conn *c, uint32_t appid, const char *uid, size_t len, int *first)
@@ -330,14 +337,12 @@ int hub_attach(struct conn *c, uint32_t appid, const char *uid, size_t len, int 
     int r = hub_room_index(appid);
     if (r < 0)
         return -1;
-    pres_entry *p = presence_acquire(appid, uid, len, first);
+    pres_entry *p = presence_acquire(appid, uid, len, first, hub_on_enter, &r);
     if (!p)
         return -1;
     struct worker *w = conn_worker(c);
     c->pres = p;
     c->room = (uint8_t)r;
-    if (*first)
-        atomic_fetch_add_explicit(&hub_room_users[r], 1, memory_order_relaxed);
     hub_link(w->hub, c);
     atomic_fetch_add_explicit(&w->stats.logged_in, 1, memory_order_relaxed);
     return 0;
@@ -349,15 +354,9 @@ void hub_detach(struct conn *c)
     if (!p)
         return;
     struct worker *w = conn_worker(c);
+    int r = c->room;
     hub_unlink(w->hub, c);
     c->pres = NULL;
     atomic_fetch_sub_explicit(&w->stats.logged_in, 1, memory_order_relaxed);
-    uint32_t appid = p->appid;
-    char uid[PRESENCE_MAX_ID];
-    size_t len = p->idlen;
-    memcpy(uid, p->id, len);
-    if (presence_release(p)) {               /* p is gone now */
-        hub_announce_user("exit", appid, uid, len);
-        atomic_fetch_sub_explicit(&hub_room_users[c->room], 1, memory_order_relaxed);
-    }
+    presence_release(p, hub_on_exit, &r);     /* p may be gone now */
 }

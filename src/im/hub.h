@@ -25,12 +25,11 @@ void hub_local_free(hub_local *h);
 int hub_room_index(uint32_t appid);
 
 /* Binds c (on its own worker) to (appid, userID): registers presence, puts
- * it in the user table and the room. *first is set for the user's first
- * connection on this node (the caller then announces "enter"). Returns 0, or -1 (presence store failure). */
+ * it in the user table and the room. For the user's first connection on
+ * this node *first is set and "enter" is announced to the room's other
+ * users. Returns 0, or -1 (presence store failure). */
 int hub_attach(struct conn *c, uint32_t appid, const char *uid, size_t len, int *first);
-/* Tells the other users of c's room that c's user did `cmd` ("enter"). */
-void hub_announce(struct conn *c, const char *cmd);
-/* Unbinds c; announces `exit` to the room if it was the user's last
+/* Unbinds c; announces "exit" to the room if it was the user's last
  * connection on the node. Safe on a connection that is not logged in. */
 void hub_detach(struct conn *c);
 

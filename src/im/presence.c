@@ -99,7 +99,8 @@ static pres_entry **presence_find(pres_stripe *s, uint32_t hash, uint32_t appid,
     return pp;
 }
 
-pres_entry *presence_acquire(uint32_t appid, const char *id, size_t len, int *first)
+pres_entry *presence_acquire(uint32_t appid, const char *id, size_t len, int *first,
+                             presence_edge_fn on_first, void *ud)
 {
     if (len >= PRESENCE_MAX_ID)
         return NULL;
@@ -130,17 +131,21 @@ pres_entry *presence_acquire(uint32_t appid, const char *id, size_t len, int *fi
     if (e) {
         e->conns++;
         atomic_store_explicit(&e->hb_time, now, memory_order_relaxed);
+        if (*first && on_first)
+            on_first(e, ud);
     }
     pthread_mutex_unlock(&s->lock);
     return e;
 }
 
-int presence_release(pres_entry *e)
+int presence_release(pres_entry *e, presence_edge_fn on_last, void *ud)
 {
     pres_stripe *s = presence_stripe(e->hash);
     int last = 0;
     pthread_mutex_lock(&s->lock);
     if (--e->conns == 0) {
+        if (on_last)
+            on_last(e, ud);
         pres_entry **pp = presence_find(s, e->hash, e->appid, e->id, e->idlen);
         if (*pp == e) {
             *pp = e->next;

@@ -28,12 +28,21 @@ uint32_t presence_hash(uint32_t appid, const char *id, size_t len);
 int presence_init(void);
 void presence_free(void);
 
+/* Called under the user's stripe lock when a user's first connection comes
+ * or its last goes: what it posts for that user is ordered like the edges
+ * themselves (a logout racing a login on another worker cannot overtake).
+ * It must be quick and must not call back into presence. */
+typedef void (*presence_edge_fn)(const pres_entry *e, void *ud);
+
 /* Counts one more connection of (appid, id); creates the entry if needed.
- * *first is set when this is the user's first connection on this node.
- * Returns the entry (valid while the caller holds its count) or NULL. */
-pres_entry *presence_acquire(uint32_t appid, const char *id, size_t len, int *first);
-/* Drops one connection; returns 1 if it was the last (the entry is freed). */
-int presence_release(pres_entry *e);
+ * *first is set when this is the user's first connection on this node, and
+ * then on_first (may be NULL) runs. Returns the entry (valid while the
+ * caller holds its count) or NULL. */
+pres_entry *presence_acquire(uint32_t appid, const char *id, size_t len, int *first,
+                             presence_edge_fn on_first, void *ud);
+/* Drops one connection; for the last one, runs on_last (may be NULL), frees
+ * the entry and returns 1. */
+int presence_release(pres_entry *e, presence_edge_fn on_last, void *ud);
 void presence_heartbeat(pres_entry *e, uint32_t now);
 
 /* Online: an entry exists for (appid, id) — appid 0 means any appID — with a

@@ -162,10 +162,7 @@ static int proto_login(proto_req *r)
         log_warn("login of %.*s failed: presence store", (int)uidlen, uid);
         return IM_SERVER_ERROR;
     }
-    /* Reply first so the client sees "logged in" before any push. */
     proto_reply(r, IM_OK, "null");
-    if (first && c->state == CONN_WS_OPEN)
-        hub_announce(c, "enter");
     log_debug("login appID=%u userID=%.*s", appid, (int)uidlen, uid);
     return -1;                                   /* already answered */
 }
