@@ -40,10 +40,12 @@ SLOW = 3 if SANITIZED else 1
 class Node:
     """One imgate process. Use as a context manager or call stop()."""
 
-    def __init__(self, *args, workers=2, env=None, config=None, cwd=None):
+    def __init__(self, *args, workers=2, env=None, config=None, cwd=None, wrapper=None):
+        """wrapper: a command prefix such as ["valgrind", ...]; waits for the
+        node's ports then allow for its slowness (start_wait)."""
         self.dir = cwd or tempfile.mkdtemp(prefix="imgate-test-")
-        cmd = [BIN, "--http-port", "0", "--ws-port", "0", "--bind", "127.0.0.1",
-               "--workers", str(workers)]
+        cmd = list(wrapper or []) + [BIN, "--http-port", "0", "--ws-port", "0", "--bind", "127.0.0.1",
+                                     "--workers", str(workers)]
         if config is not None:
             path = os.path.join(self.dir, "app.yaml")
             with open(path, "w") as f:
@@ -60,7 +62,7 @@ class Node:
         self.proc = subprocess.Popen(cmd, cwd=self.dir, env=full_env,
                                      stdout=self._out, stderr=self._err)
         self.http_port = self.ws_port = None
-        deadline = time.time() + 15 * SLOW
+        deadline = time.time() + 15 * SLOW * (8 if wrapper else 1)
         while time.time() < deadline:
             with open(self.stdout_path) as f:
                 for line in f:
