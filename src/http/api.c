@@ -195,7 +195,12 @@ static void api_user_online(api_ctx *x)
     size_t ulen;
     if (api_appid(x, &appid) != 0 || api_str(x, "userID", 1, uid, sizeof(uid), &ulen) != 0)
         return;
-    int on = presence_online(appid, uid, ulen, (uint32_t)time(NULL));
+    uint32_t now = (uint32_t)time(NULL);
+    int on = 0;
+    if (appid != 0)
+        on = presence_online(appid, uid, ulen, now);
+    for (int i = 0; appid == 0 && !on && i < g_node.cfg.appIDCount; i++)  /* any platform */
+        on = presence_online(g_node.cfg.appIDs[i], uid, ulen, now);
     jsonw w;
     api_begin(&w, IM_OK, NULL);
     jsonw_lit(&w, "{\"userID\":");

@@ -175,24 +175,12 @@ int presence_online(uint32_t appid, const char *id, size_t len, uint32_t now)
 {
     if (len >= PRESENCE_MAX_ID)
         return 0;
-    if (appid != 0) {
-        uint32_t hash = presence_hash(appid, id, len);
-        pres_stripe *s = presence_stripe(hash);
-        pthread_mutex_lock(&s->lock);
-        pres_entry *e = *presence_find(s, hash, appid, id, len);
-        int on = e && presence_fresh(e, now);
-        pthread_mutex_unlock(&s->lock);
-        return on;
-    }
-    int on = 0;
-    for (int i = 0; i < PRES_STRIPES && !on; i++) {
-        pres_stripe *s = &g_stripes[i];
-        pthread_mutex_lock(&s->lock);
-        for (uint32_t b = 0; b <= s->mask && !on; b++)
-            for (pres_entry *e = s->buckets[b]; e && !on; e = e->next)
-                on = e->idlen == len && memcmp(e->id, id, len) == 0 && presence_fresh(e, now);
-        pthread_mutex_unlock(&s->lock);
-    }
+    uint32_t hash = presence_hash(appid, id, len);
+    pres_stripe *s = presence_stripe(hash);
+    pthread_mutex_lock(&s->lock);
+    pres_entry *e = *presence_find(s, hash, appid, id, len);
+    int on = e && presence_fresh(e, now);
+    pthread_mutex_unlock(&s->lock);
     return on;
 }
 

@@ -45,8 +45,8 @@ pres_entry *presence_acquire(uint32_t appid, const char *id, size_t len, int *fi
 int presence_release(pres_entry *e, presence_edge_fn on_last, void *ud);
 void presence_heartbeat(pres_entry *e, uint32_t now);
 
-/* Online: an entry exists for (appid, id) — appid 0 means any appID — with a
- * heartbeat under PRESENCE_ONLINE_SECS old. */
+/* Online: an entry exists for (appid, id) with a heartbeat under
+ * PRESENCE_ONLINE_SECS old. (For "any platform" ask each appID.) */
 int presence_online(uint32_t appid, const char *id, size_t len, uint32_t now);
 
 /* Calls fn for each user of the room (appid 0 = all), under the stripe lock:
