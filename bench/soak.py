@@ -125,12 +125,16 @@ def main():
     ap.add_argument("--churn", type=int, default=40, help="connections replaced per second")
     ap.add_argument("--sample", type=float, default=5)
     ap.add_argument("--warmup", type=float, default=0.25, help="fraction of the run")
+    ap.add_argument("--dedup-ttl", type=int, default=60)
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "imgate"))
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="imgate-soak-")
     out = open(os.path.join(tmp, "out"), "w")
     node = subprocess.Popen([a.bin, "--http-port", "0", "--ws-port", "0", "--bind", "127.0.0.1",
-                             "--workers", "2", "--log-level", "warn"],
+                             "--workers", "2", "--log-level", "warn",
+                             # msgIDs are remembered (im.dedupTtl): a short TTL lets that
+                             # store reach its steady size within the warm-up
+                             "--set", "im.dedupTtl=%d" % a.dedup_ttl],
                             cwd=tmp, stdout=out, stderr=open(os.path.join(tmp, "err"), "w"))
     try:
         ports = {}
