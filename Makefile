@@ -1,10 +1,12 @@
 # imgate — the two commands a new user runs are `make run` and `make test`.
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG     ?= config/app.yaml
 
-.PHONY: all build deps deps-test run test test-fast test-asan clean
+.PHONY: all build deps deps-test run test test-fast test-asan fuzz fuzz-smoke clean
 
 all: build
 
@@ -27,6 +29,7 @@ run: deps build
 test: deps-test build
 	cd $(BUILD) && ctest --output-on-failure -j 2 --timeout 300
 	$(MAKE) test-asan
+	$(MAKE) fuzz-smoke
 
 test-fast: build
 	cd $(BUILD) && ctest --output-on-failure -j 2 --timeout 300
@@ -39,5 +42,16 @@ test-asan: $(ASAN_BUILD)/Makefile
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j 2 --timeout 300
 
+# libFuzzer targets (tests/fuzz), built with clang; FUZZ_SECONDS per target.
+$(FUZZ_BUILD)/Makefile:
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIMGATE_FUZZ=ON
+
+fuzz: $(FUZZ_BUILD)/Makefile
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_targets
+	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=10
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -26,3 +26,15 @@ foreach(src ${JS_TESTS})
   set_tests_properties(js.${name} PROPERTIES TIMEOUT 300
     ENVIRONMENT "IMGATE_BIN=$<TARGET_FILE:imgate>;IMGATE_SANITIZE=${IMGATE_SANITIZE}")
 endforeach()
+
+# The fuzz targets (tests/fuzz) as plain programs: each replays its seed
+# corpus and its crash regressions with the build's compiler and sanitizers.
+file(GLOB FUZZ_TARGETS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_*.c)
+foreach(src ${FUZZ_TARGETS})
+  get_filename_component(name ${src} NAME_WE)
+  add_executable(replay_${name} ${src} ${CMAKE_SOURCE_DIR}/tests/fuzz/replay_main.c)
+  target_link_libraries(replay_${name} PRIVATE imgate_core)
+  add_test(NAME fuzz.${name} COMMAND replay_${name}
+    ${CMAKE_SOURCE_DIR}/tests/fuzz/corpus/${name} ${CMAKE_SOURCE_DIR}/tests/fuzz/regressions/${name})
+  set_tests_properties(fuzz.${name} PROPERTIES TIMEOUT 120)
+endforeach()

@@ -688,18 +688,46 @@ int config_validate(const config *c, char *err, size_t errlen)
 /* ---- dump --------------------------------------------------------------- */
 
 /* A YAML double-quoted scalar. */
+/* Characters YAML will not read back as themselves inside a double-quoted
+ * scalar, written as escapes: C0/C1 controls and DEL, U+FFFE/U+FFFF, and
+ * the line/paragraph separators (which a loader folds). Returns the bytes
+ * consumed at s (0 = an ordinary byte). */
+static size_t config_dump_escape(FILE *out, const unsigned char *s)
+{
+    if (s[0] < 0x20 || s[0] == 0x7f) {
+        fprintf(out, "\\x%02x", s[0]);
+        return 1;
+    }
+    if (s[0] == 0xC2 && s[1] >= 0x80 && s[1] <= 0x9F) {
+        fprintf(out, "\\x%02x", s[1]);
+        return 2;
+    }
+    if (s[0] == 0xEF && s[1] == 0xBF && (s[2] == 0xBE || s[2] == 0xBF)) {
+        fprintf(out, "\\u%s", s[2] == 0xBE ? "FFFE" : "FFFF");
+        return 3;
+    }
+    if (s[0] == 0xE2 && s[1] == 0x80 && (s[2] == 0xA8 || s[2] == 0xA9)) {
+        fprintf(out, "\\u%s", s[2] == 0xA8 ? "2028" : "2029");
+        return 3;
+    }
+    return 0;
+}
+
 static void config_dump_string(FILE *out, const char *s)
 {
-    fputc('"', out);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
+    const unsigned char *p = (const unsigned char *)s;
 
-        if (ch == '"' || ch == '\\')
-            fprintf(out, "\\%c", ch);
-        else if (ch < 0x20 || ch == 0x7f)
-            fprintf(out, "\\x%02x", ch);
-        else
-            fputc(ch, out);
+    fputc('"', out);
+    while (*p) {
+        size_t n = config_dump_escape(out, p);
+
+        if (n) {
+            p += n;
+            continue;
+        }
+        if (*p == '"' || *p == '\\')
+            fputc('\\', out);
+        fputc(*p++, out);
     }
     fputc('"', out);
 }
