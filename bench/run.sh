@@ -1,0 +1,94 @@
+#!/bin/sh
+# bench/run.sh — runs imgate-bench against a fresh local imgate node.
+#
+#   bench/run.sh quick    10,000 connections over 4 worker processes: every
+#                         scenario (connect, hold, broadcast, p2p) plus the
+#                         raw-TCP floor; under 3 minutes. Writes
+#                         bench/results/quick.json and bench/results/quick.html.
+#   bench/run.sh tiny     the same with 200 connections in a few seconds
+#                         (bench/results/tiny.*, not committed).
+#
+# The node is started here on free loopback ports (--http-port 0 --ws-port 0
+# --bind 127.0.0.1), its ports are read from its "... listening on" lines,
+# and it is stopped by its PID at the end. Environment: BUILD (build/),
+# IMGATE_BIN, IMGATE_BENCH, OUT (bench/results), NODE_ARGS (extra node flags),
+# BENCH_ARGS (extra imgate-bench flags).
+set -eu
+
+MODE=${1:-quick}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-$ROOT/build}
+IMGATE=${IMGATE_BIN:-$BUILD/imgate}
+BENCH=${IMGATE_BENCH:-$BUILD/imgate-bench}
+OUT=${OUT:-$ROOT/bench/results}
+
+case "$MODE" in
+quick)
+    N=10000 PROCS=4
+    ARGS="--connect-rate 5000 --hold-duration 20 --heartbeat 5 --rounds 20 --interval 1
+          --p2p-rate 1000 --p2p-duration 10"
+    ;;
+tiny)
+    N=200 PROCS=2
+    ARGS="--connect-rate 2000 --hold-duration 2 --heartbeat 1 --rounds 3 --interval 0.5
+          --p2p-rate 200 --p2p-duration 2 --settle 0.3 --drain 5 --floor-trials 2"
+    ;;
+*)
+    echo "usage: bench/run.sh quick|tiny" >&2
+    exit 2
+    ;;
+esac
+
+if [ ! -x "$IMGATE" ] || [ ! -x "$BENCH" ]; then
+    [ -f "$BUILD/Makefile" ] || cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+    cmake --build "$BUILD" -j "$(nproc)" --target imgate imgate-bench
+fi
+mkdir -p "$OUT"
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/imgate-bench.XXXXXX")
+NODE=
+
+stop_node() {
+    if [ -n "$NODE" ] && kill -0 "$NODE" 2>/dev/null; then
+        kill -TERM "$NODE" 2>/dev/null || true
+        i=0
+        while kill -0 "$NODE" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
+        kill -0 "$NODE" 2>/dev/null && kill -KILL "$NODE" 2>/dev/null || true
+        wait "$NODE" 2>/dev/null || true
+    fi
+    NODE=
+}
+cleanup() { stop_node; rm -rf "$TMP"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Rooms above 10 users get no enter/exit pushes: a 10,000-user room would
+# otherwise cost N^2 presence frames while it connects.
+# shellcheck disable=SC2086
+(cd "$TMP" && exec "$IMGATE" --http-port 0 --ws-port 0 --bind 127.0.0.1 \
+    --set im.presenceEventsMaxRoom=10 ${NODE_ARGS:-} >"$TMP/node.out" 2>"$TMP/node.err") &
+NODE=$!
+
+HTTP= WS= i=0
+while [ $i -lt 150 ]; do
+    HTTP=$(sed -n 's/^http listening on .*:\([0-9][0-9]*\)$/\1/p' "$TMP/node.out")
+    WS=$(sed -n 's/^ws listening on .*:\([0-9][0-9]*\)$/\1/p' "$TMP/node.out")
+    [ -n "$HTTP" ] && [ -n "$WS" ] && break
+    kill -0 "$NODE" 2>/dev/null || { echo "imgate exited:" >&2; cat "$TMP/node.err" >&2; exit 1; }
+    sleep 0.1
+    i=$((i + 1))
+done
+if [ -z "$HTTP" ] || [ -z "$WS" ]; then
+    echo "imgate did not print its ports" >&2
+    exit 1
+fi
+echo "imgate pid $NODE: http 127.0.0.1:$HTTP, ws 127.0.0.1:$WS" >&2
+
+rc=0
+# shellcheck disable=SC2086
+"$BENCH" connect,hold,broadcast,p2p --with-floor -n "$N" --procs "$PROCS" \
+    --ws "ws://127.0.0.1:$WS/acc" --api "http://127.0.0.1:$HTTP" --pid "$NODE" \
+    --json "$OUT/$MODE.json" --html "$OUT/$MODE.html" $ARGS ${BENCH_ARGS:-} || rc=$?
+
+stop_node
+echo "results: $OUT/$MODE.json $OUT/$MODE.html" >&2
+exit $rc

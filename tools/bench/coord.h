@@ -1,0 +1,20 @@
+/* coord.h — the parent process of a WebSocket run: forks the workers,
+ * drives the phases (connect, hold, broadcast, p2p) in order, calls the API,
+ * samples memory, shows progress, and merges what the workers report. */
+#ifndef BENCH_COORD_H
+#define BENCH_COORD_H
+
+#include "result.h"
+
+/* Runs the WebSocket scenarios of o into r (r->o, r->t0 set by the
+ * caller). Returns 0, or -1 with r->error set (r holds what was measured). */
+int coord_run(const bench_opts *o, result *r);
+
+/* Samples memory into r->steps under `name` (no workers involved). */
+void coord_step_now(result *r, const char *name, long conns);
+
+/* Asks a running coord_run to wind down (from a signal handler). */
+void coord_interrupt(void);
+int coord_interrupted(void);
+
+#endif

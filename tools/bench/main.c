@@ -1,0 +1,106 @@
+/* main.c — imgate-bench: parses the command line, checks the limits of the
+ * machine, runs the WebSocket scenarios (coord.c) and the floor (floor.c),
+ * and writes the summary, JSON and HTML reports. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "coord.h"
+#include "floor.h"
+#include "report.h"
+
+static void main_on_signal(int sig)
+{
+    (void)sig;
+    coord_interrupt();
+}
+
+/* A bound on the whole run when --max-time is not given. */
+static double main_max_time(const bench_opts *o)
+{
+    double rate = o->connect_rate > 0 ? o->connect_rate : 5000;
+    double t = (double)o->conns / rate + 2 * o->timeout_s + (double)o->conns / 2000.0 + 60;
+    if (o->scenarios & SC_HOLD)
+        t += o->hold_s + o->settle_s;
+    if (o->scenarios & SC_BROADCAST)
+        t += o->rounds * o->interval_s + o->drain_s + (double)o->rounds * o->messages;
+    if (o->scenarios & SC_P2P)
+        t += o->p2p_s + o->drain_s;
+    return t + 5 * o->settle_s + 120;
+}
+
+static int main_check_limits(const bench_opts *o)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 0;
+    long share = (o->conns + o->procs - 1) / o->procs;
+    if ((o->scenarios & (SC_WS | SC_FLOOR)) && (rlim_t)share + 64 > rl.rlim_max) {
+        fprintf(stderr, "imgate-bench: %ld connections per process exceed the open-file limit "
+                "(%llu): use --procs %ld or more\n", share, (unsigned long long)rl.rlim_max,
+                (long)((o->conns + (long)rl.rlim_max - 65) / ((long)rl.rlim_max - 64)));
+        return -1;
+    }
+    return 0;
+}
+
+static void main_machine(result *r)
+{
+    struct utsname u;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    r->cpus = cpus > 0 ? (int)cpus : 0;
+    r->mem_total = mem_total();
+    long ps = sysconf(_SC_PAGESIZE);
+    r->page_size = ps > 0 ? (uint64_t)ps : 4096;
+    if (uname(&u) == 0)
+        snprintf(r->kernel, sizeof(r->kernel), "%s %s", u.release, u.machine);
+}
+
+static int main_reports(const result *r)
+{
+    int rc = 0;
+    report_summary(r, stdout);
+    if (r->o->json_path && report_json(r, r->o->json_path) != 0) {
+        fprintf(stderr, "imgate-bench: cannot write %s\n", r->o->json_path);
+        rc = -1;
+    }
+    if (r->o->html_path && report_html(r, r->o->html_path) != 0) {
+        fprintf(stderr, "imgate-bench: cannot write %s\n", r->o->html_path);
+        rc = -1;
+    }
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static bench_opts o;
+    static result r;
+    int pr = opts_parse(argc, argv, &o);
+    if (pr != 0)
+        return pr < 0 ? 2 : 0;
+    if (o.max_time_s <= 0)
+        o.max_time_s = main_max_time(&o);
+    if (main_check_limits(&o) != 0)
+        return 2;
+    signal(SIGINT, main_on_signal);
+    signal(SIGTERM, main_on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    alarm((unsigned)(o.max_time_s + 120));      /* the last resort: never hang */
+    r.o = &o;
+    r.t0 = clock_ns();
+    main_machine(&r);
+    int rc = 0;
+    if (o.scenarios & SC_WS)
+        rc = coord_run(&o, &r);
+    if ((o.scenarios & SC_FLOOR) && !coord_interrupted())
+        rc |= floor_run(&o, o.conns, &r.fl);
+    r.total_s = (double)(clock_ns() - r.t0) / 1e9;
+    rc |= main_reports(&r);
+    result_free(&r);
+    return rc ? 1 : 0;
+}

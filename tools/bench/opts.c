@@ -1,0 +1,329 @@
+/* opts.c — command-line parsing and the derived limits of a run. */
+#include "opts.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "floor.h"
+
+static const char OPTS_USAGE[] =
+    "usage: imgate-bench SCENARIO[,SCENARIO...] [options]\n"
+    "\n"
+    "Scenarios (a comma list runs them in this order on one set of connections):\n"
+    "  connect    open and log in N connections at --rate per second\n"
+    "  hold       connect, stay idle --duration seconds, heartbeat every --heartbeat\n"
+    "  broadcast  connect, then every --interval s send --messages through\n"
+    "             /user/sendMessageAll (--rounds times); time every delivery\n"
+    "  p2p        connect, then --rate messages/s through /user/sendMessage to\n"
+    "             random connected users for --duration seconds\n"
+    "  floor      raw TCP: N idle socket pairs, one 100-byte send() to each\n"
+    "\n"
+    "Options:\n"
+    "  --ws URL              WebSocket URL (ws://127.0.0.1:8089/acc); repeatable:\n"
+    "                        connections go round-robin over the URLs (nodes)\n"
+    "  --api URL             HTTP API URL (http://127.0.0.1:8080)\n"
+    "  -n, --conns N         connections (10000)\n"
+    "  --procs N             worker processes sharing them (ceil(N/16000))\n"
+    "  --rate R              connections/s; for p2p alone: messages/s\n"
+    "  --connect-rate R      connections/s (5000; 0 = only --inflight bounds it)\n"
+    "  --p2p-rate R          p2p messages/s (1000)\n"
+    "  --inflight N          set-ups in progress at once, whole run (1000)\n"
+    "  --timeout S           limit of each set-up step: TCP+upgrade, login (10)\n"
+    "  --app ID              appID to log in with (101)\n"
+    "  --duration S          hold and p2p duration (hold 30, p2p 10)\n"
+    "  --hold-duration S, --p2p-duration S\n"
+    "  --heartbeat S         heartbeat interval (30)\n"
+    "  --interval S          broadcast: seconds between rounds (2)\n"
+    "  --messages K          broadcast: messages per round (1)\n"
+    "  --rounds R            broadcast: rounds (5)\n"
+    "  --drain S             longest wait for deliveries after a phase's last send (10)\n"
+    "  --settle S            pause before each memory sample (1)\n"
+    "  --with-floor          also run floor with the same N\n"
+    "  --floor-senders N     floor: sending processes (number of CPUs)\n"
+    "  --floor-trials N      floor: rounds on the same sockets, the fastest counts (5)\n"
+    "  --pid PID             server process to sample VmRSS of (repeatable)\n"
+    "  --no-bind-sources     do not bind clients to 127.0.0.2-254\n"
+    "  --json FILE           write the results as JSON\n"
+    "  --html FILE           write a self-contained HTML report\n"
+    "  --max-time S          hard limit of the whole run (derived from the phases)\n"
+    "  --tag T               run tag in userIDs and msgIDs (random)\n"
+    "  -q, --quiet           no progress line\n"
+    "  -h, --help\n";
+
+enum { O_WS = 256, O_API, O_PROCS, O_RATE, O_CRATE, O_PRATE, O_INFL, O_TIMEOUT, O_APP,
+       O_DUR, O_HDUR, O_PDUR, O_HB, O_INTERVAL, O_MSGS, O_ROUNDS, O_DRAIN, O_SETTLE,
+       O_FLOOR, O_FSEND, O_FTRIALS, O_PID, O_NOBIND, O_JSON, O_HTML, O_MAXT, O_TAG };
+
+static const struct option OPTS_LONG[] = {
+    { "ws", 1, 0, O_WS }, { "api", 1, 0, O_API }, { "conns", 1, 0, 'n' },
+    { "procs", 1, 0, O_PROCS }, { "rate", 1, 0, O_RATE }, { "connect-rate", 1, 0, O_CRATE },
+    { "p2p-rate", 1, 0, O_PRATE }, { "inflight", 1, 0, O_INFL },
+    { "timeout", 1, 0, O_TIMEOUT }, { "app", 1, 0, O_APP }, { "duration", 1, 0, O_DUR },
+    { "hold-duration", 1, 0, O_HDUR }, { "p2p-duration", 1, 0, O_PDUR },
+    { "heartbeat", 1, 0, O_HB }, { "interval", 1, 0, O_INTERVAL },
+    { "messages", 1, 0, O_MSGS }, { "rounds", 1, 0, O_ROUNDS }, { "drain", 1, 0, O_DRAIN },
+    { "settle", 1, 0, O_SETTLE }, { "with-floor", 0, 0, O_FLOOR },
+    { "floor-senders", 1, 0, O_FSEND }, { "floor-trials", 1, 0, O_FTRIALS }, { "pid", 1, 0, O_PID },
+    { "no-bind-sources", 0, 0, O_NOBIND }, { "json", 1, 0, O_JSON }, { "html", 1, 0, O_HTML },
+    { "max-time", 1, 0, O_MAXT }, { "tag", 1, 0, O_TAG }, { "quiet", 0, 0, 'q' },
+    { "help", 0, 0, 'h' }, { 0, 0, 0, 0 }
+};
+
+static const char *const OPTS_NAMES[] = { "connect", "hold", "broadcast", "p2p", "floor" };
+
+const char *opts_scenario_name(unsigned bit)
+{
+    for (unsigned i = 0; i < 5; i++)
+        if (bit == (1u << i))
+            return OPTS_NAMES[i];
+    return "?";
+}
+
+static int opts_scenarios(const char *s, unsigned *out)
+{
+    char buf[128];
+    if (strlen(s) >= sizeof(buf))
+        return -1;
+    strcpy(buf, s);
+    *out = 0;
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        unsigned bit = 0;
+        for (unsigned i = 0; i < 5; i++)
+            if (strcmp(t, OPTS_NAMES[i]) == 0)
+                bit = 1u << i;
+        if (!bit)
+            return -1;
+        *out |= bit;
+    }
+    return *out ? 0 : -1;
+}
+
+static int opts_num(const char *name, const char *s, double lo, double hi, double *v)
+{
+    char *end;
+    double d = strtod(s, &end);
+    if (end == s || *end || !isfinite(d) || d < lo || d > hi) {
+        fprintf(stderr, "imgate-bench: --%s: expected a number in [%g, %g], got '%s'\n",
+                name, lo, hi, s);
+        return -1;
+    }
+    *v = d;
+    return 0;
+}
+
+static void opts_defaults(bench_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->conns = 10000;
+    o->connect_rate = 5000;
+    o->inflight = 1000;
+    o->timeout_s = 10;
+    o->app_id = 101;
+    o->hold_s = 30;
+    o->heartbeat_s = 30;
+    o->rounds = 5;
+    o->messages = 1;
+    o->interval_s = 2;
+    o->drain_s = 10;
+    o->settle_s = 1;
+    o->p2p_rate = 1000;
+    o->p2p_s = 10;
+    o->bind_sources = 1;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    o->floor_senders = cpus > 0 ? (int)cpus : 2;
+    o->floor_trials = 5;
+    snprintf(o->api_text, sizeof(o->api_text), "http://127.0.0.1:8080");
+    unsigned long seed = (unsigned long)time(NULL) * 2654435761ul ^ (unsigned long)getpid();
+    static const char A[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+    for (int i = 0; i < 4; i++, seed /= 36)
+        o->tag[i] = A[seed % 36];
+}
+
+typedef struct opts_pending {
+    double rate, dur;
+    int have_rate, have_dur;
+} opts_pending;
+
+/* One option; returns 0, 1 (help) or -1. */
+static int opts_one(bench_opts *o, int c, const char *a, opts_pending *pd)
+{
+    double v = 0;
+    switch (c) {
+    case O_WS:
+        if (o->nws >= OPTS_MAX_WS) {
+            fprintf(stderr, "imgate-bench: at most %d --ws\n", OPTS_MAX_WS);
+            return -1;
+        }
+        snprintf(o->ws_text[o->nws++], sizeof(o->ws_text[0]), "%s", a);
+        return 0;
+    case O_API: snprintf(o->api_text, sizeof(o->api_text), "%s", a); return 0;
+    case 'n':
+        if (opts_num("conns", a, 1, 5e6, &v))
+            return -1;
+        o->conns = (long)v;
+        return 0;
+    case O_PROCS:
+        if (opts_num("procs", a, 1, OPTS_MAX_PROCS, &v))
+            return -1;
+        o->procs = (int)v;
+        return 0;
+    case O_RATE:
+        pd->have_rate = 1;
+        return opts_num("rate", a, 0, 1e7, &pd->rate);
+    case O_CRATE: return opts_num("connect-rate", a, 0, 1e7, &o->connect_rate);
+    case O_PRATE: return opts_num("p2p-rate", a, 0.1, 1e6, &o->p2p_rate);
+    case O_INFL:
+        if (opts_num("inflight", a, 1, 1e6, &v))
+            return -1;
+        o->inflight = (int)v;
+        return 0;
+    case O_TIMEOUT: return opts_num("timeout", a, 0.1, 600, &o->timeout_s);
+    case O_APP:
+        if (opts_num("app", a, 0, 2147483647.0, &v))
+            return -1;
+        o->app_id = (int)v;
+        return 0;
+    case O_DUR:
+        pd->have_dur = 1;
+        return opts_num("duration", a, 0, 86400, &pd->dur);
+    case O_HDUR: return opts_num("hold-duration", a, 0, 86400, &o->hold_s);
+    case O_PDUR: return opts_num("p2p-duration", a, 0.1, 86400, &o->p2p_s);
+    case O_HB: return opts_num("heartbeat", a, 0.1, 3600, &o->heartbeat_s);
+    case O_INTERVAL: return opts_num("interval", a, 0, 3600, &o->interval_s);
+    case O_MSGS:
+        if (opts_num("messages", a, 1, OPTS_MAX_BCAST, &v))
+            return -1;
+        o->messages = (int)v;
+        return 0;
+    case O_ROUNDS:
+        if (opts_num("rounds", a, 1, OPTS_MAX_BCAST, &v))
+            return -1;
+        o->rounds = (int)v;
+        return 0;
+    case O_DRAIN: return opts_num("drain", a, 0, 3600, &o->drain_s);
+    case O_SETTLE: return opts_num("settle", a, 0, 600, &o->settle_s);
+    case O_FLOOR: o->scenarios |= SC_FLOOR; return 0;
+    case O_FSEND:
+        if (opts_num("floor-senders", a, 1, 256, &v))
+            return -1;
+        o->floor_senders = (int)v;
+        return 0;
+    case O_FTRIALS:
+        if (opts_num("floor-trials", a, 1, FLOOR_MAX_TRIALS, &v))
+            return -1;
+        o->floor_trials = (int)v;
+        return 0;
+    case O_PID:
+        if (o->npids >= OPTS_MAX_PIDS || opts_num("pid", a, 1, 1 << 30, &v))
+            return -1;
+        o->pids[o->npids++] = (int)v;
+        return 0;
+    case O_NOBIND: o->bind_sources = 0; return 0;
+    case O_JSON: o->json_path = a; return 0;
+    case O_HTML: o->html_path = a; return 0;
+    case O_MAXT: return opts_num("max-time", a, 1, 86400, &o->max_time_s);
+    case O_TAG:
+        if (strlen(a) < 1 || strlen(a) > 4 ||
+            strspn(a, "0123456789abcdefghijklmnopqrstuvwxyz") != strlen(a)) {
+            fprintf(stderr, "imgate-bench: --tag: 1-4 characters of [0-9a-z]\n");
+            return -1;
+        }
+        snprintf(o->tag, sizeof(o->tag), "%s", a);
+        return 0;
+    case 'q': o->quiet = 1; return 0;
+    case 'h': fputs(OPTS_USAGE, stdout); return 1;
+    default: return -1;
+    }
+}
+
+/* Applies --rate/--duration and checks what only makes sense together. */
+static int opts_finish(bench_opts *o, unsigned given, const opts_pending *pd)
+{
+    if (pd->have_rate) {
+        if ((given & SC_WS) == SC_P2P)
+            o->p2p_rate = pd->rate > 0 ? pd->rate : o->p2p_rate;
+        else
+            o->connect_rate = pd->rate;
+    }
+    if (pd->have_dur) {
+        o->hold_s = pd->dur;
+        if (pd->dur > 0)
+            o->p2p_s = pd->dur;
+    }
+    char err[400];
+    if (o->nws == 0)
+        snprintf(o->ws_text[o->nws++], sizeof(o->ws_text[0]), "ws://127.0.0.1:8089/acc");
+    for (int i = 0; i < o->nws; i++) {
+        if (url_parse(o->ws_text[i], "ws", &o->ws[i], err, sizeof(err)) != 0) {
+            fprintf(stderr, "imgate-bench: %s\n", err);
+            return -1;
+        }
+    }
+    if (url_parse(o->api_text, "http", &o->api, err, sizeof(err)) != 0) {
+        fprintf(stderr, "imgate-bench: %s\n", err);
+        return -1;
+    }
+    if (o->procs == 0)
+        o->procs = (int)((o->conns + 15999) / 16000);
+    if (o->procs > o->conns)
+        o->procs = (int)o->conns;
+    if ((long)o->rounds * o->messages > OPTS_MAX_BCAST) {
+        fprintf(stderr, "imgate-bench: --rounds x --messages above %d\n", OPTS_MAX_BCAST);
+        return -1;
+    }
+    if (o->p2p_rate * o->p2p_s > OPTS_MAX_P2P) {
+        fprintf(stderr, "imgate-bench: --p2p-rate x --p2p-duration above %d\n", OPTS_MAX_P2P);
+        return -1;
+    }
+    return 0;
+}
+
+int opts_parse(int argc, char **argv, bench_opts *o)
+{
+    opts_defaults(o);
+    opts_pending pd = { 0, 0, 0, 0 };
+    unsigned sc = 0;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "n:qh", OPTS_LONG, NULL)) != -1) {
+        int r = opts_one(o, c, optarg, &pd);
+        if (r != 0) {
+            if (r < 0)
+                fputs("imgate-bench: see --help\n", stderr);
+            return r;
+        }
+    }
+    if (optind != argc - 1 || opts_scenarios(argv[optind], &sc) != 0) {
+        fputs(OPTS_USAGE, stderr);
+        return -1;
+    }
+    o->scenarios |= sc;
+    if (o->scenarios & (SC_HOLD | SC_BROADCAST | SC_P2P))
+        o->scenarios |= SC_CONNECT;
+    return opts_finish(o, sc, &pd);
+}
+
+const url *opts_ws_for(const bench_opts *o, long i)
+{
+    return &o->ws[i % o->nws];
+}
+
+int opts_user_id(const bench_opts *o, long i, char *out, size_t cap)
+{
+    return snprintf(out, cap, "b%s_%ld", o->tag, i);
+}
+
+long opts_bcast_total(const bench_opts *o)
+{
+    return (o->scenarios & SC_BROADCAST) ? (long)o->rounds * o->messages : 0;
+}
+
+long opts_p2p_total(const bench_opts *o)
+{
+    return (o->scenarios & SC_P2P) ? (long)ceil(o->p2p_rate * o->p2p_s) + 1 : 0;
+}

@@ -1,0 +1,59 @@
+/* opts.h — the command line of imgate-bench: scenarios and their knobs. */
+#ifndef BENCH_OPTS_H
+#define BENCH_OPTS_H
+
+#include "url.h"
+
+enum {
+    SC_CONNECT = 1, SC_HOLD = 2, SC_BROADCAST = 4, SC_P2P = 8, SC_FLOOR = 16,
+    SC_WS = SC_CONNECT | SC_HOLD | SC_BROADCAST | SC_P2P
+};
+
+#define OPTS_MAX_PIDS 64
+#define OPTS_MAX_WS 64
+#define OPTS_MAX_PROCS 256
+#define OPTS_MAX_BCAST 100000          /* broadcast messages in one run */
+#define OPTS_MAX_P2P 5000000           /* p2p messages in one run */
+
+typedef struct bench_opts {
+    unsigned scenarios;
+    url ws[OPTS_MAX_WS], api;        /* connection i goes to ws[i % nws] */
+    int nws;
+    char ws_text[OPTS_MAX_WS][300], api_text[300];
+    long conns;
+    int procs;
+    double connect_rate;           /* new connections per second, 0 = unpaced */
+    int inflight;                  /* set-ups in progress at once, whole run */
+    double timeout_s;              /* per set-up step */
+    int app_id;
+    double hold_s, heartbeat_s;
+    int rounds, messages;
+    double interval_s, drain_s, settle_s;
+    double p2p_rate, p2p_s;
+    int floor_senders, floor_trials;
+    int pids[OPTS_MAX_PIDS], npids;
+    int bind_sources;
+    const char *json_path, *html_path;
+    double max_time_s;
+    int quiet;
+    char tag[8];                   /* makes userIDs and msgIDs unique per run */
+} bench_opts;
+
+/* Parses argv. Returns 0 to run, 1 if help was printed, -1 on a usage error
+ * (message printed on stderr). */
+int opts_parse(int argc, char **argv, bench_opts *o);
+
+/* Names of the scenario bits, in run order ("connect", ...). */
+const char *opts_scenario_name(unsigned bit);
+
+/* The WebSocket address of connection i. */
+const url *opts_ws_for(const bench_opts *o, long i);
+
+/* The userID of connection i (unique per run, under 20 bytes). */
+int opts_user_id(const bench_opts *o, long i, char *out, size_t cap);
+
+/* Bounded message counts the workers must be ready for. */
+long opts_bcast_total(const bench_opts *o);
+long opts_p2p_total(const bench_opts *o);
+
+#endif

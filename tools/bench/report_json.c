@@ -1,0 +1,340 @@
+/* report_json.c — results as JSON: the headline keys first (connections,
+ * bytes per connection, rates, broadcast times, losses, latency), then one
+ * object per phase, memory steps and the timeline. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <uv.h>
+
+#include "jw.h"
+#include "report.h"
+#include "worker.h"
+
+const char *report_err_name(int code)
+{
+    return code < 0 ? uv_err_name(code) : "?";
+}
+
+const hist *report_main_hist(const result *r, const char **name)
+{
+    if (r->bc_ran) {
+        *name = "broadcast";
+        return &r->st.bc;
+    }
+    if (r->p2p_ran) {
+        *name = "p2p";
+        return &r->st.p2p;
+    }
+    *name = "login";
+    return &r->st.login;
+}
+
+static double rj_ms(uint64_t ns) { return (double)ns / 1e6; }
+
+static void rj_latency(jw *w, const char *key, const hist *h)
+{
+    jw_obj_inline(w, key);
+    jw_int(w, "count", (long long)h->n);
+    if (h->n) {
+        jw_num(w, "min", rj_ms(h->min));
+        jw_num(w, "mean", hist_mean(h) / 1e6);
+        jw_num(w, "stddev", hist_stddev(h) / 1e6);
+        jw_num(w, "p50", rj_ms(hist_quantile(h, 0.50)));
+        jw_num(w, "p95", rj_ms(hist_quantile(h, 0.95)));
+        jw_num(w, "p99", rj_ms(hist_quantile(h, 0.99)));
+        jw_num(w, "p999", rj_ms(hist_quantile(h, 0.999)));
+        jw_num(w, "max", rj_ms(h->max));
+    }
+    jw_end(w, '}');
+}
+
+static void rj_kv(jw *w, const char *key, const kv *m, int errnames)
+{
+    jw_obj_inline(w, key);
+    for (int i = 0; i < KV_MAX; i++) {
+        if (!m[i].n)
+            continue;
+        char name[32];
+        if (errnames)
+            snprintf(name, sizeof(name), "%s", report_err_name(m[i].key));
+        else
+            snprintf(name, sizeof(name), "%d", m[i].key);
+        jw_int(w, name, m[i].n);
+    }
+    jw_end(w, '}');
+}
+
+static void rj_headline(jw *w, const result *r)
+{
+    const char *hn;
+    const hist *h = report_main_hist(r, &hn);
+    jw_int(w, "connections", r->logged_in);
+    jw_int(w, "connections_target", r->o->conns);
+    jw_num(w, "server_rss_bytes_per_conn", result_server_bytes_per_conn(r));
+    jw_num(w, "kernel_bytes_per_conn", result_kernel_bytes_per_conn(r, 0));
+    jw_num(w, "kernel_bytes_per_conn_both_ends", result_kernel_bytes_per_conn(r, 1));
+    jw_num(w, "host_bytes_per_conn", result_host_bytes_per_conn(r));
+    jw_num(w, "client_rss_bytes_per_conn", result_client_bytes_per_conn(r));
+    jw_int(w, "client_conn_struct_bytes", (long long)sizeof(bench_conn));
+    jw_num(w, "connect_rate_per_s", r->connect_rate);
+    jw_num(w, "broadcast_last_delivery_ms", r->bc_ran ? result_bc_last_median(r) : NAN);
+    jw_num(w, "broadcast_last_delivery_ms_max", r->bc_ran ? result_bc_last_max(r) : NAN);
+    jw_num(w, "broadcast_floor_ms", r->fl.ran ? r->fl.last_delivery_ms : NAN);
+    if (r->bc_ran) {
+        jw_int(w, "broadcast_lost", (long long)r->bc_lost);
+        jw_int(w, "broadcast_duplicated", (long long)r->bc_dup);
+    } else {
+        jw_num(w, "broadcast_lost", NAN);
+        jw_num(w, "broadcast_duplicated", NAN);
+    }
+    jw_str(w, "latency_of", hn);
+    rj_latency(w, "latency_ms", h);
+}
+
+static void rj_connect(jw *w, const result *r)
+{
+    const counters *k = &r->st.c;
+    jw_obj(w, "connect");
+    jw_int(w, "attempted", (long long)k->attempted);
+    jw_int(w, "tcp_connected", (long long)k->tcp_ok);
+    jw_int(w, "upgraded", (long long)k->upgraded);
+    jw_int(w, "logged_in", (long long)k->logged_in);
+    jw_int(w, "failed", (long long)k->failed);
+    jw_obj_inline(w, "failures");
+    jw_int(w, "connect_error", (long long)k->f_connect);
+    jw_int(w, "handshake_status", (long long)k->f_status);
+    jw_int(w, "bad_accept", (long long)k->f_accept);
+    jw_int(w, "login_code", (long long)k->f_login);
+    jw_int(w, "timeout_connect", (long long)k->f_to_connect);
+    jw_int(w, "timeout_handshake", (long long)k->f_to_handshake);
+    jw_int(w, "timeout_login", (long long)k->f_to_login);
+    jw_int(w, "closed", (long long)k->f_closed);
+    jw_int(w, "protocol", (long long)k->f_protocol);
+    jw_end(w, '}');
+    rj_kv(w, "connect_errors", k->connect_errs, 1);
+    rj_kv(w, "handshake_statuses", k->statuses, 0);
+    rj_kv(w, "login_codes", k->login_codes, 0);
+    jw_num(w, "target_rate_per_s", r->o->connect_rate);
+    jw_num(w, "duration_s", r->connect_s);
+    jw_num(w, "rate_per_s", r->connect_rate);
+    rj_latency(w, "handshake_ms", &r->st.hs);
+    rj_latency(w, "login_ms", &r->st.login);
+    jw_end(w, '}');
+}
+
+static void rj_hold(jw *w, const result *r)
+{
+    const counters *k = &r->st.c;
+    jw_obj(w, "hold");
+    jw_bool(w, "ran", r->hold_ran);
+    jw_num(w, "duration_s", r->hold_s);
+    jw_num(w, "heartbeat_s", r->o->heartbeat_s);
+    jw_int(w, "heartbeats_sent", (long long)r->hold_hb_sent);
+    jw_int(w, "heartbeats_ok", (long long)r->hold_hb_ok);
+    jw_int(w, "drops", (long long)r->hold_drops);
+    jw_int(w, "drops_whole_run", (long long)k->dropped);
+    jw_obj_inline(w, "drop_reasons");
+    jw_int(w, "eof", (long long)k->d_eof);
+    jw_int(w, "error", (long long)k->d_error);
+    jw_int(w, "close_frame", (long long)k->d_close);
+    jw_int(w, "protocol", (long long)k->d_protocol);
+    jw_end(w, '}');
+    rj_kv(w, "close_codes", k->close_codes, 0);
+    rj_latency(w, "heartbeat_ms", &r->st.hb);
+    jw_int(w, "server_pings", (long long)k->ping_rx);
+    jw_end(w, '}');
+}
+
+static void rj_messages(jw *w, const result *r)
+{
+    jw_arr(w, "per_message");
+    for (long i = 0; i < r->bc_sent; i++) {
+        const res_msg *m = &r->bc[i];
+        jw_obj_inline(w, NULL);
+        jw_int(w, "seq", i);
+        jw_num(w, "sent_s", (double)(m->sent_ns - r->t0) / 1e9);
+        jw_int(w, "http_status", m->status);
+        jw_bool(w, "accepted", m->ok);
+        jw_num(w, "api_ms", (double)(m->answer_ns - m->sent_ns) / 1e6);
+        jw_int(w, "delivered", (long long)m->delivered);
+        jw_num(w, "first_delivery_ms",
+               m->first_ns > m->sent_ns ? (double)(m->first_ns - m->sent_ns) / 1e6 : NAN);
+        jw_num(w, "last_delivery_ms", result_msg_last_ms(r, i));
+        jw_end(w, '}');
+    }
+    jw_end(w, ']');
+}
+
+static void rj_broadcast(jw *w, const result *r)
+{
+    jw_obj(w, "broadcast");
+    jw_bool(w, "ran", r->bc_ran);
+    jw_int(w, "rounds", r->o->rounds);
+    jw_int(w, "messages_per_round", r->o->messages);
+    jw_num(w, "interval_s", r->o->interval_s);
+    jw_int(w, "messages_sent", r->bc_sent);
+    jw_int(w, "messages_accepted", (long long)r->bc_accepted);
+    jw_int(w, "http_errors", (long long)r->bc_http_err);
+    jw_int(w, "expected_per_message", r->bc_expected_per);
+    jw_int(w, "expected", (long long)r->bc_expected);
+    jw_int(w, "delivered", (long long)r->bc_delivered);
+    jw_int(w, "lost", (long long)r->bc_lost);
+    jw_int(w, "duplicated", (long long)r->bc_dup);
+    jw_int(w, "out_of_window", (long long)r->st.c.bc_old);
+    jw_num(w, "last_delivery_ms_median", r->bc_ran ? result_bc_last_median(r) : NAN);
+    jw_num(w, "last_delivery_ms_max", r->bc_ran ? result_bc_last_max(r) : NAN);
+    jw_num(w, "phase_s", r->bc_phase_s);
+    rj_latency(w, "latency_ms", &r->st.bc);
+    rj_messages(w, r);
+    jw_end(w, '}');
+}
+
+static void rj_p2p(jw *w, const result *r)
+{
+    jw_obj(w, "p2p");
+    jw_bool(w, "ran", r->p2p_ran);
+    jw_num(w, "target_rate_per_s", r->o->p2p_rate);
+    jw_num(w, "rate_per_s", r->p2p_rate);
+    jw_num(w, "duration_s", r->p2p_s);
+    jw_int(w, "sent", (long long)r->p2p_sent);
+    jw_int(w, "accepted", (long long)r->p2p_ok);
+    jw_int(w, "send_results_false", (long long)r->p2p_false);
+    jw_int(w, "http_errors", (long long)r->p2p_http_err);
+    jw_int(w, "delivered", (long long)r->p2p_delivered);
+    jw_int(w, "lost", (long long)r->p2p_lost);
+    jw_int(w, "duplicated", (long long)r->p2p_dup);
+    jw_int(w, "misdelivered", (long long)r->st.c.p2p_wrong);
+    rj_latency(w, "latency_ms", &r->st.p2p);
+    jw_end(w, '}');
+}
+
+static void rj_floor(jw *w, const result *r)
+{
+    const floor_result *f = &r->fl;
+    jw_obj(w, "floor");
+    jw_bool(w, "ran", f->ran);
+    jw_int(w, "sockets", f->sockets);
+    jw_int(w, "senders", f->senders);
+    jw_int(w, "receivers", f->receivers);
+    jw_int(w, "accepted", f->accepted);
+    jw_int(w, "connected", f->connected);
+    jw_int(w, "bytes_per_socket", 100);
+    jw_int(w, "bytes", (long long)f->bytes);
+    jw_int(w, "expected_bytes", (long long)f->expected_bytes);
+    jw_bool(w, "complete", f->complete);
+    jw_num(w, "send_ms", f->send_ms);
+    jw_num(w, "first_delivery_ms", f->first_delivery_ms);
+    jw_num(w, "last_delivery_ms", f->last_delivery_ms);
+    jw_arr(w, "trials_last_delivery_ms");
+    for (int i = 0; i < f->trials; i++)
+        jw_num(w, NULL, f->trial_last_ms[i]);
+    jw_end(w, ']');
+    jw_arr(w, "trials_send_ms");
+    for (int i = 0; i < f->trials; i++)
+        jw_num(w, NULL, f->trial_send_ms[i]);
+    jw_end(w, ']');
+    jw_str(w, "error", f->error[0] ? f->error : NULL);
+    jw_end(w, '}');
+}
+
+static void rj_sample(jw *w, const mem_sample *m)
+{
+    jw_obj_inline(w, NULL);
+    if (m->step)
+        jw_str(w, "step", m->step);
+    jw_num(w, "t_s", m->t);
+    jw_int(w, "connections", m->conns);
+    jw_num(w, "server_rss_bytes", m->rss_ok ? (double)m->rss : NAN);
+    jw_int(w, "client_rss_bytes", (long long)m->client_rss);
+    jw_int(w, "host_used_bytes", (long long)m->used);
+    jw_int(w, "slab_bytes", (long long)m->slab);
+    jw_int(w, "tcp_mem_pages", (long long)m->tcp_pages);
+    jw_int(w, "tcp_inuse", (long long)m->tcp_inuse);
+    jw_end(w, '}');
+}
+
+static void rj_memory(jw *w, const result *r)
+{
+    jw_arr(w, "memory");
+    for (int i = 0; i < r->nsteps; i++)
+        rj_sample(w, &r->steps[i]);
+    jw_end(w, ']');
+    jw_arr(w, "timeline");
+    for (int i = 0; i < r->ntl; i++)
+        rj_sample(w, &r->tl[i]);
+    jw_end(w, ']');
+}
+
+static void rj_config(jw *w, const result *r)
+{
+    const bench_opts *o = r->o;
+    jw_obj(w, "config");
+    jw_str(w, "ws_url", o->ws_text[0]);
+    jw_arr(w, "ws_urls");
+    for (int i = 0; i < o->nws; i++)
+        jw_str(w, NULL, o->ws_text[i]);
+    jw_end(w, ']');
+    jw_str(w, "api_url", o->api_text);
+    jw_int(w, "conns", o->conns);
+    jw_int(w, "procs", o->procs);
+    jw_num(w, "connect_rate", o->connect_rate);
+    jw_int(w, "inflight", o->inflight);
+    jw_num(w, "timeout_s", o->timeout_s);
+    jw_int(w, "app_id", o->app_id);
+    jw_num(w, "hold_s", o->hold_s);
+    jw_num(w, "heartbeat_s", o->heartbeat_s);
+    jw_int(w, "rounds", o->rounds);
+    jw_int(w, "messages", o->messages);
+    jw_num(w, "interval_s", o->interval_s);
+    jw_num(w, "p2p_rate", o->p2p_rate);
+    jw_num(w, "p2p_s", o->p2p_s);
+    jw_int(w, "floor_senders", o->floor_senders);
+    jw_bool(w, "bind_sources", o->bind_sources);
+    jw_str(w, "tag", o->tag);
+    jw_end(w, '}');
+    jw_obj(w, "machine");
+    jw_int(w, "cpus", r->cpus);
+    jw_int(w, "mem_total_bytes", (long long)r->mem_total);
+    jw_str(w, "kernel", r->kernel);
+    jw_end(w, '}');
+}
+
+static void rj_scenarios(jw *w, const result *r)
+{
+    jw_arr(w, "scenarios");
+    for (unsigned b = 1; b <= SC_FLOOR; b <<= 1)
+        if (r->o->scenarios & b)
+            jw_str(w, NULL, opts_scenario_name(b));
+    jw_end(w, ']');
+}
+
+int report_json(const result *r, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    jw w;
+    jw_init(&w, f);
+    jw_obj(&w, NULL);
+    jw_str(&w, "tool", "imgate-bench");
+    rj_scenarios(&w, r);
+    jw_str(&w, "error", r->error[0] ? r->error : NULL);
+    jw_num(&w, "duration_s", r->total_s);
+    rj_headline(&w, r);
+    rj_config(&w, r);
+    rj_connect(&w, r);
+    rj_hold(&w, r);
+    rj_broadcast(&w, r);
+    rj_p2p(&w, r);
+    rj_floor(&w, r);
+    jw_obj_inline(&w, "pushes_other");
+    jw_int(&w, "enter", (long long)r->st.c.enter_rx);
+    jw_int(&w, "exit", (long long)r->st.c.exit_rx);
+    jw_int(&w, "other", (long long)r->st.c.other_rx);
+    jw_int(&w, "unparsable", (long long)r->st.c.msg_bad);
+    jw_end(&w, '}');
+    rj_memory(&w, r);
+    jw_end(&w, '}');
+    return fclose(f) == 0 ? 0 : -1;
+}

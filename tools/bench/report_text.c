@@ -1,0 +1,68 @@
+/* report_text.c — the short human summary printed on stdout. */
+#include <math.h>
+#include <stdio.h>
+
+#include "report.h"
+
+static void rt_lat(FILE *f, const char *name, const hist *h)
+{
+    if (!h->n)
+        return;
+    fprintf(f, "  %-18s p50 %.2f  p99 %.2f  p99.9 %.2f  max %.2f ms"
+            "  (mean %.2f, sd %.2f, n %llu)\n", name, (double)hist_quantile(h, 0.5) / 1e6,
+            (double)hist_quantile(h, 0.99) / 1e6, (double)hist_quantile(h, 0.999) / 1e6,
+            (double)h->max / 1e6, hist_mean(h) / 1e6,
+            hist_stddev(h) / 1e6, (unsigned long long)h->n);
+}
+
+static void rt_bytes(FILE *f, const char *name, double v)
+{
+    if (isnan(v))
+        fprintf(f, "  %-18s -\n", name);
+    else
+        fprintf(f, "  %-18s %.0f B\n", name, v);
+}
+
+void report_summary(const result *r, FILE *f)
+{
+    const counters *k = &r->st.c;
+    fprintf(f, "imgate-bench: %ld connections over %d processes, %.1f s\n", r->o->conns,
+            r->o->procs, r->total_s);
+    if (r->error[0])
+        fprintf(f, "  ERROR: %s\n", r->error);
+    if (r->o->scenarios & SC_CONNECT) {
+        fprintf(f, "  %-18s %ld / %ld (failed %llu, dropped %llu)\n", "logged in", r->logged_in,
+                r->o->conns, (unsigned long long)k->failed, (unsigned long long)k->dropped);
+        fprintf(f, "  %-18s %.0f /s\n", "connect rate", r->connect_rate);
+        rt_lat(f, "handshake", &r->st.hs);
+        rt_lat(f, "login", &r->st.login);
+        rt_bytes(f, "server RSS/conn", result_server_bytes_per_conn(r));
+        rt_bytes(f, "kernel/conn", result_kernel_bytes_per_conn(r, 0));
+        rt_bytes(f, "client RSS/conn", result_client_bytes_per_conn(r));
+    }
+    if (r->hold_ran)
+        fprintf(f, "  %-18s %.1f s, %llu drops, heartbeats %llu sent %llu ok\n", "hold",
+                r->hold_s, (unsigned long long)r->hold_drops,
+                (unsigned long long)r->hold_hb_sent, (unsigned long long)r->hold_hb_ok);
+    if (r->bc_ran) {
+        fprintf(f, "  %-18s %ld messages: delivered %llu / %llu, lost %llu, duplicated %llu\n",
+                "broadcast", r->bc_sent, (unsigned long long)r->bc_delivered,
+                (unsigned long long)r->bc_expected, (unsigned long long)r->bc_lost,
+                (unsigned long long)r->bc_dup);
+        if (r->bc_delivered)
+            fprintf(f, "  %-18s median %.1f ms, max %.1f ms\n", "last delivery",
+                    result_bc_last_median(r), result_bc_last_max(r));
+        rt_lat(f, "broadcast latency", &r->st.bc);
+    }
+    if (r->p2p_ran) {
+        fprintf(f, "  %-18s %llu sent (%.0f/s), %llu accepted, %llu delivered, lost %llu, "
+                "duplicated %llu\n", "p2p", (unsigned long long)r->p2p_sent, r->p2p_rate,
+                (unsigned long long)r->p2p_ok, (unsigned long long)r->p2p_delivered,
+                (unsigned long long)r->p2p_lost, (unsigned long long)r->p2p_dup);
+        rt_lat(f, "p2p latency", &r->st.p2p);
+    }
+    if (r->fl.ran)
+        fprintf(f, "  %-18s %ld sockets: last delivery %.1f ms (send loop %.1f ms)%s%s\n",
+                "floor", r->fl.sockets, r->fl.last_delivery_ms, r->fl.send_ms,
+                r->fl.complete ? "" : " INCOMPLETE ", r->fl.error);
+}
