@@ -83,6 +83,13 @@ if [ -z "$HTTP" ] || [ -z "$WS" ]; then
 fi
 echo "imgate pid $NODE: http 127.0.0.1:$HTTP, ws 127.0.0.1:$WS" >&2
 
+# Warm-up: the first handshakes page in libcrypto's code (~2 MB of shared
+# library pages, once per process); without it that one-time cost would be
+# counted as per-connection memory.
+"$BENCH" connect -n 200 --procs 1 --ws "ws://127.0.0.1:$WS/acc" --api "http://127.0.0.1:$HTTP" \
+    >/dev/null 2>&1 || true
+sleep 1
+
 rc=0
 # shellcheck disable=SC2086
 "$BENCH" connect,hold,broadcast,p2p --with-floor -n "$N" --procs "$PROCS" \
