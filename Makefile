@@ -6,7 +6,7 @@ FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG     ?= config/app.yaml
 
-.PHONY: all build deps deps-test run test test-fast test-asan fuzz fuzz-smoke clean
+.PHONY: all build deps deps-test run test test-fast test-asan fuzz fuzz-smoke soak bench clean
 
 all: build
 
@@ -52,6 +52,16 @@ fuzz: $(FUZZ_BUILD)/Makefile
 
 fuzz-smoke:
 	$(MAKE) fuzz FUZZ_SECONDS=10
+
+# A 10-minute bounded soak against one node (not in CI): churn of connects,
+# messages and disconnects; passes if nothing is lost and RSS stays flat.
+SOAK_MINUTES ?= 10
+soak: deps-test build
+	/usr/bin/python3 bench/soak.py --minutes $(SOAK_MINUTES)
+
+# One node, 10,000 connections, every scenario: bench/results/quick.{json,html}
+bench: deps build
+	bench/run.sh quick
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
