@@ -119,7 +119,8 @@ int dedup_reserve(const char *msgid, size_t len, uint32_t now)
     return r;
 }
 
-void dedup_release(const char *msgid, size_t len)
+/* Runs fn on msgID's entry (if any) under the lock. */
+static void dedup_with(const char *msgid, size_t len, void (*fn)(dd_entry *e))
 {
     if (len == 0)
         return;
@@ -128,22 +129,14 @@ void dedup_release(const char *msgid, size_t len)
     pthread_mutex_lock(&g_dd.lock);
     dd_entry *e = *dedup_slot(dedup_hash(msgid, len), msgid, len);
     if (e)
-        dedup_unlink(e);
+        fn(e);
     pthread_mutex_unlock(&g_dd.lock);
 }
 
-void dedup_commit(const char *msgid, size_t len)
-{
-    if (len == 0)
-        return;
-    if (len > UINT16_MAX)
-        len = UINT16_MAX;
-    pthread_mutex_lock(&g_dd.lock);
-    dd_entry *e = *dedup_slot(dedup_hash(msgid, len), msgid, len);
-    if (e)
-        e->committed = 1;
-    pthread_mutex_unlock(&g_dd.lock);
-}
+static void dedup_mark_committed(dd_entry *e) { e->committed = 1; }
+
+void dedup_release(const char *msgid, size_t len) { dedup_with(msgid, len, dedup_unlink); }
+void dedup_commit(const char *msgid, size_t len) { dedup_with(msgid, len, dedup_mark_committed); }
 
 size_t dedup_count(void)
 {
