@@ -16,6 +16,7 @@
 #include "im/dedup.h"
 #include "im/presence.h"
 #include "net/listen.h"
+#include "net/tls.h"
 #include "net/worker.h"
 
 
@@ -144,7 +145,7 @@ static int main_listen(int nw, int *ws_fds, int *http_fds)
     printf("http listening on %s:%d\n", c->bind, g_node.http_port);
     printf("ws listening on %s:%d\n", c->bind, g_node.ws_port);
     main_fix_urls();
-    printf("chat page: http://%s/home/index?appID=101\n", c->httpUrl);
+    printf("chat page: %s://%s/home/index?appID=101\n", tls_enabled() ? "https" : "http", c->httpUrl);
     fflush(stdout);
     return 0;
 }
@@ -158,6 +159,21 @@ static void main_limits(void)
     g_node.max_conns = cap;
     log_info("open-file limit %ld: this node accepts up to %ld connections%s", g_node.nofile, cap,
              g_node.cfg.maxConnections > 0 ? " (app.maxConnections)" : "");
+}
+
+/* app.tlsCert/app.tlsKey: load them now; a bad file stops start-up. */
+static int main_tls(void)
+{
+    const config *c = &g_node.cfg;
+    char err[768];
+    if (!c->tlsCert[0])
+        return 0;
+    if (tls_init(c->tlsCert, c->tlsKey, err, sizeof(err)) != 0) {
+        fprintf(stderr, "imgate: TLS: %s\n", err);
+        return -1;
+    }
+    log_info("TLS on: both ports speak TLS only (https://, wss://); certificate %s", c->tlsCert);
+    return 0;
 }
 
 static void main_on_signal(uv_signal_t *s, int signum)
@@ -204,6 +220,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "imgate: cannot open request log '%s': %s\n", c->requestLog, strerror(errno));
         return 2;
     }
+    if (main_tls() != 0)
+        return 2;
     g_node.start_unix = (uint64_t)time(NULL);
     int nw = c->workers > 0 ? c->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (nw < 1)
@@ -220,6 +238,7 @@ int main(int argc, char **argv)
         rc = main_run();
     dedup_free();
     presence_free();
+    tls_shutdown();
     free(ws_fds);
     free(http_fds);
     log_info("imgate stopped");

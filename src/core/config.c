@@ -61,6 +61,8 @@ static const config_key config_keys[] = {
     {"app.maxListUsers", NULL, CT_INT, CONFIG_FIELD(maxListUsers), 0, INT_MAX, CK_NONE, false},
     {"app.shutdownGrace", NULL, CT_INT, CONFIG_FIELD(shutdownGrace), 0, 3600, CK_NONE, false},
     {"app.allowedOrigins", NULL, CT_STR, CONFIG_FIELD(allowedOrigins), 0, 0, CK_NONE, false},
+    {"app.tlsCert", "IMGATE_TLS_CERT", CT_STR, CONFIG_FIELD(tlsCert), 0, 0, CK_NONE, false},
+    {"app.tlsKey", "IMGATE_TLS_KEY", CT_STR, CONFIG_FIELD(tlsKey), 0, 0, CK_NONE, false},
     {"redis.addr", "IMGATE_REDIS", CT_STR, CONFIG_FIELD(redisAddr), 0, 0, CK_NONE, false},
     {"redis.password", NULL, CT_STR, CONFIG_FIELD(redisPassword), 0, 0, CK_NONE, true},
     {"redis.DB", NULL, CT_INT, CONFIG_FIELD(redisDB), 0, INT_MAX, CK_NONE, false},
@@ -682,6 +684,9 @@ int config_validate(const config *c, char *err, size_t errlen)
                               c->maxOutboundBytes, c->maxMessageSize);
     if (strcmp(c->echoPath, "/acc") == 0)
         return config_invalid(err, errlen, "app.echoPath", "'/acc' is the WebSocket endpoint");
+    if (!c->tlsCert[0] != !c->tlsKey[0])
+        return config_invalid(err, errlen, c->tlsCert[0] ? "app.tlsKey" : "app.tlsCert",
+                              "app.tlsCert and app.tlsKey must be set together (or both left empty)");
     return 0;
 }
 

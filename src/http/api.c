@@ -21,6 +21,7 @@
 #include "im/presence.h"
 #include "im/proto.h"
 #include "net/conn.h"
+#include "net/tls.h"
 #include "net/worker.h"
 #include "web/web.h"
 #include "ws/utf8.h"
@@ -337,83 +338,62 @@ static long api_rss_bytes(void)
     return rss * sysconf(_SC_PAGESIZE);
 }
 
+/* Writes "key":v, with a comma unless it opens an object. */
+static void api_num(jsonw *w, const char *key, long long v)
+{
+    if (w->len > w->reserve && w->buf[w->len - 1] != '{')
+        jsonw_raw(w, ",", 1);
+    jsonw_key(w, key);
+    jsonw_int(w, v);
+}
+
 static void api_state_body(jsonw *w, const api_totals *t)
 {
     jsonw_lit(w, "{\"version\":\"" IMGATE_VERSION "\",\"mode\":");
     jsonw_cstr(w, g_node.cfg.redisAddr[0] ? "cluster" : "embedded");
-    jsonw_lit(w, ",\"uptimeSeconds\":");
-    jsonw_int(w, (long long)(time(NULL) - (time_t)g_node.start_unix));
-    jsonw_lit(w, ",\"numCPU\":");
-    jsonw_int(w, sysconf(_SC_NPROCESSORS_ONLN));
-    jsonw_lit(w, ",\"workers\":");
-    jsonw_int(w, workers_count());
-    jsonw_lit(w, ",\"connections\":");
-    jsonw_int(w, t->conns);
-    jsonw_lit(w, ",\"wsConnections\":");
-    jsonw_int(w, t->ws);
-    jsonw_lit(w, ",\"loggedIn\":");
-    jsonw_int(w, t->logged_in);
-    jsonw_lit(w, ",\"users\":");
-    jsonw_int(w, presence_count());
-    jsonw_lit(w, ",\"maxConnections\":");
-    jsonw_int(w, g_node.max_conns);
-    jsonw_lit(w, ",\"openFileLimit\":");
-    jsonw_int(w, g_node.nofile);
-    jsonw_lit(w, ",\"outQueueBytes\":");
-    jsonw_int(w, t->out_bytes);
-    jsonw_lit(w, ",\"outQueues\":");
-    jsonw_int(w, t->out_queues);
-    jsonw_lit(w, ",\"slowConsumersClosed\":");
-    jsonw_int(w, t->slow_closed);
-    jsonw_lit(w, ",\"rateLimitedClosed\":");
-    jsonw_int(w, t->rate_closed);
-    jsonw_lit(w, ",\"handshakeTimeouts\":");
-    jsonw_int(w, t->handshake_timeouts);
-    jsonw_lit(w, ",\"limits\":{\"maxConnections\":");
-    jsonw_int(w, g_node.max_conns);
-    jsonw_lit(w, ",\"maxMessageSize\":");
-    jsonw_uint(w, g_node.cfg.maxMessageSize);
-    jsonw_lit(w, ",\"maxMessagesPerSecond\":");
-    jsonw_int(w, g_node.cfg.maxMessagesPerSecond);
-    jsonw_lit(w, ",\"maxOutboundBytes\":");
-    jsonw_uint(w, g_node.cfg.maxOutboundBytes);
-    jsonw_lit(w, ",\"maxOutboundBytesTotal\":");
-    jsonw_uint(w, g_node.cfg.maxOutboundBytesTotal);
-    jsonw_lit(w, ",\"maxHeaderBytes\":");
-    jsonw_uint(w, g_node.cfg.maxHeaderBytes);
-    jsonw_lit(w, ",\"maxBodyBytes\":");
-    jsonw_uint(w, g_node.cfg.maxBodyBytes);
-    jsonw_lit(w, ",\"handshakeTimeout\":");
-    jsonw_int(w, g_node.cfg.handshakeTimeout);
-    jsonw_lit(w, ",\"httpIdleTimeout\":");
-    jsonw_int(w, g_node.cfg.httpIdleTimeout);
-    jsonw_lit(w, ",\"maxListUsers\":");
-    jsonw_int(w, g_node.cfg.maxListUsers);
+    jsonw_lit(w, tls_enabled() ? ",\"tls\":true" : ",\"tls\":false");
+    api_num(w, "uptimeSeconds", time(NULL) - (time_t)g_node.start_unix);
+    api_num(w, "numCPU", sysconf(_SC_NPROCESSORS_ONLN));
+    api_num(w, "workers", workers_count());
+    api_num(w, "connections", t->conns);
+    api_num(w, "wsConnections", t->ws);
+    api_num(w, "loggedIn", t->logged_in);
+    api_num(w, "users", presence_count());
+    api_num(w, "maxConnections", g_node.max_conns);
+    api_num(w, "openFileLimit", g_node.nofile);
+    api_num(w, "outQueueBytes", t->out_bytes);
+    api_num(w, "outQueues", t->out_queues);
+    api_num(w, "slowConsumersClosed", t->slow_closed);
+    api_num(w, "rateLimitedClosed", t->rate_closed);
+    api_num(w, "handshakeTimeouts", t->handshake_timeouts);
+    jsonw_lit(w, ",\"limits\":{");
+    api_num(w, "maxConnections", g_node.max_conns);
+    api_num(w, "maxMessageSize", g_node.cfg.maxMessageSize);
+    api_num(w, "maxMessagesPerSecond", g_node.cfg.maxMessagesPerSecond);
+    api_num(w, "maxOutboundBytes", g_node.cfg.maxOutboundBytes);
+    api_num(w, "maxOutboundBytesTotal", g_node.cfg.maxOutboundBytesTotal);
+    api_num(w, "maxHeaderBytes", g_node.cfg.maxHeaderBytes);
+    api_num(w, "maxBodyBytes", g_node.cfg.maxBodyBytes);
+    api_num(w, "handshakeTimeout", g_node.cfg.handshakeTimeout);
+    api_num(w, "httpIdleTimeout", g_node.cfg.httpIdleTimeout);
+    api_num(w, "maxListUsers", g_node.cfg.maxListUsers);
     jsonw_lit(w, "}");
-    jsonw_lit(w, ",\"messagesIn\":");
-    jsonw_int(w, t->msgs_in);
-    jsonw_lit(w, ",\"framesOut\":");
-    jsonw_int(w, t->frames_out);
-    jsonw_lit(w, ",\"dedupEntries\":");
-    jsonw_int(w, (long long)dedup_count());
+    api_num(w, "messagesIn", t->msgs_in);
+    api_num(w, "framesOut", t->frames_out);
+    api_num(w, "dedupEntries", (long long)dedup_count());
     struct mallinfo2 mi = mallinfo2();
-    jsonw_lit(w, ",\"memory\":{\"rssBytes\":");
-    jsonw_int(w, api_rss_bytes());
-    jsonw_lit(w, ",\"heapInUseBytes\":");
-    jsonw_int(w, (long long)mi.uordblks);
-    jsonw_lit(w, ",\"heapFreeBytes\":");
-    jsonw_int(w, (long long)mi.fordblks);
+    jsonw_lit(w, ",\"memory\":{");
+    api_num(w, "rssBytes", api_rss_bytes());
+    api_num(w, "heapInUseBytes", (long long)mi.uordblks);
+    api_num(w, "heapFreeBytes", (long long)mi.fordblks);
     jsonw_lit(w, "},\"perWorker\":[");
     for (int i = 0; i < workers_count(); i++) {
         worker_stats *s = &worker_at(i)->stats;
-        jsonw_lit(w, i ? ",{\"id\":" : "{\"id\":");
-        jsonw_int(w, i);
-        jsonw_lit(w, ",\"connections\":");
-        jsonw_int(w, atomic_load(&s->conns));
-        jsonw_lit(w, ",\"loggedIn\":");
-        jsonw_int(w, atomic_load(&s->logged_in));
-        jsonw_lit(w, ",\"outQueueBytes\":");
-        jsonw_int(w, atomic_load(&s->out_bytes));
+        jsonw_lit(w, i ? ",{" : "{");
+        api_num(w, "id", i);
+        api_num(w, "connections", atomic_load(&s->conns));
+        api_num(w, "loggedIn", atomic_load(&s->logged_in));
+        api_num(w, "outQueueBytes", atomic_load(&s->out_bytes));
         jsonw_lit(w, "}");
     }
     jsonw_lit(w, "]");

@@ -2,7 +2,9 @@
  * buffer, the outbound queue (direct write first, queue only the rest),
  * closing, and the per-connection part of the timeout sweep. What the bytes
  * mean is decided by http/http_conn.c (before upgrade) and ws/session.c
- * (after). */
+ * (after). A TLS connection (CONN_F_TLS) differs in one branch per
+ * direction: reads go through tls_on_read, sends through tls_send, which
+ * come back here with plaintext (conn_feed) and ciphertext (conn_send_wire). */
 #include "net/conn.h"
 
 #include <stdio.h>
@@ -13,6 +15,7 @@
 #include "core/node.h"
 #include "http/http_conn.h"
 #include "im/hub.h"
+#include "net/tls.h"
 #include "net/worker.h"
 #include "ws/frame.h"
 #include "ws/session.h"
@@ -58,6 +61,14 @@ static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init((char *)w->rbuf, sizeof(w->rbuf));
 }
 
+void conn_feed(conn *c, uint8_t *p, size_t n)
+{
+    if (c->state == CONN_HTTP)
+        http_conn_feed(c, p, n);
+    else if (c->state == CONN_WS_OPEN || c->state == CONN_WS_CLOSING)
+        ws_session_feed(c, p, n);
+}
+
 static void conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     conn *c = (conn *)s;
@@ -72,11 +83,10 @@ static void conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
      * request, the WebSocket session per complete frame. */
     if (c->flags & CONN_F_DISCARD)
         return;
-    uint8_t *p = (uint8_t *)buf->base;
-    if (c->state == CONN_HTTP)
-        http_conn_feed(c, p, (size_t)n);
-    else if (c->state == CONN_WS_OPEN || c->state == CONN_WS_CLOSING)
-        ws_session_feed(c, p, (size_t)n);
+    if (c->flags & CONN_F_TLS)
+        tls_on_read(c, (const uint8_t *)buf->base, (size_t)n);
+    else
+        conn_feed(c, (uint8_t *)buf->base, (size_t)n);
 }
 
 static int conn_over_limit(worker *w)
@@ -91,6 +101,32 @@ static int conn_over_limit(worker *w)
     return total > cap;                      /* total includes the new one */
 }
 
+/* A new zeroed connection: a tls_conn when TLS is on. */
+static conn *conn_new(void)
+{
+    return tls_enabled() ? tls_conn_new() : calloc(1, sizeof(conn));
+}
+
+/* Frees a connection that never reached the loop (no close callback). */
+static void conn_discard(conn *c)
+{
+    if (c && (c->flags & CONN_F_TLS))
+        tls_conn_end(c);
+    free(c);
+}
+
+/* Over the connection cap: a plain client is told 503; a TLS client, which
+ * cannot read an answer before its handshake, is dropped at once. */
+static void conn_refuse(conn *c)
+{
+    if (c->flags & CONN_F_TLS) {
+        log_debug("connection limit reached: closing a new TLS connection");
+        conn_close(c);
+        return;
+    }
+    http_conn_reject(c, 503, "connection limit reached");   /* reads until EOF */
+}
+
 static void conn_on_accept(uv_stream_t *server, int status, uint8_t kind)
 {
     worker *w = server->loop->data;
@@ -98,9 +134,9 @@ static void conn_on_accept(uv_stream_t *server, int status, uint8_t kind)
         log_warn("accept: %s", uv_strerror(status));
         return;
     }
-    conn *c = calloc(1, sizeof(*c));
+    conn *c = conn_new();
     if (!c || uv_tcp_init(&w->loop, &c->tcp) != 0) {
-        free(c);
+        conn_discard(c);
         return;
     }
     if (uv_accept(server, (uv_stream_t *)c) != 0) {
@@ -117,7 +153,7 @@ static void conn_on_accept(uv_stream_t *server, int status, uint8_t kind)
         return;
     }
     if (kind == CONN_KIND_WS && conn_over_limit(w))
-        http_conn_reject(c, 503, "connection limit reached");   /* reads until EOF */
+        conn_refuse(c);
 }
 
 static void conn_on_accept_ws(uv_stream_t *s, int st) { conn_on_accept(s, st, CONN_KIND_WS); }
@@ -198,6 +234,12 @@ static void conn_slow_consumer(conn *c)
     worker *w = conn_worker(c);
     log_info("closing slow consumer (%zu bytes queued)", o->bytes);
     atomic_fetch_add_explicit(&w->stats.slow_closed, 1, memory_order_relaxed);
+    if (c->flags & CONN_F_TLS) {
+        /* Dropping records from a TLS stream breaks it (sequence numbers):
+         * no close frame could be read after them. Drop the connection. */
+        conn_close(c);
+        return;
+    }
     size_t before = o->bytes;
     while (o->count > o->inflight) {
         struct out_item *it = &o->items[(o->head + o->count - 1) % o->cap];
@@ -337,6 +379,8 @@ int conn_send_shared(conn *c, sbuf *b)
 {
     if (!conn_writable(c))
         return -1;
+    if (c->flags & CONN_F_TLS)
+        return tls_send(c, b->data, b->len);   /* encrypted per recipient */
     ssize_t n = conn_try(c, b->data, b->len);
     if (n < 0) {
         conn_close(c);
@@ -347,9 +391,7 @@ int conn_send_shared(conn *c, sbuf *b)
     return conn_enqueue(c, b, (size_t)n);
 }
 
-/* Like conn_send_shared for bytes the caller owns; also used while closing
- * (for the close frame itself). */
-static int conn_send_raw(conn *c, const void *p, size_t len)
+int conn_send_wire(conn *c, const void *p, size_t len)
 {
     ssize_t n = conn_try(c, p, len);
     if (n < 0) {
@@ -368,6 +410,15 @@ static int conn_send_raw(conn *c, const void *p, size_t len)
     return r;
 }
 
+/* Like conn_send_shared for bytes the caller owns; also used while closing
+ * (for the close frame itself). */
+static int conn_send_raw(conn *c, const void *p, size_t len)
+{
+    if (c->flags & CONN_F_TLS)
+        return tls_send(c, p, len);
+    return conn_send_wire(c, p, len);
+}
+
 int conn_send_bytes(conn *c, const void *p, size_t len)
 {
     if (!conn_writable(c))
@@ -381,6 +432,8 @@ static void conn_on_closed(uv_handle_t *h)
 {
     conn *c = (conn *)h;
     conn_out_free(c);
+    if (c->flags & CONN_F_TLS)
+        tls_conn_end(c);                 /* closed without conn_close */
     if (c->flags & CONN_F_BUSY) {
         c->flags |= CONN_F_FREE_LATER;   /* an answer is on its way back */
         return;
@@ -394,6 +447,8 @@ void conn_close(conn *c)
         return;
     uint8_t was = c->state;
     c->state = CONN_CLOSED;
+    if (c->flags & CONN_F_TLS)
+        tls_conn_end(c);
     worker *w = conn_worker(c);
     atomic_fetch_sub_explicit(&w->stats.conns, 1, memory_order_relaxed);
     if (was == CONN_HTTP)
@@ -427,6 +482,11 @@ void conn_end_after_flush(conn *c)
 {
     if (c->state == CONN_CLOSED)
         return;
+    if ((c->flags & CONN_F_TLS) && !(c->flags & CONN_F_CLOSE_AFTER_FLUSH)) {
+        tls_close_notify(c);             /* queued after the last answer */
+        if (c->state == CONN_CLOSED)
+            return;
+    }
     c->flags |= CONN_F_CLOSE_AFTER_FLUSH;
     if (!c->out || (!c->out->writing && c->out->count == 0))
         conn_shutdown(c);
@@ -437,26 +497,27 @@ void conn_end_after_flush(conn *c)
 void conn_sweep_one(conn *c, uint32_t now)
 {
     const config *cfg = &g_node.cfg;
+    /* whole seconds: "idle > T" guarantees at least T seconds really passed */
     uint32_t idle = now - c->last_active;
     switch (c->state) {
     case CONN_HTTP:
         if (c->flags & CONN_F_BUSY)
             break;
-        if (c->kind == CONN_KIND_WS && idle >= (uint32_t)cfg->handshakeTimeout) {
+        if (c->kind == CONN_KIND_WS && idle > (uint32_t)cfg->handshakeTimeout) {
             atomic_fetch_add_explicit(&conn_worker(c)->stats.handshake_timeouts, 1, memory_order_relaxed);
             conn_close(c);
-        } else if (c->kind == CONN_KIND_HTTP && idle >= (uint32_t)cfg->httpIdleTimeout) {
+        } else if (c->kind == CONN_KIND_HTTP && idle > (uint32_t)cfg->httpIdleTimeout) {
             conn_close(c);
         }
         break;
     case CONN_WS_OPEN:
-        if (idle >= (uint32_t)cfg->connectionTimeout)
+        if (idle > (uint32_t)cfg->connectionTimeout)
             conn_close_ws(c, WS_CLOSE_GOING_AWAY, "heartbeat timeout");
         else if (cfg->pingInterval > 0 && idle >= (uint32_t)cfg->pingInterval)
             ws_session_ping(c);
         break;
     case CONN_WS_CLOSING:
-        if (idle >= CONN_CLOSE_GRACE)
+        if (idle > CONN_CLOSE_GRACE)
             conn_close(c);
         break;
     default:

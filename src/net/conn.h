@@ -4,7 +4,9 @@
  *
  * Memory: an idle logged-in WebSocket connection is this struct only
  * (uv_tcp_t + 48 bytes). The inbound state (tcp.data: ws_reader or
- * http_req) and the outbound queue exist only while they hold bytes. */
+ * http_req) and the outbound queue exist only while they hold bytes. With
+ * TLS on, connections are the larger struct tls_conn (net/tls.c) that begins
+ * with this one and are flagged CONN_F_TLS; plain ones do not grow. */
 #ifndef IMGATE_CONN_H
 #define IMGATE_CONN_H
 
@@ -34,6 +36,7 @@ enum conn_flags {
     CONN_F_DISCARD = 1 << 3,       /* ignore further input */
     CONN_F_BUSY = 1 << 4,          /* an HTTP request is being answered */
     CONN_F_FREE_LATER = 1 << 5,    /* closed while busy: free when done */
+    CONN_F_TLS = 1 << 6,           /* a tls_conn (net/tls.h): bytes on the wire are TLS */
 };
 
 typedef struct conn {
@@ -68,6 +71,13 @@ int conn_send_shared(conn *c, sbuf *b);
 int conn_send_bytes(conn *c, const void *p, size_t n);
 /* Bytes waiting in c's queue. */
 size_t conn_queued(const conn *c);
+
+/* For net/tls.c. Plaintext of a read, to the layer c's state calls for
+ * (HTTP before the upgrade, the WebSocket session after). */
+void conn_feed(conn *c, uint8_t *p, size_t n);
+/* Sends bytes as they are, bypassing TLS (ciphertext), with the queue logic
+ * of conn_send_bytes; also while closing. Returns 0 or -1 (c closed). */
+int conn_send_wire(conn *c, const void *p, size_t n);
 
 /* Closes the TCP connection now (no close frame): unbinds the user. */
 void conn_close(conn *c);

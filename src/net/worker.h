@@ -48,6 +48,7 @@ typedef struct worker {
     uint64_t stop_deadline;         /* uv_now() when shutdown stops waiting */
     worker_stats stats;
     uint8_t rbuf[WORKER_READ_BUF];   /* shared by every read on this loop */
+    uint8_t tls_buf[WORKER_READ_BUF]; /* plaintext of TLS reads (net/tls.c) */
     int rbuf_busy;
 } worker;
 

@@ -19,6 +19,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -37,15 +38,34 @@ SANITIZED = os.environ.get("IMGATE_SANITIZE", "").upper() in ("ON", "1", "TRUE")
 SLOW = 3 if SANITIZED else 1
 
 
+def make_cert(directory):
+    """A fresh self-signed certificate for 127.0.0.1 and localhost (1 day):
+    returns the paths (cert.pem, key.pem) in `directory`."""
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                    "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-days", "1",
+                    "-keyout", key, "-out", cert],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+    return cert, key
+
+
 class Node:
     """One imgate process. Use as a context manager or call stop()."""
 
-    def __init__(self, *args, workers=2, env=None, config=None, cwd=None, wrapper=None):
+    def __init__(self, *args, workers=2, env=None, config=None, cwd=None, wrapper=None, tls=False):
         """wrapper: a command prefix such as ["valgrind", ...]; waits for the
-        node's ports then allow for its slowness (start_wait)."""
+        node's ports then allow for its slowness (start_wait).
+        tls: both ports speak TLS with a fresh self-signed certificate for
+        127.0.0.1/localhost (self.cert_path); the URLs become https:// and
+        wss:// and self.ssl_context trusts that certificate."""
         self.dir = cwd or tempfile.mkdtemp(prefix="imgate-test-")
+        self.tls = tls
+        self.cert_path = self.key_path = self.ssl_context = None
         cmd = list(wrapper or []) + [BIN, "--http-port", "0", "--ws-port", "0", "--bind", "127.0.0.1",
                                      "--workers", str(workers)]
+        if tls:
+            cmd += self._make_cert()
         if config is not None:
             path = os.path.join(self.dir, "app.yaml")
             with open(path, "w") as f:
@@ -79,6 +99,13 @@ class Node:
             self.proc.kill()
             raise RuntimeError("imgate did not print its ports:\n" + self.stderr())
 
+    def _make_cert(self):
+        """A self-signed certificate in the node's directory; returns the
+        flags that turn TLS on."""
+        self.cert_path, self.key_path = make_cert(self.dir)
+        self.ssl_context = ssl.create_default_context(cafile=self.cert_path)
+        return ["--set", "app.tlsCert=" + self.cert_path, "--set", "app.tlsKey=" + self.key_path]
+
     def __enter__(self):
         return self
 
@@ -96,10 +123,10 @@ class Node:
 
     # ---- HTTP ----
     def http_url(self, path):
-        return "http://127.0.0.1:%d%s" % (self.http_port, path)
+        return "%s://127.0.0.1:%d%s" % ("https" if self.tls else "http", self.http_port, path)
 
     def ws_url(self, path="/acc"):
-        return "ws://127.0.0.1:%d%s" % (self.ws_port, path)
+        return "%s://127.0.0.1:%d%s" % ("wss" if self.tls else "ws", self.ws_port, path)
 
     def http(self, path, params=None, method="GET", form=None, json_body=None, headers=None,
              raw_body=None, timeout=10):
@@ -121,7 +148,7 @@ class Node:
             data = raw_body
         req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
         try:
-            with urllib.request.urlopen(req, timeout=timeout * SLOW) as r:
+            with urllib.request.urlopen(req, timeout=timeout * SLOW, context=self.ssl_context) as r:
                 return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
         except urllib.error.HTTPError as e:
             return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
@@ -240,6 +267,8 @@ async def connect(node, path="/acc", **kw):
     import websockets
     kw.setdefault("open_timeout", 10 * SLOW)
     kw.setdefault("close_timeout", 5 * SLOW)
+    if node.tls:
+        kw.setdefault("ssl", node.ssl_context)
     return await websockets.connect(node.ws_url(path), **kw)
 
 

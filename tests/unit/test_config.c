@@ -724,6 +724,14 @@ static void test_validate(void **state)
     config_defaults(&c);
     snprintf(c.echoPath, sizeof c.echoPath, "/acc");
     expect_invalid(&c, "key 'app.echoPath': '/acc' is the WebSocket endpoint");
+
+    config_defaults(&c);
+    snprintf(c.tlsCert, sizeof c.tlsCert, "cert.pem");
+    expect_invalid(&c, "key 'app.tlsKey': app.tlsCert and app.tlsKey must be set together (or both left empty)");
+    snprintf(c.tlsKey, sizeof c.tlsKey, "key.pem");
+    assert_int_equal(config_validate(&c, err, sizeof err), 0);
+    c.tlsCert[0] = '\0';
+    expect_invalid(&c, "key 'app.tlsCert': app.tlsCert and app.tlsKey must be set together (or both left empty)");
 }
 
 /* ---- dump ---------------------------------------------------------------- */
