@@ -318,7 +318,7 @@ void http_conn_respond_ex(struct conn *c, int status, const char *ctype,
     if (c->state != CONN_HTTP || !r)
         return;
     http_log(c, r, status, len);
-    int keep_alive = r->keep_alive;
+    int keep_alive = r->keep_alive && !conn_worker(c)->stopping;   /* shutting down: close */
     http_send(c, status, ctype, extra_headers, body, len, keep_alive);
     /* A failed write (peer reset) closes c and frees r right there. */
     if (c->state != CONN_HTTP || http_req_of(c) != r)
