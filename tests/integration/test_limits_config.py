@@ -9,7 +9,6 @@ app.maxOutboundBytesTotal (node-wide queue cap, 1008), app.maxHeaderBytes
 Run: /usr/bin/python3 tests/integration/test_limits_config.py"""
 
 import http.client
-import json
 import os
 import socket
 import sys
@@ -26,25 +25,6 @@ def login_frame(user, app=101):
     return text(cmd_json("login", {"serviceToken": "", "appID": app, "userID": user}, seq="L"))
 
 
-def raw_request(port, data, timeout=5):
-    """Sends one raw HTTP request; returns (status, headers, body)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout * SLOW)
-    try:
-        s.sendall(data)
-        out = b""
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except (socket.timeout, ConnectionResetError):
-                break
-            if not chunk:
-                break
-            out += chunk
-        return parse_http(out)
-    finally:
-        s.close()
-
-
 class ConnectionCapTest(NodeCase):
     ARGS = ("--set", "app.maxConnections=4", "--workers", "1")
 
@@ -52,7 +32,7 @@ class ConnectionCapTest(NodeCase):
         node = self.node
         held = [RawWS(node.ws_port) for _ in range(4)]
         try:
-            status, hdrs, body = raw_request(node.ws_port, upgrade_request())
+            status, hdrs, body = parse_http(node.raw(upgrade_request()))
             self.assertEqual(status, 503, body)
             self.assertIn(b"connection limit", body)
             self.assertEqual(node.state()["limits"]["maxConnections"], 4)
@@ -131,13 +111,13 @@ class HttpSizeTests(NodeCase):
 
     def test_headers_over_the_limit_get_431(self):
         req = b"GET /system/state HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 3000 + b"\r\n\r\n"
-        status, _, body = raw_request(self.node.http_port, req)
+        status, _, body = parse_http(self.node.raw(req, port=self.node.http_port))
         self.assertEqual(status, 431, body)
 
     def test_headers_under_the_limit_pass(self):
         req = (b"GET /system/state HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Pad: " +
                b"a" * 1500 + b"\r\n\r\n")
-        status, _, body = raw_request(self.node.http_port, req)
+        status, _, body = parse_http(self.node.raw(req, port=self.node.http_port))
         self.assertEqual(status, 200, body)
 
     def test_body_over_the_limit_gets_413(self):
@@ -145,7 +125,7 @@ class HttpSizeTests(NodeCase):
         req = (b"POST /user/sendMessageAll HTTP/1.1\r\nHost: x\r\n"
                b"Content-Type: application/x-www-form-urlencoded\r\n"
                b"Content-Length: %d\r\n\r\n" % len(body)) + body
-        status, _, resp = raw_request(self.node.http_port, req)
+        status, _, resp = parse_http(self.node.raw(req, port=self.node.http_port))
         self.assertEqual(status, 413, resp)
 
     def test_idle_keepalive_connection_is_closed(self):

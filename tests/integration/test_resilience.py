@@ -10,7 +10,6 @@ import socket
 import struct
 import sys
 import time
-import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (SLOW, NodeCase, RawWS, assert_serves, close_all, login, main,  # noqa: E402
@@ -23,24 +22,6 @@ def reset_after(port, data):
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.sendall(data)
     s.close()
-
-
-def raw_http(port, data):
-    s = socket.create_connection(("127.0.0.1", port), timeout=5 * SLOW)
-    try:
-        s.sendall(data)
-        out = b""
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except (socket.timeout, ConnectionResetError):
-                break
-            if not chunk:
-                break
-            out += chunk
-        return out
-    finally:
-        s.close()
 
 
 class ResetTests(NodeCase):
@@ -138,7 +119,7 @@ class HttpMethodTests(NodeCase):
         async def t():
             ws = await login(node, "headless")
             try:
-                out = raw_http(node.http_port,
+                out = node.raw(port=node.http_port, data=
                                b"HEAD /user/sendMessage?appID=101&userID=headless&msgID=h1&message=no"
                                b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 status, hdrs, _ = parse_http(out)
@@ -150,7 +131,7 @@ class HttpMethodTests(NodeCase):
         run(t())
 
     def test_options_has_no_content_length(self):
-        out = raw_http(self.node.http_port,
+        out = self.node.raw(port=self.node.http_port, data=
                        b"OPTIONS /user/list HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         status, hdrs, _ = parse_http(out)
         self.assertEqual(status, 204)
@@ -158,7 +139,7 @@ class HttpMethodTests(NodeCase):
         self.assertEqual(hdrs.get("access-control-allow-origin"), "*")
 
     def test_put_gets_json_405(self):
-        out = raw_http(self.node.http_port,
+        out = self.node.raw(port=self.node.http_port, data=
                        b"PUT /user/list HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
         status, _, body = parse_http(out)
         self.assertEqual(status, 405)
