@@ -23,15 +23,7 @@ import urllib.request
 
 import websockets
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def rss(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
+from simple_load import ROOT, rss_bytes as rss  # noqa: E402  (same folder)
 
 
 def api(port, path, params):
