@@ -188,9 +188,7 @@ class ShutdownGraceTest(unittest.TestCase):
         try:
             ws.send(login_frame("stubborn"))
             self.assertEqual(ws.recv_json()["response"]["code"], 200)
-            start = time.time()
-            self.assertEqual(node.stop(), 0)
-            self.assertLess(time.time() - start, 15 * SLOW)   # bound, not a timing claim
+            self.assertEqual(node.stop(timeout=10), 0)   # stop() fails if shutdown hangs
             code, _, _ = ws.read_close()
             self.assertEqual(code, 1001)
         finally:
