@@ -68,6 +68,11 @@ static const config_key config_keys[] = {
     {"redis.DB", NULL, CT_INT, CONFIG_FIELD(redisDB), 0, INT_MAX, CK_NONE, false},
     {"redis.poolSize", NULL, CT_INT, CONFIG_FIELD(redisPoolSize), 1, 100000, CK_NONE, false},
     {"redis.minIdleConns", NULL, CT_INT, CONFIG_FIELD(redisMinIdleConns), 0, 100000, CK_NONE, false},
+    {"cluster.registerInterval", NULL, CT_INT, CONFIG_FIELD(registerInterval), 1, 3600, CK_NONE, false},
+    {"cluster.serverTimeout", NULL, CT_INT, CONFIG_FIELD(serverTimeout), 2, CONFIG_DAY, CK_NONE, false},
+    {"cluster.rpcTimeout", NULL, CT_INT, CONFIG_FIELD(rpcTimeout), 10, 600000, CK_NONE, false},
+    {"cluster.redisTimeout", NULL, CT_INT, CONFIG_FIELD(redisTimeout), 10, 600000, CK_NONE, false},
+    {"cluster.peerBackoff", NULL, CT_INT, CONFIG_FIELD(peerBackoff), 1, 3600, CK_NONE, false},
     {"im.dedupTtl", NULL, CT_INT, CONFIG_FIELD(dedupTtl), 1, 365 * CONFIG_DAY, CK_NONE, false},
     {"im.dedupMax", NULL, CT_INT, CONFIG_FIELD(dedupMax), 1, INT_MAX, CK_NONE, false},
     {"im.presenceEventsMaxRoom", NULL, CT_INT, CONFIG_FIELD(presenceEventsMaxRoom), 0, INT_MAX, CK_NONE, false},
@@ -100,6 +105,11 @@ void config_defaults(config *c)
     snprintf(c->logLevel, sizeof c->logLevel, "%s", "info");
     c->redisPoolSize = 30;
     c->redisMinIdleConns = 30;
+    c->registerInterval = 60;
+    c->serverTimeout = 180;
+    c->rpcTimeout = 2000;
+    c->redisTimeout = 2000;
+    c->peerBackoff = 30;
     c->dedupTtl = 43200;
     c->dedupMax = 1000000;
     c->presenceEventsMaxRoom = 1000;
@@ -511,7 +521,7 @@ static int config_load_root(config_loader *L, const yaml_node_t *root)
     if (config_is_null(root))
         return 0;
     if (root->type != YAML_MAPPING_NODE)
-        return config_fail(L, root, NULL, "expected a mapping of sections (app:, redis:, im:, auth:), got %s",
+        return config_fail(L, root, NULL, "expected a mapping of sections (app:, redis:, cluster:, im:, auth:), got %s",
                            config_node_kind(root));
     for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
         yaml_node_t *kn = yaml_document_get_node(L->doc, p->key);

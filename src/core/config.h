@@ -54,6 +54,13 @@ typedef struct config {
     int redisDB;
     int redisPoolSize;
     int redisMinIdleConns;
+    /* cluster: (used in cluster mode only) */
+    int registerInterval;            /* seconds between registrations in acc:hash:servers, 60 */
+    int serverTimeout;               /* a node registered this many seconds ago or more is gone, 180 */
+    int rpcTimeout;                  /* milliseconds: deadline of every gRPC call to a peer, 2000 */
+    int redisTimeout;                /* milliseconds a Redis command may take before the
+                                        connection is dropped and re-made, 2000 */
+    int peerBackoff;                 /* seconds: longest pause before a failing peer is tried again, 30 */
     /* im: */
     int dedupTtl;                    /* seconds a msgID stays used, 43200 */
     int dedupMax;                    /* max remembered msgIDs (bounded memory), 1000000 */
