@@ -10,6 +10,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "cluster/cluster.h"
+#include "cluster/rpc.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/node.h"
@@ -150,6 +152,36 @@ static int main_listen(int nw, int *ws_fds, int *http_fds)
     return 0;
 }
 
+/* Cluster mode: the gRPC server on app.rpcPort (before the workers, so the
+ * port is known for the registry) — see cluster/rpc.h. */
+static int main_rpc(void)
+{
+    config *c = &g_node.cfg;
+    char err[256];
+    if (!c->redisAddr[0])
+        return 0;
+    if (rpc_start(c->bind, c->rpcPort, &g_node.rpc_port, err, sizeof(err)) != 0) {
+        log_error("rpc listener: %s", err);
+        return -1;
+    }
+    printf("rpc listening on %s:%d\n", c->bind, g_node.rpc_port);
+    fflush(stdout);
+    return 0;
+}
+
+/* Cluster mode: Redis, registration, presence (see cluster/cluster.h). */
+static int main_cluster(void)
+{
+    char err[256];
+    if (!g_node.cfg.redisAddr[0])
+        return 0;
+    if (cluster_start(NULL, err, sizeof(err)) != 0) {
+        log_error("cluster: %s", err);
+        return -1;
+    }
+    return 0;
+}
+
 static void main_limits(void)
 {
     g_node.nofile = listen_raise_nofile();
@@ -198,7 +230,12 @@ static int main_run(void)
         uv_signal_start(&sig[i], main_on_signal, signums[i]);
     }
     uv_run(loop, UV_RUN_DEFAULT);
+    /* Leave the cluster first (peers stop routing here), then stop serving
+     * peers, then say goodbye to clients, then flush their presence. */
+    cluster_deregister();
+    rpc_stop();
     workers_stop();
+    cluster_stop();
     for (int i = 0; i < 3; i++)
         uv_close((uv_handle_t *)&sig[i], NULL);
     uv_run(loop, UV_RUN_DEFAULT);
@@ -234,7 +271,8 @@ int main(int argc, char **argv)
     int rc = 1;
     if (ws_fds && http_fds && presence_init() == 0 &&
         dedup_init((uint32_t)c->dedupTtl, (size_t)c->dedupMax) == 0 &&
-        main_listen(nw, ws_fds, http_fds) == 0 && workers_start(nw, ws_fds, http_fds) == 0)
+        main_listen(nw, ws_fds, http_fds) == 0 && main_rpc() == 0 && main_cluster() == 0 &&
+        workers_start(nw, ws_fds, http_fds) == 0)
         rc = main_run();
     dedup_free();
     presence_free();

@@ -11,6 +11,7 @@ typedef struct node {
     config cfg;
     int http_port;
     int ws_port;
+    int rpc_port;         /* cluster mode: the bound gRPC port */
     long nofile;          /* open-file limit after raising it */
     long max_conns;       /* effective connection cap */
     uint64_t start_unix;  /* seconds */

@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster/cluster.h"
+#include "cluster/route.h"
 #include "core/jsonw.h"
 #include "core/log.h"
 #include "core/node.h"
@@ -153,6 +155,57 @@ static int api_count(api_ctx *x, const char *name, long *out)
     return 0;
 }
 
+/* The answer of /user/list from the page's items (l->w) and counts. */
+static void api_list_answer(struct conn *c, api_list *l)
+{
+    size_t len;
+    const char *items = jsonw_text(l->w, &len);
+    jsonw w;
+    api_begin(&w, IM_OK, NULL);
+    jsonw_lit(&w, "{\"userCount\":");
+    jsonw_int(&w, l->n);
+    jsonw_lit(&w, ",\"userList\":[");
+    if (items)
+        jsonw_raw(&w, items, len);
+    jsonw_lit(&w, "]");
+    if (l->offset + l->listed < l->n) {
+        jsonw_lit(&w, ",\"nextOffset\":");
+        jsonw_int(&w, l->offset + l->listed);
+    }
+    jsonw_lit(&w, "}}");
+    api_answer(c, &w);
+}
+
+/* Cluster mode: the merged list of every node (cluster/route.h). */
+typedef struct api_list_wait {
+    struct conn *c;
+    api_list l;
+} api_list_wait;
+
+static void api_list_merged(void *ud, int code, const char *why, const char *const *names,
+                            const size_t *lens, size_t count)
+{
+    api_list_wait *q = ud;
+    if (code != IM_OK) {
+        api_error(q->c, code, why);
+    } else {
+        jsonw list;
+        jsonw_init(&list, 0);
+        q->l.w = &list;
+        for (size_t i = 0; i < count; i++) {
+            long k = q->l.n++;
+            if (k < q->l.offset || (q->l.limit >= 0 && q->l.listed >= q->l.limit))
+                continue;
+            if (q->l.listed++)
+                jsonw_raw(&list, ",", 1);
+            jsonw_str(&list, names[i], lens[i]);
+        }
+        api_list_answer(q->c, &q->l);
+        jsonw_free(&list);
+    }
+    free(q);
+}
+
 /* userCount is the room's size; userList holds at most app.maxListUsers
  * names (or `limit`), from `offset`; "nextOffset" says where to go on. */
 static void api_user_list(api_ctx *x)
@@ -166,27 +219,52 @@ static void api_user_list(api_ctx *x)
         return;
     if (limit >= 0 && (l.limit < 0 || limit < l.limit))
         l.limit = limit;
+    if (cluster_enabled()) {
+        api_list_wait *q = malloc(sizeof(*q));
+        if (!q) {
+            api_error(x->c, IM_SERVER_ERROR, "out of memory");
+            return;
+        }
+        q->c = x->c;
+        q->l = l;
+        http_conn_defer(x->c);
+        if (route_list(appid, api_list_merged, q) != 0)
+            api_list_merged(q, IM_SERVER_ERROR, "out of memory", NULL, NULL, 0);
+        return;
+    }
     jsonw list;
     jsonw_init(&list, 0);
     l.w = &list;
     presence_each(appid, api_list_one, &l);
-    size_t len;
-    const char *items = jsonw_text(&list, &len);
+    api_list_answer(x->c, &l);
+    jsonw_free(&list);
+}
+
+static void api_online_answer(struct conn *c, const char *uid, size_t ulen, int on)
+{
     jsonw w;
     api_begin(&w, IM_OK, NULL);
-    jsonw_lit(&w, "{\"userCount\":");
-    jsonw_int(&w, l.n);
-    jsonw_lit(&w, ",\"userList\":[");
-    if (items)
-        jsonw_raw(&w, items, len);
-    jsonw_lit(&w, "]");
-    if (l.offset + l.listed < l.n) {
-        jsonw_lit(&w, ",\"nextOffset\":");
-        jsonw_int(&w, l.offset + l.listed);
-    }
-    jsonw_lit(&w, "}}");
-    jsonw_free(&list);
-    api_answer(x->c, &w);
+    jsonw_lit(&w, "{\"userID\":");
+    jsonw_str(&w, uid, ulen);
+    jsonw_lit(&w, on ? ",\"online\":true}}" : ",\"online\":false}}");
+    api_answer(c, &w);
+}
+
+/* Cluster mode: the presence records in Redis (cluster/route.h). */
+typedef struct api_online_wait {
+    struct conn *c;
+    size_t ulen;
+    char uid[];
+} api_online_wait;
+
+static void api_online_routed(void *ud, int code, const char *why, int online)
+{
+    api_online_wait *q = ud;
+    if (code != IM_OK)
+        api_error(q->c, code, why);
+    else
+        api_online_answer(q->c, q->uid, q->ulen, online);
+    free(q);
 }
 
 static void api_user_online(api_ctx *x)
@@ -196,18 +274,27 @@ static void api_user_online(api_ctx *x)
     size_t ulen;
     if (api_appid(x, &appid) != 0 || api_str(x, "userID", 1, uid, sizeof(uid), &ulen) != 0)
         return;
+    if (cluster_enabled() && ulen > 0 && ulen < PRESENCE_MAX_ID) {
+        api_online_wait *q = malloc(sizeof(*q) + ulen + 1);
+        if (!q) {
+            api_error(x->c, IM_SERVER_ERROR, "out of memory");
+            return;
+        }
+        q->c = x->c;
+        q->ulen = ulen;
+        memcpy(q->uid, uid, ulen + 1);
+        http_conn_defer(x->c);
+        if (route_online(appid, uid, ulen, api_online_routed, q) != 0)
+            api_online_routed(q, IM_SERVER_ERROR, "out of memory", 0);
+        return;
+    }
     uint32_t now = (uint32_t)time(NULL);
     int on = 0;
     if (appid != 0)
         on = presence_online(appid, uid, ulen, now);
     for (int i = 0; appid == 0 && !on && i < g_node.cfg.appIDCount; i++)  /* any platform */
         on = presence_online(g_node.cfg.appIDs[i], uid, ulen, now);
-    jsonw w;
-    api_begin(&w, IM_OK, NULL);
-    jsonw_lit(&w, "{\"userID\":");
-    jsonw_str(&w, uid, ulen);
-    jsonw_lit(&w, on ? ",\"online\":true}}" : ",\"online\":false}}");
-    api_answer(x->c, &w);
+    api_online_answer(x->c, uid, ulen, on);
 }
 
 /* ---------- sends ---------- */
@@ -234,6 +321,29 @@ static void api_send_done(void *ud, long delivered)
     free(s);
 }
 
+/* Cluster mode: cluster-wide de-dup and routing (cluster/route.h). */
+static void api_send_routed(void *ud, int code, const char *why, int dup, int sent)
+{
+    struct conn *c = ud;
+    jsonw w;
+    if (code != IM_OK) {
+        api_error(c, code, why);
+        return;
+    }
+    api_begin(&w, IM_OK, NULL);
+    jsonw_lit(&w, dup ? "{}}" : sent ? "{\"sendResults\":true}}" : "{\"sendResults\":false}}");
+    api_answer(c, &w);
+}
+
+static void api_send_cluster(api_ctx *x, const route_send_args *a)
+{
+    http_conn_defer(x->c);
+    if (!a->to_room && (a->uidlen == 0 || a->uidlen >= PRESENCE_MAX_ID))
+        api_send_routed(x->c, IM_OK, NULL, 0, 0);   /* no such user can be online */
+    else if (route_send(a, api_send_routed, x->c) != 0)
+        api_send_routed(x->c, IM_SERVER_ERROR, "out of memory", 0, 0);
+}
+
 static void api_send(api_ctx *x, int to_room)
 {
     uint32_t appid;
@@ -249,6 +359,20 @@ static void api_send(api_ctx *x, int to_room)
         api_str(x, "userID", !to_room, uid, sizeof(uid), &ulen) != 0 ||
         api_str(x, "msgID", 0, msgid, sizeof(msgid), &mlen) != 0 ||
         api_str(x, "message", 1, msg, cap, &msglen) != 0) {
+        free(msg);
+        return;
+    }
+    if (cluster_enabled()) {
+        sbuf *frame = hub_push_frame(msgid, mlen, "msg", msg, msglen, uid, ulen);
+        route_send_args a = { .to_room = to_room, .appid = appid, .uid = uid, .uidlen = ulen,
+                              .msgid = msgid, .msgidlen = mlen, .msg = msg, .msglen = msglen,
+                              .frame = frame };
+        if (frame)
+            api_send_cluster(x, &a);
+        else
+            api_error(x->c, IM_SERVER_ERROR, "out of memory");
+        if (frame)
+            sbuf_unref(frame);
         free(msg);
         return;
     }
@@ -397,6 +521,10 @@ static void api_state_body(jsonw *w, const api_totals *t)
         jsonw_lit(w, "}");
     }
     jsonw_lit(w, "]");
+    if (cluster_enabled()) {
+        jsonw_lit(w, ",\"cluster\":");
+        cluster_state_json(w);
+    }
 }
 
 /* isDebug: every worker lists its clients; answered when all have. */

@@ -9,6 +9,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "cluster/cluster.h"
 #include "core/jsonw.h"
 #include "core/log.h"
 #include "core/node.h"
@@ -303,12 +307,19 @@ int hub_send_room(uint32_t appid, const char *except, size_t len, sbuf *frame,
 
 /* ---------- attach / detach ---------- */
 
+/* Whether enter/exit are announced in room r: not in a big room, so a big
+ * push-only audience does not cost N² frames (im.presenceEventsMaxRoom). */
+static int hub_announces(int r)
+{
+    long max = g_node.cfg.presenceEventsMaxRoom;
+    return max <= 0 || atomic_load_explicit(&hub_room_users[r], memory_order_relaxed) <= max;
+}
+
 static void hub_announce_user(const char *cmd, uint32_t appid, const char *uid, size_t len)
 {
     int r = hub_room_index(appid);
-    long max = g_node.cfg.presenceEventsMaxRoom;
-    if (r < 0 || (max > 0 && atomic_load_explicit(&hub_room_users[r], memory_order_relaxed) > max))
-        return;                              /* a big room: no presence storm */
+    if (r < 0 || !hub_announces(r))
+        return;
     char seq[32];
     int sl = snprintf(seq, sizeof(seq), "%ld", (long)time(NULL));
     sbuf *f = hub_push_frame(seq, (size_t)sl, cmd, "", 0, uid, len);
@@ -319,17 +330,50 @@ static void hub_announce_user(const char *cmd, uint32_t appid, const char *uid, 
     sbuf_unref(f);
 }
 
-/* presence edges, run under the user's stripe lock (see presence.h) */
-static void hub_on_enter(const pres_entry *e, void *ud)
+/* What the presence edges need to know about the connection (hub_attach). */
+typedef struct hub_edge {
+    int room;
+    const struct conn *c;
+} hub_edge;
+
+/* The client's IPv4 address for the cluster presence record. */
+static void hub_note_client(pres_entry *e, const struct conn *c)
 {
-    atomic_fetch_add_explicit(&hub_room_users[*(int *)ud], 1, memory_order_relaxed);
-    hub_announce_user("enter", e->appid, e->id, e->idlen);
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0 && ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+        e->client_ip4 = in->sin_addr.s_addr;
+        e->client_port = ntohs(in->sin_port);
+    }
 }
 
-static void hub_on_exit(const pres_entry *e, void *ud)
+/* presence edges, run under the user's stripe lock (see presence.h): the
+ * room here and, in cluster mode, the presence record and the other nodes
+ * hear of them in the order they happen. */
+static void hub_on_enter(pres_entry *e, void *ud)
 {
+    hub_edge *x = ud;
+    atomic_fetch_add_explicit(&hub_room_users[x->room], 1, memory_order_relaxed);
+    hub_announce_user("enter", e->appid, e->id, e->idlen);
+    if (cluster_enabled()) {
+        hub_note_client(e, x->c);
+        cluster_user_online(e);
+        if (hub_announces(x->room))
+            cluster_announce("enter", e->appid, e->id, e->idlen);
+    }
+}
+
+static void hub_on_exit(pres_entry *e, void *ud)
+{
+    hub_edge *x = ud;
     hub_announce_user("exit", e->appid, e->id, e->idlen);
-    atomic_fetch_sub_explicit(&hub_room_users[*(int *)ud], 1, memory_order_relaxed);
+    if (cluster_enabled()) {
+        cluster_user_offline(e);
+        if (hub_announces(x->room))
+            cluster_announce("exit", e->appid, e->id, e->idlen);
+    }
+    atomic_fetch_sub_explicit(&hub_room_users[x->room], 1, memory_order_relaxed);
 }
 
 int hub_attach(struct conn *c, uint32_t appid, const char *uid, size_t len, int *first)
@@ -337,7 +381,8 @@ int hub_attach(struct conn *c, uint32_t appid, const char *uid, size_t len, int 
     int r = hub_room_index(appid);
     if (r < 0)
         return -1;
-    pres_entry *p = presence_acquire(appid, uid, len, first, hub_on_enter, &r);
+    hub_edge x = { .room = r, .c = c };
+    pres_entry *p = presence_acquire(appid, uid, len, first, hub_on_enter, &x);
     if (!p)
         return -1;
     struct worker *w = conn_worker(c);
@@ -354,9 +399,9 @@ void hub_detach(struct conn *c)
     if (!p)
         return;
     struct worker *w = conn_worker(c);
-    int r = c->room;
+    hub_edge x = { .room = c->room, .c = c };
     hub_unlink(w->hub, c);
     c->pres = NULL;
     atomic_fetch_sub_explicit(&w->stats.logged_in, 1, memory_order_relaxed);
-    presence_release(p, hub_on_exit, &r);     /* p may be gone now */
+    presence_release(p, hub_on_exit, &x);     /* p may be gone now */
 }

@@ -119,6 +119,8 @@ pres_entry *presence_acquire(uint32_t appid, const char *id, size_t len, int *fi
             e->appid = appid;
             e->conns = 0;
             e->login_time = now;
+            e->client_ip4 = 0;
+            e->client_port = 0;
             e->idlen = (uint8_t)len;
             memcpy(e->id, id, len);
             e->id[len] = '\0';

@@ -19,6 +19,8 @@ typedef struct pres_entry {
     uint32_t conns;              /* guarded by the stripe lock */
     uint32_t login_time;         /* unix seconds */
     _Atomic uint32_t hb_time;    /* unix seconds */
+    uint32_t client_ip4;         /* first connection's IPv4 (network order), 0 if none */
+    uint16_t client_port;        /* and its port (host order): for cluster presence records */
     uint8_t idlen;
     char id[];                   /* NUL-terminated; immutable */
 } pres_entry;
@@ -32,7 +34,7 @@ void presence_free(void);
  * or its last goes: what it posts for that user is ordered like the edges
  * themselves (a logout racing a login on another worker cannot overtake).
  * It must be quick and must not call back into presence. */
-typedef void (*presence_edge_fn)(const pres_entry *e, void *ud);
+typedef void (*presence_edge_fn)(pres_entry *e, void *ud);
 
 /* Counts one more connection of (appid, id); creates the entry if needed.
  * *first is set when this is the user's first connection on this node, and

@@ -3,6 +3,8 @@
  * same field); replies use the original spelling. */
 #include "im/proto.h"
 
+#include "cluster/cluster.h"
+
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,6 +174,7 @@ static int proto_heartbeat(proto_req *r)
     if (!r->c->pres)
         return IM_NOT_LOGGED_IN;
     presence_heartbeat(r->c->pres, (uint32_t)time(NULL));
+    cluster_user_online(r->c->pres);
     return IM_OK;
 }
 

@@ -1,0 +1,499 @@
+/* route.c — the API's cluster-wide operations (see route.h).
+ *
+ * Each operation is a route_op owned by the worker that serves the HTTP
+ * request: one pipelined Redis query (cluster_query, answered on this
+ * worker), then the local part (hub or presence) and one gRPC call per other
+ * live node. gRPC completions arrive on the gRPC thread and are posted back
+ * as tasks, so `pending` and the results are only touched on this worker. */
+#include "cluster/route.h"
+
+#include <hiredis/read.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cluster/cluster.h"
+#include "cluster/prec.h"
+#include "cluster/rpc.h"
+#include "core/log.h"
+#include "core/node.h"
+#include "im/codes.h"
+#include "im/hub.h"
+#include "im/presence.h"
+#include "net/worker.h"
+
+#define ROUTE_REDIS_DOWN "Redis is unavailable; cluster-wide calls fail until it is back"
+#define ROUTE_MAX_NODES 1024
+#define ROUTE_SEQ_PREFIX "acc:submit:again:seq:"
+#define ROUTE_FLIGHT_PREFIX "acc:submit:inflight:"
+
+/* Reserves a msgID cluster-wide: 1 = new (now in flight), 0 = used, 2 = in
+ * flight elsewhere. The seq key is the original's ("1", SETNX); it lives
+ * only ARGV[1] seconds until the send is accepted (route_dedup_finish). */
+static const char route_dedup_lua[] =
+    "if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then "
+    "redis.call('SET', KEYS[2], '1', 'EX', ARGV[1]) return 1 end "
+    "if redis.call('EXISTS', KEYS[2]) == 1 then return 2 end return 0";
+
+enum route_kind { ROUTE_SEND, ROUTE_LIST, ROUTE_ONLINE };
+
+typedef struct route_op {
+    enum route_kind kind;
+    struct worker *origin;
+    int pending;                        /* local part + gRPC calls still out */
+    void *ud;
+    union {
+        route_send_fn send;
+        route_list_fn list;
+        route_online_fn online;
+    } done;
+    /* send */
+    int to_room;
+    uint32_t appid;
+    uint8_t uidlen;
+    char uid[PRESENCE_MAX_ID];
+    char *msgid, *msg;
+    size_t msgidlen, msglen;
+    sbuf *frame;
+    long delivered;
+    int remote_ok;
+    /* list: every name seen (duplicates removed at the end) */
+    char **names;
+    size_t *lens;
+    size_t count, cap;
+} route_op;
+
+/* A gRPC answer travelling back to the op's worker. */
+typedef struct route_reply {
+    task t;
+    route_op *op;
+    int ok;
+    uint32_t ret;
+    char peer[64];
+    size_t n;
+    char **names;
+    size_t *lens;
+} route_reply;
+
+static void route_op_free(route_op *op)
+{
+    for (size_t i = 0; i < op->count; i++)
+        free(op->names[i]);
+    free(op->names);
+    free(op->lens);
+    free(op->msgid);
+    free(op->msg);
+    if (op->frame)
+        sbuf_unref(op->frame);
+    free(op);
+}
+
+static route_op *route_op_new(enum route_kind kind, void *ud)
+{
+    route_op *op = calloc(1, sizeof(*op));
+    if (op) {
+        op->kind = kind;
+        op->ud = ud;
+        op->origin = worker_self();
+    }
+    return op;
+}
+
+/* The live nodes other than this one, from a fresh HGETALL reply. */
+static int route_peers(const cluster_val *servers, char (*out)[64], int max)
+{
+    cluster_servers_note(servers);
+    char (*all)[64] = malloc(ROUTE_MAX_NODES * sizeof(*all));
+    if (!all)
+        return 0;
+    int n = cluster_servers(all, ROUTE_MAX_NODES), k = 0;
+    for (int i = 0; i < n && k < max; i++)
+        if (strcmp(all[i], cluster_self()) != 0)
+            memcpy(out[k++], all[i], sizeof(*out));
+    free(all);
+    return k;
+}
+
+static int route_is_live(const char *node, char (*peers)[64], int npeers)
+{
+    if (strcmp(node, cluster_self()) == 0)
+        return 1;
+    for (int i = 0; i < npeers; i++)
+        if (strcmp(node, peers[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static int route_add_name(route_op *op, const char *s, size_t len)
+{
+    if (op->count == op->cap) {
+        size_t ncap = op->cap ? op->cap * 2 : 64;
+        char **nn = realloc(op->names, ncap * sizeof(*nn));
+        if (!nn)
+            return -1;
+        op->names = nn;
+        size_t *nl = realloc(op->lens, ncap * sizeof(*nl));
+        if (!nl)
+            return -1;
+        op->lens = nl;
+        op->cap = ncap;
+    }
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return -1;
+    memcpy(copy, s, len);
+    copy[len] = '\0';
+    op->names[op->count] = copy;
+    op->lens[op->count++] = len;
+    return 0;
+}
+
+/* ---------- finishing ---------- */
+
+static void route_dedup_finish(const route_op *op, int accepted)
+{
+    if (!op->msgidlen)
+        return;
+    char seq[300], flight[300], ttl[24];
+    snprintf(seq, sizeof(seq), ROUTE_SEQ_PREFIX "%.*s", (int)op->msgidlen, op->msgid);
+    snprintf(flight, sizeof(flight), ROUTE_FLIGHT_PREFIX "%.*s", (int)op->msgidlen, op->msgid);
+    snprintf(ttl, sizeof(ttl), "%d", g_node.cfg.dedupTtl);
+    if (accepted) {
+        const char *exp[] = { "EXPIRE", seq, ttl };
+        cluster_write(3, exp, NULL);
+        const char *del[] = { "DEL", flight };
+        cluster_write(2, del, NULL);
+    } else {
+        const char *del[] = { "DEL", seq, flight };
+        cluster_write(3, del, NULL);
+    }
+}
+
+static int route_name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void route_finish_list(route_op *op)
+{
+    /* sorted and de-duplicated: a user on two nodes is listed once, and
+     * paging (offset/limit) sees a stable order */
+    qsort(op->names, op->count, sizeof(*op->names), route_name_cmp);
+    size_t k = 0;
+    for (size_t i = 0; i < op->count; i++) {
+        if (k && strcmp(op->names[k - 1], op->names[i]) == 0) {
+            free(op->names[i]);
+            continue;
+        }
+        op->names[k] = op->names[i];
+        op->lens[k++] = strlen(op->names[i]);
+    }
+    op->count = k;
+    op->done.list(op->ud, IM_OK, NULL, (const char *const *)op->names, op->lens, op->count);
+}
+
+static void route_finish(route_op *op)
+{
+    if (op->kind == ROUTE_SEND) {
+        int sent = op->to_room || op->delivered > 0 || op->remote_ok;
+        route_dedup_finish(op, sent);
+        op->done.send(op->ud, IM_OK, NULL, 0, sent);
+    } else if (op->kind == ROUTE_LIST) {
+        route_finish_list(op);
+    }
+    route_op_free(op);
+}
+
+static void route_one_done(route_op *op)
+{
+    if (--op->pending == 0)
+        route_finish(op);
+}
+
+/* ---------- gRPC answers ---------- */
+
+static void route_reply_run(struct worker *w, task *t)
+{
+    (void)w;
+    route_reply *r = (route_reply *)t;
+    route_op *op = r->op;
+    if (!r->ok)
+        log_warn("cluster: call to %s failed", r->peer);
+    else if (op->kind == ROUTE_SEND && r->ret == IM_OK)
+        op->remote_ok = 1;
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->ok && route_add_name(op, r->names[i], r->lens[i]) != 0)
+            log_warn("cluster: out of memory merging user lists");
+        free(r->names[i]);
+    }
+    free(r->names);
+    free(r->lens);
+    free(r);
+    route_one_done(op);
+}
+
+/* On the gRPC thread: copy what is needed and hand it to the op's worker. */
+static void route_on_rpc(void *ud, const rpc_result *res)
+{
+    route_reply *r = ud;
+    r->ok = res->ok;
+    r->ret = res->ret_code;
+    if (res->ok && res->nusers) {
+        r->names = calloc(res->nusers, sizeof(*r->names));
+        r->lens = calloc(res->nusers, sizeof(*r->lens));
+        for (size_t i = 0; r->names && r->lens && i < res->nusers; i++) {
+            r->names[i] = malloc(res->user_lens[i] + 1);
+            if (!r->names[i])
+                break;
+            memcpy(r->names[i], res->users[i], res->user_lens[i]);
+            r->names[i][res->user_lens[i]] = '\0';
+            r->lens[i] = res->user_lens[i];
+            r->n = i + 1;
+        }
+    }
+    r->t.run = route_reply_run;
+    worker_post(r->op->origin, &r->t);
+}
+
+/* Starts one gRPC call of op to peer; counts it in pending if it is made. */
+static void route_call(route_op *op, const char *peer)
+{
+    route_reply *r = calloc(1, sizeof(*r));
+    if (!r)
+        return;
+    r->op = op;
+    snprintf(r->peer, sizeof(r->peer), "%s", peer);
+    rpc_msg m = { .seq = op->msgid, .seqlen = op->msgidlen, .appid = op->appid, .uid = op->uid,
+                  .uidlen = op->uidlen, .cms = "msg", .msg = op->msg, .msglen = op->msglen };
+    int rc;
+    op->pending++;
+    if (op->kind == ROUTE_LIST)
+        rc = rpc_get_user_list(peer, op->appid, route_on_rpc, r);
+    else if (op->to_room)
+        rc = rpc_send_msg_all(peer, &m, route_on_rpc, r);
+    else
+        rc = rpc_send_msg(peer, &m, route_on_rpc, r);
+    if (rc != 0) {                       /* skipped (failing) or no memory */
+        op->pending--;
+        log_debug("cluster: not calling %s (failing, backing off)", peer);
+        free(r);
+    }
+}
+
+/* ---------- send ---------- */
+
+static void route_local_done(void *ud, long delivered)
+{
+    route_op *op = ud;
+    op->delivered = delivered;
+    route_one_done(op);
+}
+
+/* Replies: [dedup], [GET presence], HGETALL servers. */
+static void route_on_send_query(void *ud, int ok, cluster_val *rep, int n)
+{
+    route_op *op = ud;
+    int i = 0;
+    if (!ok) {
+        op->done.send(op->ud, IM_SERVER_ERROR, ROUTE_REDIS_DOWN, 0, 0);
+        route_op_free(op);
+        return;
+    }
+    if (op->msgidlen) {
+        const cluster_val *d = &rep[i++];
+        if (d->type != REDIS_REPLY_INTEGER || d->integer != 1) {
+            int inflight = d->type == REDIS_REPLY_INTEGER && d->integer == 2;
+            if (d->type == REDIS_REPLY_ERROR)
+                op->done.send(op->ud, IM_SERVER_ERROR, "Redis refused the msgID check", 0, 0);
+            else if (inflight)
+                op->done.send(op->ud, IM_OPERATION_FAILURE,
+                              "a send with this msgID is in progress; retry when it has answered", 0, 0);
+            else
+                op->done.send(op->ud, IM_OK, NULL, 1, 0);
+            route_op_free(op);
+            return;
+        }
+    }
+    const cluster_val *pres = op->to_room ? NULL : &rep[i++];
+    char (*peers)[64] = malloc(ROUTE_MAX_NODES * sizeof(*peers));
+    int np = peers ? route_peers(&rep[n - 1], peers, ROUTE_MAX_NODES) : 0;
+    op->pending = 1;                                 /* the local part */
+    if (op->to_room) {
+        for (int p = 0; p < np; p++)
+            route_call(op, peers[p]);
+    } else if (pres && pres->type == REDIS_REPLY_STRING) {
+        prec r;
+        char node[96];
+        if (prec_parse(pres->str, pres->len, &r) == 0 && prec_online(&r, (uint64_t)time(NULL)) &&
+            prec_node(&r, node, sizeof(node)) > 0 && strcmp(node, cluster_self()) != 0 &&
+            route_is_live(node, peers, np))
+            route_call(op, node);
+    }
+    free(peers);
+    /* local delivery: the room's users here, or the user's connections here
+     * (also when the record names another node: a user may be on both) */
+    int r = op->to_room ? hub_send_room(op->appid, op->uid, op->uidlen, op->frame, route_local_done, op)
+                        : hub_send_user(op->appid, op->uid, op->uidlen, op->frame, route_local_done, op);
+    if (r != 0)
+        route_local_done(op, 0);
+}
+
+int route_send(const route_send_args *a, route_send_fn done, void *ud)
+{
+    route_op *op = route_op_new(ROUTE_SEND, ud);
+    cluster_query *q = op ? cluster_query_new(3, route_on_send_query, op) : NULL;
+    if (!q) {
+        free(op);
+        return -1;
+    }
+    op->done.send = done;
+    op->to_room = a->to_room;
+    op->appid = a->appid;
+    op->uidlen = (uint8_t)(a->uidlen < PRESENCE_MAX_ID ? a->uidlen : 0);
+    memcpy(op->uid, a->uid, op->uidlen);
+    op->msgid = malloc(a->msgidlen + 1);
+    op->msg = malloc(a->msglen + 1);
+    op->frame = sbuf_ref(a->frame);
+    int bad = !op->msgid || !op->msg;
+    if (!bad) {
+        memcpy(op->msgid, a->msgid, a->msgidlen);
+        op->msgid[a->msgidlen] = '\0';
+        op->msgidlen = a->msgidlen;
+        memcpy(op->msg, a->msg, a->msglen);
+        op->msg[a->msglen] = '\0';
+        op->msglen = a->msglen;
+    }
+    char seq[300], flight[300], ttl[24], key[96];
+    if (!bad && a->msgidlen) {
+        snprintf(seq, sizeof(seq), ROUTE_SEQ_PREFIX "%.*s", (int)a->msgidlen, a->msgid);
+        snprintf(flight, sizeof(flight), ROUTE_FLIGHT_PREFIX "%.*s", (int)a->msgidlen, a->msgid);
+        snprintf(ttl, sizeof(ttl), "%d", g_node.cfg.rpcTimeout * 3 / 1000 + 10);
+        const char *argv[] = { "EVAL", route_dedup_lua, "2", seq, flight, ttl };
+        bad = cluster_query_add(q, 6, argv, NULL) != 0;
+    }
+    if (!bad && !a->to_room) {
+        bad = prec_key(key, sizeof(key), a->appid, op->uid, op->uidlen) < 0;
+        const char *argv[] = { "GET", key };
+        bad = bad || cluster_query_add(q, 2, argv, NULL) != 0;
+    }
+    const char *all[] = { "HGETALL", "acc:hash:servers" };
+    if (bad || cluster_query_add(q, 2, all, NULL) != 0) {
+        cluster_query_cancel(q);
+        route_op_free(op);
+        return -1;
+    }
+    cluster_query_submit(q);
+    return 0;
+}
+
+/* ---------- list ---------- */
+
+static void route_list_local(const pres_entry *e, void *ud)
+{
+    route_op *op = ud;
+    if (route_add_name(op, e->id, e->idlen) != 0)
+        log_warn("cluster: out of memory listing users");
+}
+
+static void route_on_list_query(void *ud, int ok, cluster_val *rep, int n)
+{
+    route_op *op = ud;
+    if (!ok || n != 1) {
+        op->done.list(op->ud, IM_SERVER_ERROR, ROUTE_REDIS_DOWN, NULL, NULL, 0);
+        route_op_free(op);
+        return;
+    }
+    char (*peers)[64] = malloc(ROUTE_MAX_NODES * sizeof(*peers));
+    int np = peers ? route_peers(&rep[0], peers, ROUTE_MAX_NODES) : 0;
+    op->pending = 1;
+    for (int p = 0; p < np; p++)
+        route_call(op, peers[p]);
+    free(peers);
+    presence_each(op->appid, route_list_local, op);
+    route_one_done(op);
+}
+
+int route_list(uint32_t appid, route_list_fn done, void *ud)
+{
+    route_op *op = route_op_new(ROUTE_LIST, ud);
+    cluster_query *q = op ? cluster_query_new(1, route_on_list_query, op) : NULL;
+    const char *all[] = { "HGETALL", "acc:hash:servers" };
+    if (!q || cluster_query_add(q, 2, all, NULL) != 0) {
+        if (q)
+            cluster_query_cancel(q);
+        free(op);
+        return -1;
+    }
+    op->done.list = done;
+    op->appid = appid;
+    cluster_query_submit(q);
+    return 0;
+}
+
+/* ---------- online ---------- */
+
+/* Replies: MGET of the records, HGETALL servers. */
+static void route_on_online_query(void *ud, int ok, cluster_val *rep, int n)
+{
+    route_op *op = ud;
+    if (!ok || n != 2) {
+        op->done.online(op->ud, IM_SERVER_ERROR, ROUTE_REDIS_DOWN, 0);
+        route_op_free(op);
+        return;
+    }
+    char (*peers)[64] = malloc(ROUTE_MAX_NODES * sizeof(*peers));
+    int np = peers ? route_peers(&rep[1], peers, ROUTE_MAX_NODES) : 0;
+    uint64_t now = (uint64_t)time(NULL);
+    int online = 0;
+    for (size_t i = 0; !online && rep[0].type == REDIS_REPLY_ARRAY && i < rep[0].n; i++) {
+        const cluster_val *v = &rep[0].elem[i];
+        prec r;
+        char node[96];
+        online = v->type == REDIS_REPLY_STRING && prec_parse(v->str, v->len, &r) == 0 &&
+                 prec_online(&r, now) && prec_node(&r, node, sizeof(node)) > 0 &&
+                 route_is_live(node, peers, np);
+    }
+    free(peers);
+    /* a user held here is online even before a reconnected Redis has been
+     * given its record again */
+    for (int i = 0; !online && i < g_node.cfg.appIDCount; i++) {
+        uint32_t a = op->appid ? op->appid : g_node.cfg.appIDs[i];
+        online = presence_online(a, op->uid, op->uidlen, (uint32_t)now);
+    }
+    op->done.online(op->ud, IM_OK, NULL, online);
+    route_op_free(op);
+}
+
+int route_online(uint32_t appid, const char *uid, size_t uidlen, route_online_fn done, void *ud)
+{
+    const config *c = &g_node.cfg;
+    int nkeys = appid ? 1 : c->appIDCount;
+    route_op *op = route_op_new(ROUTE_ONLINE, ud);
+    cluster_query *q = op ? cluster_query_new(2, route_on_online_query, op) : NULL;
+    const char **argv = calloc((size_t)nkeys + 1, sizeof(*argv));
+    char (*keys)[96] = calloc((size_t)nkeys, sizeof(*keys));
+    int bad = !q || !argv || !keys;
+    if (argv)
+        argv[0] = "MGET";
+    for (int i = 0; !bad && i < nkeys; i++) {
+        bad = prec_key(keys[i], sizeof(keys[i]), appid ? appid : c->appIDs[i], uid, uidlen) < 0;
+        argv[i + 1] = keys[i];
+    }
+    const char *all[] = { "HGETALL", "acc:hash:servers" };
+    bad = bad || cluster_query_add(q, nkeys + 1, argv, NULL) != 0 || cluster_query_add(q, 2, all, NULL) != 0;
+    free(argv);
+    free(keys);
+    if (bad) {
+        if (q)
+            cluster_query_cancel(q);
+        free(op);
+        return -1;
+    }
+    op->done.online = done;
+    op->appid = appid;
+    op->uidlen = (uint8_t)(uidlen < PRESENCE_MAX_ID ? uidlen : 0);
+    memcpy(op->uid, uid, op->uidlen);
+    cluster_query_submit(q);
+    return 0;
+}

@@ -1,0 +1,72 @@
+/* rpc.h — gRPC between cluster nodes: the protobuf.AccServer service
+ * (proto/acc.proto, SPEC §6) served on app.rpcPort, and a client with one
+ * channel per peer ("ip:port").
+ *
+ * Threads: gRPC's C core does its socket I/O inside a thread waiting in
+ * grpc_completion_queue_next; this module owns one such thread for the
+ * server and the client. Server calls are handed to the worker loops through
+ * the hub (hub_send_user / hub_send_room), whose completion answers the call.
+ * Client completions (rpc_done_fn) run on the completion-queue thread: they
+ * must be quick and must not block (post to a worker to do more). */
+#ifndef IMGATE_RPC_H
+#define IMGATE_RPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct jsonw;
+
+/* Starts the server on bind:port (port 0 = pick a free one; the bound port
+ * goes to *bound) and the completion-queue thread. Returns 0, or -1 with a
+ * reason in err (e.g. the port is taken: two nodes never share one). */
+int rpc_start(const char *bind, int port, int *bound, char *err, size_t errlen);
+/* Stops accepting calls, cancels what is in flight, joins the thread.
+ * Call before the workers stop. Safe if rpc_start was not called. */
+void rpc_stop(void);
+
+/* A message for SendMsg / SendMsgAll. Pointers are borrowed for the call. */
+typedef struct rpc_msg {
+    const char *seq; size_t seqlen;     /* the msgID */
+    uint32_t appid;
+    const char *uid; size_t uidlen;     /* SendMsg: recipient; SendMsgAll: excluded sender */
+    const char *cms;                    /* "msg", "enter" or "exit" */
+    const char *msg; size_t msglen;     /* the text */
+} rpc_msg;
+
+/* The outcome of a client call. ok = 0: the call failed (transport error,
+ * deadline, peer skipped, bad answer); then only err is meaningful.
+ * ok = 1: ret_code is the peer's retCode (200 = success). */
+typedef struct rpc_result {
+    int ok;
+    uint32_t ret_code;
+    const char *err;                    /* gRPC status text or errMsg */
+    int online;                         /* QueryUsersOnline */
+    size_t nusers;                      /* GetUserList */
+    const char *const *users;           /* NUL-terminated userIDs */
+    const size_t *user_lens;
+} rpc_result;
+
+/* Runs once per call, on the completion-queue thread; res and what it points
+ * to are valid only during the call. */
+typedef void (*rpc_done_fn)(void *ud, const rpc_result *res);
+
+/* Client calls to peer "ip:port", each with a deadline of cluster.rpcTimeout
+ * ms. Return 0: done will run exactly once. Return -1: the call was not made
+ * (the peer is being skipped after repeated failures, or no memory) and done
+ * will not run. */
+int rpc_send_msg(const char *peer, const rpc_msg *m, rpc_done_fn done, void *ud);
+int rpc_send_msg_all(const char *peer, const rpc_msg *m, rpc_done_fn done, void *ud);
+int rpc_get_user_list(const char *peer, uint32_t appid, rpc_done_fn done, void *ud);
+int rpc_query_online(const char *peer, uint32_t appid, const char *uid, size_t uidlen,
+                     rpc_done_fn done, void *ud);
+
+/* Whether calls to peer are being skipped right now (it failed repeatedly
+ * and its back-off has not run out). */
+int rpc_peer_skipped(const char *peer);
+
+/* Appends a JSON array of the peers this node has called:
+ * [{"peer":"ip:port","healthy":true,"calls":N,"failures":N,
+ *   "consecutiveFailures":N,"lastError":"..."}] — for /system/state. */
+void rpc_peers_json(struct jsonw *w);
+
+#endif
