@@ -220,26 +220,37 @@ static void main_on_signal(uv_signal_t *s, int signum)
     uv_stop(s->loop);
 }
 
-static int main_run(void)
+/* The signal handlers go in before any port is printed: a SIGTERM that
+ * follows the "listening" lines at once must still shut down cleanly. */
+static uv_signal_t main_sig[3];
+
+static void main_signals(void)
 {
-    uv_loop_t *loop = uv_default_loop();
-    uv_signal_t sig[3];
     const int signums[3] = { SIGINT, SIGTERM, SIGHUP };
     for (int i = 0; i < 3; i++) {
-        uv_signal_init(loop, &sig[i]);
-        uv_signal_start(&sig[i], main_on_signal, signums[i]);
+        uv_signal_init(uv_default_loop(), &main_sig[i]);
+        uv_signal_start(&main_sig[i], main_on_signal, signums[i]);
     }
+}
+
+static void main_signals_close(void)
+{
+    uv_loop_t *loop = uv_default_loop();
+    for (int i = 0; i < 3; i++)
+        uv_close((uv_handle_t *)&main_sig[i], NULL);
     uv_run(loop, UV_RUN_DEFAULT);
+    uv_loop_close(loop);
+}
+
+static int main_run(void)
+{
+    uv_run(uv_default_loop(), UV_RUN_DEFAULT);
     /* Leave the cluster first (peers stop routing here), then stop serving
      * peers, then say goodbye to clients, then flush their presence. */
     cluster_deregister();
     rpc_stop();
     workers_stop();
     cluster_stop();
-    for (int i = 0; i < 3; i++)
-        uv_close((uv_handle_t *)&sig[i], NULL);
-    uv_run(loop, UV_RUN_DEFAULT);
-    uv_loop_close(loop);
     return 0;
 }
 
@@ -269,11 +280,17 @@ int main(int argc, char **argv)
     int *ws_fds = calloc((size_t)nw, sizeof(int));
     int *http_fds = calloc((size_t)nw, sizeof(int));
     int rc = 1;
+    main_signals();
     if (ws_fds && http_fds && presence_init() == 0 &&
         dedup_init((uint32_t)c->dedupTtl, (size_t)c->dedupMax) == 0 &&
         main_listen(nw, ws_fds, http_fds) == 0 && main_rpc() == 0 && main_cluster() == 0 &&
         workers_start(nw, ws_fds, http_fds) == 0)
         rc = main_run();
+    else {                                       /* a start-up step failed */
+        cluster_stop();
+        rpc_stop();
+    }
+    main_signals_close();
     dedup_free();
     presence_free();
     tls_shutdown();

@@ -151,23 +151,40 @@ static int route_add_name(route_op *op, const char *s, size_t len)
 
 /* ---------- finishing ---------- */
 
-static void route_dedup_finish(const route_op *op, int accepted)
+/* The send is over: its answer goes out once Redis has recorded the
+ * outcome, so a retry of the same msgID on any node sees it. */
+static void route_on_dedup_done(void *ud, int ok, cluster_val *rep, int n)
 {
-    if (!op->msgidlen)
-        return;
+    (void)rep; (void)n;
+    route_op *op = ud;
+    int sent = op->to_room || op->delivered > 0 || op->remote_ok;
+    if (!ok)
+        log_warn("cluster: could not record the outcome of msgID %s in Redis", op->msgid);
+    op->done.send(op->ud, IM_OK, NULL, 0, sent);
+    route_op_free(op);
+}
+
+static void route_finish_send(route_op *op)
+{
+    int sent = op->to_room || op->delivered > 0 || op->remote_ok;
     char seq[300], flight[300], ttl[24];
     snprintf(seq, sizeof(seq), ROUTE_SEQ_PREFIX "%.*s", (int)op->msgidlen, op->msgid);
     snprintf(flight, sizeof(flight), ROUTE_FLIGHT_PREFIX "%.*s", (int)op->msgidlen, op->msgid);
     snprintf(ttl, sizeof(ttl), "%d", g_node.cfg.dedupTtl);
-    if (accepted) {
-        const char *exp[] = { "EXPIRE", seq, ttl };
-        cluster_write(3, exp, NULL);
-        const char *del[] = { "DEL", flight };
-        cluster_write(2, del, NULL);
-    } else {
-        const char *del[] = { "DEL", seq, flight };
-        cluster_write(3, del, NULL);
+    const char *exp[] = { "EXPIRE", seq, ttl };
+    const char *del[] = { "DEL", flight };
+    const char *del2[] = { "DEL", seq, flight };
+    cluster_query *q = op->msgidlen ? cluster_query_new(2, route_on_dedup_done, op) : NULL;
+    int bad = !q || (sent ? cluster_query_add(q, 3, exp, NULL) != 0 || cluster_query_add(q, 2, del, NULL) != 0
+                          : cluster_query_add(q, 3, del2, NULL) != 0);
+    if (!bad) {
+        cluster_query_submit(q);
+        return;
     }
+    if (q)
+        cluster_query_cancel(q);
+    op->done.send(op->ud, IM_OK, NULL, 0, sent);
+    route_op_free(op);
 }
 
 static int route_name_cmp(const void *a, const void *b)
@@ -179,7 +196,8 @@ static void route_finish_list(route_op *op)
 {
     /* sorted and de-duplicated: a user on two nodes is listed once, and
      * paging (offset/limit) sees a stable order */
-    qsort(op->names, op->count, sizeof(*op->names), route_name_cmp);
+    if (op->count > 1)
+        qsort(op->names, op->count, sizeof(*op->names), route_name_cmp);
     size_t k = 0;
     for (size_t i = 0; i < op->count; i++) {
         if (k && strcmp(op->names[k - 1], op->names[i]) == 0) {
@@ -196,12 +214,10 @@ static void route_finish_list(route_op *op)
 static void route_finish(route_op *op)
 {
     if (op->kind == ROUTE_SEND) {
-        int sent = op->to_room || op->delivered > 0 || op->remote_ok;
-        route_dedup_finish(op, sent);
-        op->done.send(op->ud, IM_OK, NULL, 0, sent);
-    } else if (op->kind == ROUTE_LIST) {
-        route_finish_list(op);
+        route_finish_send(op);                   /* answers and frees later */
+        return;
     }
+    route_finish_list(op);
     route_op_free(op);
 }
 

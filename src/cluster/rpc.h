@@ -52,8 +52,17 @@ typedef void (*rpc_done_fn)(void *ud, const rpc_result *res);
 
 /* Client calls to peer "ip:port", each with a deadline of cluster.rpcTimeout
  * ms. Return 0: done will run exactly once. Return -1: the call was not made
- * (the peer is being skipped after repeated failures, or no memory) and done
- * will not run. */
+ * (the peer is being skipped after repeated failures, rpc_start has not run
+ * or rpc_stop has begun, or no memory) and done will not run. Calls still in
+ * flight when rpc_stop runs are cancelled: their done runs (ok = 0) before
+ * rpc_stop returns. With ok = 1, err is the peer's errMsg.
+ *
+ * Peer health: a call fails (ok = 0) on a transport error, a non-OK gRPC
+ * status, the deadline or an undecodable answer; any answer, whatever its
+ * retCode, is a success. After 2 consecutive failures the peer is skipped
+ * for a back-off of 1 s, doubling after each failed trial up to
+ * cluster.peerBackoff s; when it runs out, one trial call goes through (the
+ * others are still skipped while it is in flight). A success resets all. */
 int rpc_send_msg(const char *peer, const rpc_msg *m, rpc_done_fn done, void *ud);
 int rpc_send_msg_all(const char *peer, const rpc_msg *m, rpc_done_fn done, void *ud);
 int rpc_get_user_list(const char *peer, uint32_t appid, rpc_done_fn done, void *ud);

@@ -10,7 +10,15 @@ Also here, shared by the test files: polling (wait_until, wait_idle), a base
 class that runs one node per TestCase class (NodeCase), the liveness check
 (assert_serves), a hand-made RFC 6455 client with frame and handshake builders
 (RawWS, frame, upgrade_request, parse_http, ...) and the runner that prints
-"N passed, N failed" (main)."""
+"N passed, N failed" (main).
+
+Cluster mode (test_cluster*.py): a private redis-server with a tiny RESP
+client (RedisServer: stop/kill/restart on the same port), nginx in the
+foreground (Nginx), the rpc port of a node (Node.rpc_port, self_addr), N
+nodes against one Redis with fast timings (cluster_args, start_cluster,
+wait_cluster, stop_all), the presence record as the original writes it
+(presence_json) and async polling/collecting helpers (await_until,
+gather_messages, copies, msg_push)."""
 
 import asyncio
 import base64
@@ -53,12 +61,15 @@ def make_cert(directory):
 class Node:
     """One imgate process. Use as a context manager or call stop()."""
 
-    def __init__(self, *args, workers=2, env=None, config=None, cwd=None, wrapper=None, tls=False):
+    def __init__(self, *args, workers=2, env=None, config=None, cwd=None, wrapper=None, tls=False,
+                 cluster=None):
         """wrapper: a command prefix such as ["valgrind", ...]; waits for the
         node's ports then allow for its slowness (start_wait).
         tls: both ports speak TLS with a fresh self-signed certificate for
         127.0.0.1/localhost (self.cert_path); the URLs become https:// and
-        wss:// and self.ssl_context trusts that certificate."""
+        wss:// and self.ssl_context trusts that certificate.
+        cluster: also wait for the 'rpc listening on' line (self.rpc_port);
+        None = whenever "--redis" is among args (see cluster_args)."""
         self.dir = cwd or tempfile.mkdtemp(prefix="imgate-test-")
         self.tls = tls
         self.cert_path = self.key_path = self.ssl_context = None
@@ -81,7 +92,8 @@ class Node:
         self._err = open(self.stderr_path, "w")
         self.proc = subprocess.Popen(cmd, cwd=self.dir, env=full_env,
                                      stdout=self._out, stderr=self._err)
-        self.http_port = self.ws_port = None
+        self.http_port = self.ws_port = self.rpc_port = None
+        want_rpc = ("--redis" in args) if cluster is None else cluster
         deadline = time.time() + 15 * SLOW * (8 if wrapper else 1)
         while time.time() < deadline:
             with open(self.stdout_path) as f:
@@ -90,7 +102,9 @@ class Node:
                         self.http_port = int(line.rsplit(":", 1)[1])
                     elif line.startswith("ws listening on "):
                         self.ws_port = int(line.rsplit(":", 1)[1])
-            if self.http_port and self.ws_port:
+                    elif line.startswith("rpc listening on "):
+                        self.rpc_port = int(line.rsplit(":", 1)[1])
+            if self.http_port and self.ws_port and (self.rpc_port or not want_rpc):
                 break
             if self.proc.poll() is not None:
                 raise RuntimeError("imgate exited with %s:\n%s" % (self.proc.returncode, self.stderr()))
@@ -116,6 +130,12 @@ class Node:
     def stderr(self):
         with open(self.stderr_path) as f:
             return f.read()
+
+    @property
+    def self_addr(self):
+        """The node's name in the cluster registry: "127.0.0.1:<rpcPort>"."""
+        assert self.rpc_port, "not a cluster node (no rpc port)"
+        return "127.0.0.1:%d" % self.rpc_port
 
     def stdout(self):
         with open(self.stdout_path) as f:
@@ -546,6 +566,388 @@ class RawWS:
             self.sock.close()
         except OSError:
             pass
+
+
+# ---- cluster mode: Redis, nginx, several nodes ----
+
+REDIS_SERVER = os.environ.get("REDIS_SERVER") or "/usr/bin/redis-server"
+NGINX = os.environ.get("NGINX") or "/usr/sbin/nginx"
+
+
+def free_port():
+    """A TCP port of 127.0.0.1 that was free a moment ago."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def port_open(port, timeout=0.5):
+    """Whether something accepts TCP connections on 127.0.0.1:port."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+class RedisError(Exception):
+    """An error reply (-ERR ...) from Redis."""
+
+
+def resp_encode(*args):
+    """A command in RESP (an array of bulk strings)."""
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        b = a if isinstance(a, bytes) else str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    return b"".join(out)
+
+
+def resp_read(f):
+    """One RESP reply read from a binary file object: str for simple and bulk
+    strings (UTF-8), int, None for a nil, list for an array; an error reply
+    raises RedisError."""
+    line = f.readline()
+    if not line.endswith(b"\r\n"):
+        raise ConnectionError("Redis connection closed (read %r)" % line)
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        raise RedisError(rest.decode())
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)
+        if len(data) != n + 2:
+            raise ConnectionError("Redis connection closed in a bulk string")
+        return data[:-2].decode()
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [resp_read(f) for _ in range(n)]
+    raise ConnectionError("unexpected RESP reply %r" % line)
+
+
+class RedisServer:
+    """A private redis-server on 127.0.0.1 (free port, no persistence, its own
+    temp directory), started by the test and stopped by PID. restart() comes
+    back on the same port, empty. cmd() is a tiny RESP client (one short
+    connection per command, so it is safe from several threads)."""
+
+    def __init__(self, port=None):
+        self.dir = tempfile.mkdtemp(prefix="imgate-redis-")
+        self.port = port or free_port()
+        self.log_path = os.path.join(self.dir, "redis.log")
+        self.proc = None
+        self._log = None
+        self.start()
+
+    @property
+    def addr(self):
+        return "127.0.0.1:%d" % self.port
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def log(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, timeout=10):
+        """Starts redis-server (if not running) and waits until it answers PING."""
+        assert not self.alive(), "redis-server is already running"
+        self._log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", self.dir, "--daemonize", "no"],
+            cwd=self.dir, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.time() + timeout * SLOW
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("redis-server exited with %s:\n%s" % (self.proc.returncode, self.log()[-3000:]))
+            try:
+                if self.cmd("PING", timeout=1) == "PONG":
+                    return self
+            except (OSError, RedisError):
+                pass
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError("redis-server did not answer PING on %s:\n%s" % (self.addr, self.log()[-3000:]))
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        """Stops the server by PID (SIGTERM: it saves nothing, --save '');
+        waits for it; SIGKILL if it lingers. Safe when not running."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout * SLOW)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._log:
+            self._log.close()
+            self._log = None
+
+    def kill(self):
+        """kill -9."""
+        self.stop(sig=signal.SIGKILL)
+
+    def restart(self):
+        """Stops (if running) and starts again on the same port: empty."""
+        self.stop()
+        return self.start()
+
+    # ---- the client ----
+    def cmd(self, *args, timeout=5):
+        """One command; returns the decoded reply (see resp_read)."""
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        try:
+            s.sendall(resp_encode(*args))
+            with s.makefile("rb") as f:
+                return resp_read(f)
+        finally:
+            s.close()
+
+    def get(self, key):
+        return self.cmd("GET", key)
+
+    def ttl(self, key):
+        return self.cmd("TTL", key)
+
+    def hgetall(self, key):
+        flat = self.cmd("HGETALL", key) or []
+        return dict(zip(flat[0::2], flat[1::2]))
+
+
+class Nginx:
+    """nginx in the foreground (master process started by the test, stopped by
+    PID) with a configuration written to its own temp directory. The caller
+    gives the whole configuration text; it must not set `daemon`, `pid` or a
+    main-level `error_log` (given here with -g) and must keep every temp path
+    and log inside `directory` (see temp_paths()). `nginx -t` runs first and
+    must pass."""
+
+    def __init__(self, conf_text, listen_port, directory=None, timeout=10):
+        self.dir = directory or tempfile.mkdtemp(prefix="imgate-nginx-")
+        # As root nginx's workers run as another user (nobody unless `user`
+        # says otherwise): they must be able to reach the temp directory.
+        os.chmod(self.dir, 0o755)
+        self.port = listen_port
+        self.conf_path = os.path.join(self.dir, "nginx.conf")
+        self.error_log = os.path.join(self.dir, "error.log")
+        self.pid_path = os.path.join(self.dir, "nginx.pid")
+        with open(self.conf_path, "w") as f:
+            f.write(conf_text)
+        self.globals = "daemon off; pid %s; error_log %s info;" % (self.pid_path, self.error_log)
+        base = [NGINX, "-p", self.dir + "/", "-c", self.conf_path, "-g", self.globals]
+        t = subprocess.run(base + ["-t"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=30, cwd=self.dir)
+        self.test_output = t.stdout.decode(errors="replace")
+        if t.returncode != 0:
+            raise AssertionError("nginx -t failed:\n%s\n--- config ---\n%s" % (self.test_output, conf_text))
+        self._out = open(os.path.join(self.dir, "stdout.txt"), "w")
+        self.proc = subprocess.Popen(base, cwd=self.dir, stdout=self._out, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        deadline = time.time() + timeout * SLOW
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("nginx exited with %s:\n%s" % (self.proc.returncode, self.log()[-3000:]))
+            if port_open(self.port):
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("nginx does not listen on %d:\n%s" % (self.port, self.log()[-3000:]))
+
+    @staticmethod
+    def temp_paths(directory):
+        """nginx directives (http level) that keep every temp file in directory."""
+        return "".join("    %s_temp_path %s;\n" % (k, os.path.join(directory, k + "_temp"))
+                       for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def log(self):
+        """The error log (plus whatever went to stdout/stderr)."""
+        out = ""
+        for p in (self.error_log, os.path.join(self.dir, "stdout.txt")):
+            if os.path.exists(p):
+                with open(p, errors="replace") as f:
+                    out += f.read()
+        return out
+
+    def serious(self):
+        """The [emerg], [alert] and [crit] lines of the error log."""
+        return [line for line in self.log().splitlines()
+                if "[emerg]" in line or "[alert]" in line or "[crit]" in line]
+
+    def _children(self):
+        try:
+            with open("/proc/%d/task/%d/children" % (self.proc.pid, self.proc.pid)) as f:
+                return [int(p) for p in f.read().split()]
+        except OSError:
+            return []
+
+    def stop(self, timeout=10):
+        """Fast shutdown (SIGTERM to the master); if it lingers, SIGKILL to
+        the master and to its worker processes (by PID)."""
+        if self.proc.poll() is None:
+            workers = self._children()
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout * SLOW)
+            except subprocess.TimeoutExpired:
+                workers = self._children() or workers
+                self.proc.kill()
+                self.proc.wait()
+                for pid in workers:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+        if not self._out.closed:
+            self._out.close()
+
+
+# Fast cluster timings for tests: registration every second, a node silent
+# for 3 s is gone, gRPC deadline 1 s (scaled under the sanitizers).
+RPC_TIMEOUT_MS = 1000 * SLOW
+# "Did not hang" bound of one API call while a peer is dead or mute: the gRPC
+# deadline plus a generous margin (never a tighter timing assertion).
+HANG_BOUND = 5.0 * SLOW
+
+
+def cluster_args(redis, register_interval=1, server_timeout=3, rpc_timeout=None):
+    """Flags that put a node in cluster mode against `redis` with fast timings."""
+    return ["--rpc-port", "0", "--redis", redis.addr,
+            "--set", "cluster.registerInterval=%d" % register_interval,
+            "--set", "cluster.serverTimeout=%d" % (server_timeout * SLOW),
+            "--set", "cluster.rpcTimeout=%d" % (rpc_timeout or RPC_TIMEOUT_MS)]
+
+
+def start_cluster(redis, n, *extra, wait=True, **kw):
+    """Starts n cluster nodes against `redis` (cluster_args + extra flags;
+    keywords go to Node) and, with wait, waits until every node sees all of
+    them in its registry. On a failure the nodes already started are killed."""
+    nodes = []
+    try:
+        for _ in range(n):
+            nodes.append(Node(*cluster_args(redis), *extra, **kw))
+        if wait:
+            wait_cluster(nodes)
+    except BaseException:
+        for node in nodes:
+            node.stop(check=False, sig=signal.SIGKILL)
+        raise
+    return nodes
+
+
+def stop_all(nodes, check=True):
+    """Stops every node (each by its PID); then raises the first failure."""
+    first = None
+    for node in nodes:
+        try:
+            node.stop(check=check)
+        except BaseException as e:                    # noqa: B902 - re-raised below
+            first = first or e
+    if first:
+        raise first
+
+
+def cluster_state(node):
+    """The "cluster" object of the node's /system/state (asserts cluster mode)."""
+    s = node.state()
+    assert s.get("mode") == "cluster", "node not in cluster mode: %r" % (s.get("mode"),)
+    assert isinstance(s.get("cluster"), dict), "no cluster object in /system/state: %r" % (s,)
+    return s["cluster"]
+
+
+def wait_cluster(nodes, timeout=10):
+    """Waits until every node lists every other one among its live servers."""
+    want = set(n.self_addr for n in nodes)
+    for node in nodes:
+        seen = []
+
+        def sees_all():
+            seen[:] = cluster_state(node).get("servers") or []
+            return want <= set(seen)
+        try:
+            wait_until(sees_all, timeout)
+        except AssertionError:
+            raise AssertionError("node %s does not see all of %s among its servers (it sees %r)"
+                                 % (node.self_addr, sorted(want), seen)) from None
+
+
+def presence_key(app, user):
+    return "acc:user:online:%d_%s" % (app, user)
+
+
+def presence_json(rpc_port, app, user, client_addr, login_time, heartbeat_time,
+                  logout_time=0, logoff=False):
+    """The presence record exactly as the original writes it (SPEC §5): field
+    order as shown, no spaces."""
+    return ('{"accIp":"127.0.0.1","accPort":"%d","appID":%d,"userID":%s,"clientIp":"%s",'
+            '"clientPort":"","loginTime":%d,"heartbeatTime":%d,"logOutTime":%d,'
+            '"qua":"","deviceInfo":"","isLogoff":%s}') % (
+                rpc_port, app, json.dumps(user), client_addr, login_time, heartbeat_time,
+                logout_time, "true" if logoff else "false")
+
+
+def msg_push(msgid, message, frm, cmd="msg"):
+    """A server push as the original sends it (SPEC §2)."""
+    return {"seq": msgid, "cmd": cmd,
+            "response": {"code": 200, "codeMsg": "Ok",
+                         "data": {"target": "", "type": "text", "msg": message, "from": frm}}}
+
+
+async def await_until(pred, timeout=5.0, what="condition"):
+    """wait_until for coroutines: polls pred() (a plain function) without
+    blocking the event loop, so the test's WebSocket clients keep answering
+    pings meanwhile. Fails after timeout*SLOW seconds."""
+    deadline = time.time() + timeout * SLOW
+    last = None
+    while time.time() < deadline:
+        last = pred()
+        if last:
+            return last
+        await asyncio.sleep(0.05)
+    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
+
+
+async def gather_messages(socks, quiet=0.5, limit=10.0):
+    """Everything each socket receives until `quiet` seconds pass without a
+    message (at most `limit` seconds): a list of JSON messages per socket."""
+    async def one(ws):
+        got = []
+        deadline = time.time() + limit * SLOW
+        while time.time() < deadline:
+            try:
+                raw = await asyncio.wait_for(ws.recv(), quiet * SLOW)
+            except asyncio.TimeoutError:
+                break
+            got.append(json.loads(raw))
+        return got
+    return list(await asyncio.gather(*[one(ws) for ws in socks]))
+
+
+def copies(messages, msgid):
+    """The messages (of gather_messages) that are pushes with seq msgid."""
+    return [m for m in messages if m.get("seq") == msgid and m.get("cmd") == "msg"]
 
 
 # ---- runner ----

@@ -2,6 +2,7 @@
 //
 //   const { startNode } = require('./harness');
 //   const node = await startNode();          // node.httpPort, node.wsPort, node.rpcPort
+//   (with '--redis' in the extra args, start-up also waits for the rpc listening line)
 //   ...
 //   await node.stop();                        // SIGTERM, then asserts a clean exit (status 0)
 //
@@ -92,8 +93,10 @@ async function startNode(extraArgs = [], env = {}) {
       proc.kill('SIGKILL');
       reject(new Error(`node did not report its ports within ${START_TIMEOUT_MS} ms\n${describe()}`));
     }, START_TIMEOUT_MS);
+    // Cluster mode (--redis) also prints the rpc port, after the other two.
+    const wantRpc = extraArgs.includes('--redis') || 'IMGATE_REDIS' in env;
     const check = () => {
-      if (ports.http && ports.ws) { clearTimeout(timer); resolve(); }
+      if (ports.http && ports.ws && (!wantRpc || ports.rpc)) { clearTimeout(timer); resolve(); }
     };
     lines.on('line', check);
     proc.once('error', (err) => { clearTimeout(timer); reject(err); });

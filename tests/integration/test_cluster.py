@@ -1,0 +1,575 @@
+"""Integration tests: cluster mode (SPEC §1, §3, §5, §6).
+
+A real redis-server (private, no persistence) and three imgate nodes on
+loopback with fast cluster timings (registration every second, a node silent
+for 3 s is gone, gRPC deadline 1 s): cross-node /user/sendMessage,
+/user/sendMessageAll (every recipient exactly once, sender excluded, users
+spread over the three nodes, one of them on two nodes), enter/exit pushes
+across nodes, merged /user/list, /user/online (appID 0 too), msgID
+de-duplication across nodes, the Redis keys byte for byte, deregistration on
+SIGTERM and the cluster fields of /system/state.
+
+Run: /usr/bin/python3 tests/integration/test_cluster.py"""
+
+import asyncio
+import json
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (SLOW, Node, RedisServer, await_until, close_all, cluster_args,  # noqa: E402
+                     cluster_state, copies, gather_messages, login, main, msg_push, no_message,
+                     presence_json, presence_key, recv_json, request, run, start_cluster, stop_all,
+                     wait_cluster, wait_until)
+
+SERVERS = "acc:hash:servers"
+PEER_KEYS = {"peer", "healthy", "calls", "failures", "consecutiveFailures", "lastError"}
+RUN = "%x" % int(time.time() * 1000)        # makes msgIDs unique to this run
+
+
+def mid(name):
+    return "%s-%s" % (name, RUN)
+
+
+class ClusterCase(unittest.TestCase):
+    """One redis-server and three nodes (A, B, C) shared by the tests of the
+    class; each test uses its own users and rooms and leaves no client."""
+    N = 3
+    redis = None
+    nodes = []
+
+    @classmethod
+    def setUpClass(cls):
+        cls.redis = RedisServer()
+        try:
+            cls.nodes = start_cluster(cls.redis, cls.N)
+        except BaseException:
+            cls.redis.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            stop_all(cls.nodes)
+        finally:
+            cls.redis.stop()
+
+    def setUp(self):
+        for node in self.nodes:
+            wait_until(lambda: (lambda s: s["wsConnections"] == 0 and s["users"] == 0)(node.state()),
+                       what="no client left on node %s" % node.self_addr)
+        wait_cluster(self.nodes)
+
+    # ---- helpers ----
+    @property
+    def A(self):
+        return self.nodes[0]
+
+    @property
+    def B(self):
+        return self.nodes[1]
+
+    @property
+    def C(self):
+        return self.nodes[2]
+
+    def send(self, node, app, user, message, msgid, path="/user/sendMessage"):
+        """An API send that must answer HTTP 200; returns the JSON."""
+        return node.api(path, params={"appID": app, "userID": user, "msgID": msgid, "message": message})
+
+    def send_all(self, node, app, sender, message, msgid):
+        return self.send(node, app, sender, message, msgid, "/user/sendMessageAll")
+
+    def user_list(self, node, app):
+        r = node.api("/user/list", params={"appID": app})
+        self.assertEqual(r["code"], 200, r)
+        return r["data"]
+
+    def online(self, node, app, user):
+        r = node.api("/user/online", params={"appID": app, "userID": user})
+        self.assertEqual(r["code"], 200, r)
+        self.assertEqual(r["data"]["userID"], user, r)
+        return r["data"]["online"]
+
+    def lists_equal(self, app, users):
+        """Whether every node lists exactly `users` (each once) for the room.
+        Falsy answer: what the nodes list (for the failure message)."""
+        want = {"userCount": len(users), "userList": sorted(users)}
+        seen = {}
+        for node in self.nodes:
+            d = self.user_list(node, app)
+            seen[node.self_addr] = {"userCount": d["userCount"], "userList": sorted(d["userList"])}
+        if all(v == want for v in seen.values()):
+            return True
+        return Listing(seen)
+
+    async def next_push(self, ws, what):
+        """The next message on ws (5 s, scaled): fails naming `what`."""
+        try:
+            return await recv_json(ws, 5)
+        except asyncio.TimeoutError:
+            raise AssertionError("no message within 5 s: expected %s" % what) from None
+
+
+class Listing(dict):
+    """A falsy dict: what each node listed, shown when a wait times out."""
+
+    def __bool__(self):
+        return False
+
+
+class RegistryTest(ClusterCase):
+
+    def test_registry_hash(self):
+        reg = wait_until(lambda: (lambda r: r if all(n.self_addr in r for n in self.nodes) else None)(
+            self.redis.hgetall(SERVERS)), what="all three nodes in %s" % SERVERS)
+        now = time.time()
+        for node in self.nodes:
+            v = reg[node.self_addr]
+            self.assertRegex(v, r"^[0-9]+$", "registration value must be unix seconds: %r" % v)
+            self.assertLess(abs(int(v) - now), 10 * SLOW, "registration time %s is not now (%d)" % (v, now))
+        for field in reg:
+            self.assertRegex(field, r"^127\.0\.0\.1:[0-9]+$", "registry field %r" % field)
+        ttl = self.redis.ttl(SERVERS)
+        self.assertTrue(0 < ttl <= 7200, "TTL of %s must be in (0, 7200], is %r" % (SERVERS, ttl))
+        # refreshed every registerInterval (1 s here)
+        first = {n.self_addr: int(reg[n.self_addr]) for n in self.nodes}
+        wait_until(lambda: all(int(self.redis.hgetall(SERVERS).get(a, "0")) > t for a, t in first.items()),
+                   timeout=10, what="every node to refresh its registration")
+        # the hash deleted behind the nodes' back: they register again
+        self.assertEqual(self.redis.cmd("DEL", SERVERS), 1)
+        wait_until(lambda: all(n.self_addr in self.redis.hgetall(SERVERS) for n in self.nodes),
+                   timeout=10, what="every node to register again after DEL %s" % SERVERS)
+        ttl = self.redis.ttl(SERVERS)
+        self.assertTrue(0 < ttl <= 7200, "TTL of the re-created %s: %r" % (SERVERS, ttl))
+        wait_cluster(self.nodes)
+
+    def test_state_cluster_fields(self):
+        want = set(n.self_addr for n in self.nodes)
+        for node in self.nodes:
+            s = node.state()
+            self.assertEqual(s.get("mode"), "cluster", s)
+            c = s.get("cluster")
+            self.assertIsInstance(c, dict, s)
+            self.assertEqual(c.get("self"), node.self_addr, c)
+            self.assertEqual(c.get("redis"), "up", c)
+            self.assertIsInstance(c.get("servers"), list, c)
+            self.assertTrue(want <= set(c["servers"]), "servers %r must include %r" % (c["servers"], want))
+            self.assertEqual(len(c["servers"]), len(set(c["servers"])), "duplicates in servers: %r" % c)
+            for srv in c["servers"]:
+                self.assertRegex(srv, r"^[0-9.]+:[0-9]+$", c)
+            self.assertIsInstance(c.get("peers"), list, c)
+        # a cluster-wide call from A makes A call B and C
+        self.user_list(self.A, 101)
+        self.send_all(self.A, 101, "system", "nobody listens", mid("state-all"))
+        peers = {p.get("peer"): p for p in cluster_state(self.A)["peers"]}
+        for other in (self.B, self.C):
+            self.assertIn(other.self_addr, peers, "A's peers after a fan-out: %r" % peers)
+            p = peers[other.self_addr]
+            self.assertEqual(set(p), PEER_KEYS, p)
+            self.assertIs(p["healthy"], True, p)
+            self.assertGreaterEqual(p["calls"], 1, p)
+            self.assertEqual((p["failures"], p["consecutiveFailures"]), (0, 0), p)
+            self.assertIsInstance(p["lastError"], str, p)
+        for p in peers.values():
+            self.assertEqual(set(p), PEER_KEYS, p)
+            for k in ("calls", "failures", "consecutiveFailures"):
+                self.assertIsInstance(p[k], int, p)
+                self.assertGreaterEqual(p[k], 0, p)
+
+    def test_deregister_on_sigterm(self):
+        async def t():
+            D = Node(*cluster_args(self.redis))
+            ws = None
+            try:
+                wait_cluster(self.nodes + [D])
+                self.assertIn(D.self_addr, self.redis.hgetall(SERVERS))
+                ws = await login(D, "dereg1", 101)
+                await await_until(lambda: self.online(self.A, 101, "dereg1"),
+                                  what="A to see dereg1 (on D) online")
+                rc = D.stop()                     # SIGTERM; asserts exit status 0
+                self.assertEqual(rc, 0)
+                self.assertNotIn(D.self_addr, self.redis.hgetall(SERVERS),
+                                 "D's registry field must be gone once D has exited (HDEL on shutdown)")
+                await await_until(lambda: all(D.self_addr not in cluster_state(n)["servers"] for n in self.nodes),
+                                  timeout=10, what="D gone from every node's servers")
+                self.assertFalse(self.online(self.A, 101, "dereg1"), "dereg1's node is gone: not online")
+                self.assertFalse(self.online(self.B, 0, "dereg1"))
+                rec = await await_until(lambda: (lambda r: r if r and json.loads(r)["isLogoff"] else None)(
+                    self.redis.get(presence_key(101, "dereg1"))), timeout=10,
+                    what="dereg1's presence record rewritten as logged off when D shut down")
+                self.assertGreater(json.loads(rec)["logOutTime"], 0, rec)
+                self.assertTrue(self.lists_equal(101, []), "no user left in room 101")
+            finally:
+                await close_all(ws)
+                D.stop(check=False)
+        run(t())
+
+
+class PresenceTest(ClusterCase):
+
+    def test_presence_record_bytes(self):
+        async def t():
+            ws = tab2 = None
+            key = presence_key(102, "pres1")
+            try:
+                t0 = int(time.time())
+                ws = await login(self.B, "pres1", 102)
+                client = "127.0.0.1:%d" % ws.local_address[1]
+                raw = await await_until(lambda: self.redis.get(key), what="presence record %s" % key)
+                t1 = int(time.time())
+                rec = json.loads(raw)
+                login_t = rec.get("loginTime")
+                self.assertIsInstance(login_t, int, raw)
+                self.assertTrue(t0 - 1 <= login_t <= t1 + 1, "loginTime %r not in [%d, %d]" % (login_t, t0, t1))
+                self.assertEqual(raw, presence_json(self.B.rpc_port, 102, "pres1", client, login_t, login_t),
+                                 "presence record at login, byte for byte")
+                ttl = self.redis.ttl(key)
+                self.assertTrue(0 < ttl <= 86400, "TTL of %s: %r" % (key, ttl))
+
+                # a heartbeat (a second later) rewrites heartbeatTime
+                await asyncio.sleep(1.1)
+                r = await request(ws, "heartbeat", {})
+                self.assertEqual(r["response"]["code"], 200, r)
+                raw = await await_until(
+                    lambda: (lambda v: v if v and json.loads(v)["heartbeatTime"] > login_t else None)(
+                        self.redis.get(key)), what="heartbeatTime to move after a heartbeat")
+                hb = json.loads(raw)["heartbeatTime"]
+                self.assertLessEqual(hb, int(time.time()) + 1, raw)
+                self.assertEqual(raw, presence_json(self.B.rpc_port, 102, "pres1", client, login_t, hb),
+                                 "presence record after a heartbeat, byte for byte")
+                ttl = self.redis.ttl(key)
+                self.assertTrue(0 < ttl <= 86400, "TTL of %s after a heartbeat: %r" % (key, ttl))
+
+                # a second tab on the same node comes and goes: still online
+                tab2 = await login(self.B, "pres1", 102)
+                await tab2.close()
+                await await_until(lambda: self.B.state()["loggedIn"] == 1, what="one connection left on B")
+                await asyncio.sleep(0.5 * SLOW)
+                self.assertIs(json.loads(self.redis.get(key))["isLogoff"], False,
+                              "one of two connections closed: the record must stay online")
+                self.assertTrue(self.online(self.A, 102, "pres1"))
+
+                # the last connection goes: isLogoff and logOutTime
+                t2 = int(time.time())
+                await ws.close()
+                raw = await await_until(lambda: (lambda v: v if v and json.loads(v)["isLogoff"] else None)(
+                    self.redis.get(key)), what="presence record rewritten with isLogoff:true")
+                t3 = int(time.time())
+                rec = json.loads(raw)
+                out = rec["logOutTime"]
+                self.assertTrue(t2 - 1 <= out <= t3 + 1, "logOutTime %r not in [%d, %d]" % (out, t2, t3))
+                self.assertGreaterEqual(rec["heartbeatTime"], hb, raw)
+                self.assertEqual(raw, presence_json(self.B.rpc_port, 102, "pres1", client, login_t,
+                                                    rec["heartbeatTime"], out, True),
+                                 "presence record after the last disconnect, byte for byte")
+                ttl = self.redis.ttl(key)
+                self.assertTrue(0 < ttl <= 86400, "TTL of %s after logout: %r" % (key, ttl))
+                self.assertFalse(self.online(self.A, 102, "pres1"))
+            finally:
+                await close_all(ws, tab2)
+        run(t())
+
+    def test_logout_command_rewrites_record(self):
+        async def t():
+            ws = None
+            key = presence_key(101, "pres2")
+            try:
+                ws = await login(self.C, "pres2", 101)
+                raw = await await_until(lambda: self.redis.get(key), what="presence record %s" % key)
+                self.assertIn('"accPort":"%d"' % self.C.rpc_port, raw)
+                self.assertTrue(raw.endswith('"isLogoff":false}'), raw)
+                r = await request(ws, "logout", {})
+                self.assertEqual(r["response"]["code"], 200, r)
+                raw = await await_until(lambda: (lambda v: v if v and v.endswith('"isLogoff":true}') else None)(
+                    self.redis.get(key)), what="logout to rewrite the record with isLogoff:true")
+                self.assertGreater(json.loads(raw)["logOutTime"], 0, raw)
+                for node in self.nodes:
+                    self.assertFalse(self.online(node, 101, "pres2"), node.self_addr)
+                # logged in again on the same socket: online again, logOutTime back to 0
+                r = await request(ws, "login", {"serviceToken": "", "appID": 101, "userID": "pres2"})
+                self.assertEqual(r["response"]["code"], 200, r)
+                raw = await await_until(lambda: (lambda v: v if v and v.endswith('"isLogoff":false}') else None)(
+                    self.redis.get(key)), what="a new login to rewrite the record as online")
+                self.assertEqual(json.loads(raw)["logOutTime"], 0, raw)
+                self.assertTrue(self.online(self.A, 101, "pres2"))
+            finally:
+                await close_all(ws)
+        run(t())
+
+    def test_online(self):
+        async def t():
+            a = b = None
+            try:
+                for node in self.nodes:
+                    self.assertFalse(self.online(node, 102, "olive"))
+                    self.assertFalse(self.online(node, 0, "olive"))
+                a = await login(self.B, "olive", 102)
+                for node in self.nodes:
+                    await await_until(lambda: self.online(node, 102, "olive"),
+                                      what="%s: olive (on B, 102) online" % node.self_addr)
+                    self.assertTrue(self.online(node, 0, "olive"), "appID 0 = any platform")
+                    self.assertFalse(self.online(node, 101, "olive"), "olive is not on platform 101")
+                    self.assertFalse(self.online(node, 0, "oliv"))
+                    self.assertFalse(self.online(node, 0, "olivee"))
+                b = await login(self.C, "olive", 103)             # a second platform, another node
+                for node in self.nodes:
+                    await await_until(lambda: self.online(node, 103, "olive"),
+                                      what="%s: olive (on C, 103) online" % node.self_addr)
+                r = await request(a, "logout", {})
+                self.assertEqual(r["response"]["code"], 200, r)
+                for node in self.nodes:
+                    await await_until(lambda: not self.online(node, 102, "olive"),
+                                      what="%s: olive offline on 102 after logout" % node.self_addr)
+                    self.assertTrue(self.online(node, 103, "olive"))
+                    self.assertTrue(self.online(node, 0, "olive"), "still online on 103")
+                await b.close()
+                for node in self.nodes:
+                    await await_until(lambda: not self.online(node, 0, "olive"),
+                                      what="%s: olive offline everywhere" % node.self_addr)
+            finally:
+                await close_all(a, b)
+        run(t())
+
+
+class MessagingTest(ClusterCase):
+
+    def test_send_message_cross_node(self):
+        async def t():
+            socks = {}
+            try:
+                for user, node in (("x1", self.A), ("x2", self.B), ("x3", self.C)):
+                    socks[user] = await login(node, user, 101)
+                for user in socks:
+                    await await_until(lambda: all(self.online(n, 101, user) for n in self.nodes),
+                                      what="%s online on every node" % user)
+                await gather_messages(list(socks.values()), quiet=0.3)      # enter pushes
+                for i, sender in enumerate(self.nodes):
+                    for user, ws in socks.items():
+                        msgid = mid("p2p-%d-%s" % (i, user))
+                        r = self.send(sender, 101, user, "to %s via %d" % (user, i), msgid)
+                        self.assertEqual(r, {"code": 200, "msg": "Success", "data": {"sendResults": True}},
+                                         (sender.self_addr, user))
+                        m = await self.next_push(ws, "%s from node %d" % (msgid, i))
+                        while m.get("cmd") in ("enter", "exit"):         # late presence pushes
+                            m = await self.next_push(ws, "%s from node %d" % (msgid, i))
+                        self.assertEqual(m, msg_push(msgid, "to %s via %d" % (user, i), user),
+                                         "push via node %d" % i)
+                for ws in socks.values():
+                    await no_message(ws, 0.3)
+                # offline user, user of another room: false, from every node
+                for i, sender in enumerate(self.nodes):
+                    r = self.send(sender, 101, "nobody", "x", mid("p2p-off-%d" % i))
+                    self.assertEqual(r, {"code": 200, "msg": "Success", "data": {"sendResults": False}}, i)
+                    r = self.send(sender, 102, "x2", "x", mid("p2p-room-%d" % i))
+                    self.assertEqual(r["data"], {"sendResults": False}, (i, r))
+                for ws in socks.values():
+                    await no_message(ws, 0.2)
+                # two tabs of one user on one node: both get it, once
+                tab = await login(self.C, "x3", 101)
+                socks["x3-tab"] = tab
+                await gather_messages(list(socks.values()), quiet=0.3)
+                msgid = mid("p2p-tabs")
+                r = self.send(self.A, 101, "x3", "both tabs", msgid)
+                self.assertEqual(r["data"], {"sendResults": True}, r)
+                got = await gather_messages([socks["x3"], tab, socks["x1"], socks["x2"]])
+                self.assertEqual([len(copies(g, msgid)) for g in got], [1, 1, 0, 0], got)
+                self.assertEqual(copies(got[0], msgid)[0], msg_push(msgid, "both tabs", "x3"))
+            finally:
+                await close_all(*socks.values())
+        run(t())
+
+    def test_send_message_all(self):
+        async def t():
+            socks = []
+            try:
+                # room 102: a on A, b on B, c on C, d on A and on C, e twice on B;
+                # room 101 has one user per node and must hear nothing
+                plan = [("a", self.A), ("b", self.B), ("c", self.C), ("d", self.A), ("d", self.C),
+                        ("e", self.B), ("e", self.B)]
+                room = []
+                for user, node in plan:
+                    room.append((user, await login(node, user, 102)))
+                other = [await login(node, "o%d" % i, 101) for i, node in enumerate(self.nodes)]
+                socks = [ws for _, ws in room] + other
+                await await_until(lambda: self.lists_equal(102, ["a", "b", "c", "d", "e"]),
+                                  what="room 102 listed on every node")
+                await gather_messages(socks, quiet=0.5)                    # enter pushes
+
+                def check(got, msgid, message, sender, excluded):
+                    for (user, _), msgs in zip(room, got[:len(room)]):
+                        c = copies(msgs, msgid)
+                        want = 0 if user == excluded else 1
+                        self.assertEqual(len(c), want, "%s got %d copies of %s: %r" % (user, len(c), msgid, msgs))
+                        for m in c:
+                            self.assertEqual(m, msg_push(msgid, message, sender))
+                    for msgs in got[len(room):]:
+                        self.assertEqual(copies(msgs, msgid), [], "room 101 got a room-102 message")
+
+                # from each node, sender a (in the room, excluded)
+                for i, node in enumerate(self.nodes):
+                    msgid = mid("all-a-%d" % i)
+                    r = self.send_all(node, 102, "a", "hello room %d" % i, msgid)
+                    self.assertEqual(r, {"code": 200, "msg": "Success", "data": {"sendResults": True}}, i)
+                    check(await gather_messages(socks), msgid, "hello room %d" % i, "a", "a")
+                # sender d, who is on two nodes: neither of d's connections
+                msgid = mid("all-d")
+                r = self.send_all(self.B, 102, "d", "from d", msgid)
+                self.assertEqual(r["data"], {"sendResults": True}, r)
+                check(await gather_messages(socks), msgid, "from d", "d", "d")
+                # a sender outside the room: everyone
+                msgid = mid("all-sys")
+                r = self.send_all(self.C, 102, "system", "all of you", msgid)
+                self.assertEqual(r["data"], {"sendResults": True}, r)
+                check(await gather_messages(socks), msgid, "all of you", "system", None)
+            finally:
+                await close_all(*socks)
+        run(t())
+
+    def test_enter_exit_across_nodes(self):
+        async def t():
+            p = q = r = None
+            try:
+                p = await login(self.A, "pe", 103)
+                await no_message(p, 0.3)
+                q = await login(self.B, "qe", 103)
+                m = await self.next_push(p, "enter of qe (on B) at pe (on A)")
+                self.assert_presence_push(m, "enter", "qe")
+                r = await login(self.C, "re", 103)
+                for ws, who in ((p, "pe on A"), (q, "qe on B")):
+                    m = await self.next_push(ws, "enter of re (on C) at %s" % who)
+                    self.assert_presence_push(m, "enter", "re")
+                # no own enter at re; qe's enter may still be on its way to C
+                # when re logs in there (a benign race): nothing else
+                extra = (await gather_messages([r], quiet=0.3))[0]
+                self.assertLessEqual(len(extra), 1, extra)
+                for m in extra:
+                    self.assert_presence_push(m, "enter", "qe")
+                for ws in (p, q):
+                    await no_message(ws, 0.2)                 # one enter each, nothing else
+                await q.close()
+                for ws, who in ((p, "pe on A"), (r, "re on C")):
+                    m = await self.next_push(ws, "exit of qe (B, closed) at %s" % who)
+                    self.assert_presence_push(m, "exit", "qe")
+                    await no_message(ws, 0.3)
+                r2 = await request(r, "logout", {})
+                self.assertEqual(r2["response"]["code"], 200, r2)
+                m = await self.next_push(p, "exit of re (C, logout) at pe on A")
+                self.assert_presence_push(m, "exit", "re")
+                await no_message(p, 0.3)
+            finally:
+                await close_all(p, q, r)
+        run(t())
+
+    def assert_presence_push(self, m, cmd, frm):
+        self.assertIsInstance(m.get("seq"), str, m)
+        self.assertEqual(set(m), {"seq", "cmd", "response"}, m)
+        self.assertEqual(m["cmd"], cmd, m)
+        self.assertEqual(m["response"], {"code": 200, "codeMsg": "Ok",
+                                         "data": {"target": "", "type": "text", "msg": "", "from": frm}}, m)
+
+    def test_user_list_merged(self):
+        async def t():
+            socks = {}
+            try:
+                for node in self.nodes:
+                    self.assertEqual(self.user_list(node, 104), {"userCount": 0, "userList": []})
+                plan = [("la", self.A), ("lb", self.B), ("lc", self.C), ("ld", self.A), ("ld2", self.C),
+                        ("le", self.B), ("le2", self.B)]
+                for key, node in plan:
+                    socks[key] = await login(node, key.rstrip("2"), 104)
+                socks["other"] = await login(self.B, "lother", 103)
+                await await_until(lambda: self.lists_equal(104, ["la", "lb", "lc", "ld", "le"]),
+                                  what="room 104 merged on every node, each user once")
+                for node in self.nodes:
+                    d = self.user_list(node, 104)
+                    self.assertEqual(d["userCount"], len(d["userList"]), d)
+                    self.assertEqual(len(set(d["userList"])), len(d["userList"]), "duplicates: %r" % d)
+                    self.assertEqual(self.user_list(node, 103), {"userCount": 1, "userList": ["lother"]})
+                    self.assertEqual(self.user_list(node, 102), {"userCount": 0, "userList": []})
+                # ld leaves A but stays on C; le closes one of two tabs; la goes
+                for key in ("ld", "le2", "la"):
+                    await socks.pop(key).close()
+                await await_until(lambda: self.lists_equal(104, ["lb", "lc", "ld", "le"]),
+                                  what="room 104 after la left (ld still on C, le on one tab)")
+                for key in ("ld2", "le", "lb", "lc"):
+                    await socks.pop(key).close()
+                await await_until(lambda: self.lists_equal(104, []), what="room 104 empty on every node")
+            finally:
+                await close_all(*socks.values())
+        run(t())
+
+    def test_dedup_across_nodes(self):
+        async def t():
+            ws = bystander = None
+            try:
+                ws = await login(self.C, "dd1", 101)
+                bystander = await login(self.A, "dd2", 101)
+                await await_until(lambda: self.lists_equal(101, ["dd1", "dd2"]), what="dd1 and dd2 listed")
+                await gather_messages([ws, bystander], quiet=0.3)
+                msgid = mid("dup")
+                key = "acc:submit:again:seq:" + msgid
+                r = self.send(self.A, 101, "dd1", "once", msgid)
+                self.assertEqual(r["data"], {"sendResults": True}, r)
+                self.assertEqual(await self.next_push(ws, msgid), msg_push(msgid, "once", "dd1"))
+                self.assertEqual(self.redis.get(key), "1", "%s after an accepted send" % key)
+                ttl = self.redis.ttl(key)
+                self.assertTrue(0 < ttl <= 43200, "TTL of %s: %r" % (key, ttl))
+                # the same msgID on B, on C and on A again: no-op, empty data
+                for node in (self.B, self.C, self.A):
+                    r = self.send(node, 101, "dd1", "twice", msgid)
+                    self.assertEqual(r, {"code": 200, "msg": "Success", "data": {}},
+                                     "the same msgID again on %s after A answered: a duplicate" % node.self_addr)
+                r = self.send_all(self.B, 101, "system", "twice to all", msgid)
+                self.assertEqual(r, {"code": 200, "msg": "Success", "data": {}}, "sendMessageAll, same msgID")
+                await no_message(ws, 0.5)
+                await no_message(bystander, 0.2)
+                # sendMessageAll on A then on C with one msgID: delivered once
+                msgid = mid("dup-all")
+                r = self.send_all(self.A, 101, "system", "all once", msgid)
+                self.assertEqual(r["data"], {"sendResults": True}, r)
+                r = self.send_all(self.C, 101, "system", "all twice", msgid)
+                self.assertEqual(r, {"code": 200, "msg": "Success", "data": {}},
+                                 "the same msgID on C right after A answered: a duplicate (not in progress)")
+                got = await gather_messages([ws, bystander])
+                self.assertEqual([len(copies(g, msgid)) for g in got], [1, 1], got)
+                self.assertEqual(self.redis.get("acc:submit:again:seq:" + msgid), "1")
+                # offline: sendResults false and the msgID stays unused
+                msgid = mid("dup-off")
+                key = "acc:submit:again:seq:" + msgid
+                r = self.send(self.A, 101, "dd3", "later", msgid)
+                self.assertEqual(r["data"], {"sendResults": False}, r)
+                # retried at once on another node: answered like a first send
+                # (neither "duplicate" {} nor 1009 "in progress": A has answered)
+                r = self.send(self.B, 101, "dd3", "later", msgid)
+                self.assertEqual(r, {"code": 200, "msg": "Success", "data": {"sendResults": False}},
+                                 "an immediate retry, on another node, of a send that answered false")
+                # (the node may release the reservation just after answering)
+                await await_until(lambda: self.redis.get(key) is None, timeout=5,
+                                  what="%s gone: a msgID of a send that was not accepted stays unused" % key)
+                late = await login(self.B, "dd3", 101)
+                try:
+                    await await_until(lambda: self.online(self.C, 101, "dd3"), what="dd3 online")
+                    await gather_messages([late, ws, bystander], quiet=0.3)
+                    r = self.send(self.C, 101, "dd3", "retry", msgid)
+                    self.assertEqual(r["data"], {"sendResults": True}, "a retry after false must be delivered")
+                    got = copies((await gather_messages([late]))[0], msgid)
+                    self.assertEqual(got, [msg_push(msgid, "retry", "dd3")])
+                    self.assertEqual(self.redis.get(key), "1")
+                finally:
+                    await close_all(late)
+                # an empty msgID is never a duplicate
+                for node in (self.A, self.B):
+                    r = self.send(node, 101, "dd1", "no id", "")
+                    self.assertEqual(r["data"], {"sendResults": True}, (node.self_addr, r))
+                got = (await gather_messages([ws]))[0]
+                self.assertEqual(len([m for m in got if m.get("cmd") == "msg"]), 2, got)
+            finally:
+                await close_all(ws, bystander)
+        run(t())
+
+
+if __name__ == "__main__":
+    main(sys.modules[__name__])
