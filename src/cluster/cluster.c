@@ -436,37 +436,15 @@ static void cl_resync(void)
 
 /* ---------- the registry ---------- */
 
-/* The live nodes of an HGETALL reply of acc:hash:servers ("ip:port" ->
- * unix seconds of the last registration). */
-static void cl_servers_update(const redisReply *r)
-{
-    if (!r || r->type != REDIS_REPLY_ARRAY)
-        return;
-    uint64_t now = (uint64_t)time(NULL);
-    char (*list)[64] = calloc(CL_MAX_SERVERS, sizeof(*list));
-    if (!list)
-        return;
-    int n = 0;
-    for (size_t i = 0; i + 1 < r->elements && n < CL_MAX_SERVERS; i += 2) {
-        const redisReply *f = r->element[i], *v = r->element[i + 1];
-        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING || f->len >= 64)
-            continue;
-        uint64_t at = strtoull(v->str, NULL, 10);
-        if (at + (uint64_t)g_node.cfg.serverTimeout > now)
-            memcpy(list[n++], f->str, f->len + 1);
-    }
-    pthread_mutex_lock(&g_cl.lock);
-    free(g_cl.servers);
-    g_cl.servers = list;
-    g_cl.nservers = n;
-    pthread_mutex_unlock(&g_cl.lock);
-}
-
 static void cl_on_servers(redisAsyncContext *ac, void *reply, void *pd)
 {
     (void)ac; (void)pd;
     cl_progress();
-    cl_servers_update(reply);
+    cluster_val v;
+    if (reply && cl_val_copy(&v, reply) == 0)
+        cluster_servers_note(&v);
+    if (reply)
+        cl_val_free(&v);
 }
 
 static void cl_register(void)
@@ -494,9 +472,11 @@ static void cl_on_reg_timer(uv_timer_t *t)
     cl_register();
 }
 
+/* The live nodes of an HGETALL reply of acc:hash:servers ("ip:port" ->
+ * unix seconds of the last registration); also fed by the workers' fresh
+ * HGETALLs (cluster/route.c). */
 void cluster_servers_note(const cluster_val *v)
 {
-    /* A worker's fresh HGETALL: use it too (same shape as a redisReply). */
     if (!v || v->type != REDIS_REPLY_ARRAY)
         return;
     uint64_t now = (uint64_t)time(NULL);
