@@ -1,13 +1,13 @@
-/* cluster.h — cluster mode (redis.addr set): the node's link to Redis and
- * its place in the cluster. It owns one thread with its own libuv loop that
- * holds the Redis connection (hiredis async, libuv adapter): presence records
- * (acc:user:online:<appID>_<userID>), the node registry (acc:hash:servers),
- * msgID de-duplication (acc:submit:again:seq:<msgID>), reconnect with
- * back-off and, after a reconnect, re-registration and a rewrite of the
- * presence of every user the node holds (SPEC §5).
+/* cluster.h — cluster mode (redis.addr set): the node's place in the
+ * cluster, kept in Redis through the Redis link (cluster/rlink.h): its
+ * registration in acc:hash:servers, the list of live nodes, the presence
+ * records acc:user:online:<appID>_<userID> of the users it holds (rewritten
+ * in full after every reconnect), and enter/exit announcements to the other
+ * nodes over gRPC (SPEC §5–6). msgID de-duplication and the API's routing
+ * are cluster/route.h.
  *
- * Workers never wait for Redis: they post requests to the cluster loop's
- * inbox and get the answer back as a task on their own loop. */
+ * Workers never wait for Redis: what they ask is posted to the link's
+ * thread, and answers come back as a task on their own loop. */
 #ifndef IMGATE_CLUSTER_H
 #define IMGATE_CLUSTER_H
 
@@ -15,13 +15,12 @@
 #include <stdint.h>
 
 struct pres_entry;
-struct worker;
 struct jsonw;
 
 /* Is cluster mode on (redis.addr set)? */
 int cluster_enabled(void);
 
-/* Starts the cluster thread and connects to Redis (asynchronously: a Redis
+/* Starts the Redis link and connects (asynchronously: a Redis
  * that is down at start is retried with back-off, the node serves its own
  * users meanwhile). self is this node's "advertiseIp:rpcPort". Returns 0 or
  * -1 with a reason in err. */
@@ -51,35 +50,10 @@ void cluster_announce(const char *cmd, uint32_t appid, const char *uid, size_t l
 
 /* ---- for the API's cluster routes (cluster/route.c) ---- */
 
-/* Is the Redis connection up right now? */
-int cluster_redis_up(void);
-
-/* A copy of one Redis reply (type is hiredis's REDIS_REPLY_*). */
-typedef struct cluster_val {
-    int type;
-    long long integer;
-    char *str;                       /* NUL-terminated; STRING, STATUS, ERROR */
-    size_t len;
-    size_t n;                        /* ARRAY */
-    struct cluster_val *elem;
-} cluster_val;
-
-/* Commands sent back to back; fn runs on the submitting worker's loop with
- * every reply (ok = 0: Redis is down or the connection failed meanwhile;
- * replies may then be partly empty). The replies are freed after fn. */
-typedef struct cluster_query cluster_query;
-typedef void (*cluster_query_fn)(void *ud, int ok, cluster_val *replies, int n);
-/* Room for up to n commands. NULL on no memory. */
-cluster_query *cluster_query_new(int n, cluster_query_fn fn, void *ud);
-int cluster_query_add(cluster_query *q, int argc, const char **argv, const size_t *argvlen);
-void cluster_query_submit(cluster_query *q);   /* from a worker; fn runs there */
-void cluster_query_cancel(cluster_query *q);   /* not submitted: free it */
-
-/* A command whose answer nobody waits for (dropped while Redis is down). */
-void cluster_write(int argc, const char **argv, const size_t *argvlen);
+struct rlink_val;
 
 /* Takes a fresh HGETALL acc:hash:servers reply as the live node list. */
-void cluster_servers_note(const cluster_val *v);
+void cluster_servers_note(const struct rlink_val *v);
 /* Copies up to max live nodes ("ip:port", self included) into out. */
 int cluster_servers(char (*out)[64], int max);
 

@@ -7,7 +7,7 @@
  * as tasks, so `pending` and the results are only touched on this worker. */
 #include "cluster/route.h"
 
-#include <hiredis/read.h>
+#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +15,7 @@
 
 #include "cluster/cluster.h"
 #include "cluster/prec.h"
+#include "cluster/rlink.h"
 #include "cluster/rpc.h"
 #include "core/log.h"
 #include "core/node.h"
@@ -101,7 +102,7 @@ static route_op *route_op_new(enum route_kind kind, void *ud)
 }
 
 /* The live nodes other than this one, from a fresh HGETALL reply. */
-static int route_peers(const cluster_val *servers, char (*out)[64], int max)
+static int route_peers(const rlink_val *servers, char (*out)[64], int max)
 {
     cluster_servers_note(servers);
     char (*all)[64] = malloc(ROUTE_MAX_NODES * sizeof(*all));
@@ -153,7 +154,7 @@ static int route_add_name(route_op *op, const char *s, size_t len)
 
 /* The send is over: its answer goes out once Redis has recorded the
  * outcome, so a retry of the same msgID on any node sees it. */
-static void route_on_dedup_done(void *ud, int ok, cluster_val *rep, int n)
+static void route_on_dedup_done(void *ud, int ok, rlink_val *rep, int n)
 {
     (void)rep; (void)n;
     route_op *op = ud;
@@ -174,15 +175,15 @@ static void route_finish_send(route_op *op)
     const char *exp[] = { "EXPIRE", seq, ttl };
     const char *del[] = { "DEL", flight };
     const char *del2[] = { "DEL", seq, flight };
-    cluster_query *q = op->msgidlen ? cluster_query_new(2, route_on_dedup_done, op) : NULL;
-    int bad = !q || (sent ? cluster_query_add(q, 3, exp, NULL) != 0 || cluster_query_add(q, 2, del, NULL) != 0
-                          : cluster_query_add(q, 3, del2, NULL) != 0);
+    rlink_query *q = op->msgidlen ? rlink_query_new(2, route_on_dedup_done, op) : NULL;
+    int bad = !q || (sent ? rlink_query_add(q, 3, exp, NULL) != 0 || rlink_query_add(q, 2, del, NULL) != 0
+                          : rlink_query_add(q, 3, del2, NULL) != 0);
     if (!bad) {
-        cluster_query_submit(q);
+        rlink_query_submit(q);
         return;
     }
     if (q)
-        cluster_query_cancel(q);
+        rlink_query_cancel(q);
     op->done.send(op->ud, IM_OK, NULL, 0, sent);
     route_op_free(op);
 }
@@ -307,7 +308,7 @@ static void route_local_done(void *ud, long delivered)
 }
 
 /* Replies: [dedup], [GET presence], HGETALL servers. */
-static void route_on_send_query(void *ud, int ok, cluster_val *rep, int n)
+static void route_on_send_query(void *ud, int ok, rlink_val *rep, int n)
 {
     route_op *op = ud;
     int i = 0;
@@ -317,7 +318,7 @@ static void route_on_send_query(void *ud, int ok, cluster_val *rep, int n)
         return;
     }
     if (op->msgidlen) {
-        const cluster_val *d = &rep[i++];
+        const rlink_val *d = &rep[i++];
         if (d->type != REDIS_REPLY_INTEGER || d->integer != 1) {
             int inflight = d->type == REDIS_REPLY_INTEGER && d->integer == 2;
             if (d->type == REDIS_REPLY_ERROR)
@@ -331,7 +332,7 @@ static void route_on_send_query(void *ud, int ok, cluster_val *rep, int n)
             return;
         }
     }
-    const cluster_val *pres = op->to_room ? NULL : &rep[i++];
+    const rlink_val *pres = op->to_room ? NULL : &rep[i++];
     char (*peers)[64] = malloc(ROUTE_MAX_NODES * sizeof(*peers));
     int np = peers ? route_peers(&rep[n - 1], peers, ROUTE_MAX_NODES) : 0;
     op->pending = 1;                                 /* the local part */
@@ -358,7 +359,7 @@ static void route_on_send_query(void *ud, int ok, cluster_val *rep, int n)
 int route_send(const route_send_args *a, route_send_fn done, void *ud)
 {
     route_op *op = route_op_new(ROUTE_SEND, ud);
-    cluster_query *q = op ? cluster_query_new(3, route_on_send_query, op) : NULL;
+    rlink_query *q = op ? rlink_query_new(3, route_on_send_query, op) : NULL;
     if (!q) {
         free(op);
         return -1;
@@ -386,20 +387,20 @@ int route_send(const route_send_args *a, route_send_fn done, void *ud)
         snprintf(flight, sizeof(flight), ROUTE_FLIGHT_PREFIX "%.*s", (int)a->msgidlen, a->msgid);
         snprintf(ttl, sizeof(ttl), "%d", g_node.cfg.rpcTimeout * 3 / 1000 + 10);
         const char *argv[] = { "EVAL", route_dedup_lua, "2", seq, flight, ttl };
-        bad = cluster_query_add(q, 6, argv, NULL) != 0;
+        bad = rlink_query_add(q, 6, argv, NULL) != 0;
     }
     if (!bad && !a->to_room) {
         bad = prec_key(key, sizeof(key), a->appid, op->uid, op->uidlen) < 0;
         const char *argv[] = { "GET", key };
-        bad = bad || cluster_query_add(q, 2, argv, NULL) != 0;
+        bad = bad || rlink_query_add(q, 2, argv, NULL) != 0;
     }
     const char *all[] = { "HGETALL", "acc:hash:servers" };
-    if (bad || cluster_query_add(q, 2, all, NULL) != 0) {
-        cluster_query_cancel(q);
+    if (bad || rlink_query_add(q, 2, all, NULL) != 0) {
+        rlink_query_cancel(q);
         route_op_free(op);
         return -1;
     }
-    cluster_query_submit(q);
+    rlink_query_submit(q);
     return 0;
 }
 
@@ -412,7 +413,7 @@ static void route_list_local(const pres_entry *e, void *ud)
         log_warn("cluster: out of memory listing users");
 }
 
-static void route_on_list_query(void *ud, int ok, cluster_val *rep, int n)
+static void route_on_list_query(void *ud, int ok, rlink_val *rep, int n)
 {
     route_op *op = ud;
     if (!ok || n != 1) {
@@ -433,24 +434,24 @@ static void route_on_list_query(void *ud, int ok, cluster_val *rep, int n)
 int route_list(uint32_t appid, route_list_fn done, void *ud)
 {
     route_op *op = route_op_new(ROUTE_LIST, ud);
-    cluster_query *q = op ? cluster_query_new(1, route_on_list_query, op) : NULL;
+    rlink_query *q = op ? rlink_query_new(1, route_on_list_query, op) : NULL;
     const char *all[] = { "HGETALL", "acc:hash:servers" };
-    if (!q || cluster_query_add(q, 2, all, NULL) != 0) {
+    if (!q || rlink_query_add(q, 2, all, NULL) != 0) {
         if (q)
-            cluster_query_cancel(q);
+            rlink_query_cancel(q);
         free(op);
         return -1;
     }
     op->done.list = done;
     op->appid = appid;
-    cluster_query_submit(q);
+    rlink_query_submit(q);
     return 0;
 }
 
 /* ---------- online ---------- */
 
 /* Replies: MGET of the records, HGETALL servers. */
-static void route_on_online_query(void *ud, int ok, cluster_val *rep, int n)
+static void route_on_online_query(void *ud, int ok, rlink_val *rep, int n)
 {
     route_op *op = ud;
     if (!ok || n != 2) {
@@ -463,7 +464,7 @@ static void route_on_online_query(void *ud, int ok, cluster_val *rep, int n)
     uint64_t now = (uint64_t)time(NULL);
     int online = 0;
     for (size_t i = 0; !online && rep[0].type == REDIS_REPLY_ARRAY && i < rep[0].n; i++) {
-        const cluster_val *v = &rep[0].elem[i];
+        const rlink_val *v = &rep[0].elem[i];
         prec r;
         char node[96];
         online = v->type == REDIS_REPLY_STRING && prec_parse(v->str, v->len, &r) == 0 &&
@@ -486,7 +487,7 @@ int route_online(uint32_t appid, const char *uid, size_t uidlen, route_online_fn
     const config *c = &g_node.cfg;
     int nkeys = appid ? 1 : c->appIDCount;
     route_op *op = route_op_new(ROUTE_ONLINE, ud);
-    cluster_query *q = op ? cluster_query_new(2, route_on_online_query, op) : NULL;
+    rlink_query *q = op ? rlink_query_new(2, route_on_online_query, op) : NULL;
     const char **argv = calloc((size_t)nkeys + 1, sizeof(*argv));
     char (*keys)[96] = calloc((size_t)nkeys, sizeof(*keys));
     int bad = !q || !argv || !keys;
@@ -497,12 +498,12 @@ int route_online(uint32_t appid, const char *uid, size_t uidlen, route_online_fn
         argv[i + 1] = keys[i];
     }
     const char *all[] = { "HGETALL", "acc:hash:servers" };
-    bad = bad || cluster_query_add(q, nkeys + 1, argv, NULL) != 0 || cluster_query_add(q, 2, all, NULL) != 0;
+    bad = bad || rlink_query_add(q, nkeys + 1, argv, NULL) != 0 || rlink_query_add(q, 2, all, NULL) != 0;
     free(argv);
     free(keys);
     if (bad) {
         if (q)
-            cluster_query_cancel(q);
+            rlink_query_cancel(q);
         free(op);
         return -1;
     }
@@ -510,6 +511,6 @@ int route_online(uint32_t appid, const char *uid, size_t uidlen, route_online_fn
     op->appid = appid;
     op->uidlen = (uint8_t)(uidlen < PRESENCE_MAX_ID ? uidlen : 0);
     memcpy(op->uid, uid, op->uidlen);
-    cluster_query_submit(q);
+    rlink_query_submit(q);
     return 0;
 }

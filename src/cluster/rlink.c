@@ -1,0 +1,512 @@
+/* rlink.c — the Redis connection thread (see rlink.h): inbox, connection
+ * life-cycle (connect, handshake, back-off, watchdog), commands with
+ * per-command callbacks, worker queries and fire-and-forget writes. */
+#include "cluster/rlink.h"
+
+#include <hiredis/adapters/libuv.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "core/node.h"
+#include "net/worker.h"
+
+#define RL_BACKOFF_MIN_MS 100
+#define RL_BACKOFF_MAX_MS 5000
+#define RL_WATCH_MS 250
+#define RL_DRAIN_MS 20
+
+enum rl_state { RL_DOWN, RL_CONNECTING, RL_HANDSHAKE, RL_UP };
+
+/* One command in flight: its callback travels as hiredis's privdata. */
+typedef struct rl_cmd {
+    rlink_reply_fn fn;
+    void *ud;
+} rl_cmd;
+
+struct rlink_query {
+    rlink_task t;                    /* runs on the link loop */
+    task back;                       /* runs on the origin worker */
+    struct worker *origin;
+    rlink_query_fn fn;
+    void *ud;
+    int ok;                          /* every command got a reply */
+    int n, got;
+    char **cmds;                     /* formatted by redisFormatCommandArgv */
+    size_t *lens;
+    rlink_val *replies;
+};
+
+typedef struct rl_write {
+    rlink_task t;
+    size_t len;
+    char *cmd;
+} rl_write;
+
+static struct {
+    uv_loop_t loop;
+    uv_thread_t thread;
+    uv_async_t wake;
+    _Atomic(rlink_task *) inbox;
+    uv_timer_t retry_timer, watch_timer;
+    redisAsyncContext *ac;
+    enum rl_state state;
+    uint64_t state_since;            /* uv_now() when the state began */
+    int backoff_ms;
+    long inflight;                   /* commands sent, not yet answered */
+    uint64_t last_progress;          /* uv_now() of the last reply */
+    int handshake_left;              /* AUTH/SELECT/PING replies awaited */
+    int started, stopping;
+    char host[CONFIG_STR], addr[CONFIG_STR + 8];
+    int port;
+    rlink_hooks hooks;
+    atomic_int up;
+    atomic_long reconnects, dropped_writes;
+} g_rl;
+
+static void rl_connect(void);
+
+uv_loop_t *rlink_loop(void) { return &g_rl.loop; }
+int rlink_up(void) { return atomic_load(&g_rl.up); }
+const char *rlink_addr(void) { return g_rl.addr; }
+long rlink_reconnects(void) { return atomic_load(&g_rl.reconnects); }
+long rlink_dropped_writes(void) { return atomic_load(&g_rl.dropped_writes); }
+
+/* ---------- the inbox ---------- */
+
+void rlink_post(rlink_task *t)
+{
+    rlink_task *head = atomic_load_explicit(&g_rl.inbox, memory_order_relaxed);
+    do {
+        t->next = head;
+    } while (!atomic_compare_exchange_weak_explicit(&g_rl.inbox, &head, t,
+                                                    memory_order_release, memory_order_relaxed));
+    if (head == NULL)
+        uv_async_send(&g_rl.wake);
+}
+
+static void rl_on_wake(uv_async_t *a)
+{
+    (void)a;
+    rlink_task *list = atomic_exchange_explicit(&g_rl.inbox, NULL, memory_order_acquire);
+    rlink_task *fifo = NULL;
+    while (list) {                               /* newest-first: reverse */
+        rlink_task *next = list->next;
+        list->next = fifo;
+        fifo = list;
+        list = next;
+    }
+    while (fifo) {
+        rlink_task *next = fifo->next;
+        fifo->run(fifo);
+        fifo = next;
+    }
+}
+
+/* ---------- commands ---------- */
+
+static void rl_on_reply(redisAsyncContext *ac, void *reply, void *pd)
+{
+    (void)ac;
+    rl_cmd *c = pd;
+    g_rl.inflight--;
+    g_rl.last_progress = uv_now(&g_rl.loop);
+    const redisReply *r = reply;
+    if (c->fn)
+        c->fn(c->ud, r);
+    else if (r && r->type == REDIS_REPLY_ERROR)
+        log_warn("redis: %s", r->str);
+    free(c);
+}
+
+/* Sends a formatted command, in any state but "no connection". */
+static int rl_send(rlink_reply_fn fn, void *ud, const char *cmd, size_t len)
+{
+    rl_cmd *c = g_rl.ac ? malloc(sizeof(*c)) : NULL;
+    if (!c)
+        return -1;
+    c->fn = fn;
+    c->ud = ud;
+    if (redisAsyncFormattedCommand(g_rl.ac, rl_on_reply, c, cmd, len) != REDIS_OK) {
+        free(c);
+        return -1;
+    }
+    if (g_rl.inflight++ == 0)
+        g_rl.last_progress = uv_now(&g_rl.loop);
+    return 0;
+}
+
+static int rl_sendv(rlink_reply_fn fn, void *ud, int argc, const char **argv, const size_t *lens)
+{
+    char *cmd;
+    int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+    if (len < 0)
+        return -1;
+    int r = rl_send(fn, ud, cmd, (size_t)len);
+    redisFreeCommand(cmd);
+    return r;
+}
+
+int rlink_cmd(rlink_reply_fn fn, void *ud, int argc, const char **argv, const size_t *lens)
+{
+    return g_rl.state == RL_UP ? rl_sendv(fn, ud, argc, argv, lens) : -1;
+}
+
+/* ---------- worker queries ---------- */
+
+void rlink_val_free(rlink_val *v)
+{
+    for (size_t i = 0; i < v->n; i++)
+        rlink_val_free(&v->elem[i]);
+    free(v->elem);
+    free(v->str);
+}
+
+/* Deep copy of a hiredis reply (freed when its callback returns). */
+int rlink_val_copy(rlink_val *v, const redisReply *r)
+{
+    memset(v, 0, sizeof(*v));
+    v->type = r->type;
+    v->integer = r->integer;
+    if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_ERROR) {
+        v->str = malloc(r->len + 1);
+        if (!v->str)
+            return -1;
+        memcpy(v->str, r->str, r->len);
+        v->str[r->len] = '\0';
+        v->len = r->len;
+    } else if (r->type == REDIS_REPLY_ARRAY && r->elements) {
+        v->elem = calloc(r->elements, sizeof(*v->elem));
+        if (!v->elem)
+            return -1;
+        v->n = r->elements;
+        for (size_t i = 0; i < r->elements; i++)
+            if (rlink_val_copy(&v->elem[i], r->element[i]) != 0)
+                return -1;
+    }
+    return 0;
+}
+
+void rlink_query_cancel(rlink_query *q)
+{
+    for (int i = 0; i < q->n; i++) {
+        redisFreeCommand(q->cmds[i]);
+        rlink_val_free(&q->replies[i]);
+    }
+    free(q->cmds);
+    free(q->lens);
+    free(q->replies);
+    free(q);
+}
+
+static void rl_query_back(struct worker *w, task *t)
+{
+    (void)w;
+    rlink_query *q = (rlink_query *)((char *)t - offsetof(rlink_query, back));
+    q->fn(q->ud, q->ok, q->replies, q->n);
+    rlink_query_cancel(q);
+}
+
+static void rl_query_finish(rlink_query *q)
+{
+    if (q->origin)
+        worker_post(q->origin, &q->back);
+    else
+        rl_query_back(NULL, &q->back);
+}
+
+static void rl_on_query_reply(void *ud, const redisReply *r)
+{
+    rlink_query *q = ud;
+    int i = q->got++;
+    if (!r || rlink_val_copy(&q->replies[i], r) != 0)
+        q->ok = 0;
+    if (q->got == q->n)
+        rl_query_finish(q);
+}
+
+static void rl_query_run(rlink_task *t)
+{
+    rlink_query *q = (rlink_query *)t;
+    for (int i = 0; i < q->n; i++) {
+        if (g_rl.state != RL_UP || rl_send(rl_on_query_reply, q, q->cmds[i], q->lens[i]) != 0) {
+            /* what was sent fails on its own; account for the rest here */
+            q->ok = 0;
+            q->got += q->n - i;
+            if (q->got == q->n)
+                rl_query_finish(q);
+            return;
+        }
+    }
+}
+
+rlink_query *rlink_query_new(int n, rlink_query_fn fn, void *ud)
+{
+    rlink_query *q = calloc(1, sizeof(*q));
+    if (!q)
+        return NULL;
+    q->cmds = calloc((size_t)n, sizeof(*q->cmds));
+    q->lens = calloc((size_t)n, sizeof(*q->lens));
+    q->replies = calloc((size_t)n, sizeof(*q->replies));
+    if (!q->cmds || !q->lens || !q->replies) {
+        rlink_query_cancel(q);
+        return NULL;
+    }
+    q->fn = fn;
+    q->ud = ud;
+    q->ok = 1;
+    return q;
+}
+
+int rlink_query_add(rlink_query *q, int argc, const char **argv, const size_t *argvlen)
+{
+    int len = redisFormatCommandArgv(&q->cmds[q->n], argc, argv, argvlen);
+    if (len < 0)
+        return -1;
+    q->lens[q->n++] = (size_t)len;
+    return 0;
+}
+
+void rlink_query_submit(rlink_query *q)
+{
+    q->origin = worker_self();
+    q->t.run = rl_query_run;
+    q->back.run = rl_query_back;
+    rlink_post(&q->t);
+}
+
+/* ---------- fire-and-forget writes ---------- */
+
+static void rl_write_run(rlink_task *t)
+{
+    rl_write *wr = (rl_write *)t;
+    if (g_rl.state != RL_UP || rl_send(NULL, NULL, wr->cmd, wr->len) != 0)
+        atomic_fetch_add_explicit(&g_rl.dropped_writes, 1, memory_order_relaxed);
+    redisFreeCommand(wr->cmd);
+    free(wr);
+}
+
+void rlink_write(int argc, const char **argv, const size_t *argvlen)
+{
+    rl_write *wr = malloc(sizeof(*wr));
+    int len = wr ? redisFormatCommandArgv(&wr->cmd, argc, argv, argvlen) : -1;
+    if (len < 0) {
+        free(wr);
+        atomic_fetch_add_explicit(&g_rl.dropped_writes, 1, memory_order_relaxed);
+        return;
+    }
+    wr->len = (size_t)len;
+    wr->t.run = rl_write_run;
+    rlink_post(&wr->t);
+}
+
+/* ---------- connection life-cycle ---------- */
+
+static void rl_set_state(enum rl_state s)
+{
+    g_rl.state = s;
+    g_rl.state_since = uv_now(&g_rl.loop);
+    atomic_store(&g_rl.up, s == RL_UP);
+}
+
+static void rl_on_retry(uv_timer_t *t)
+{
+    (void)t;
+    rl_connect();
+}
+
+/* Lost or never made: try again after a back-off that doubles to 5 s. */
+static void rl_schedule_retry(void)
+{
+    rl_set_state(RL_DOWN);
+    g_rl.ac = NULL;
+    g_rl.inflight = 0;
+    if (g_rl.stopping)
+        return;
+    uv_timer_start(&g_rl.retry_timer, rl_on_retry, (uint64_t)g_rl.backoff_ms, 0);
+    g_rl.backoff_ms = g_rl.backoff_ms * 2 > RL_BACKOFF_MAX_MS ? RL_BACKOFF_MAX_MS : g_rl.backoff_ms * 2;
+}
+
+static void rl_on_handshake(void *ud, const redisReply *r)
+{
+    const char *step = ud;
+    if (!r)
+        return;                                  /* disconnecting anyway */
+    if (r->type == REDIS_REPLY_ERROR) {
+        log_error("cluster: Redis at %s refused %s: %s", g_rl.addr, step, r->str);
+        redisAsyncDisconnect(g_rl.ac);
+        return;
+    }
+    if (--g_rl.handshake_left > 0)
+        return;
+    rl_set_state(RL_UP);
+    g_rl.backoff_ms = RL_BACKOFF_MIN_MS;
+    log_info("cluster: connected to Redis at %s", g_rl.addr);
+    if (g_rl.hooks.on_up)
+        g_rl.hooks.on_up();
+}
+
+static void rl_on_connect(const redisAsyncContext *ac, int status)
+{
+    if (status != REDIS_OK) {
+        log_warn("cluster: cannot connect to Redis at %s: %s", g_rl.addr, ac->errstr);
+        rl_schedule_retry();                     /* hiredis frees ac */
+        return;
+    }
+    const config *c = &g_node.cfg;
+    char db[16];
+    snprintf(db, sizeof(db), "%d", c->redisDB);
+    const char *auth[] = { "AUTH", c->redisPassword };
+    const char *sel[] = { "SELECT", db };
+    const char *ping[] = { "PING" };
+    const struct { int argc; const char **argv; int on; } steps[] = {
+        { 2, auth, c->redisPassword[0] != '\0' },
+        { 2, sel, c->redisDB != 0 },
+        { 1, ping, 1 },
+    };
+    rl_set_state(RL_HANDSHAKE);
+    g_rl.handshake_left = 0;
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
+        if (steps[i].on && rl_sendv(rl_on_handshake, (void *)steps[i].argv[0], steps[i].argc,
+                                    steps[i].argv, NULL) == 0)
+            g_rl.handshake_left++;
+}
+
+static void rl_on_disconnect(const redisAsyncContext *ac, int status)
+{
+    (void)ac;
+    if (g_rl.state == RL_UP)
+        atomic_fetch_add(&g_rl.reconnects, 1);
+    if (!g_rl.stopping)
+        log_warn("cluster: lost Redis at %s%s; serving local users, retrying", g_rl.addr,
+                 status == REDIS_OK ? "" : " (error)");
+    rl_schedule_retry();
+}
+
+static void rl_connect(void)
+{
+    if (g_rl.stopping)
+        return;
+    redisAsyncContext *ac = redisAsyncConnect(g_rl.host, g_rl.port);
+    if (!ac || ac->err || redisLibuvAttach(ac, &g_rl.loop) != REDIS_OK) {
+        log_warn("cluster: cannot connect to Redis at %s: %s", g_rl.addr,
+                 !ac ? "out of memory" : ac->err ? ac->errstr : "event loop");
+        if (ac)
+            redisAsyncFree(ac);
+        rl_schedule_retry();
+        return;
+    }
+    redisAsyncSetConnectCallback(ac, rl_on_connect);
+    redisAsyncSetDisconnectCallback(ac, rl_on_disconnect);
+    g_rl.ac = ac;
+    g_rl.inflight = 0;
+    rl_set_state(RL_CONNECTING);
+}
+
+/* A Redis that stops answering (or a connect that never completes) must not
+ * hang the API: drop the connection, which fails every pending command. */
+static void rl_on_watch(uv_timer_t *t)
+{
+    (void)t;
+    uint64_t now = uv_now(&g_rl.loop), limit = (uint64_t)g_node.cfg.redisTimeout;
+    int stuck = (g_rl.state == RL_CONNECTING && now - g_rl.state_since > limit) ||
+                (g_rl.inflight > 0 && now - g_rl.last_progress > limit);
+    if (!stuck || !g_rl.ac)
+        return;
+    log_warn("cluster: Redis did not answer within %d ms; reconnecting", g_node.cfg.redisTimeout);
+    int connecting = g_rl.state == RL_CONNECTING;
+    redisAsyncFree(g_rl.ac);                     /* pending callbacks get NULL */
+    if (connecting)                              /* no disconnect callback then */
+        rl_schedule_retry();
+}
+
+/* ---------- thread, start, stop ---------- */
+
+static void rl_main(void *arg)
+{
+    (void)arg;
+    uv_run(&g_rl.loop, UV_RUN_DEFAULT);
+}
+
+static int rl_parse_addr(const char *addr, char *err, size_t errlen)
+{
+    const char *colon = strrchr(addr, ':');
+    char *end = NULL;
+    long port = colon ? strtol(colon + 1, &end, 10) : 6379;
+    if (colon && (end == colon + 1 || *end || port < 1 || port > 65535)) {
+        snprintf(err, errlen, "redis.addr '%s': expected host:port", addr);
+        return -1;
+    }
+    size_t hl = colon ? (size_t)(colon - addr) : strlen(addr);
+    snprintf(g_rl.host, sizeof(g_rl.host), "%.*s", (int)hl, addr);
+    g_rl.port = (int)port;
+    snprintf(g_rl.addr, sizeof(g_rl.addr), "%s:%d", g_rl.host, g_rl.port);
+    return 0;
+}
+
+int rlink_start(const char *addr, const rlink_hooks *hooks, char *err, size_t errlen)
+{
+    if (rl_parse_addr(addr, err, errlen) != 0)
+        return -1;
+    g_rl.hooks = *hooks;
+    g_rl.backoff_ms = RL_BACKOFF_MIN_MS;
+    atomic_init(&g_rl.inbox, NULL);
+    if (uv_loop_init(&g_rl.loop) != 0 || uv_async_init(&g_rl.loop, &g_rl.wake, rl_on_wake) != 0 ||
+        uv_timer_init(&g_rl.loop, &g_rl.retry_timer) != 0 ||
+        uv_timer_init(&g_rl.loop, &g_rl.watch_timer) != 0) {
+        snprintf(err, errlen, "cannot set up the Redis loop");
+        return -1;
+    }
+    uv_timer_start(&g_rl.watch_timer, rl_on_watch, RL_WATCH_MS, RL_WATCH_MS);
+    rl_connect();
+    if (uv_thread_create(&g_rl.thread, rl_main, NULL) != 0) {
+        snprintf(err, errlen, "cannot start the Redis thread");
+        return -1;
+    }
+    g_rl.started = 1;
+    return 0;
+}
+
+/* Stopping: wait for what is in flight (the workers' last logoff writes),
+ * bounded by cluster.redisTimeout, then close everything so the loop ends. */
+static void rl_on_drain(uv_timer_t *t)
+{
+    uint64_t now = uv_now(&g_rl.loop);
+    if (g_rl.inflight > 0 && g_rl.ac && now - g_rl.state_since < (uint64_t)g_node.cfg.redisTimeout)
+        return;
+    uv_timer_stop(t);
+    redisAsyncContext *ac = g_rl.ac;
+    g_rl.ac = NULL;
+    if (ac)
+        redisAsyncFree(ac);                      /* pending callbacks get NULL */
+    uv_close((uv_handle_t *)&g_rl.retry_timer, NULL);
+    uv_close((uv_handle_t *)&g_rl.watch_timer, NULL);
+    uv_close((uv_handle_t *)&g_rl.wake, NULL);
+}
+
+static void rl_stop_run(rlink_task *t)
+{
+    (void)t;
+    g_rl.stopping = 1;
+    g_rl.state_since = uv_now(&g_rl.loop);       /* the drain's deadline counts from here */
+    uv_timer_stop(&g_rl.retry_timer);
+    if (g_rl.hooks.on_stop)
+        g_rl.hooks.on_stop();
+    uv_timer_start(&g_rl.watch_timer, rl_on_drain, 0, RL_DRAIN_MS);
+}
+
+void rlink_stop(void)
+{
+    if (!g_rl.started)
+        return;
+    g_rl.started = 0;
+    static rlink_task t = { .run = rl_stop_run };
+    rlink_post(&t);
+    uv_thread_join(&g_rl.thread);
+    uv_loop_close(&g_rl.loop);
+}

@@ -1,0 +1,90 @@
+/* rlink.h — the node's one Redis connection (cluster mode). It lives on its
+ * own thread and libuv loop (hiredis async with the libuv adapter): it
+ * connects, says AUTH/SELECT when configured, reconnects with a back-off of
+ * 0.1 s doubling to 5 s, and drops a connection on which a command stays
+ * unanswered for cluster.redisTimeout (every pending command then fails),
+ * so no caller ever waits on a Redis that hangs.
+ *
+ * Other threads talk to it through tasks (rlink_post: a lock-free inbox
+ * woken by uv_async), queries whose answers come back as a task on the
+ * posting worker's loop (rlink_query_*) and fire-and-forget writes
+ * (rlink_write). */
+#ifndef IMGATE_RLINK_H
+#define IMGATE_RLINK_H
+
+#include <stddef.h>
+#include <uv.h>
+
+#include <hiredis/hiredis.h>
+
+typedef struct rlink_task {
+    struct rlink_task *next;
+    void (*run)(struct rlink_task *t);
+} rlink_task;
+
+/* Hooks, run on the link thread: on_up after every (re)connect once the
+ * handshake is done; on_stop when rlink_stop begins (close your handles). */
+typedef struct rlink_hooks {
+    void (*on_up)(void);
+    void (*on_stop)(void);
+} rlink_hooks;
+
+/* Starts the thread and the first connection attempt to addr "host:port".
+ * Returns 0, or -1 with a reason in err. */
+int rlink_start(const char *addr, const rlink_hooks *hooks, char *err, size_t errlen);
+/* Lets what is in flight finish (at most cluster.redisTimeout), closes the
+ * connection and joins the thread. Safe if rlink_start was not called. */
+void rlink_stop(void);
+
+/* Runs t->run on the link thread. Any thread. */
+void rlink_post(rlink_task *t);
+/* The link thread's loop, for the caller's timers (link thread only). */
+uv_loop_t *rlink_loop(void);
+/* Is the connection up (handshake done)? Any thread. */
+int rlink_up(void);
+/* "host:port" of Redis. */
+const char *rlink_addr(void);
+long rlink_reconnects(void);
+long rlink_dropped_writes(void);
+
+/* ---- link thread only ---- */
+
+/* reply is NULL when the command failed (connection lost or dropped). */
+typedef void (*rlink_reply_fn)(void *ud, const redisReply *reply);
+/* Sends a command; fn (may be NULL) runs once with its reply. Returns -1
+ * (fn will not run) when the connection is not up. */
+int rlink_cmd(rlink_reply_fn fn, void *ud, int argc, const char **argv, const size_t *lens);
+
+/* ---- from the workers ---- */
+
+/* A copy of one reply (type is hiredis's REDIS_REPLY_*). */
+typedef struct rlink_val {
+    int type;
+    long long integer;
+    char *str;                       /* NUL-terminated: STRING, STATUS, ERROR */
+    size_t len;
+    size_t n;                        /* ARRAY */
+    struct rlink_val *elem;
+} rlink_val;
+
+/* Deep copy of a reply into v; on failure (no memory) v is partly filled:
+ * free it either way. */
+int rlink_val_copy(rlink_val *v, const redisReply *r);
+void rlink_val_free(rlink_val *v);
+
+/* Commands sent back to back; fn runs on the submitting worker's loop with
+ * every reply (ok = 0: Redis is down or the connection failed meanwhile;
+ * replies may then be partly empty). The replies are freed after fn. */
+typedef struct rlink_query rlink_query;
+typedef void (*rlink_query_fn)(void *ud, int ok, rlink_val *replies, int n);
+/* Room for up to n commands. NULL on no memory. */
+rlink_query *rlink_query_new(int n, rlink_query_fn fn, void *ud);
+int rlink_query_add(rlink_query *q, int argc, const char **argv, const size_t *argvlen);
+void rlink_query_submit(rlink_query *q);   /* from a worker; fn runs there */
+void rlink_query_cancel(rlink_query *q);   /* not submitted: free it */
+
+/* A command whose answer nobody waits for; dropped (and counted) while the
+ * connection is down. Any thread. */
+void rlink_write(int argc, const char **argv, const size_t *argvlen);
+
+#endif
