@@ -29,7 +29,7 @@
 
 /* An enter/exit for the other nodes. */
 typedef struct cl_announce {
-    rlink_task t;
+    task t;
     uint32_t appid;
     uint8_t uidlen;
     char cmd[8];
@@ -223,8 +223,9 @@ static void cl_on_stop(void)
     uv_close((uv_handle_t *)&g_cl.reg_timer, NULL);
 }
 
-static void cl_init_run(rlink_task *t)
+static void cl_init_run(struct worker *w, task *t)
 {
+    (void)w;
     (void)t;
     uint64_t every = (uint64_t)g_node.cfg.registerInterval * 1000;
     uv_timer_init(rlink_loop(), &g_cl.reg_timer);
@@ -240,8 +241,9 @@ static void cl_on_announced(void *ud, const rpc_result *res)
         log_debug("cluster: enter/exit to a peer failed: %s", res->err ? res->err : "?");
 }
 
-static void cl_announce_run(rlink_task *t)
+static void cl_announce_run(struct worker *w, task *t)
 {
+    (void)w;
     cl_announce *a = (cl_announce *)t;
     char seq[24];
     int sl = snprintf(seq, sizeof(seq), "%ld", (long)time(NULL));
@@ -316,7 +318,7 @@ int cluster_start(const char *self, char *err, size_t errlen)
     const rlink_hooks hooks = { .on_up = cl_on_up, .on_stop = cl_on_stop };
     if (rlink_start(g_node.cfg.redisAddr, &hooks, err, errlen) != 0)
         return -1;
-    static rlink_task init = { .run = cl_init_run };
+    static task init = { .run = cl_init_run };
     rlink_post(&init);
     g_cl.started = 1;
     log_info("cluster mode: Redis %s, this node is %s (register every %d s, peers gone after %d s)",
@@ -333,7 +335,7 @@ static void cl_wait_signal(void)
 }
 
 /* Runs t on the link loop and waits, at most ms, until it signals. */
-static void cl_post_and_wait(rlink_task *t, int ms)
+static void cl_post_and_wait(task *t, int ms)
 {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
@@ -360,8 +362,9 @@ static void cl_on_hdel(void *ud, const redisReply *reply)
     cl_wait_signal();
 }
 
-static void cl_deregister_run(rlink_task *t)
+static void cl_deregister_run(struct worker *w, task *t)
 {
+    (void)w;
     (void)t;
     g_cl.deregistering = 1;
     uv_timer_stop(&g_cl.reg_timer);
@@ -374,7 +377,7 @@ void cluster_deregister(void)
 {
     if (!g_cl.started)
         return;
-    static rlink_task t = { .run = cl_deregister_run };
+    static task t = { .run = cl_deregister_run };
     cl_post_and_wait(&t, g_node.cfg.redisTimeout);
 }
 

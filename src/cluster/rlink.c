@@ -30,7 +30,7 @@ typedef struct rl_cmd {
 } rl_cmd;
 
 struct rlink_query {
-    rlink_task t;                    /* runs on the link loop */
+    task t;                          /* runs on the link loop */
     task back;                       /* runs on the origin worker */
     struct worker *origin;
     rlink_query_fn fn;
@@ -43,7 +43,7 @@ struct rlink_query {
 };
 
 typedef struct rl_write {
-    rlink_task t;
+    task t;
     size_t len;
     char *cmd;
 } rl_write;
@@ -52,7 +52,7 @@ static struct {
     uv_loop_t loop;
     uv_thread_t thread;
     uv_async_t wake;
-    _Atomic(rlink_task *) inbox;
+    task_inbox inbox;
     uv_timer_t retry_timer, watch_timer;
     redisAsyncContext *ac;
     enum rl_state state;
@@ -79,33 +79,16 @@ long rlink_dropped_writes(void) { return atomic_load(&g_rl.dropped_writes); }
 
 /* ---------- the inbox ---------- */
 
-void rlink_post(rlink_task *t)
+void rlink_post(task *t)
 {
-    rlink_task *head = atomic_load_explicit(&g_rl.inbox, memory_order_relaxed);
-    do {
-        t->next = head;
-    } while (!atomic_compare_exchange_weak_explicit(&g_rl.inbox, &head, t,
-                                                    memory_order_release, memory_order_relaxed));
-    if (head == NULL)
+    if (task_push(&g_rl.inbox, t))
         uv_async_send(&g_rl.wake);
 }
 
 static void rl_on_wake(uv_async_t *a)
 {
     (void)a;
-    rlink_task *list = atomic_exchange_explicit(&g_rl.inbox, NULL, memory_order_acquire);
-    rlink_task *fifo = NULL;
-    while (list) {                               /* newest-first: reverse */
-        rlink_task *next = list->next;
-        list->next = fifo;
-        fifo = list;
-        list = next;
-    }
-    while (fifo) {
-        rlink_task *next = fifo->next;
-        fifo->run(fifo);
-        fifo = next;
-    }
+    task_run_all(task_take_all(&g_rl.inbox), NULL);
 }
 
 /* ---------- commands ---------- */
@@ -207,6 +190,7 @@ void rlink_query_cancel(rlink_query *q)
 static void rl_query_back(struct worker *w, task *t)
 {
     (void)w;
+    (void)w;
     rlink_query *q = (rlink_query *)((char *)t - offsetof(rlink_query, back));
     q->fn(q->ud, q->ok, q->replies, q->n);
     rlink_query_cancel(q);
@@ -230,8 +214,9 @@ static void rl_on_query_reply(void *ud, const redisReply *r)
         rl_query_finish(q);
 }
 
-static void rl_query_run(rlink_task *t)
+static void rl_query_run(struct worker *w, task *t)
 {
+    (void)w;
     rlink_query *q = (rlink_query *)t;
     for (int i = 0; i < q->n; i++) {
         if (g_rl.state != RL_UP || rl_send(rl_on_query_reply, q, q->cmds[i], q->lens[i]) != 0) {
@@ -282,8 +267,9 @@ void rlink_query_submit(rlink_query *q)
 
 /* ---------- fire-and-forget writes ---------- */
 
-static void rl_write_run(rlink_task *t)
+static void rl_write_run(struct worker *w, task *t)
 {
+    (void)w;
     rl_write *wr = (rl_write *)t;
     if (g_rl.state != RL_UP || rl_send(NULL, NULL, wr->cmd, wr->len) != 0)
         atomic_fetch_add_explicit(&g_rl.dropped_writes, 1, memory_order_relaxed);
@@ -489,8 +475,9 @@ static void rl_on_drain(uv_timer_t *t)
     uv_close((uv_handle_t *)&g_rl.wake, NULL);
 }
 
-static void rl_stop_run(rlink_task *t)
+static void rl_stop_run(struct worker *w, task *t)
 {
+    (void)w;
     (void)t;
     g_rl.stopping = 1;
     g_rl.state_since = uv_now(&g_rl.loop);       /* the drain's deadline counts from here */
@@ -505,7 +492,7 @@ void rlink_stop(void)
     if (!g_rl.started)
         return;
     g_rl.started = 0;
-    static rlink_task t = { .run = rl_stop_run };
+    static task t = { .run = rl_stop_run };
     rlink_post(&t);
     uv_thread_join(&g_rl.thread);
     uv_loop_close(&g_rl.loop);

@@ -17,10 +17,8 @@
 
 #include <hiredis/hiredis.h>
 
-typedef struct rlink_task {
-    struct rlink_task *next;
-    void (*run)(struct rlink_task *t);
-} rlink_task;
+#include "core/task.h"
+
 
 /* Hooks, run on the link thread: on_up after every (re)connect once the
  * handshake is done; on_stop when rlink_stop begins (close your handles). */
@@ -36,8 +34,8 @@ int rlink_start(const char *addr, const rlink_hooks *hooks, char *err, size_t er
  * connection and joins the thread. Safe if rlink_start was not called. */
 void rlink_stop(void);
 
-/* Runs t->run on the link thread. Any thread. */
-void rlink_post(rlink_task *t);
+/* Runs t->run (with w = NULL) on the link thread. Any thread. */
+void rlink_post(task *t);
 /* The link thread's loop, for the caller's timers (link thread only). */
 uv_loop_t *rlink_loop(void);
 /* Is the connection up (handshake done)? Any thread. */

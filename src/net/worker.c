@@ -23,31 +23,14 @@ worker *worker_self(void) { return t_self; }
 
 void worker_post(worker *w, task *t)
 {
-    task *head = atomic_load_explicit(&w->inbox, memory_order_relaxed);
-    do {
-        t->next = head;
-    } while (!atomic_compare_exchange_weak_explicit(&w->inbox, &head, t,
-                                                    memory_order_release, memory_order_relaxed));
-    if (head == NULL)
+    if (task_push(&w->inbox, t))
         uv_async_send(&w->wake);
 }
 
 static void worker_on_wake(uv_async_t *a)
 {
     worker *w = a->data;
-    task *list = atomic_exchange_explicit(&w->inbox, NULL, memory_order_acquire);
-    task *fifo = NULL;                     /* the stack is newest-first: reverse */
-    while (list) {
-        task *next = list->next;
-        list->next = fifo;
-        fifo = list;
-        list = next;
-    }
-    while (fifo) {
-        task *next = fifo->next;
-        fifo->run(w, fifo);
-        fifo = next;
-    }
+    task_run_all(task_take_all(&w->inbox), w);
 }
 
 static void worker_sweep_walk(uv_handle_t *h, void *arg)

@@ -9,16 +9,13 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "core/task.h"
+
 #define WORKER_READ_BUF (64 * 1024)
 
 struct hub_local;
 struct worker;
 
-/* A unit of work run on a worker's loop thread. */
-typedef struct task {
-    struct task *next;
-    void (*run)(struct worker *w, struct task *t);
-} task;
 
 typedef struct worker_stats {
     atomic_long conns;        /* open TCP connections (HTTP + WS) */
@@ -38,7 +35,7 @@ typedef struct worker {
     uv_loop_t loop;
     uv_thread_t thread;
     uv_async_t wake;
-    _Atomic(task *) inbox;
+    task_inbox inbox;
     uv_tcp_t ws_listener;
     uv_tcp_t http_listener;
     int ws_fd, http_fd;
