@@ -17,10 +17,7 @@ const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 const WebSocket = require('ws');
-const { startNode, REPO_ROOT } = require('./harness');
-
-const SLOW = ['ON', '1', 'TRUE'].includes((process.env.IMGATE_SANITIZE || '').toUpperCase()) ? 3 : 1;
-const WAIT_MS = 10000 * SLOW;
+const { startNode, REPO_ROOT, SLOW, WAIT_MS, within, openWs, nextMessage: next } = require('./harness');
 const PATH = '/protobuf.AccServer/';
 
 const packageDef = protoLoader.loadSync(path.join(REPO_ROOT, 'proto', 'acc.proto'),
@@ -31,15 +28,6 @@ const methods = AccServer.service;
 let redis;
 let node;
 let client;
-
-// Rejects after ms with a message naming what was awaited.
-function within(promise, what, ms = WAIT_MS) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -76,37 +64,7 @@ async function startRedis() {
 
 // A ws client (of `target`, by default the shared node) that keeps the text of every frame.
 function open(target = node) {
-  const ws = new WebSocket(`${target.wsBase}/acc`);
-  ws.inbox = [];
-  ws.waiters = [];
-  ws.on('message', (data, isBinary) => {
-    const text = data.toString('utf8');
-    ws.inbox.push({ text, json: isBinary ? null : JSON.parse(text) });
-    for (const w of ws.waiters.splice(0)) w();
-  });
-  ws.closed = new Promise((resolve) => ws.on('close', () => {
-    resolve();
-    for (const w of ws.waiters.splice(0)) w();
-  }));
-  ws.on('error', () => { /* surfaces as a close */ });
-  return within(new Promise((resolve, reject) => {
-    ws.once('open', () => resolve(ws));
-    ws.once('error', reject);
-  }), 'the WebSocket to open');
-}
-
-// Resolves with the first queued frame (removed from the queue) whose JSON matches pred.
-function next(ws, pred, what) {
-  return within(new Promise((resolve, reject) => {
-    const look = () => {
-      const i = ws.inbox.findIndex((m) => m.json && pred(m.json));
-      if (i >= 0) return resolve(ws.inbox.splice(i, 1)[0]);
-      if (ws.readyState === WebSocket.CLOSED) return reject(new Error(`closed while waiting for ${what}`));
-      ws.waiters.push(look);
-      return undefined;
-    };
-    look();
-  }), what);
+  return openWs(`${target.wsBase}/acc`);
 }
 
 async function login(user, appID = 101, target = node) {

@@ -161,4 +161,60 @@ async function api(node, apiPath, params = {}) {
   }
 }
 
-module.exports = { startNode, api, IMGATE_BIN, REPO_ROOT };
+// ---- WebSocket clients (npm ws) shared by the tests ----
+
+const WebSocket = require('ws');
+
+// Sanitized binaries are slower: scale waits, never assert on timing.
+const SLOW = ['ON', '1', 'TRUE'].includes((process.env.IMGATE_SANITIZE || '').toUpperCase()) ? 3 : 1;
+const WAIT_MS = 10000 * SLOW;
+
+// Rejects after ms with a message naming what was awaited.
+function within(promise, what, ms = WAIT_MS) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+// Opens a ws client that queues every message it receives as {text, isBinary, json}
+// (json is null for binary frames); ws.closed resolves with {code, reason}.
+function openWs(url, options = {}) {
+  const ws = new WebSocket(url, options);
+  ws.inbox = [];
+  ws.waiters = [];
+  ws.on('message', (data, isBinary) => {
+    const text = data.toString('utf8');
+    ws.inbox.push({ text, isBinary, json: isBinary ? null : JSON.parse(text) });
+    for (const w of ws.waiters.splice(0)) w();
+  });
+  ws.closed = new Promise((resolve) => {
+    ws.on('close', (code, reason) => {
+      resolve({ code, reason: reason.toString() });
+      for (const w of ws.waiters.splice(0)) w();
+    });
+  });
+  ws.on('error', () => { /* surfaces as a close */ });
+  return within(new Promise((resolve, reject) => {
+    ws.once('open', () => resolve(ws));
+    ws.once('unexpected-response', (req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+    ws.once('error', reject);
+  }), 'the WebSocket to open');
+}
+
+// Resolves with the first queued message (removed from the queue) whose JSON matches pred.
+function nextMessage(ws, pred, what) {
+  return within(new Promise((resolve, reject) => {
+    const look = () => {
+      const i = ws.inbox.findIndex((m) => m.json && pred(m.json));
+      if (i >= 0) return resolve(ws.inbox.splice(i, 1)[0]);
+      if (ws.readyState === WebSocket.CLOSED) return reject(new Error(`closed while waiting for ${what}`));
+      ws.waiters.push(look);
+      return undefined;
+    };
+    look();
+  }), what);
+}
+
+module.exports = { startNode, api, IMGATE_BIN, REPO_ROOT, SLOW, WAIT_MS, within, openWs, nextMessage };

@@ -8,61 +8,21 @@
 const { test, before, after } = require('node:test');
 const assert = require('node:assert');
 const WebSocket = require('ws');
-const { startNode, api } = require('./harness');
-
-const SLOW = ['ON', '1', 'TRUE'].includes((process.env.IMGATE_SANITIZE || '').toUpperCase()) ? 3 : 1;
-const WAIT_MS = 10000 * SLOW;
+const { startNode, api, within, openWs, nextMessage } = require('./harness');
 
 let node;
 
 before(async () => { node = await startNode(); });
 after(async () => { if (node) await node.stop(); });
 
-// Rejects after ms with a message naming what was awaited.
-function within(promise, what, ms = WAIT_MS) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-// A ws client that queues the JSON messages it receives.
+// A ws client of the node that queues the messages it receives.
 function open(options = {}) {
-  const ws = new WebSocket(`${node.wsBase}/acc`, options);
-  ws.inbox = [];
-  ws.waiters = [];
-  ws.on('message', (data, isBinary) => {
-    const m = { isBinary, json: isBinary ? null : JSON.parse(data.toString('utf8')) };
-    ws.inbox.push(m);
-    for (const w of ws.waiters.splice(0)) w();
-  });
-  ws.closed = new Promise((resolve) => {
-    ws.on('close', (code, reason) => {
-      resolve({ code, reason: reason.toString() });
-      for (const w of ws.waiters.splice(0)) w();
-    });
-  });
-  ws.on('error', () => { /* surfaces as a close */ });
-  return within(new Promise((resolve, reject) => {
-    ws.once('open', () => resolve(ws));
-    ws.once('unexpected-response', (req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
-    ws.once('error', reject);
-  }), 'the WebSocket to open');
+  return openWs(`${node.wsBase}/acc`, options);
 }
 
-// Resolves with the first queued message (removed from the queue) that matches pred.
-function next(ws, pred, what) {
-  return within(new Promise((resolve, reject) => {
-    const look = () => {
-      const i = ws.inbox.findIndex((m) => m.json && pred(m.json));
-      if (i >= 0) return resolve(ws.inbox.splice(i, 1)[0].json);
-      if (ws.readyState === WebSocket.CLOSED) return reject(new Error(`closed while waiting for ${what}`));
-      ws.waiters.push(look);
-      return undefined;
-    };
-    look();
-  }), what);
+// Resolves with the JSON of the first queued message that matches pred.
+async function next(ws, pred, what) {
+  return (await nextMessage(ws, pred, what)).json;
 }
 
 let seqNo = 0;
