@@ -5,7 +5,9 @@
  * Threads: gRPC's C core does its socket I/O inside a thread waiting in
  * grpc_completion_queue_next; this module owns one such thread for the
  * server and the client. Server calls are handed to the worker loops through
- * the hub (hub_send_user / hub_send_room), whose completion answers the call.
+ * the hub: SendMsg is answered when every worker has delivered (the answer
+ * says whether the user was found), SendMsgAll as soon as the delivery is
+ * queued on every worker (a big room must not run the caller's deadline out).
  * Client completions (rpc_done_fn) run on the completion-queue thread: they
  * must be quick and must not block (post to a worker to do more). */
 #ifndef IMGATE_RPC_H

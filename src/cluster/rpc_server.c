@@ -348,15 +348,25 @@ static void rpc_srv_send(rpc_scall *s)
         rpc_srv_answer(s, IM_SERVER_ERROR, "out of memory", 0);
         return;
     }
+    if (r->method == RPC_M_SEND_MSG_ALL) {
+        /* A room push is answered once it is queued on every worker: the
+         * sender needs no count, and a big room on a busy node must not
+         * run the sender's deadline out (its peer would look unhealthy). */
+        int rc = hub_send_room(r->appid, r->uid, r->except_len, f, NULL, NULL);
+        sbuf_unref(f);
+        if (rc == 0)
+            rpc_srv_answer(s, IM_OK, im_code_msg(IM_OK), 0);
+        else
+            rpc_srv_answer(s, IM_SERVER_ERROR, "cannot queue the delivery", 0);
+        return;
+    }
     /* From here until it is answered, s counts as one operation: the queue
      * stays open for its reply (rpc_stop waits, or abandons it). */
     pthread_mutex_lock(&g_rpc.mu);
     rpc_srv_link(s);
     g_rpc.ops++;
     pthread_mutex_unlock(&g_rpc.mu);
-    int rc = r->method == RPC_M_SEND_MSG
-        ? hub_send_user(r->appid, r->uid, r->uidlen, f, rpc_srv_hub_done, s)
-        : hub_send_room(r->appid, r->uid, r->except_len, f, rpc_srv_hub_done, s);
+    int rc = hub_send_user(r->appid, r->uid, r->uidlen, f, rpc_srv_hub_done, s);
     sbuf_unref(f);
     if (rc == 0)
         return;                                  /* rpc_srv_hub_done answers */
