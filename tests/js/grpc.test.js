@@ -10,14 +10,12 @@
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert');
-const { spawn } = require('node:child_process');
 const crypto = require('node:crypto');
-const net = require('node:net');
 const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 const WebSocket = require('ws');
-const { startNode, REPO_ROOT, SLOW, WAIT_MS, within, openWs, nextMessage: next } = require('./harness');
+const { startNode, startRedis, REPO_ROOT, SLOW, WAIT_MS, within, openWs, nextMessage: next } = require('./harness');
 const PATH = '/protobuf.AccServer/';
 
 const packageDef = protoLoader.loadSync(path.join(REPO_ROOT, 'proto', 'acc.proto'),
@@ -28,39 +26,6 @@ const methods = AccServer.service;
 let redis;
 let node;
 let client;
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function canConnect(port) {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
-}
-
-// A throw-away redis-server (no persistence) on a free loopback port.
-async function startRedis() {
-  const port = await freePort();
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
-    '--appendonly', 'no'], { stdio: 'ignore' });
-  const exited = new Promise((resolve) => proc.once('exit', resolve));
-  const deadline = Date.now() + WAIT_MS;
-  while (!(await canConnect(port))) {
-    if (proc.exitCode !== null || Date.now() > deadline) throw new Error('redis-server did not start');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { port, proc, exited };
-}
 
 // A ws client (of `target`, by default the shared node) that keeps the text of every frame.
 function open(target = node) {

@@ -8,25 +8,35 @@
 //
 // The node runs in a fresh temporary directory, so no config/app.yaml is found and defaults
 // apply. Only processes started here are ever signalled.
+//
+//   const redis = await startRedis();          // redis.port; await redis.stop()
+//   const nginx = await startNginx([n1, n2]);  // deploy/nginx.conf in front of the nodes:
+//                                              // nginx.port, nginx.base; await nginx.stop()
 'use strict';
 
 const assert = require('node:assert');
-const { spawn } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
+const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const readline = require('node:readline');
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
-const IMGATE_BIN = process.env.IMGATE_BIN || path.join(REPO_ROOT, 'build', 'imgate');
+// Resolved here: the node is spawned in a temp directory, so a relative IMGATE_BIN would miss.
+const IMGATE_BIN = path.resolve(process.env.IMGATE_BIN || path.join(REPO_ROOT, 'build', 'imgate'));
 const START_TIMEOUT_MS = 10000;
 const STOP_TIMEOUT_MS = 5000;
 const MAX_LOG_CHARS = 256 * 1024;
 
 const running = new Set();
+const exitHooks = new Set();   // synchronous last-resort cleanups (nginx: master and workers)
 
 // Last-resort cleanup: a test that crashed must not leave its nodes behind.
 process.on('exit', () => {
+  for (const hook of exitHooks) {
+    try { hook(); } catch (_) { /* best effort */ }
+  }
   for (const proc of running) {
     try { proc.kill('SIGKILL'); } catch (_) { /* already gone */ }
   }
@@ -217,4 +227,213 @@ function nextMessage(ws, pred, what) {
   }), what);
 }
 
-module.exports = { startNode, api, IMGATE_BIN, REPO_ROOT, SLOW, WAIT_MS, within, openWs, nextMessage };
+// ---- helper servers: redis-server and nginx, on free loopback ports ----
+
+// A free TCP port on 127.0.0.1 (closed again, so another process could take it: small race).
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function canConnect(port) {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}
+
+// A throw-away redis-server (no persistence) on a free loopback port.
+// stop(): SIGTERM, then SIGKILL if it has not exited within WAIT_MS.
+async function startRedis() {
+  const port = await freePort();
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
+    '--appendonly', 'no'], { stdio: 'ignore' });
+  running.add(proc);
+  const exited = waitForExit(proc).then((r) => { running.delete(proc); return r; });
+  const deadline = Date.now() + WAIT_MS;
+  while (!(await canConnect(port))) {
+    if (proc.exitCode !== null || Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      throw new Error('redis-server did not start');
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  async function stop() {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+    await within(exited, 'redis-server to exit').catch(() => proc.kill('SIGKILL'));
+    await exited;
+  }
+  return { port, proc, exited, stop };
+}
+
+const NGINX_BIN = process.env.NGINX_BIN || '/usr/sbin/nginx';
+const NGINX_CONF = path.join(REPO_ROOT, 'deploy', 'nginx.conf');
+
+// The text between the '{' at or after `start` and its matching '}', with its offsets.
+function blockBody(text, start) {
+  const open = text.indexOf('{', start);
+  let depth = 0;
+  for (let j = open; j >= 0 && j < text.length; j++) {
+    if (text[j] === '{') depth++;
+    else if (text[j] === '}' && --depth === 0) return { from: open + 1, to: j };
+  }
+  throw new Error(`deploy/nginx.conf: unbalanced braces after offset ${start}`);
+}
+
+// deploy/nginx.conf rewritten for a test, as tests/integration/test_cluster_nginx.py does:
+// listen 127.0.0.1:port, the two upstreams pointed at the given nodes (one server line per node,
+// the file's server parameters kept), one small worker, access log and temp files in dir, and
+// `user root;` only when running as root (else no user directive). Every rewrite must match, so
+// a change of the file's layout fails here, by name.
+function renderNginxConf(text, port, nodes, dir) {
+  const sub = (re, repl, s) => {
+    if (!re.test(s)) throw new Error(`deploy/nginx.conf: nothing matches ${re} (did its layout change?)`);
+    return s.replace(re, repl);
+  };
+  let s = text;
+  s = sub(/^user\s+[^;]*;/m, process.getuid && process.getuid() === 0 ? 'user root;' : '', s);
+  s = sub(/^worker_processes\s+[^;]*;/m, 'worker_processes 1;', s);
+  s = sub(/^worker_rlimit_nofile\s+[^;]*;/m, 'worker_rlimit_nofile 4096;', s);
+  s = sub(/^(\s*)worker_connections\s+[^;]*;/m, '$1worker_connections 1024;', s);
+  s = sub(/^(\s*)listen\s+[^;]*;/m, `$1listen 127.0.0.1:${port};`, s);
+  s = sub(/^(\s*)access_log\s+\S+/m, `$1access_log ${path.join(dir, 'access.log')}`, s);
+  s = s.replace(/^\s*error_log\s+[^;]*;/mg, '');          // given with -g instead
+  const temps = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']
+    .map((k) => `    ${k}_temp_path ${path.join(dir, `${k}_temp`)};\n`).join('');
+  s = sub(/^http\s*\{/m, `http {\n${temps}`, s);
+  for (const [name, key] of [['imgate_ws', 'wsPort'], ['imgate_http', 'httpPort']]) {
+    const m = new RegExp(`\\bupstream\\s+${name}\\s*\\{`).exec(s);
+    if (!m) throw new Error(`deploy/nginx.conf: no upstream ${name}`);
+    const { from, to } = blockBody(s, m.index + m[0].length - 1);
+    const body = s.slice(from, to);
+    const first = /^[ \t]*server\s+\S+([^;\n]*);/m.exec(body);
+    if (!first) throw new Error(`deploy/nginx.conf: upstream ${name} has no server line`);
+    const params = first[1];                                  // e.g. " max_fails=2 fail_timeout=10s"
+    const lines = nodes.map((n) => `        server 127.0.0.1:${n[key]}${params};\n`).join('');
+    const rest = body.slice(first.index).replace(/^[ \t]*server\s+[^;]*;[^\n]*\n/mg, '');
+    s = s.slice(0, from) + body.slice(0, first.index) + lines + rest + s.slice(to);
+  }
+  const active = s.replace(/#[^\n]*/g, '');
+  for (const forbidden of ['/var/', '/run/', '/etc/']) {
+    if (active.includes(forbidden)) throw new Error(`a system path is left in the test nginx config:\n${s}`);
+  }
+  return s;
+}
+
+// The PIDs of a process's children (nginx: its workers), from /proc.
+function childPids(pid) {
+  try {
+    return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(/\s+/).filter(Boolean)
+      .map(Number);
+  } catch (_) {
+    return [];
+  }
+}
+
+// nginx (NGINX_BIN) with deploy/nginx.conf in front of `nodes` (objects with wsPort and
+// httpPort, e.g. from startNode), in the foreground, everything in its own temp directory.
+// options.port: the listen port (default: a free one). `nginx -t` must pass first. Resolves
+// once nginx accepts connections. stop() sends SIGTERM to the master (then SIGKILL to it and
+// its workers, by PID) and returns the error log; log() reads it at any time; serious() gives
+// its [emerg]/[alert]/[crit] lines.
+async function startNginx(nodes, options = {}) {
+  if (!fs.existsSync(NGINX_BIN)) throw new Error(`nginx not found at ${NGINX_BIN}`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'imgate-nginx-'));
+  // As root the workers may run as another user: they must be able to reach the directory.
+  fs.chmodSync(dir, 0o755);
+  const port = options.port || await freePort();
+  const confPath = path.join(dir, 'nginx.conf');
+  const errorLog = path.join(dir, 'error.log');
+  const outPath = path.join(dir, 'stdout.txt');
+  const conf = renderNginxConf(fs.readFileSync(NGINX_CONF, 'utf8'), port, nodes, dir);
+  fs.writeFileSync(confPath, conf);
+  const globals = `daemon off; pid ${path.join(dir, 'nginx.pid')}; error_log ${errorLog} info;`;
+  const base = ['-p', `${dir}/`, '-c', confPath, '-g', globals];
+
+  const log = () => ['error.log', 'stdout.txt'].map((f) => {
+    try { return fs.readFileSync(path.join(dir, f), 'utf8'); } catch (_) { return ''; }
+  }).join('');
+  const serious = () => log().split('\n')
+    .filter((l) => l.includes('[emerg]') || l.includes('[alert]') || l.includes('[crit]'));
+
+  const t = spawnSync(NGINX_BIN, [...base, '-t'], { cwd: dir, encoding: 'utf8', timeout: 30000 * SLOW });
+  const testOutput = `${t.stdout || ''}${t.stderr || ''}`;
+  if (t.status !== 0) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw new Error(`nginx -t failed (status ${t.status}, ${t.error || 'no spawn error'}):\n` +
+      `${testOutput}\n--- config ---\n${conf}`);
+  }
+
+  const out = fs.openSync(outPath, 'w');
+  const proc = spawn(NGINX_BIN, base, { cwd: dir, stdio: ['ignore', out, out] });
+  fs.closeSync(out);
+  running.add(proc);
+  let workers = [];
+  const killAll = () => {
+    workers = childPids(proc.pid).length ? childPids(proc.pid) : workers;
+    try { proc.kill('SIGKILL'); } catch (_) { /* gone */ }
+    for (const pid of workers) {
+      try { process.kill(pid, 'SIGKILL'); } catch (_) { /* gone */ }
+    }
+  };
+  exitHooks.add(killAll);
+  const exited = waitForExit(proc).then((r) => { running.delete(proc); return r; });
+
+  const deadline = Date.now() + START_TIMEOUT_MS * SLOW;
+  let up = false;
+  while (!up) {
+    if (proc.exitCode !== null || proc.signalCode !== null || Date.now() > deadline) break;
+    up = await canConnect(port);
+    if (!up) await new Promise((r) => setTimeout(r, 50));
+  }
+  if (!up) {
+    killAll();
+    await exited;
+    exitHooks.delete(killAll);
+    const text = log();
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw new Error(`nginx did not accept on 127.0.0.1:${port} (code ${proc.exitCode}, ` +
+      `signal ${proc.signalCode}):\n${text.slice(-3000)}`);
+  }
+
+  let stopping = null;
+  function stop() {
+    if (!stopping) {
+      stopping = (async () => {
+        if (proc.exitCode === null && proc.signalCode === null) {
+          workers = childPids(proc.pid);
+          proc.kill('SIGTERM');
+        }
+        try {
+          await within(exited, 'nginx to exit', STOP_TIMEOUT_MS * SLOW);
+        } catch (_) {
+          killAll();
+          await exited;
+        }
+        exitHooks.delete(killAll);
+        const text = log();
+        fs.rmSync(dir, { recursive: true, force: true });
+        return text;
+      })();
+    }
+    return stopping;
+  }
+
+  return {
+    proc, dir, port, conf, testOutput,
+    base: `http://127.0.0.1:${port}`,
+    wsBase: `ws://127.0.0.1:${port}`,
+    alive: () => proc.exitCode === null && proc.signalCode === null,
+    log, serious, stop,
+  };
+}
+
+module.exports = { startNode, api, IMGATE_BIN, REPO_ROOT, SLOW, WAIT_MS, within, openWs, nextMessage,
+  freePort, canConnect, startRedis, startNginx, renderNginxConf, NGINX_BIN };
