@@ -6,7 +6,7 @@ FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG     ?= config/app.yaml
 
-.PHONY: all build deps deps-test run test test-fast test-asan fuzz fuzz-smoke soak bench clean
+.PHONY: all build deps deps-test run test test-fast test-asan fuzz fuzz-smoke soak bench c1m clean
 
 all: build
 
@@ -62,6 +62,11 @@ soak: deps-test build
 # One node, 10,000 connections, every scenario: bench/results/quick.{json,html}
 bench: deps build
 	bench/run.sh quick
+
+# 1,000,000 connections over ~53 cluster nodes and Redis (root, ~11 GiB free,
+# <= 20 min; raises and restores kernel settings): bench/results/c1m.*
+c1m: deps-test build
+	bench/run.sh c1m
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -7,6 +7,9 @@
 #                         bench/results/quick.json and bench/results/quick.html.
 #   bench/run.sh tiny     the same with 200 connections in a few seconds
 #                         (bench/results/tiny.*, not committed).
+#   bench/run.sh c1m      1,000,000 connections over a cluster of nodes with a
+#                         real redis-server (bench/c1m.sh: needs root for the
+#                         kernel settings it raises and restores; <= 20 min).
 #
 # The node is started here on free loopback ports (--http-port 0 --ws-port 0
 # --bind 127.0.0.1), its ports are read from its "... listening on" lines,
@@ -16,6 +19,7 @@
 set -eu
 
 MODE=${1:-quick}
+[ "$MODE" = c1m ] && exec "$(dirname "$0")/c1m.sh"
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
 IMGATE=${IMGATE_BIN:-$BUILD/imgate}
@@ -34,7 +38,7 @@ tiny)
           --p2p-rate 200 --p2p-duration 2 --settle 0.3 --drain 5 --floor-trials 2"
     ;;
 *)
-    echo "usage: bench/run.sh quick|tiny" >&2
+    echo "usage: bench/run.sh quick|tiny|c1m" >&2
     exit 2
     ;;
 esac

@@ -18,7 +18,7 @@
 
 #define COORD_TL_MS 500
 #define COORD_LINE_MS 250
-#define COORD_HTTP_TIMEOUT_MS 30000
+#define COORD_HTTP_TIMEOUT_MS 60000    /* a cluster-wide broadcast to 1 M answers in ~20 s */
 
 typedef struct coord {
     const bench_opts *o;
@@ -182,6 +182,16 @@ static void coord_pump(coord *c, int timeout_ms)
         coord_line(c);
         c->next_line = now + COORD_LINE_MS * 1000000ull;
     }
+}
+
+/* httpc's wait hook: while an API call is awaited (a cluster-wide broadcast
+ * answers only once every node has written it), the workers' pipes are
+ * still read — a worker whose pipe is full would stop its loop — and the
+ * timeline is still sampled. Ctrl-C abandons the call. */
+static int coord_http_wait(void *ud)
+{
+    coord_pump(ud, 0);
+    return g_coord_stop != 0;
 }
 
 /* Pumps until `until` (ns) or until the run is interrupted. */
@@ -540,6 +550,8 @@ int coord_run(const bench_opts *o, result *r)
     r->workers = o->procs;
     cstats_init(&r->st);
     httpc_init(&c.http, &o->api);
+    c.http.on_wait = coord_http_wait;
+    c.http.wait_ud = &c;
     if (coord_alloc(&c) != 0) {
         snprintf(r->error, sizeof(r->error), "out of memory");
         coord_free(&c);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,27 @@ static int httpc_send_all(int fd, const char *p, size_t n)
     return 0;
 }
 
+/* Waits until h->fd is readable or the deadline passes, calling on_wait
+ * between short polls. Returns 0 or a negative errno (-ECANCELED when
+ * on_wait asked to stop). */
+static int httpc_wait(httpc *h, uint64_t deadline)
+{
+    for (;;) {
+        uint64_t now = clock_ns();
+        if (now > deadline)
+            return -ETIMEDOUT;
+        uint64_t left_ms = (deadline - now) / 1000000ull + 1;
+        struct pollfd pf = { .fd = h->fd, .events = POLLIN };
+        int r = poll(&pf, 1, left_ms < HTTPC_WAIT_MS ? (int)left_ms : HTTPC_WAIT_MS);
+        if (r > 0)
+            return 0;
+        if (r < 0 && errno != EINTR)
+            return -errno;
+        if (h->on_wait && h->on_wait(h->wait_ud) != 0)
+            return -ECANCELED;
+    }
+}
+
 /* Reads more into h->buf. Returns bytes read, 0 at EOF, negative errno. */
 static long httpc_more(httpc *h, uint64_t deadline)
 {
@@ -85,8 +107,9 @@ static long httpc_more(httpc *h, uint64_t deadline)
         h->cap = cap;
     }
     for (;;) {
-        if (clock_ns() > deadline)
-            return -ETIMEDOUT;
+        int w = httpc_wait(h, deadline);
+        if (w != 0)
+            return w;
         ssize_t r = recv(h->fd, h->buf + h->len, h->cap - h->len - 1, 0);
         if (r < 0 && errno == EINTR)
             continue;
@@ -219,7 +242,7 @@ int httpc_post(httpc *h, const char *path, const char *body, size_t n, int timeo
     uint64_t deadline = clock_ns() + (uint64_t)timeout_ms * 1000000ull;
     int reused = h->fd >= 0, got = 0;
     int r = httpc_once(h, req, (size_t)hl + n, deadline, timeout_ms, status, resp, resp_len, &got);
-    if (r != 0 && reused && !got && r != -ETIMEDOUT)
+    if (r != 0 && reused && !got && r != -ETIMEDOUT && r != -ECANCELED)
         r = httpc_once(h, req, (size_t)hl + n, deadline, timeout_ms, status, resp, resp_len, &got);
     free(req);
     return r;

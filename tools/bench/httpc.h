@@ -1,7 +1,9 @@
 /* httpc.h — a small blocking HTTP/1.1 client for the API: form POSTs over
  * one keep-alive connection, Content-Length or chunked answers, a timeout
  * on every request, one reconnect-and-retry when a kept-alive connection
- * turns out closed. */
+ * turns out closed. While it waits for an answer it calls on_wait (if set)
+ * every HTTPC_WAIT_MS, so the caller can go on with other work; a non-zero
+ * return of on_wait abandons the request (-ECANCELED). */
 #ifndef BENCH_HTTPC_H
 #define BENCH_HTTPC_H
 
@@ -10,12 +12,16 @@
 
 #include "url.h"
 
+#define HTTPC_WAIT_MS 50
+
 typedef struct httpc {
     const url *u;
     int fd;
     char *buf;
     size_t cap, len;
     uint64_t connects;
+    int (*on_wait)(void *ud);        /* called while an answer is awaited */
+    void *wait_ud;
 } httpc;
 
 void httpc_init(httpc *h, const url *u);

@@ -285,6 +285,8 @@ static void rh_head(FILE *f, const result *r)
     svg_text(f, r->o->ws_text[0]);
     if (r->o->nws > 1)
         fprintf(f, " and %d more", r->o->nws - 1);
+    if (r->o->npids > 1)
+        fprintf(f, " · server memory of %d processes", r->o->npids);
     fprintf(f, " · %s</p>\n", when);
     if (r->error[0]) {
         fputs("<p class=bad>Run incomplete: ", f);

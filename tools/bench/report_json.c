@@ -276,6 +276,7 @@ static void rj_config(jw *w, const result *r)
         jw_str(w, NULL, o->ws_text[i]);
     jw_end(w, ']');
     jw_str(w, "api_url", o->api_text);
+    jw_int(w, "server_pids", o->npids);
     jw_int(w, "conns", o->conns);
     jw_int(w, "procs", o->procs);
     jw_num(w, "connect_rate", o->connect_rate);
