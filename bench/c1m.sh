@@ -293,8 +293,10 @@ say "redis-server pid $REDIS_PID on 127.0.0.1:$RPORT"
 #   can take more than the default 2 s to answer; the node then drops the
 #   connection and rewrites all its users' presence records, which makes
 #   Redis slower still. redis-server also runs at nice -10 for its share.
-# - cluster.rpcTimeout=25000: a SendMsgAll to a node with 19,000 users
-#   answers once they are all written, ~15 s into a broadcast to 1 M.
+# - cluster.rpcTimeout=25000: with ~110 busy processes on two cores a node
+#   can take seconds to be scheduled; a generous deadline keeps a busy peer
+#   from being counted as failing (SendMsgAll itself is answered once the
+#   push is queued on the node's workers).
 # - app.pingInterval (PING) and the client heartbeat: see the header.
 # - --log-level warn: no request line per WebSocket upgrade (1 M lines).
 
