@@ -151,11 +151,12 @@ void cluster_servers_note(const rlink_val *v)
     if (!v || v->type != REDIS_REPLY_ARRAY)
         return;
     uint64_t now = (uint64_t)time(NULL);
-    char (*list)[64] = calloc(CL_MAX_SERVERS, sizeof(*list));
+    size_t cap = v->n / 2 < CL_MAX_SERVERS ? v->n / 2 + 1 : CL_MAX_SERVERS;
+    char (*list)[64] = calloc(cap, sizeof(*list));
     if (!list)
         return;
     int n = 0;
-    for (size_t i = 0; i + 1 < v->n && n < CL_MAX_SERVERS; i += 2) {
+    for (size_t i = 0; i + 1 < v->n && (size_t)n < cap; i += 2) {
         const rlink_val *f = &v->elem[i], *val = &v->elem[i + 1];
         if (!f->str || !val->str || f->len >= 64)
             continue;
@@ -249,8 +250,11 @@ static void cl_announce_run(struct worker *w, task *t)
     int sl = snprintf(seq, sizeof(seq), "%ld", (long)time(NULL));
     rpc_msg m = { .seq = seq, .seqlen = (size_t)sl, .appid = a->appid, .uid = a->uid,
                   .uidlen = a->uidlen, .cms = a->cmd, .msg = "", .msglen = 0 };
-    char (*peers)[64] = malloc(CL_MAX_SERVERS * sizeof(*peers));
-    int n = peers ? cluster_servers(peers, CL_MAX_SERVERS) : 0;
+    pthread_mutex_lock(&g_cl.lock);   /* a list that grows meanwhile is cut to this size */
+    int max = g_cl.nservers;
+    pthread_mutex_unlock(&g_cl.lock);
+    char (*peers)[64] = max ? malloc((size_t)max * sizeof(*peers)) : NULL;
+    int n = peers ? cluster_servers(peers, max) : 0;
     for (int i = 0; i < n; i++)
         if (strcmp(peers[i], g_cl.self) != 0)
             (void)rpc_send_msg_all(peers[i], &m, cl_on_announced, NULL);

@@ -25,7 +25,6 @@
 #include "net/worker.h"
 
 #define ROUTE_REDIS_DOWN "Redis is unavailable; cluster-wide calls fail until it is back"
-#define ROUTE_MAX_NODES 1024
 #define ROUTE_SEQ_PREFIX "acc:submit:again:seq:"
 #define ROUTE_FLIGHT_PREFIX "acc:submit:inflight:"
 
@@ -101,19 +100,20 @@ static route_op *route_op_new(enum route_kind kind, void *ud)
     return op;
 }
 
-/* The live nodes other than this one, from a fresh HGETALL reply. */
-static int route_peers(const rlink_val *servers, char (*out)[64], int max)
+/* The live nodes other than this one, from a fresh HGETALL reply, into a
+ * new array sized by the reply (the caller frees it); their count in *n. */
+static char (*route_peers(const rlink_val *servers, int *n))[64]
 {
     cluster_servers_note(servers);
-    char (*all)[64] = malloc(ROUTE_MAX_NODES * sizeof(*all));
-    if (!all)
-        return 0;
-    int n = cluster_servers(all, ROUTE_MAX_NODES), k = 0;
-    for (int i = 0; i < n && k < max; i++)
-        if (strcmp(all[i], cluster_self()) != 0)
-            memcpy(out[k++], all[i], sizeof(*out));
-    free(all);
-    return k;
+    int max = servers->type == REDIS_REPLY_ARRAY ? (int)(servers->n / 2) + 1 : 1;
+    char (*out)[64] = malloc((size_t)max * sizeof(*out));
+    *n = out ? cluster_servers(out, max) : 0;
+    int k = 0;
+    for (int i = 0; i < *n; i++)
+        if (strcmp(out[i], cluster_self()) != 0)
+            memmove(out[k++], out[i], sizeof(*out));
+    *n = k;
+    return out;
 }
 
 static int route_is_live(const char *node, char (*peers)[64], int npeers)
@@ -333,8 +333,8 @@ static void route_on_send_query(void *ud, int ok, rlink_val *rep, int n)
         }
     }
     const rlink_val *pres = op->to_room ? NULL : &rep[i++];
-    char (*peers)[64] = malloc(ROUTE_MAX_NODES * sizeof(*peers));
-    int np = peers ? route_peers(&rep[n - 1], peers, ROUTE_MAX_NODES) : 0;
+    int np;
+    char (*peers)[64] = route_peers(&rep[n - 1], &np);
     op->pending = 1;                                 /* the local part */
     if (op->to_room) {
         for (int p = 0; p < np; p++)
@@ -421,8 +421,8 @@ static void route_on_list_query(void *ud, int ok, rlink_val *rep, int n)
         route_op_free(op);
         return;
     }
-    char (*peers)[64] = malloc(ROUTE_MAX_NODES * sizeof(*peers));
-    int np = peers ? route_peers(&rep[0], peers, ROUTE_MAX_NODES) : 0;
+    int np;
+    char (*peers)[64] = route_peers(&rep[0], &np);
     op->pending = 1;
     for (int p = 0; p < np; p++)
         route_call(op, peers[p]);
@@ -459,8 +459,8 @@ static void route_on_online_query(void *ud, int ok, rlink_val *rep, int n)
         route_op_free(op);
         return;
     }
-    char (*peers)[64] = malloc(ROUTE_MAX_NODES * sizeof(*peers));
-    int np = peers ? route_peers(&rep[1], peers, ROUTE_MAX_NODES) : 0;
+    int np;
+    char (*peers)[64] = route_peers(&rep[1], &np);
     uint64_t now = (uint64_t)time(NULL);
     int online = 0;
     for (size_t i = 0; !online && rep[0].type == REDIS_REPLY_ARRAY && i < rep[0].n; i++) {
