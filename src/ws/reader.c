@@ -119,10 +119,17 @@ static int ws_reader_finish_message(ws_feed *f)
 {
     ws_reader *r = *f->rd;
     if (r->msg_op == WS_OP_TEXT && r->utf8 != UTF8_ACCEPT) return WS_CLOSE_BAD_DATA;
-    int rc = ws_reader_call_message(f, r->msg_op, r->buf, r->len);
-    if (rc) return rc;
+    /* The message is over whatever the callback answers: a callback that
+     * stops the feed without freeing the reader must not leave it open
+     * (its buffer is the callback's to scribble on). */
+    uint8_t *buf = r->buf;
+    size_t len = r->len;
+    int op = r->msg_op;
+    r->buf = NULL;
     ws_reader_end_message(r);
-    return 0;
+    int rc = ws_reader_call_message(f, op, buf, len);
+    free(buf);
+    return rc;
 }
 
 static int ws_reader_deliver_close(ws_feed *f, const uint8_t *p, size_t n)
