@@ -26,21 +26,24 @@ run: deps build
 	$(BUILD)/imgate -c $(CONFIG)
 
 # Everything: the normal build and the ASan+UBSan build both run every test.
+# scripts/ctest-strict.sh fails the run when a registered test was skipped or
+# did not run, not only when one failed.
+CTEST_ARGS ?= --output-on-failure -j 2 --timeout 300
 test: deps-test build
-	cd $(BUILD) && ctest --output-on-failure -j 2 --timeout 300
+	scripts/ctest-strict.sh $(BUILD) $(CTEST_ARGS)
 	$(MAKE) test-asan
 	$(MAKE) fuzz-smoke
 
 test-fast: build
-	cd $(BUILD) && ctest --output-on-failure -j 2 --timeout 300
+	scripts/ctest-strict.sh $(BUILD) $(CTEST_ARGS)
 
 $(ASAN_BUILD)/Makefile:
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DIMGATE_SANITIZE=ON
 
 test-asan: $(ASAN_BUILD)/Makefile
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
-	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  ctest --output-on-failure -j 2 --timeout 300
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  scripts/ctest-strict.sh $(ASAN_BUILD) $(CTEST_ARGS)
 
 # libFuzzer targets (tests/fuzz), built with clang; FUZZ_SECONDS per target.
 $(FUZZ_BUILD)/Makefile:
