@@ -10,7 +10,7 @@ Also here, shared by the test files: polling (wait_until, wait_idle), a base
 class that runs one node per TestCase class (NodeCase), the liveness check
 (assert_serves), a hand-made RFC 6455 client with frame and handshake builders
 (RawWS, frame, upgrade_request, parse_http, ...) and the runner that prints
-"N passed, N failed" (main).
+"N passed, N failed, N skipped" and fails on any skip (main).
 
 Cluster mode (test_cluster*.py): a private redis-server with a tiny RESP
 client (RedisServer: stop/kill/restart on the same port), nginx in the
@@ -963,11 +963,17 @@ class _CountingResult(unittest.TextTestResult):
 
 
 def main(module):
-    """Runs every test of `module` verbosely, prints "N passed, N failed" and
-    exits with status 0 only if nothing failed."""
+    """Runs every test of `module` verbosely, prints "N passed, N failed,
+    N skipped" and exits with status 0 only if every test ran and passed: a
+    skipped test counts as a failure (a test that did not run proves
+    nothing), and so does an expected failure or an unexpected success."""
     suite = unittest.defaultTestLoader.loadTestsFromModule(module)
     runner = unittest.TextTestRunner(verbosity=2, resultclass=_CountingResult)
     result = runner.run(suite)
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    print("%d passed, %d failed" % (result.passed, failed))
-    sys.exit(0 if failed == 0 and result.wasSuccessful() else 1)
+    failed = (len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
+              + len(result.expectedFailures))
+    skipped = len(result.skipped)
+    print("%d passed, %d failed, %d skipped" % (result.passed, failed, skipped))
+    for test, why in result.skipped:
+        print("SKIPPED (counts as a failure): %s: %s" % (test.id(), why))
+    sys.exit(0 if failed == 0 and skipped == 0 and result.wasSuccessful() else 1)

@@ -162,8 +162,7 @@ class ConfFileTest(unittest.TestCase):
     def test_nginx_t(self):
         """The shipped file passes `nginx -t` (with only the paths and ports of
         this machine rewritten)."""
-        if not os.path.exists(NGINX):
-            self.skipTest("no nginx at %s" % NGINX)
+        self.assertTrue(os.path.exists(NGINX), "no nginx at %s (make deps / make test install it)" % NGINX)
         import subprocess
         import tempfile
         tmp = tempfile.mkdtemp(prefix="imgate-nginx-t-")
@@ -188,6 +187,7 @@ class ProxyTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
+        assert os.path.exists(NGINX), "no nginx at %s (make deps / make test install it)" % NGINX
         cls.redis = RedisServer()
         try:
             cls.nodes = start_cluster(cls.redis, 2)
