@@ -48,3 +48,7 @@ foreach(src ${FUZZ_TARGETS})
     ${CMAKE_SOURCE_DIR}/tests/fuzz/corpus/${name} ${CMAKE_SOURCE_DIR}/tests/fuzz/regressions/${name})
   set_tests_properties(fuzz.${name} PROPERTIES TIMEOUT 120)
 endforeach()
+
+# The benchmark figures in README.md and bench/README.md are generated from
+# the committed results (bench/tables.py); this fails when they drift apart.
+add_test(NAME docs.tables COMMAND ${PY} ${CMAKE_SOURCE_DIR}/bench/tables.py --check)

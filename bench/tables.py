@@ -1,0 +1,393 @@
+#!/usr/bin/python3
+"""bench/tables.py — the number tables of the docs, generated from the
+committed benchmark results (bench/results/*.json, c1m.txt).
+
+Every figure of a benchmark in README.md and bench/README.md sits between
+
+    <!-- generated: NAME -->
+    ...
+    <!-- end generated -->
+
+and is written here from a file under bench/results/. Nothing measured is
+typed by hand: change a result, run `bench/tables.py` (rewrites the blocks),
+commit both. `bench/tables.py --check` (the ctest entry docs.tables, in
+`make test`) fails when a block differs from what the files give, or when a
+block names a table this script does not know.
+
+Figures quoted from elsewhere (the seed articles' own measurements) are in
+SEED below, each with where it comes from; they are not results of ours.
+"""
+
+import difflib
+import json
+import os
+import re
+import statistics
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "bench", "results")
+DOCS = ["README.md", "bench/README.md"]
+BLOCK = re.compile(r"(<!-- generated: ([a-z0-9-]+) -->\n)(.*?)(<!-- end generated -->)", re.S)
+
+# Quoted, not measured here. C1000K article (seed 001): AWS C3.4xlarge, 16 cores,
+# 32 GB, 1.2 M connections, one message to everyone per minute. goWebSocket
+# (seed 000): its README's own per-connection figure.
+SEED = {
+    "netty": {"mem": "15.2 GB ≈ 13 KB/conn (JVM, 12 GB heap)", "send": "13.9 s", "per": "11.6 µs of server time",
+              "lat": "mean 633 ms, sd 9.6, p99 670, max 735 (one client process, 60,000 connections)", "err": "0"},
+    "undertow": {"mem": "18.2 GB ≈ 16 KB/conn", "send": "15.6 s", "per": "13.0 µs", "lat": "mean 672 ms, sd 5.9, max 781",
+                 "err": "0"},
+    "spray": {"mem": "22.1 GB ≈ 19 KB/conn", "send": "≈ 8 s", "per": "6.7 µs", "lat": "—", "err": "—"},
+    "go_per_conn": "~24 KB",
+}
+
+
+# ---- formatting ----
+
+def n(x):
+    """An integer with thousands separators."""
+    return "{:,}".format(int(round(x)))
+
+
+def ms(x):
+    """Milliseconds, with precision that suits the size."""
+    if x >= 1000:
+        return "{:,} ms".format(int(round(x)))
+    if x >= 100:
+        return "%.1f ms" % x
+    return "%.2f ms" % x
+
+
+def ratio(x):
+    return "%.2f ×" % x
+
+
+def load(name):
+    path = os.path.join(RESULTS, name)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f) if name.endswith(".json") else f.read()
+
+
+def need(name):
+    data = load(name)
+    if data is None:
+        raise SystemExit("tables: bench/results/%s is missing" % name)
+    return data
+
+
+def table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+# ---- what a result file says ----
+
+def floor_stats(r):
+    """(median, best, trials, frame bytes, senders) of the raw-TCP floor.
+    Older files have no median key: it is the median of their trials."""
+    f = r["floor"]
+    trials = f.get("trials_last_delivery_ms") or [f["last_delivery_ms"]]
+    med = r.get("broadcast_floor_ms_median", statistics.median(trials))
+    best = r.get("broadcast_floor_ms_best", min(trials))
+    return med, best, trials, f.get("bytes_per_socket"), f.get("senders")
+
+
+def bcast_stats(r):
+    b = r["broadcast"]
+    per = [m["last_delivery_ms"] for m in b.get("per_message", []) if m.get("accepted")]
+    best = min(per) if per else b["last_delivery_ms_median"]
+    return b["last_delivery_ms_median"], best, b
+
+
+def frame_bytes(r):
+    return r.get("broadcast_frame_bytes")
+
+
+def floor_note(r):
+    """How the floor of this run was sent, in words (like-for-like or not)."""
+    _, _, trials, fbytes, senders = floor_stats(r)
+    workers = r["config"].get("node_workers")
+    frame = frame_bytes(r)
+    like = frame is not None and fbytes == frame
+    what = "%d-byte sends from %d sending processes, %d trials" % (fbytes, senders, len(trials))
+    if like:
+        what += " (the push frame's size"
+        what += ", one sender per node worker thread)" if workers == senders else ")"
+    else:
+        what += " (an older run: not the push frame's size)"
+    return what
+
+
+def ratios(r):
+    fmed, fbest, _, _, _ = floor_stats(r)
+    bmed, bbest, _ = bcast_stats(r)
+    return bmed / fmed, bbest / fbest
+
+
+def lat(l, keys=("p50", "p99", "p999")):
+    return " / ".join(ms(l[k]) for k in keys)
+
+
+# ---- the blocks ----
+
+def readme_headline():
+    q = need("quick.json")
+    return ("about **%s B of user-space memory per idle logged-in connection** (`bench/run.sh quick`, "
+            "10,000 connections), where the Go original says it needs %s per connection "
+            "(see [Numbers](#numbers)).\n" % (n(q["server_rss_bytes_per_conn"]), SEED["go_per_conn"]))
+
+
+def readme_quick():
+    q = need("quick.json")
+    bmed, _, b = bcast_stats(q)
+    fmed, _, _, _, _ = floor_stats(q)
+    rmed, rbest = ratios(q)
+    p, c = q["p2p"], q["connect"]
+    rows = [
+        ["user-space memory per idle logged-in connection (node RSS growth ÷ connections, %s connections, "
+         "after warm-up)" % n(q["connections"]),
+         "**%s B** (the Go original, by its own account: %s)" % (n(q["server_rss_bytes_per_conn"]), SEED["go_per_conn"])],
+        ["kernel memory per connection (the server's socket)", "%s B (not ours to change)" % n(q["kernel_bytes_per_conn"])],
+        ["room broadcast to %s connections, time to last delivery" % n(b["expected_per_message"]),
+         "**%s** (median of %d); raw-TCP floor in the same run %s (median) → **%s** median to median "
+         "(best to best %s)" % (ms(bmed), b["messages_accepted"], ms(fmed), ratio(rmed), ratio(rbest))],
+        ["delivered", "%s / %s, %s lost, %s duplicated" % (n(b["delivered"]), n(b["expected"]), n(b["lost"]),
+                                                          n(b["duplicated"]))],
+        ["per-delivery latency of those broadcasts (p50 / p99 / p99.9)", lat(b["latency_ms"])],
+        ["push to one user (`/user/sendMessage`, %s/s)" % n(p["target_rate_per_s"]),
+         "p50 %s, p99 %s; %s / %s delivered, %s lost" % (ms(p["latency_ms"]["p50"]), ms(p["latency_ms"]["p99"]),
+                                                       n(p["delivered"]), n(p["accepted"]), n(p["lost"]))],
+        ["connect + login", "%s/s (%s/s asked), %s failed" % (n(c["rate_per_s"]), n(c["target_rate_per_s"]),
+                                                             n(c["failed"]))],
+    ]
+    return table(["what", "result"], rows) + "\nFloor: %s.\n" % floor_note(q)
+
+
+def readme_cluster_latency():
+    d = need("cluster_latency.json")["paths"]
+    rows = []
+    for key, label in (("same", "same node"), ("cross", "cross node (Redis lookup + gRPC `SendMsg`)")):
+        x = d[key]
+        rows.append([label, ms(x["delivery_ms"]["p50"]), ms(x["delivery_ms"]["p99"]), ms(x["api_ms"]["p50"]),
+                     ms(x["api_ms"]["p99"]), "%s / %s" % (n(x["lost"]), n(x["duplicated"]))])
+    return table(["path", "delivery p50", "delivery p99", "API answer p50", "API answer p99", "lost / dup"], rows)
+
+
+def bench_quick():
+    q = need("quick.json")
+    bmed, bbest, b = bcast_stats(q)
+    fmed, fbest, trials, _, _ = floor_stats(q)
+    rmed, rbest = ratios(q)
+    c, h, p = q["connect"], q["hold"], q["p2p"]
+    l = b["latency_ms"]
+    per_recipient = bmed * 1000 / b["expected_per_message"]
+    rows = [
+        ["connections logged in", "**%s** / %s (%s failed, %s dropped in the whole run)" % (
+            n(q["connections"]), n(q["connections_target"]), n(c["failed"]), n(h["drops_whole_run"]))],
+        ["server memory per connection (node RSS growth ÷ connections, after warm-up)",
+         "**%s B**" % n(q["server_rss_bytes_per_conn"])],
+        ["kernel memory per connection (Slab + TCP pages, the server's end)", "**%s B** (%s B for both ends)" % (
+            n(q["kernel_bytes_per_conn"]), n(q["kernel_bytes_per_conn_both_ends"]))],
+        ["the tool's memory per connection", "%s B (the struct: %s B)" % (
+            n(q["client_rss_bytes_per_conn"]), n(q["client_conn_struct_bytes"]))],
+        ["connect rate (asked: %s/s)" % n(c["target_rate_per_s"]), "**%s/s**; handshake p50 %s, p99 %s" % (
+            n(c["rate_per_s"]), ms(c["handshake_ms"]["p50"]), ms(c["handshake_ms"]["p99"]))],
+        ["hold %d s, heartbeat every %d s" % (round(h["duration_s"]), h["heartbeat_s"]),
+         "%s drops; %s / %s heartbeats answered" % (n(h["drops"]), n(h["heartbeats_ok"]), n(h["heartbeats_sent"]))],
+        ["broadcast, %d messages × %s" % (b["messages_sent"], n(b["expected_per_message"])),
+         "**%s / %s** delivered, **%s lost, %s duplicated**" % (n(b["delivered"]), n(b["expected"]), n(b["lost"]),
+                                                                n(b["duplicated"]))],
+        ["broadcast frame", "%s bytes on the wire per recipient" % (n(frame_bytes(q)) if frame_bytes(q) else "—")],
+        ["broadcast, time to last delivery", "**median %s**, best %s, max %s (%.1f µs per recipient)" % (
+            ms(bmed), ms(bbest), ms(b["last_delivery_ms_max"]), per_recipient)],
+        ["floor: raw TCP, one send to each of %s sockets" % n(q["floor"]["sockets"]),
+         "**median %s**, best %s (trials: %s)" % (ms(fmed), ms(fbest), ", ".join(ms(t) for t in trials))],
+        ["broadcast ÷ floor", "**%s** median to median; %s best to best" % (ratio(rmed), ratio(rbest))],
+        ["broadcast latency of every delivery", "p50 **%s**, p95 %s, p99 **%s**, p99.9 **%s**, max %s "
+         "(mean %s, sd %s)" % (ms(l["p50"]), ms(l["p95"]), ms(l["p99"]), ms(l["p999"]), ms(l["max"]),
+                               ms(l["mean"]), ms(l["stddev"]))],
+        ["p2p, %s/s for %d s" % (n(p["target_rate_per_s"]), round(p["duration_s"])),
+         "%s / %s delivered, %s lost, %s duplicated; p50 %s, p99 %s, p99.9 %s" % (
+             n(p["delivered"]), n(p["accepted"]), n(p["lost"]), n(p["duplicated"]), ms(p["latency_ms"]["p50"]),
+             ms(p["latency_ms"]["p99"]), ms(p["latency_ms"]["p999"]))],
+    ]
+    return table(["measure", "value"], rows) + "\nFloor: %s.\n" % floor_note(q)
+
+
+def bench_seed_quick():
+    q = need("quick.json")
+    bmed, _, b = bcast_stats(q)
+    fmed, _, _, _, _ = floor_stats(q)
+    l = b["latency_ms"]
+    ours_mem = "server %s B + kernel %s B ≈ %.1f KB/conn" % (
+        n(q["server_rss_bytes_per_conn"]), n(q["kernel_bytes_per_conn"]),
+        (q["server_rss_bytes_per_conn"] + q["kernel_bytes_per_conn"]) / 1000)
+    per = "%.1f µs of the whole machine, clients included (floor %.1f µs)" % (
+        bmed * 2000 / b["expected_per_message"], fmed * 2000 / b["expected_per_message"])
+    rows = [
+        ["connections", "1.2 M", "1.2 M", "1.2 M", n(q["connections"])],
+        ["memory with the connections", SEED["netty"]["mem"], SEED["undertow"]["mem"], SEED["spray"]["mem"], ours_mem],
+        ["one message to everyone", SEED["netty"]["send"], SEED["undertow"]["send"], SEED["spray"]["send"],
+         "%s to the last recipient (median of %d); floor %s" % (ms(bmed), b["messages_accepted"], ms(fmed))],
+        ["per recipient", SEED["netty"]["per"], SEED["undertow"]["per"], SEED["spray"]["per"], per],
+        ["client-side latency", SEED["netty"]["lat"], SEED["undertow"]["lat"], SEED["spray"]["lat"],
+         "mean %s, sd %s, p50 %s, p99 %s, p99.9 %s, max %s" % (ms(l["mean"]), ms(l["stddev"]), ms(l["p50"]),
+                                                              ms(l["p99"]), ms(l["p999"]), ms(l["max"]))],
+        ["errors / losses", SEED["netty"]["err"], SEED["undertow"]["err"], SEED["spray"]["err"],
+         "%s lost, %s duplicated (checked per connection)" % (n(b["lost"]), n(b["duplicated"]))],
+    ]
+    return table(["", "seed: Netty", "seed: Undertow", "seed: Spray", "imgate, `quick`"], rows)
+
+
+def c1m_settings():
+    txt = need("c1m.txt")
+    rows = [m.groups() for m in re.finditer(r"^  ([a-z0-9_.-]+) = (.+)$", txt, re.M)]
+    return table(["setting", "value during the run"], [["`%s`" % k, v] for k, v in rows])
+
+
+def c1m_results():
+    r = need("c1m.json")
+    txt = need("c1m.txt")
+    bmed, _, b = bcast_stats(r)
+    fmed, fbest, trials, _, _ = floor_stats(r)
+    rmed, rbest = ratios(r)
+    c, h, l = r["connect"], r["hold"], b["latency_ms"]
+    redis = re.search(r"redis used_memory: .*?, (\d+) B per connection", txt)
+    per_msg = " · ".join(ms(m["last_delivery_ms"]) for m in b["per_message"]) if b.get("per_message") else "—"
+    rows = [
+        ["connections logged in", n(r["connections_target"]), "**%s** / %s — %s failed, %s dropped in the whole run" % (
+            n(r["connections"]), n(r["connections_target"]), n(c["failed"]), n(h["drops_whole_run"]))],
+        ["node memory per idle logged-in connection (all nodes' RSS growth ÷ connections)", "≤ 512 B",
+         "**%s B**" % n(r["server_rss_bytes_per_conn"])],
+        ["kernel memory per connection (Slab + TCP pages), server end", "—", "**%s B** (%s B for both ends)" % (
+            n(r["kernel_bytes_per_conn"]), n(r["kernel_bytes_per_conn_both_ends"]))],
+        ["Redis memory per connection (`used_memory`)", "—", "%s B" % redis.group(1) if redis else "—"],
+        ["everything on the host (MemTotal − MemAvailable growth ÷ connections)", "—",
+         "%s B" % n(r["host_bytes_per_conn"])],
+        ["connect + login rate, whole machine", "≥ 20,000/s", "**%s/s**; handshake p50 %s, p99 %s" % (
+            n(c["rate_per_s"]), ms(c["handshake_ms"]["p50"]), ms(c["handshake_ms"]["p99"]))],
+        ["hold %d s" % round(h["duration_s"]), "0 drops", "**%s drops**; %s heartbeats sent, %s answered" % (
+            n(h["drops"]), n(h["heartbeats_sent"]), n(h["heartbeats_ok"]))],
+        ["broadcast, %d messages × %s" % (b["messages_sent"], n(b["expected_per_message"])), "0 lost, 0 dup",
+         "**%s / %s** delivered, **%s lost, %s duplicated**" % (n(b["delivered"]), n(b["expected"]), n(b["lost"]),
+                                                                n(b["duplicated"]))],
+        ["broadcast, time to last delivery", "≤ 1.25 × floor", "**median %s** (each: %s)" % (ms(bmed), per_msg)],
+        ["floor (%s)" % floor_note(r), "—", "**median %s**, best %s (trials: %s)" % (
+            ms(fmed), ms(fbest), " · ".join(ms(t) for t in trials))],
+        ["broadcast ÷ floor", "≤ 1.25 ×", "**%s** median to median; %s best to best" % (ratio(rmed), ratio(rbest))],
+        ["latency of every delivery (%s)" % n(l["count"]), "—", "p50 %s, p99 %s, p99.9 %s, max %s" % (
+            ms(l["p50"]), ms(l["p99"]), ms(l["p999"]), ms(l["max"]))],
+        ["whole run", "≤ 20 min", "%s s in `imgate-bench`" % n(r["duration_s"])],
+    ]
+    return table(["measure", "target", "result"], rows)
+
+
+def c1m_sizes():
+    named = [(name, load(name)) for name in ("c1m-n20000.json", "c1m-n100000.json", "c1m.json")]
+    runs = [r for _, r in named if r is not None]
+    head = [""] + ["N = %s (`%s`)" % (n(r["connections_target"]), name) for name, r in named if r is not None]
+    rows = [
+        ["logged in / failed / dropped"] + ["%s / %s / %s" % (n(r["connections"]), n(r["connect"]["failed"]),
+                                                              n(r["hold"]["drops_whole_run"])) for r in runs],
+        ["node memory per connection"] + ["%s B" % n(r["server_rss_bytes_per_conn"]) for r in runs],
+        ["kernel per connection (server end)"] + ["%s B" % n(r["kernel_bytes_per_conn"]) for r in runs],
+        ["connect rate"] + ["%s/s" % n(r["connect"]["rate_per_s"]) for r in runs],
+        ["broadcast last delivery (median)"] + [ms(bcast_stats(r)[0]) for r in runs],
+        ["floor (median)"] + [ms(floor_stats(r)[0]) for r in runs],
+        ["ratio, median to median"] + ["**%s**" % ratio(ratios(r)[0]) for r in runs],
+        ["broadcast latency p50 / p99 / p99.9"] + [lat(r["broadcast"]["latency_ms"]) for r in runs],
+        ["lost / duplicated"] + ["%s / %s" % (n(r["broadcast"]["lost"]), n(r["broadcast"]["duplicated"]))
+                                 for r in runs],
+    ]
+    return table(head, rows)
+
+
+def c1m_profile():
+    txt = need("c1m.txt")
+    part = txt.split("top symbols (self):", 1)
+    if len(part) < 2:
+        return "No profile in bench/results/c1m.txt (the run was made without `PERF=1`).\n"
+    syms = re.findall(r"^\s+([\d.]+)%\s+\[[k.]\]\s+(\S+)$", part[1], re.M)[:12]
+    objs = re.findall(r"^\s+([\d.]+)%\s+(\S+)\s+(\S+)\s*$", part[1].split("by command and object:", 1)[-1], re.M)[:8]
+    return (table(["self", "symbol"], [["%s %%" % p, "`%s`" % s] for p, s in syms]) + "\n" +
+            table(["share", "process", "object"], [["%s %%" % p, c, "`%s`" % o] for p, c, o in objs]))
+
+
+def c1m_seed():
+    r = need("c1m.json")
+    bmed, _, b = bcast_stats(r)
+    fmed, _, _, _, _ = floor_stats(r)
+    l = b["latency_ms"]
+    rows = [
+        ["connections", "1.2 M", "1.2 M", "1.2 M", "%s logged in" % n(r["connections"])],
+        ["memory per connection", SEED["netty"]["mem"], SEED["undertow"]["mem"], SEED["spray"]["mem"],
+         "%s B node + %s B kernel; %s B for the whole host, clients included" % (
+             n(r["server_rss_bytes_per_conn"]), n(r["kernel_bytes_per_conn"]), n(r["host_bytes_per_conn"]))],
+        ["one message to everyone", SEED["netty"]["send"], SEED["undertow"]["send"], SEED["spray"]["send"],
+         "%s to the last of %s (median of %d; floor %s)" % (ms(bmed), n(b["expected_per_message"]),
+                                                           b["messages_accepted"], ms(fmed))],
+        ["per recipient", SEED["netty"]["per"], SEED["undertow"]["per"], SEED["spray"]["per"],
+         "%.1f µs of the whole machine, clients, Redis and all nodes included (floor %.1f µs)" % (
+             bmed * 2000 / b["expected_per_message"], fmed * 2000 / b["expected_per_message"])],
+        ["client-side latency", SEED["netty"]["lat"], SEED["undertow"]["lat"], SEED["spray"]["lat"],
+         "every delivery: mean %s, p50 %s, p99 %s, p99.9 %s, max %s" % (
+             ms(l["mean"]), ms(l["p50"]), ms(l["p99"]), ms(l["p999"]), ms(l["max"]))],
+        ["errors / losses", SEED["netty"]["err"], SEED["undertow"]["err"], SEED["spray"]["err"],
+         "%s failed, %s dropped, %s lost, %s duplicated" % (n(r["connect"]["failed"]), n(r["hold"]["drops_whole_run"]),
+                                                           n(b["lost"]), n(b["duplicated"]))],
+    ]
+    return table(["", "seed: Netty", "seed: Undertow", "seed: Spray", "imgate, `c1m`"], rows)
+
+
+RENDER = {
+    "readme-headline": readme_headline,
+    "readme-quick": readme_quick,
+    "readme-cluster-latency": readme_cluster_latency,
+    "bench-quick": bench_quick,
+    "bench-seed-quick": bench_seed_quick,
+    "c1m-settings": c1m_settings,
+    "c1m-results": c1m_results,
+    "c1m-sizes": c1m_sizes,
+    "c1m-profile": c1m_profile,
+    "c1m-seed": c1m_seed,
+}
+
+
+def regenerate(text, where):
+    def one(m):
+        name = m.group(2)
+        if name not in RENDER:
+            raise SystemExit("tables: %s names an unknown table %r" % (where, name))
+        return m.group(1) + RENDER[name]() + m.group(4)
+    return BLOCK.sub(one, text)
+
+
+def main(argv):
+    check = "--check" in argv
+    stale = 0
+    for rel in DOCS:
+        path = os.path.join(ROOT, rel)
+        with open(path) as f:
+            old = f.read()
+        new = regenerate(old, rel)
+        if new == old:
+            continue
+        if check:
+            stale += 1
+            sys.stdout.writelines(difflib.unified_diff(old.splitlines(True), new.splitlines(True), rel, rel + " (from results)"))
+        else:
+            with open(path, "w") as f:
+                f.write(new)
+            print("tables: rewrote %s" % rel)
+    if stale:
+        print("tables: %d file(s) out of date with bench/results: run bench/tables.py and commit" % stale)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
