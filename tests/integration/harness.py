@@ -8,7 +8,9 @@ that the node printed no ASan/UBSan report.
 
 Also here, shared by the test files: polling (wait_until, wait_idle), a base
 class that runs one node per TestCase class (NodeCase), the liveness check
-(assert_serves), a hand-made RFC 6455 client with frame and handshake builders
+(assert_serves), order-based message checks that never wait for a quiet
+window (expect_pushes, recv_until, until_marker, absent_until_marker,
+absent_until_pong), a hand-made RFC 6455 client with frame and handshake builders
 (RawWS, frame, upgrade_request, parse_http, ...) and the runner that prints
 "N passed, N failed, N skipped" and fails on any skip (main).
 
@@ -17,8 +19,8 @@ client (RedisServer: stop/kill/restart on the same port), nginx in the
 foreground (Nginx), the rpc port of a node (Node.rpc_port, self_addr), N
 nodes against one Redis with fast timings (cluster_args, start_cluster,
 wait_cluster, stop_all), the presence record as the original writes it
-(presence_json) and async polling/collecting helpers (await_until,
-gather_messages, copies, msg_push)."""
+(presence_json) and async polling helpers (await_until, copies,
+msg_push)."""
 
 import asyncio
 import base64
@@ -316,7 +318,8 @@ async def login(node, user, app=101, **kw):
 
 
 async def no_message(ws, wait=0.5):
-    """Asserts nothing arrives within `wait` seconds."""
+    """(Being replaced by absent_until_marker: a late message passes a quiet
+    window.) Asserts nothing arrives within `wait` seconds."""
     try:
         m = await asyncio.wait_for(ws.recv(), wait * SLOW)
     except asyncio.TimeoutError:
@@ -334,15 +337,140 @@ async def close_all(*socks):
                 pass
 
 
-async def drain(*socks, wait=0.2):
-    """Discards whatever is pending on each socket (e.g. enter pushes of the
-    set-up): reads until `wait` seconds pass without a message."""
-    for ws in socks:
-        while True:
-            try:
-                await asyncio.wait_for(ws.recv(), wait * SLOW)
-            except asyncio.TimeoutError:
-                break
+# ---- order instead of quiet windows ----
+#
+# Nothing here waits for "no message within N seconds": a late message would
+# pass such a check. Absence is proven by order instead. The node queues a
+# push to the recipient's worker inbox before the API call that made it
+# answers, enter/exit pushes are posted before the login/logout reply (or the
+# close frame) goes out, and each worker's inbox is FIFO: a marker push sent
+# through the API after that point reaches the socket behind any push of the
+# earlier step. So "read until the marker, nothing unwanted before it" proves
+# the unwanted push was never sent. For a push that would come from the
+# socket's own worker (its own replies), a `ping` command on the same socket
+# is the marker.
+
+RUN_ID = "%x%x" % (os.getpid(), int(time.time() * 1000))   # unique msgIDs per run
+_markers = [0]
+MARKER_PREFIX = "marker-"
+
+
+def marker_id():
+    """A msgID used by no other send (of this run or an earlier one)."""
+    _markers[0] += 1
+    return "%s%s-%d" % (MARKER_PREFIX, RUN_ID, _markers[0])
+
+
+def is_push(m, cmd=None, frm=None, seq=None):
+    """Whether m is a server push (cmd msg/enter/exit), optionally of the
+    given cmd, sender and seq."""
+    if not isinstance(m, dict) or m.get("cmd") not in ("msg", "enter", "exit"):
+        return False
+    if cmd is not None and m["cmd"] != cmd:
+        return False
+    data = (m.get("response") or {}).get("data") or {}
+    if frm is not None and (not isinstance(data, dict) or data.get("from") != frm):
+        return False
+    return seq is None or m.get("seq") == seq
+
+
+def is_marker(m):
+    return is_push(m, "msg") and str(m.get("seq", "")).startswith(MARKER_PREFIX)
+
+
+async def recv_until(ws, pred, what, timeout=5):
+    """Reads ws until a message satisfies pred: returns (that message, the
+    messages before it). Marker pushes of earlier checks (a user's other
+    tab got them too) are left out of the list. Fails naming `what` when
+    nothing matching arrives within timeout*SLOW seconds."""
+    before = []
+    deadline = time.time() + timeout * SLOW
+    while True:
+        left = deadline - time.time()
+        try:
+            if left <= 0:
+                raise asyncio.TimeoutError
+            m = json.loads(await asyncio.wait_for(ws.recv(), left))
+        except asyncio.TimeoutError:
+            raise AssertionError("timed out waiting for %s; received before: %r" % (what, before)) from None
+        if pred(m):
+            return m, before
+        if not is_marker(m):
+            before.append(m)
+
+
+async def until_marker(node, targets, room=False, timeout=5):
+    """For each target (ws, appID, userID): sends a marker push with a
+    distinct msgID through node's API (/user/sendMessage, one per distinct
+    user; with room=True one /user/sendMessageAll per distinct appID, from a
+    sender in no room) and reads ws until its marker arrives. Returns the
+    messages each ws received before its marker, in target order. The
+    marker send must report delivery (the user must be online)."""
+    ids = {}
+    for _, app, user in targets:
+        key = app if room else (app, user)
+        if key in ids:
+            continue
+        ids[key] = msgid = marker_id()
+        if room:
+            params = {"appID": app, "userID": "marker-sender", "msgID": msgid, "message": "marker"}
+            path = "/user/sendMessageAll"
+        else:
+            params = {"appID": app, "userID": user, "msgID": msgid, "message": "marker"}
+            path = "/user/sendMessage"
+        r = await asyncio.get_running_loop().run_in_executor(None, lambda: node.api(path, params=params))
+        assert r.get("code") == 200 and r.get("data") == {"sendResults": True}, \
+            "marker %s %r not delivered: %r" % (path, params, r)
+
+    async def one(ws, app, user):
+        msgid = ids[app if room else (app, user)]
+        _, before = await recv_until(ws, lambda m: is_push(m, "msg", seq=msgid),
+                                     "marker %s to %d/%s" % (msgid, app, user), timeout)
+        return before
+    return list(await asyncio.gather(*[one(*t) for t in targets]))
+
+
+async def absent_until_marker(node, targets, unwanted=None, room=False, what="nothing"):
+    """Proves by order that no unwanted message reached any target (ws,
+    appID, userID): sends markers (until_marker) and asserts nothing before
+    them satisfies `unwanted` (default: every message is unwanted). Returns
+    the tolerated messages per target."""
+    got = await until_marker(node, targets, room=room)
+    for (ws, app, user), before in zip(targets, got):
+        bad = [m for m in before if unwanted is None or unwanted(m)]
+        assert not bad, "%d/%s: expected %s before the marker, got %r" % (app, user, what, bad)
+    return got
+
+
+async def absent_until_pong(ws, unwanted=None, what="nothing"):
+    """Proves by order that nothing unwanted came from ws's own worker: sends
+    a `ping` command (a distinct seq) and reads until its reply; nothing
+    before it may satisfy `unwanted` (default: every message)."""
+    seq = marker_id()
+    await ws.send(json.dumps({"seq": seq, "cmd": "ping", "data": {}}))
+    m, before = await recv_until(ws, lambda m: m.get("seq") == seq and m.get("cmd") == "ping",
+                                 "the reply to ping %s" % seq)
+    assert m["response"]["data"] == "pong", m
+    bad = [x for x in before if unwanted is None or unwanted(x)]
+    assert not bad, "expected %s before the ping reply, got %r" % (what, bad)
+    return before
+
+
+async def expect_pushes(ws, expected, timeout=5):
+    """Reads exactly len(expected) messages from ws and asserts they are the
+    pushes `expected` lists as (cmd, from) pairs, in any order (e.g. the
+    enter pushes of the users who logged in after ws's user)."""
+    want = sorted(expected)
+    got = []
+    for _ in want:
+        try:
+            got.append(await recv_json(ws, timeout))
+        except asyncio.TimeoutError:
+            raise AssertionError("expected pushes %r, received only %r" % (want, got)) from None
+    pairs = sorted((m.get("cmd"), ((m.get("response") or {}).get("data") or {}).get("from"))
+                   if is_push(m) else ("not a push", repr(m)) for m in got)
+    assert pairs == want, "expected pushes %r, received %r" % (want, got)
+    return got
 
 
 # ---- liveness check ----
@@ -930,8 +1058,8 @@ async def await_until(pred, timeout=5.0, what="condition"):
 
 
 async def gather_messages(socks, quiet=0.5, limit=10.0):
-    """Everything each socket receives until `quiet` seconds pass without a
-    message (at most `limit` seconds): a list of JSON messages per socket."""
+    """(Being replaced by until_marker.) Everything each socket receives
+    until `quiet` seconds pass without a message."""
     async def one(ws):
         got = []
         deadline = time.time() + limit * SLOW
@@ -946,7 +1074,7 @@ async def gather_messages(socks, quiet=0.5, limit=10.0):
 
 
 def copies(messages, msgid):
-    """The messages (of gather_messages) that are pushes with seq msgid."""
+    """The messages (e.g. of until_marker) that are pushes with seq msgid."""
     return [m for m in messages if m.get("seq") == msgid and m.get("cmd") == "msg"]
 
 

@@ -13,11 +13,11 @@ import os
 import re
 import socket
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (SLOW, NodeCase, close_all, connect, drain, login, main, no_message,  # noqa: E402
-                     recv_json, request, run, wait_idle, wait_until)
+from harness import (SLOW, NodeCase, absent_until_marker, close_all, connect,  # noqa: E402
+                     expect_pushes, is_push, login, main, recv_json, request, run,
+                     until_marker, wait_idle, wait_until)
 
 
 # ---------- helpers ----------
@@ -65,6 +65,11 @@ class ApiTestBase(NodeCase):
         r = self.api("/user/list", params={"appID": app})
         self.assertEqual(r["code"], 200, r)
         return r["data"]
+
+    async def nothing_more(self, *targets, what="nothing"):
+        """No message reached any target (ws, appID, userID) since its last
+        expected one: proven by a marker push read after it."""
+        await absent_until_marker(self.node, list(targets), what=what)
 
 
 # ---------- paths ----------
@@ -133,7 +138,7 @@ class PathsTest(ApiTestBase):
             try:
                 ws = await login(self.node, "sam", 101)
                 other = await login(self.node, "tom", 101)
-                await drain(ws, other)
+                await expect_pushes(ws, [("enter", "tom")])      # tom came after sam
                 status, hdrs, body = self.node.http("/user/sendMessage", params={
                     "appID": 101, "userID": "sam", "msgID": "m-1", "message": "hello sam"})
                 self.assertEqual(status, 200, body)
@@ -142,8 +147,8 @@ class PathsTest(ApiTestBase):
                                                     "data": {"sendResults": True}})
                 m = await recv_json(ws)
                 self.assertEqual(m, expected_push("m-1", "hello sam", "sam"))
-                await no_message(ws, 0.3)
-                await no_message(other, 0.2)
+                await self.nothing_more((ws, 101, "sam"), (other, 101, "tom"),
+                                        what="one copy of m-1 at sam and none at tom")
                 # offline user, and a user of another room
                 r = self.send(101, "nobody", "x", "m-2")
                 self.assertEqual(r, {"code": 200, "msg": "Success", "data": {"sendResults": False}})
@@ -156,8 +161,9 @@ class PathsTest(ApiTestBase):
                 r = self.api("/user/sendMessage", form={"appID": 101, "userID": "sam",
                                                         "msgID": "m-big", "message": big})
                 self.assertEqual(r["data"], {"sendResults": True}, r)
+                # nothing from the refused sends came first, and one copy of m-big
                 self.assertEqual(await recv_json(ws), expected_push("m-big", big, "sam"))
-                await no_message(ws, 0.2)
+                await self.nothing_more((ws, 101, "sam"), what="one copy of m-big")
             finally:
                 await close_all(ws, other)
         run(t())
@@ -173,26 +179,28 @@ class PathsTest(ApiTestBase):
                 carol = await login(self.node, "carol", 102)
                 dave = await login(self.node, "dave", 101)               # another room
                 socks = [alice1, alice2, bob1, bob2, carol, dave]
-                await asyncio.sleep(0.2 * SLOW)
-                await drain(*socks)
+                # the enters of the users who came later (a second tab: none)
+                for ws in (alice1, alice2):
+                    await expect_pushes(ws, [("enter", "bob"), ("enter", "carol")])
+                for ws in (bob1, bob2):
+                    await expect_pushes(ws, [("enter", "carol")])
+                targets = [(alice1, 102, "alice"), (alice2, 102, "alice"), (bob1, 102, "bob"),
+                           (bob2, 102, "bob"), (carol, 102, "carol"), (dave, 101, "dave")]
+                await self.nothing_more(*targets, what="no other enter push")
                 r = self.send(102, "alice", "to the room", "all-1", "/user/sendMessageAll")
                 self.assertEqual(r, {"code": 200, "msg": "Success", "data": {"sendResults": True}})
                 for ws in (bob1, bob2, carol):
                     m = await recv_json(ws)
                     self.assertEqual(m, expected_push("all-1", "to the room", "alice"))
-                for ws in (bob1, bob2, carol):
-                    await no_message(ws, 0.2)
-                await no_message(alice1, 0.2)
-                await no_message(alice2, 0.2)
-                await no_message(dave, 0.2)
+                await self.nothing_more(*targets, what="one copy at bob's tabs and carol, "
+                                        "none at the sender alice or at dave (another room)")
                 # a sender who is not in the room: everyone
                 r = self.send(102, "system", "all of you", "all-2", "/user/sendMessageAll")
                 self.assertEqual(r["data"], {"sendResults": True}, r)
                 for ws in (alice1, alice2, bob1, bob2, carol):
                     m = await recv_json(ws)
                     self.assertEqual(m, expected_push("all-2", "all of you", "system"))
-                    await no_message(ws, 0.1)
-                await no_message(dave, 0.2)
+                await self.nothing_more(*targets, what="one copy in room 102, none in room 101")
             finally:
                 await close_all(*socks)
         run(t())
@@ -313,7 +321,7 @@ class ParamsTest(ApiTestBase):
                     want = {k.lower(): v for k, v in want.items()}["message"]
                     self.assertEqual(m["response"]["data"]["msg"], want, (kw, m))
                     n += 1
-                await no_message(ws, 0.2)
+                await self.nothing_more((ws, 103, "pat"), what="one push per send")
                 # the read paths too
                 for kw in (dict(params={"appid": 103, "USERID": "pat"}),
                            dict(form={"appID": 103, "userID": "pat"}),
@@ -498,11 +506,11 @@ class DedupTest(ApiTestBase):
                 self.assertEqual(r, {"code": 200, "msg": "Success", "data": {}})
                 m = await recv_json(ws)
                 self.assertEqual(m, expected_push("dup-1", "first", "dup"))
-                await no_message(ws, 0.3)
+                await self.nothing_more((ws, 101, "dup"), what="no copy of the duplicate send")
                 # the same msgID for another user or path is still a duplicate
                 r = self.send(101, "dup", "third", "dup-1", "/user/sendMessageAll")
                 self.assertEqual(r["data"], {}, r)
-                await no_message(ws, 0.3)
+                await self.nothing_more((ws, 101, "dup"), what="no copy of the duplicate sendMessageAll")
             finally:
                 await close_all(ws)
         run(t())
@@ -521,10 +529,10 @@ class DedupTest(ApiTestBase):
                 self.assertIn(r["data"], ({"sendResults": True}, {}), r)
                 m = await recv_json(ws)
                 self.assertEqual(m, expected_push("retry-1", "please retry", "late"))
-                await no_message(ws, 0.3)
+                await self.nothing_more((ws, 101, "late"), what="exactly one copy of retry-1")
                 r = self.send(101, "late", "please retry", "retry-1")
                 self.assertEqual(r["data"], {}, r)
-                await no_message(ws, 0.3)
+                await self.nothing_more((ws, 101, "late"), what="no copy of the duplicate retry")
             finally:
                 await close_all(ws)
         run(t())
@@ -547,7 +555,7 @@ class DedupTest(ApiTestBase):
                     r = self.send(101, "x", "a%d" % i, "", "/user/sendMessageAll")
                     self.assertEqual(r["data"], {"sendResults": True}, r)
                     self.assertEqual(await recv_json(ws), expected_push("", "a%d" % i, "x"))
-                await no_message(ws, 0.2)
+                await self.nothing_more((ws, 101, "empty"), what="one push per send")
             finally:
                 await close_all(ws)
         run(t())
@@ -558,18 +566,18 @@ class DedupTest(ApiTestBase):
             try:
                 a = await login(self.node, "dupa", 102)
                 b = await login(self.node, "dupb", 102)
-                await drain(a, b)
+                await expect_pushes(a, [("enter", "dupb")])
                 r = self.send(102, "src", "room once", "dupall-1", "/user/sendMessageAll")
                 self.assertEqual(r["data"], {"sendResults": True}, r)
                 r = self.send(102, "src", "room twice", "dupall-1", "/user/sendMessageAll")
                 self.assertEqual(r, {"code": 200, "msg": "Success", "data": {}})
                 for ws in (a, b):
                     self.assertEqual(await recv_json(ws), expected_push("dupall-1", "room once", "src"))
-                    await no_message(ws, 0.3)
+                await self.nothing_more((a, 102, "dupa"), (b, 102, "dupb"), what="one copy of dupall-1")
                 # and a sendMessage reusing it is a no-op as well
                 r = self.send(102, "dupa", "again", "dupall-1")
                 self.assertEqual(r["data"], {}, r)
-                await no_message(a, 0.2)
+                await self.nothing_more((a, 102, "dupa"), what="no copy of the reused msgID")
             finally:
                 await close_all(a, b)
         run(t())
@@ -595,26 +603,15 @@ class BroadcastTest(ApiTestBase):
                 self.assertEqual(self.user_list(104)["userCount"], self.N)
                 r = self.send(104, "system", "to fifty", "b50-1", "/user/sendMessageAll")
                 self.assertEqual(r["data"], {"sendResults": True}, r)
-
-                async def collect(ws):
-                    """Copies of b50-1 received until quiet; enter pushes skipped."""
-                    copies = 0
-                    deadline = time.time() + 10 * SLOW
-                    while time.time() < deadline:
-                        wait = 1.0 if copies else deadline - time.time()
-                        try:
-                            m = json.loads(await asyncio.wait_for(ws.recv(), max(wait, 0.01) * SLOW))
-                        except asyncio.TimeoutError:
-                            break
-                        if m.get("seq") == "b50-1":
-                            self.assertEqual(m, expected_push("b50-1", "to fifty", "system"))
-                            copies += 1
-                        else:
-                            self.assertEqual(m["cmd"], "enter", m)
-                    return copies
-
-                counts = await asyncio.gather(*[collect(ws) for ws in socks])
-                self.assertEqual(counts, [1] * self.N)
+                # everything up to a later room-wide marker: the enter pushes of
+                # the concurrent logins (all posted before their login replies)
+                # and exactly one copy of b50-1
+                got = await until_marker(self.node, [(ws, 104, "u%02d" % i) for i, ws in enumerate(socks)],
+                                         room=True)
+                for i, msgs in enumerate(got):
+                    others = [m for m in msgs if not is_push(m, "enter")]
+                    self.assertEqual(others, [expected_push("b50-1", "to fifty", "system")],
+                                     "u%02d: one copy of b50-1 and enter pushes only: %r" % (i, msgs))
             finally:
                 await asyncio.gather(*[close_all(ws) for ws in socks])
         run(t())

@@ -15,9 +15,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (SLOW, NodeCase, close_all, connect, drain, frame, login, main,  # noqa: E402
-                     no_message, online, recv_json, request, run, upgrade_request, wait_idle,
-                     wait_until)
+from harness import (SLOW, NodeCase, absent_until_marker, absent_until_pong,  # noqa: E402
+                     close_all, connect, expect_pushes, frame, login, main, online, recv_json,
+                     request, run, upgrade_request, wait_idle, wait_until)
 
 
 # ---------- helpers ----------
@@ -100,6 +100,11 @@ class RawWS:
 class ProtocolTest(NodeCase):
     def setUp(self):
         wait_idle(self.node)
+
+    async def nothing_more(self, *targets, what="nothing"):
+        """No message reached any target (ws, appID, userID) since its last
+        expected one: proven by a marker push read after it."""
+        await absent_until_marker(self.node, list(targets), what=what)
 
     # ---- login ----
 
@@ -291,15 +296,14 @@ class ProtocolTest(NodeCase):
                 bob = await login(self.node, "bob", 101)
                 m = await recv_json(alice)
                 assert_push(self, m, "enter", "bob")
-                await no_message(bob)                 # no own enter, no older one
-                await no_message(carol)               # other room
-                await no_message(alice, 0.2)
+                await self.nothing_more((bob, 101, "bob"), (carol, 102, "carol"), (alice, 101, "alice"),
+                                        what="no own enter at bob, none in another room, one at alice")
                 # bob goes away (clean close): exit to the room
                 await bob.close()
                 m = await recv_json(alice)
                 assert_push(self, m, "exit", "bob")
-                await no_message(carol)
-                await no_message(alice, 0.2)
+                await self.nothing_more((carol, 102, "carol"), (alice, 101, "alice"),
+                                        what="no exit in another room, one at alice")
             finally:
                 await close_all(alice, bob, carol)
         run(t())
@@ -314,7 +318,7 @@ class ProtocolTest(NodeCase):
                 bob.transport.abort()                 # TCP reset, no close frame
                 assert_push(self, await recv_json(alice), "exit", "bob")
                 wait_until(lambda: not online(self.node, 103, "bob"), what="bob offline")
-                await no_message(alice)
+                await self.nothing_more((alice, 103, "alice"), what="one exit")
             finally:
                 await close_all(alice, bob)
         run(t())
@@ -329,13 +333,17 @@ class ProtocolTest(NodeCase):
                 r = await request(bob, "logout", {})
                 self.assertEqual(r["response"]["code"], 200, r)
                 assert_push(self, await recv_json(alice), "exit", "bob")
-                await no_message(bob)
+                # logged out, bob can get no marker push: his own worker's
+                # answer to a ping is the marker (his exit was posted before
+                # the logout reply)
+                await absent_until_pong(bob, what="no own exit at bob")
                 self.assertFalse(online(self.node, 101, "bob"))
                 # log in again on the same socket: a new enter
                 r = await request(bob, "login", {"serviceToken": "", "appID": 101, "userID": "bob"})
                 self.assertEqual(r["response"]["code"], 200, r)
                 assert_push(self, await recv_json(alice), "enter", "bob")
-                await no_message(alice, 0.2)
+                await self.nothing_more((alice, 101, "alice"), (bob, 101, "bob"),
+                                        what="one enter at alice, none at bob")
             finally:
                 await close_all(alice, bob)
         run(t())
@@ -348,15 +356,16 @@ class ProtocolTest(NodeCase):
                 tab1 = await login(self.node, "bob", 101)
                 assert_push(self, await recv_json(alice), "enter", "bob")
                 tab2 = await login(self.node, "bob", 101)
-                await no_message(alice)               # no second enter
-                await no_message(tab1, 0.2)           # bob does not hear himself
-                await no_message(tab2, 0.2)
-                await tab1.close()
-                await no_message(alice)               # one tab left: no exit
+                # no second enter at alice; bob does not hear himself
+                await self.nothing_more((alice, 101, "alice"), (tab1, 101, "bob"), (tab2, 101, "bob"),
+                                        what="no enter for a second tab")
+                await tab1.close()                    # an exit would be posted before the close frame
+                await self.nothing_more((alice, 101, "alice"), (tab2, 101, "bob"),
+                                        what="no exit while a tab is left")
                 self.assertTrue(online(self.node, 101, "bob"))
                 await tab2.close()
                 assert_push(self, await recv_json(alice), "exit", "bob")
-                await no_message(alice, 0.2)
+                await self.nothing_more((alice, 101, "alice"), what="one exit")
             finally:
                 await close_all(alice, tab1, tab2)
         run(t())
@@ -369,21 +378,23 @@ class ProtocolTest(NodeCase):
                 dave = await login(self.node, "dave", 102)
                 b1 = await login(self.node, "bob", 101)
                 assert_push(self, await recv_json(alice), "enter", "bob")
-                await no_message(dave)
+                await self.nothing_more((dave, 102, "dave"), what="no enter from another room")
                 b2 = await login(self.node, "bob", 102)
                 assert_push(self, await recv_json(dave), "enter", "bob")
-                await no_message(alice)
-                await no_message(b1, 0.2)
+                await self.nothing_more((alice, 101, "alice"), (b1, 101, "bob"), (dave, 102, "dave"),
+                                        what="one enter per room")
                 self.assertTrue(online(self.node, 101, "bob"))
                 self.assertTrue(online(self.node, 102, "bob"))
                 await b1.close()
                 assert_push(self, await recv_json(alice), "exit", "bob")
-                await no_message(dave)
+                await self.nothing_more((dave, 102, "dave"), (alice, 101, "alice"),
+                                        what="an exit only in the room bob left")
                 self.assertTrue(online(self.node, 102, "bob"))
                 wait_until(lambda: not online(self.node, 101, "bob"), what="bob offline on 101")
                 await b2.close()
                 assert_push(self, await recv_json(dave), "exit", "bob")
-                await no_message(alice, 0.2)
+                await self.nothing_more((alice, 101, "alice"), (dave, 102, "dave"),
+                                        what="one exit, in room 102 only")
             finally:
                 await close_all(alice, dave, b1, b2)
         run(t())
@@ -398,8 +409,8 @@ class ProtocolTest(NodeCase):
                 t2 = await login(self.node, "tabby", 101)
                 t3 = await login(self.node, "tabby", 102)
                 other = await login(self.node, "other", 101)
-                await asyncio.sleep(0.2 * SLOW)
-                await drain(t1, t2, t3)               # the enters of "other"
+                for ws in (t1, t2):                   # "other" came after tabby, in room 101
+                    await expect_pushes(ws, [("enter", "other")])
                 r = self.node.api("/user/sendMessage", params={
                     "appID": 101, "userID": "tabby", "msgID": "tab-1", "message": "to all tabs"})
                 self.assertEqual(r["data"], {"sendResults": True}, r)
@@ -407,9 +418,9 @@ class ProtocolTest(NodeCase):
                     m = await recv_json(ws)
                     self.assertEqual(m["seq"], "tab-1", m)
                     assert_push(self, m, "msg", "tabby", "to all tabs")
-                    await no_message(ws, 0.2)
-                await no_message(t3)
-                await no_message(other, 0.2)
+                await self.nothing_more((t1, 101, "tabby"), (t2, 101, "tabby"), (t3, 102, "tabby"),
+                                        (other, 101, "other"),
+                                        what="one copy per tab of app 101, none on app 102 or at other")
             finally:
                 await close_all(t1, t2, t3, other)
         run(t())
@@ -468,7 +479,23 @@ async def login_on(ws, user, app=101):
 # ---------- server pings ----------
 
 class ServerPingTest(NodeCase):
-    ARGS = ("--set", "app.pingInterval=1", "--set", "app.sweepInterval=1")
+    """Pings every second of idleness; a connection idle for more than 3 s is
+    closed. Raw clients see every ping frame and decide whether to answer."""
+    ARGS = ("--set", "app.pingInterval=1", "--set", "app.sweepInterval=1",
+            "--set", "app.connectionTimeout=3")
+
+    def setUp(self):
+        wait_idle(self.node)
+
+    def _raw_login(self, user):
+        raw = RawWS(self.node.ws_port)
+        self.assertEqual(raw.status, 101, raw.head)
+        raw.send(0x1, json.dumps({"seq": "l", "cmd": "login",
+                                  "data": {"serviceToken": "", "appID": 101, "userID": user}}))
+        op, payload = raw.recv_frame()
+        self.assertEqual(op, 0x1)
+        self.assertEqual(json.loads(payload)["response"]["code"], 200, payload)
+        return raw
 
     def test_idle_client_gets_ping(self):
         raw = RawWS(self.node.ws_port)
@@ -499,24 +526,62 @@ class ServerPingTest(NodeCase):
         finally:
             raw.close()
 
-    def test_websockets_client_survives_pings(self):
-        async def t():
-            ws = await login(self.node, "ponger", 101, ping_interval=None)
-            try:
-                await asyncio.sleep(2.5)              # several server pings (1 s), answered by the library
-                self.assertTrue(ws.open)
-                r = await request(ws, "ping", {})
-                self.assertEqual(r["response"]["data"], "pong")
-            finally:
-                await close_all(ws)
-        run(t())
+    PINGS = 6
+
+    def test_answered_pings_keep_the_connection(self):
+        """A client that sends nothing but pongs outlives app.connectionTimeout:
+        one ping per sweep (1 s apart), so 6 pings span at least 5 s, more
+        than the 3 s after which a silent connection is closed."""
+        raw = self._raw_login("ponger")
+        try:
+            pings = 0
+            while pings < self.PINGS:
+                op, payload = raw.recv_frame(timeout=10)
+                self.assertNotEqual(op, 0x8, "closed after %d answered pings: %r" % (pings, payload))
+                self.assertEqual(op, 0x9, "expected only pings, got op %d %r" % (op, payload))
+                raw.send(0xA, payload)
+                pings += 1
+            raw.send(0x1, json.dumps({"seq": "p", "cmd": "ping", "data": {}}))
+            while True:
+                op, payload = raw.recv_frame()
+                if op != 0x9:
+                    break
+                raw.send(0xA, payload)
+            self.assertEqual(op, 0x1, payload)
+            self.assertEqual(json.loads(payload)["response"]["data"], "pong")
+            self.assertTrue(online(self.node, 101, "ponger"))
+        finally:
+            raw.close()
+
+    def test_unanswered_pings_do_not_keep_the_connection(self):
+        """The counterpart: pings left unanswered do not count as activity;
+        the connection gets the timeout's close (1001 "heartbeat timeout")."""
+        raw = self._raw_login("deaf")
+        try:
+            pings = 0
+            while True:
+                op, payload = raw.recv_frame(timeout=10)
+                if op != 0x9:
+                    break
+                pings += 1
+            self.assertEqual(op, 0x8, "expected pings then a close frame, got op %d %r" % (op, payload))
+            self.assertEqual(struct.unpack("!H", payload[:2])[0], 1001, payload)
+            self.assertEqual(payload[2:], b"heartbeat timeout")
+            self.assertGreaterEqual(pings, 1, "no ping before the timeout")
+            wait_until(lambda: not online(self.node, 101, "deaf"), what="deaf offline")
+        finally:
+            raw.close()
 
 
 # ---------- the heartbeat timeout sweep ----------
 
 class TimeoutSweepTest(NodeCase):
+    """One worker, so one sweep: a silent connection opened later than a
+    client that must survive is a witness of the sweep having run past that
+    client's timeout."""
     ARGS = ("--set", "app.connectionTimeout=2", "--set", "app.pingInterval=0",
             "--set", "app.sweepInterval=1")
+    NODE_KW = {"workers": 1}
 
     def setUp(self):
         wait_idle(self.node)
@@ -555,7 +620,7 @@ class TimeoutSweepTest(NodeCase):
                 assert_push(self, got[0], "enter", "idler")
                 assert_push(self, got[1], "exit", "idler")
                 await asyncio.wait_for(idle.wait_closed(), 10 * SLOW)
-                self.assertEqual(idle.close_code, 1001, (idle.close_code, idle.close_reason))
+                self.assertEqual((idle.close_code, idle.close_reason), (1001, "heartbeat timeout"))
                 self.assertFalse(online(self.node, 101, "idler"))
                 self.assertFalse(online(self.node, 0, "idler"))
                 # the heartbeating client is still there
@@ -572,31 +637,39 @@ class TimeoutSweepTest(NodeCase):
 
     def test_heartbeats_keep_connection(self):
         async def t():
-            ws = None
+            ws = witness = None
             stop = asyncio.Event()
             hb = None
             try:
                 ws = await login(self.node, "keeper", 102, ping_interval=None)
                 hb = asyncio.ensure_future(self._heartbeats(ws, stop))
-                end = time.time() + 4.5                   # well past the 2 s timeout (server time: not scaled)
-                n = 0
-                while time.time() < end:
-                    m = await recv_json(ws)
-                    self.assertEqual((m["cmd"], m["response"]["code"]), ("heartbeat", 200), m)
-                    n += 1
+                # silent from its upgrade on, which is later than keeper's
+                # login: once the sweep closes it, keeper's own silence (had
+                # the heartbeats not counted) would have passed the timeout too
+                witness = await connect(self.node, ping_interval=None)
+                await asyncio.wait_for(witness.wait_closed(), 15 * SLOW)
+                self.assertEqual((witness.close_code, witness.close_reason), (1001, "heartbeat timeout"))
                 stop.set()
                 await hb
                 hb = None
-                self.assertGreater(n, 5)
-                self.assertTrue(ws.open)
-                r = await request(ws, "ping", {})
-                self.assertEqual(r["response"]["data"], "pong")
+                seq = "after-witness"
+                await send_raw(ws, {"seq": seq, "cmd": "ping", "data": {}})
+                replies = []
+                while True:
+                    m = await recv_json(ws)
+                    if m.get("seq") == seq:
+                        break
+                    replies.append(m)
+                self.assertEqual(m["response"]["data"], "pong", m)
+                self.assertGreaterEqual(len(replies), 1, "no heartbeat was answered")
+                for m in replies:
+                    self.assertEqual((m["cmd"], m["response"]["code"]), ("heartbeat", 200), m)
                 self.assertTrue(online(self.node, 102, "keeper"))
             finally:
                 stop.set()
                 if hb:
                     await hb
-                await close_all(ws)
+                await close_all(ws, witness)
         run(t())
 
     def test_unauthenticated_idle_client_is_closed(self):
@@ -604,7 +677,7 @@ class TimeoutSweepTest(NodeCase):
             ws = await connect(self.node, ping_interval=None)
             try:
                 await asyncio.wait_for(ws.wait_closed(), 10 * SLOW)
-                self.assertEqual(ws.close_code, 1001)
+                self.assertEqual((ws.close_code, ws.close_reason), (1001, "heartbeat timeout"))
             finally:
                 await close_all(ws)
         run(t())
