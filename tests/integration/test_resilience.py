@@ -12,8 +12,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (SLOW, NodeCase, RawWS, assert_serves, close_all, login, main,  # noqa: E402
-                     no_message, parse_http, recv_json, run, upgrade_request)
+from harness import (SLOW, NodeCase, RawWS, absent_until_marker, assert_serves,  # noqa: E402
+                     close_all, is_push, login, main, parse_http, recv_json, recv_until, run,
+                     upgrade_request)
 
 
 def reset_after(port, data):
@@ -54,11 +55,13 @@ class Utf8ParamTests(NodeCase):
                     self.assertEqual(status, 200)
                     self.assertIn(b'"code":1001', body)
                     self.assertIn(("%s is not valid UTF-8" % name).encode(), body)
-                await no_message(ws, 0.3)
+                # a valid send along the same path is the marker: nothing of
+                # the refused ones came before it
                 r = node.api("/user/sendMessageAll", params={"appID": 101, "userID": "x",
                                                               "msgID": "u2", "message": "h\u00e9llo"})
                 self.assertTrue(r["data"]["sendResults"])
-                m = await recv_json(ws)
+                m, before = await recv_until(ws, lambda m: is_push(m, "msg", seq="u2"), "push u2")
+                self.assertEqual(before, [], "a refused send reached the room")
                 self.assertEqual(m["response"]["data"]["msg"], "h\u00e9llo")
             finally:
                 await close_all(ws)
@@ -70,35 +73,45 @@ class TrickleTests(NodeCase):
             "--set", "app.connectionTimeout=3", "--set", "app.pingInterval=0")
 
     def _trickle_until_closed(self, sock, data, limit):
-        """Sends one byte every 0.25 s; returns True once the server closes."""
+        """Sends one byte every 0.25 s until the server answers or closes;
+        then reads what it sends until it closes. Returns (closed, the bytes
+        the server sent)."""
         deadline = time.time() + limit
         i = 0
+        got = b""
         sock.settimeout(0.25)
         while time.time() < deadline:
             try:
-                if sock.recv(65536) == b"":
-                    return True
+                chunk = sock.recv(65536)
+                if chunk == b"":
+                    return True, got
+                got += chunk
             except socket.timeout:
                 pass
             except ConnectionResetError:
-                return True
+                return True, got
+            if got:                              # the server spoke: stop sending, read to the end
+                continue
             try:
                 sock.send(data[i % len(data):i % len(data) + 1])
             except (BrokenPipeError, ConnectionResetError):
-                return True
+                return True, got
             i += 1
-        return False
+        return False, got
 
     def test_trickled_handshake_is_timed_out(self):
+        before = self.node.state()["handshakeTimeouts"]
         s = socket.create_connection(("127.0.0.1", self.node.ws_port), timeout=5)
         try:
             # a request that never ends: one header byte at a time
             req = upgrade_request()[:-2] + b"X-Slow: " + b"a" * 4000
-            self.assertTrue(self._trickle_until_closed(s, req, 12 * SLOW),
-                            "a byte-by-byte upgrade request kept the connection open")
+            closed, got = self._trickle_until_closed(s, req, 12 * SLOW)
+            self.assertTrue(closed, "a byte-by-byte upgrade request kept the connection open")
+            self.assertEqual(got, b"", "the handshake timeout closes without an answer")
         finally:
             s.close()
-        self.assertGreaterEqual(self.node.state()["handshakeTimeouts"], 1)
+        # closed by the handshake timeout (the only close that counts here)
+        self.assertEqual(self.node.state()["handshakeTimeouts"], before + 1)
 
     def test_trickled_frame_does_not_keep_a_socket_alive(self):
         ws = RawWS(self.node.ws_port)
@@ -106,8 +119,17 @@ class TrickleTests(NodeCase):
             # a 60-byte text frame header + payload, sent one byte at a time
             big = bytes([0x81, 0x80 | 60]) + b"\0\0\0\0" + b"x" * 60
             ws.sock.settimeout(0.25)
-            self.assertTrue(self._trickle_until_closed(ws.sock, big * 10, 15 * SLOW),
-                            "a trickled frame reset the connection timeout")
+            closed, got = self._trickle_until_closed(ws.sock, big * 10, 15 * SLOW)
+            self.assertTrue(closed, "a trickled frame reset the connection timeout")
+            # the connection timeout's close frame, and nothing else
+            got = ws.buf + got
+            self.assertGreaterEqual(len(got), 4, "no close frame before the connection ended: %r" % got)
+            self.assertEqual(got[0], 0x88, "not a close frame: %r" % got)
+            n = got[1]
+            self.assertLess(n, 126, got)
+            self.assertEqual(len(got), 2 + n, "bytes besides one close frame: %r" % got)
+            self.assertEqual(struct.unpack("!H", got[2:4])[0], 1001, got)
+            self.assertEqual(got[4:], b"heartbeat timeout", got)
         finally:
             ws.close()
 
@@ -125,7 +147,7 @@ class HttpMethodTests(NodeCase):
                 status, hdrs, _ = parse_http(out)
                 self.assertEqual(status, 405)
                 self.assertIn("GET", hdrs.get("allow", ""))
-                await no_message(ws, 0.3)
+                await absent_until_marker(node, [(ws, 101, "headless")], what="no push from a HEAD request")
             finally:
                 await close_all(ws)
         run(t())
