@@ -18,7 +18,7 @@ import urllib.parse
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import (IO_TIMEOUT, OP_CLOSE, SLOW, Node, NodeCase, RawWS, assert_serves,  # noqa: E402
-                     cmd_json, main, online, text)
+                     cmd_json, is_push, main, online, text, wait_until)
 
 
 def _login_frame(user, app=101, seq="L"):
@@ -90,11 +90,11 @@ class SlowConsumerTest(NodeCase):
             r = node.api("/user/sendMessage", params={"appID": 101, "userID": "fast",
                                                       "msgID": "to-fast", "message": "still here"})
             self.assertTrue(r["data"]["sendResults"], r)
+            # exactly: slow's exit (posted when it was closed, before it went
+            # offline), then the push
             m = fast.recv_json(skip_pushes=False)
-            for _ in range(10):                   # skip enter/exit pushes
-                if m.get("cmd") == "msg":
-                    break
-                m = fast.recv_json(skip_pushes=False)
+            self.assertTrue(is_push(m, "exit", "slow"), m)
+            m = fast.recv_json(skip_pushes=False)
             self.assertEqual(m["response"]["data"]["msg"], "still here")
             self.assertEqual(m["seq"], "to-fast")
         finally:
@@ -129,9 +129,9 @@ class DefaultNodeTests(NodeCase):
             ws = await harness.login(node, "big", max_size=None)
             await ws.send(json.dumps({"seq": "b", "cmd": "ping", "data": {"pad": "x" * 70000}}))
             await asyncio.wait_for(ws.wait_closed(), 10 * SLOW)
-            return ws.close_code
+            return ws.close_code, ws.close_reason
 
-        self.assertEqual(harness.run(go()), 1009)
+        self.assertEqual(harness.run(go()), (1009, "message too big"))
         assert_serves(node, "after-big")
 
     def test_500_connections(self):
@@ -162,20 +162,17 @@ class DefaultNodeTests(NodeCase):
         self.assertEqual(len(st["perWorker"]), 2, st)
         for w in st["perWorker"]:
             self.assertGreater(w["loggedIn"], 0, "a worker got no client: %r" % st["perWorker"])
-        deadline = time.time() + 20 * SLOW
-        while time.time() < deadline:
-            st = node.state()
-            if st["loggedIn"] == 0 and st["wsConnections"] == 0:
-                break
-            time.sleep(0.1)
-        self.assertEqual(st["loggedIn"], 0, st)
-        self.assertEqual(st["wsConnections"], 0, st)
+        wait_until(lambda: (lambda st: st["loggedIn"] == 0 and st["wsConnections"] == 0)(node.state()),
+                   timeout=20, what="every client gone")
         self.assertEqual(node.api("/user/list", params={"appID": 101})["data"]["userCount"], 0)
         assert_serves(node, "after-many")
 
 
 class HandshakeTimeoutTests(NodeCase):
+    """One worker, so one sweep: the handshakeTimeouts counter (only the
+    sweep's handshake timeout increments it) shows that the sweep ran."""
     ARGS = ("--set", "app.handshakeTimeout=1", "--set", "app.sweepInterval=1")
+    NODE_KW = {"workers": 1}
 
     def _closed_by_server(self, s, bound):
         """Whether the server ends the connection within `bound` seconds."""
@@ -194,6 +191,7 @@ class HandshakeTimeoutTests(NodeCase):
 
     def test_silent_and_half_request_dropped(self):
         node = self.node
+        before = node.state()["handshakeTimeouts"]
         silent = socket.create_connection(("127.0.0.1", node.ws_port), timeout=5)
         half = socket.create_connection(("127.0.0.1", node.ws_port), timeout=5)
         try:
@@ -205,18 +203,31 @@ class HandshakeTimeoutTests(NodeCase):
         finally:
             silent.close()
             half.close()
+        self.assertEqual(node.state()["handshakeTimeouts"], before + 2,
+                         "both closed by the handshake timeout")
         assert_serves(node, "after-timeout")
 
     def test_upgraded_connection_not_dropped(self):
         node = self.node
 
         async def go():
-            ws = await harness.login(node, "stays")
+            ws = await harness.login(node, "stays", ping_interval=None)
+            witness = None
             try:
-                await asyncio.sleep(3)             # > handshakeTimeout + sweepInterval
+                before = node.state()["handshakeTimeouts"]
+                # accepted after "stays" upgraded, and silent: once the sweep
+                # drops it for the handshake timeout, that timeout has passed
+                # for "stays" as well
+                witness = socket.create_connection(("127.0.0.1", node.ws_port), timeout=5)
+                closed = await asyncio.get_running_loop().run_in_executor(
+                    None, self._closed_by_server, witness, 10 * SLOW)
+                self.assertTrue(closed, "the sweep never dropped a silent connection")
+                self.assertEqual(node.state()["handshakeTimeouts"], before + 1)
                 r = await harness.request(ws, "ping")
                 return r["response"]["data"]
             finally:
+                if witness:
+                    witness.close()
                 await ws.close()
 
         self.assertEqual(harness.run(go()), "pong")
@@ -235,7 +246,7 @@ class ShutdownTest(unittest.TestCase):
                         await asyncio.wait_for(c.wait_closed(), 15 * SLOW)
                     except asyncio.TimeoutError:
                         return "not closed"
-                    return c.close_code
+                    return c.close_code, c.close_reason
 
                 codes = await asyncio.gather(*(close_code(c) for c in clients))
                 loop = asyncio.get_running_loop()
@@ -243,7 +254,7 @@ class ShutdownTest(unittest.TestCase):
                 return codes, rc
 
             codes, rc = harness.run(go())
-            self.assertEqual(codes, [1001] * 20)
+            self.assertEqual(codes, [(1001, "server shutting down")] * 20)
             self.assertEqual(rc, 0)
         finally:
             node.stop()         # already exited: checks status 0 and no sanitizer report
