@@ -22,7 +22,7 @@ struct client_rx {
     uint8_t *raw;            /* unparsed bytes */
     size_t raw_len, raw_cap;
     uint8_t *frag;           /* payload of a fragmented message so far */
-    size_t frag_len;
+    size_t frag_len, frag_wire;  /* its payload bytes; its frames' bytes on the wire */
     int frag_op;             /* 0: no fragmented message in progress */
 };
 
@@ -376,26 +376,27 @@ static void client_hb_reply(worker *w, const char *p, size_t n, uint64_t now)
     }
 }
 
-/* Whether broadcast seq s is new to this connection (a 64-message window
- * below the highest seen; older ones count as out of window). */
-static int client_bc_new(worker *w, bench_conn *c, uint32_t s)
+/* Whether broadcast seq s is new to this connection: one bit per message
+ * and connection for the whole run, in the worker's shared bitmap. */
+static int client_bc_new(worker *w, const bench_conn *c, uint32_t s)
 {
-    if (s >= c->bmax) {
-        uint32_t shift = s + 1 - c->bmax;
-        c->bwin = shift >= 64 ? 0 : c->bwin << shift;
-        c->bwin |= 1;
-        c->bmax = s + 1;
-        return 1;
-    }
-    uint32_t d = c->bmax - 1 - s;
-    if (d >= 64) {
-        w->st.c.bc_old++;
-        return 1;
-    }
-    if (c->bwin & (1ull << d))
+    size_t bit = (size_t)s * w->count + (size_t)(c - w->conns);
+    uint8_t mask = (uint8_t)(1u << (bit % 8));
+    if (w->bc_seen[bit / 8] & mask)
         return 0;
-    c->bwin |= 1ull << d;
+    w->bc_seen[bit / 8] |= mask;
     return 1;
+}
+
+/* The wire size of a broadcast push frame, for the floor's like-for-like
+ * payload. */
+static void client_bc_frame(worker *w)
+{
+    counters *k = &w->st.c;
+    if (!k->bc_frame_min || w->rx_frame < k->bc_frame_min)
+        k->bc_frame_min = w->rx_frame;
+    if (w->rx_frame > k->bc_frame_max)
+        k->bc_frame_max = w->rx_frame;
 }
 
 static void client_bc(worker *w, bench_conn *c, uint64_t seq, uint64_t ts, uint64_t now)
@@ -409,6 +410,7 @@ static void client_bc(worker *w, bench_conn *c, uint64_t seq, uint64_t ts, uint6
         return;
     }
     w->st.c.bc_rx++;
+    client_bc_frame(w);
     w->bc_cnt[seq]++;
     if (!w->bc_first[seq] || now < w->bc_first[seq])
         w->bc_first[seq] = now;
@@ -518,15 +520,17 @@ static int client_frag(worker *w, bench_conn *c, const wsc_frame *f, const uint8
     rx->frag = nb;
     memcpy(rx->frag + rx->frag_len, pl, f->len);
     rx->frag_len += f->len;
+    rx->frag_wire += f->head + f->len;
     if (f->opcode != WSC_CONT)
         rx->frag_op = (int)f->opcode;
     if (!f->fin)
         return 0;
+    w->rx_frame = (uint32_t)rx->frag_wire;
     if (rx->frag_op == WSC_TEXT)
         client_message(w, c, rx->frag, rx->frag_len, now);
     free(rx->frag);
     rx->frag = NULL;
-    rx->frag_len = 0;
+    rx->frag_len = rx->frag_wire = 0;
     rx->frag_op = 0;
     return 0;
 }
@@ -561,6 +565,7 @@ static int client_frame(worker *w, bench_conn *c, const wsc_frame *f, const uint
         break;
     }
     if (f->fin && f->opcode != WSC_CONT && !in_frag) {
+        w->rx_frame = (uint32_t)(f->head + f->len);
         if (f->opcode == WSC_TEXT)
             client_message(w, c, pl, f->len, now);
         else

@@ -352,15 +352,43 @@ static int coord_post(coord *c, const char *path, const char *body, int n, int *
     return e == 0 && st == 200 && code == 200;
 }
 
+/* The msgID and the message text of broadcast seq, fixed-width so that
+ * every push frame of the run has the same size. */
+static void coord_bc_text(const bench_opts *o, long seq, uint64_t ts, char *id, size_t idcap,
+                          char *msg, size_t msgcap)
+{
+    snprintf(id, idcap, "%s-b%05ld", o->tag, seq);
+    snprintf(msg, msgcap, "%s.B.%05ld.%016llu", o->tag, seq, (unsigned long long)ts);
+}
+
+static void coord_bc_sender(const bench_opts *o, char *uid, size_t cap)
+{
+    snprintf(uid, cap, "bs%s", o->tag);
+}
+
+size_t coord_bc_frame_bytes(const bench_opts *o)
+{
+    char id[32], msg[64], uid[16], payload[400];
+    coord_bc_text(o, 0, 0, id, sizeof(id), msg, sizeof(msg));
+    coord_bc_sender(o, uid, sizeof(uid));
+    int n = snprintf(payload, sizeof(payload),
+                     "{\"seq\":\"%s\",\"cmd\":\"msg\",\"response\":{\"code\":200,"
+                     "\"codeMsg\":\"Ok\",\"data\":{\"target\":\"\",\"type\":\"text\","
+                     "\"msg\":\"%s\",\"from\":\"%s\"}}}", id, msg, uid);
+    size_t len = n > 0 ? (size_t)n : 0;
+    return len + (len < 126 ? 2 : len < 65536 ? 4 : 10);    /* unmasked server frame */
+}
+
 static void coord_bc_send(coord *c, long seq)
 {
     const bench_opts *o = c->o;
     res_msg *m = &c->r->bc[seq];
-    char body[256];
+    char body[256], id[32], msg[64], uid[16];
     uint64_t ts = clock_ns();
-    int n = snprintf(body, sizeof(body),
-                     "appID=%d&userID=bs%s&msgID=%s-b%ld&message=%s.B.%ld.%llu", o->app_id,
-                     o->tag, o->tag, seq, o->tag, seq, (unsigned long long)ts);
+    coord_bc_text(o, seq, ts, id, sizeof(id), msg, sizeof(msg));
+    coord_bc_sender(o, uid, sizeof(uid));
+    int n = snprintf(body, sizeof(body), "appID=%d&userID=%s&msgID=%s&message=%s", o->app_id,
+                     uid, id, msg);
     m->sent_ns = ts;
     m->ok = coord_post(c, "/user/sendMessageAll", body, n, &m->status, NULL);
     m->answer_ns = clock_ns();
@@ -472,25 +500,30 @@ static void coord_p2p(coord *c)
 
 /* ---------- results ---------- */
 
+/* Every message sent counts: one the API refused or did not answer is
+ * expected by every connection all the same, so what did not arrive of it
+ * is lost. p2p: every message went to a logged-in connection, so what did
+ * not arrive there (refused, sendResults false, misdelivered) is lost. */
 static void coord_collect(coord *c)
 {
     result *r = c->r;
+    uint64_t per = r->bc_expected_per > 0 ? (uint64_t)r->bc_expected_per : 0;
     for (long i = 0; i < r->bc_sent; i++) {
         res_msg *m = &r->bc[i];
         m->delivered = c->bc_cnt[i];
         m->first_ns = c->bc_first[i];
         m->last_ns = c->bc_last[i];
-        if (!m->ok)
-            continue;
         r->bc_delivered += m->delivered;
-        r->bc_expected += (uint64_t)r->bc_expected_per;
-        if (m->delivered < (uint64_t)r->bc_expected_per)
-            r->bc_lost += (uint64_t)r->bc_expected_per - m->delivered;
+        r->bc_expected += per;
+        if (m->delivered < per)
+            r->bc_lost += per - m->delivered;
     }
     r->bc_dup = r->st.c.bc_dup;
+    r->bc_frame_min = (long)r->st.c.bc_frame_min;
+    r->bc_frame_max = (long)r->st.c.bc_frame_max;
     r->p2p_delivered = r->st.c.p2p_rx;
     r->p2p_dup = r->st.c.p2p_dup;
-    r->p2p_lost = r->p2p_ok > r->p2p_delivered ? r->p2p_ok - r->p2p_delivered : 0;
+    r->p2p_lost = r->p2p_sent > r->p2p_delivered ? r->p2p_sent - r->p2p_delivered : 0;
 }
 
 static int coord_alloc(coord *c)

@@ -13,6 +13,10 @@ int coord_run(const bench_opts *o, result *r);
 /* Samples memory into r->steps under `name` (no workers involved). */
 void coord_step_now(result *r, const char *name, long conns);
 
+/* The wire size of this run's broadcast push frame as SPEC §3 writes it
+ * (the floor's payload when no broadcast was received to measure it). */
+size_t coord_bc_frame_bytes(const bench_opts *o);
+
 /* Asks a running coord_run to wind down (from a signal handler). */
 void coord_interrupt(void);
 int coord_interrupted(void);

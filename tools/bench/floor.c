@@ -35,6 +35,7 @@ typedef struct floor_arg {
     int senders;
     long first, count;       /* receiver: its share; sender: its index in first */
     int trials;
+    int payload;             /* bytes per socket per trial */
     uint16_t ports[FLOOR_MAX_PROCS];
     uint64_t limit_ns;       /* how long a child may wait for anything */
 } floor_arg;
@@ -95,15 +96,15 @@ static long floor_accept_all(int lfd, int *fds, long want, uint64_t until)
     return got;
 }
 
-static void floor_send_all(const int *fds, long n, floor_sent *s)
+static void floor_send_all(const int *fds, long n, int size, floor_sent *s)
 {
-    static const char payload[FLOOR_PAYLOAD] = "imgate-bench floor";
+    static char payload[FLOOR_MAX_PAYLOAD] = "imgate-bench floor";
     long *retry = malloc(sizeof(long) * (size_t)(n ? n : 1));
     long nr = 0;
     s->t_start = clock_ns();
     for (long i = 0; i < n; i++) {
-        ssize_t w = send(fds[i], payload, FLOOR_PAYLOAD, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (w == FLOOR_PAYLOAD)
+        ssize_t w = send(fds[i], payload, (size_t)size, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w == size)
             s->sent++;
         else if (retry && w < 0 && errno == EAGAIN)
             retry[nr++] = i;
@@ -112,8 +113,8 @@ static void floor_send_all(const int *fds, long n, floor_sent *s)
         long keep = 0;
         s->eagain += (uint64_t)nr;
         for (long j = 0; j < nr; j++) {
-            ssize_t w = send(fds[retry[j]], payload, FLOOR_PAYLOAD, MSG_DONTWAIT | MSG_NOSIGNAL);
-            if (w == FLOOR_PAYLOAD)
+            ssize_t w = send(fds[retry[j]], payload, (size_t)size, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (w == size)
                 s->sent++;
             else if (w < 0 && errno == EAGAIN)
                 retry[keep++] = retry[j];
@@ -143,7 +144,7 @@ static int floor_sender(void *argp, int cmd, int out)
     ipc_send(out, IPC_FLOOR_READY, &got, sizeof(got), NULL, 0);
     for (int trial = 0; trial < FLOOR_MAX_TRIALS && floor_wait_cmd(cmd, until) == 'G'; trial++) {
         floor_sent s = { 0, 0, 0, 0 };
-        floor_send_all(fds, (long)got, &s);
+        floor_send_all(fds, (long)got, a->payload, &s);
         ipc_send(out, IPC_FLOOR_SENT, &s, sizeof(s), NULL, 0);
     }
     free(fds);
@@ -232,7 +233,7 @@ static int floor_receiver(void *argp, int cmd, int out)
     ipc_send(out, IPC_FLOOR_READY, &connected, sizeof(connected), NULL, 0);
     for (int trial = 0; trial < a->trials; trial++) {
         floor_recv r = { 0, 0, 0 };
-        int done = floor_read_loop(ep, cmd, connected * FLOOR_PAYLOAD, &r, until);
+        int done = floor_read_loop(ep, cmd, connected * (uint64_t)a->payload, &r, until);
         ipc_send(out, IPC_FLOOR_RECV, &r, sizeof(r), NULL, 0);
         if (done != 0)
             return 0;
@@ -363,6 +364,23 @@ static int floor_trial(floor_run_state *st, floor_result *fr, int receivers, int
     return ok;
 }
 
+static int floor_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The median of v[0..n) (NaN when n is 0). */
+static double floor_median(const double *v, int n)
+{
+    double s[FLOOR_MAX_TRIALS];
+    if (n <= 0)
+        return NAN;
+    memcpy(s, v, sizeof(double) * (size_t)n);
+    qsort(s, (size_t)n, sizeof(double), floor_cmp);
+    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
 static int floor_phases(floor_run_state *st, floor_result *fr, int receivers, long n)
 {
     double setup = st->arg.o->timeout_s + (double)n / 2000.0 + 10;
@@ -372,7 +390,7 @@ static int floor_phases(floor_run_state *st, floor_result *fr, int receivers, lo
         return floor_fail(fr, "fork failed");
     if (floor_wait(st, fr, &st->ready, st->np, setup) != 0)
         return floor_fail(fr, "set-up of the socket pairs timed out");
-    fr->expected_bytes = (uint64_t)fr->connected * FLOOR_PAYLOAD;
+    fr->expected_bytes = (uint64_t)fr->connected * (uint64_t)fr->payload;
     fr->complete = fr->accepted == n && fr->connected == n;
     fr->first_delivery_ms = fr->last_delivery_ms = fr->send_ms = NAN;
     for (int k = 0; k < st->arg.trials; k++) {
@@ -380,23 +398,46 @@ static int floor_phases(floor_run_state *st, floor_result *fr, int receivers, lo
             fr->complete = 0;
             break;
         }
+        fr->ok_trials = k + 1;
     }
+    fr->last_delivery_ms_median = floor_median(fr->trial_last_ms, fr->ok_trials);
     return 0;
 }
 
-int floor_run(const bench_opts *o, long n, floor_result *fr)
+long floor_sender_cap(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 16000;
+    rlim_t max = rl.rlim_max < (rlim_t)1048576 ? rl.rlim_max : (rlim_t)1048576;
+    return max > 1064 ? (long)max - 64 : 1000;
+}
+
+int floor_senders_for(const bench_opts *o, long n)
+{
+    long cap = floor_sender_cap();
+    int senders = o->floor_senders;
+    if ((n + senders - 1) / senders <= cap)
+        return senders;
+    return o->floor_senders_given ? -1 : (int)((n + cap - 1) / cap);
+}
+
+int floor_run(const bench_opts *o, long n, int payload, floor_result *fr)
 {
     static floor_run_state st;
     memset(&st, 0, sizeof(st));
     memset(fr, 0, sizeof(*fr));
     fr->ran = 1;
     fr->sockets = n;
-    int senders = o->floor_senders;
-    if ((n + senders - 1) / senders > 16000)
-        senders = (int)((n + 15999) / 16000);
+    fr->payload = payload;
+    fr->last_delivery_ms_median = NAN;
+    fr->senders_requested = o->floor_senders;
+    int senders = floor_senders_for(o, n);
     int receivers = o->procs < n ? o->procs : (int)n;
-    if (senders > FLOOR_MAX_PROCS || receivers > FLOOR_MAX_PROCS)
-        return floor_fail(fr, "too many processes");
+    if (payload < 1 || payload > FLOOR_MAX_PAYLOAD)
+        return floor_fail(fr, "payload size out of range");
+    if (senders < 1 || senders > FLOOR_MAX_PROCS || receivers > FLOOR_MAX_PROCS)
+        return floor_fail(fr, "too many sockets per sender, or too many processes");
     fr->senders = senders;
     fr->receivers = receivers;
     st.ns = senders;
@@ -404,6 +445,7 @@ int floor_run(const bench_opts *o, long n, floor_result *fr)
     st.arg.n = n;
     st.arg.senders = senders;
     st.arg.trials = o->floor_trials;
+    st.arg.payload = payload;
     st.arg.limit_ns = (uint64_t)((o->timeout_s + (double)n / 2000.0 + o->drain_s + 60) * 1e9);
     int r = floor_spawn_senders(&st) != 0 ? floor_fail(fr, "fork failed")
                                             : floor_phases(&st, fr, receivers, n);

@@ -1,9 +1,9 @@
 /* floor.h — the physical limit of a broadcast on this machine: N idle
  * loopback TCP socket pairs (sender processes accept, receiver processes
- * connect from 127.0.0.2-254), one 100-byte send() to each, and the time
- * until the last receiver has read its bytes. No protocol, no server. It
- * runs a few trials on the same sockets and keeps the fastest: a floor is a
- * best case. */
+ * connect from 127.0.0.2-254), one send() of a push frame's size to each,
+ * and the time until the last receiver has read its bytes. No protocol, no
+ * server. It runs a few trials on the same sockets and reports their
+ * median (to set beside the broadcast's median message) and the fastest. */
 #ifndef BENCH_FLOOR_H
 #define BENCH_FLOOR_H
 
@@ -11,25 +11,37 @@
 
 #include "opts.h"
 
-#define FLOOR_PAYLOAD 100
+#define FLOOR_MAX_PAYLOAD 4096
 #define FLOOR_MAX_TRIALS 16
 
 typedef struct floor_result {
     int ran;
     long sockets, connected, accepted;
-    int senders, receivers;
+    int senders, senders_requested, receivers;
+    int payload;                          /* bytes sent to each socket per trial */
+    int payload_measured;                 /* 1: the broadcast's frame size; 0: computed */
     uint64_t bytes, expected_bytes;
     uint64_t send_eagain;
     int trials;                           /* rounds of one send per socket */
+    int ok_trials;                        /* the first ok_trials delivered every byte */
     double trial_last_ms[FLOOR_MAX_TRIALS], trial_send_ms[FLOOR_MAX_TRIALS];
-    /* the best (fastest) trial: the floor */
+    double last_delivery_ms_median;       /* over the complete trials */
+    /* the best (fastest) trial */
     double first_delivery_ms, last_delivery_ms, send_ms;
     int complete;                         /* every trial delivered every byte */
     char error[160];
 } floor_result;
 
-/* Runs the floor with n sockets. Returns 0 (result in *fr, maybe
- * incomplete) or -1 if it could not run (fr->error says why). */
-int floor_run(const bench_opts *o, long n, floor_result *fr);
+/* Runs the floor with n sockets and `payload` bytes per send (at most
+ * FLOOR_MAX_PAYLOAD). Returns 0 (result in *fr, maybe incomplete) or -1 if
+ * it could not run (fr->error says why). */
+int floor_run(const bench_opts *o, long n, int payload, floor_result *fr);
+
+/* Sockets one floor sender may hold under the open-file limit. */
+long floor_sender_cap(void);
+
+/* The sender processes for n sockets: --floor-senders, or more when a
+ * default count cannot hold them; -1 when an explicit count cannot. */
+int floor_senders_for(const bench_opts *o, long n);
 
 #endif

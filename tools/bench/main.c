@@ -46,7 +46,36 @@ static int main_check_limits(const bench_opts *o)
                 (long)((o->conns + (long)rl.rlim_max - 65) / ((long)rl.rlim_max - 64)));
         return -1;
     }
+    if ((o->scenarios & SC_FLOOR) && floor_senders_for(o, o->conns) < 0) {
+        long cap = floor_sender_cap();
+        fprintf(stderr, "imgate-bench: --floor-senders %d: %ld sockets per sender exceed the "
+                "open-file limit (%ld each): use --floor-senders %ld or more\n",
+                o->floor_senders, (o->conns + o->floor_senders - 1) / o->floor_senders, cap,
+                (o->conns + cap - 1) / cap);
+        return -1;
+    }
     return 0;
+}
+
+/* The floor sends what one push frame of the broadcast weighs on the wire:
+ * as received when the broadcast ran, else as SPEC §3 writes it. */
+static int main_floor(const bench_opts *o, result *r)
+{
+    int measured = r->bc_frame_max > 0;
+    int payload = measured ? (int)r->bc_frame_max : (int)coord_bc_frame_bytes(o);
+    int rc = floor_run(o, o->conns, payload, &r->fl);
+    r->fl.payload_measured = measured;
+    return rc;
+}
+
+/* Every reason the run cannot be trusted, on stderr; 0 if none. */
+static int main_verdict(result *r)
+{
+    if (result_verdict(r) == 0)
+        return 0;
+    for (int i = 0; i < r->nfailures; i++)
+        fprintf(stderr, "imgate-bench: FAILED: %s\n", r->failures[i]);
+    return -1;
 }
 
 static void main_machine(result *r)
@@ -98,8 +127,9 @@ int main(int argc, char **argv)
     if (o.scenarios & SC_WS)
         rc = coord_run(&o, &r);
     if ((o.scenarios & SC_FLOOR) && !coord_interrupted())
-        rc |= floor_run(&o, o.conns, &r.fl);
+        rc |= main_floor(&o, &r);
     r.total_s = (double)(clock_ns() - r.t0) / 1e9;
+    rc |= main_verdict(&r);
     rc |= main_reports(&r);
     result_free(&r);
     return rc ? 1 : 0;

@@ -21,7 +21,8 @@ static const char OPTS_USAGE[] =
     "             /user/sendMessageAll (--rounds times); time every delivery\n"
     "  p2p        connect, then --rate messages/s through /user/sendMessage to\n"
     "             random connected users for --duration seconds\n"
-    "  floor      raw TCP: N idle socket pairs, one 100-byte send() to each\n"
+    "  floor      raw TCP: N idle socket pairs, one send() of a push frame's size\n"
+    "             to each (the size the broadcast received, else computed)\n"
     "\n"
     "Options:\n"
     "  --ws URL              WebSocket URL (ws://127.0.0.1:8089/acc); repeatable:\n"
@@ -44,8 +45,9 @@ static const char OPTS_USAGE[] =
     "  --drain S             longest wait for deliveries after a phase's last send (10)\n"
     "  --settle S            pause before each memory sample (1)\n"
     "  --with-floor          also run floor with the same N\n"
-    "  --floor-senders N     floor: sending processes (number of CPUs)\n"
-    "  --floor-trials N      floor: rounds on the same sockets, the fastest counts (5)\n"
+    "  --floor-senders N     floor: sending processes; give the worker threads of\n"
+    "                        the nodes under test (default: number of CPUs)\n"
+    "  --floor-trials N      floor: rounds on the same sockets; median and best (5)\n"
     "  --pid PID             server process to sample VmRSS of (repeatable)\n"
     "  --no-bind-sources     do not bind clients to 127.0.0.2-254\n"
     "  --json FILE           write the results as JSON\n"
@@ -212,6 +214,7 @@ static int opts_one(bench_opts *o, int c, const char *a, opts_pending *pd)
         if (opts_num("floor-senders", a, 1, 256, &v))
             return -1;
         o->floor_senders = (int)v;
+        o->floor_senders_given = 1;
         return 0;
     case O_FTRIALS:
         if (opts_num("floor-trials", a, 1, FLOOR_MAX_TRIALS, &v))
@@ -272,8 +275,19 @@ static int opts_finish(bench_opts *o, unsigned given, const opts_pending *pd)
         o->procs = (int)((o->conns + 15999) / 16000);
     if (o->procs > o->conns)
         o->procs = (int)o->conns;
+    if (o->procs > OPTS_MAX_PROCS) {
+        fprintf(stderr, "imgate-bench: %ld connections need more than %d --procs\n", o->conns,
+                OPTS_MAX_PROCS);
+        return -1;
+    }
     if ((long)o->rounds * o->messages > OPTS_MAX_BCAST) {
         fprintf(stderr, "imgate-bench: --rounds x --messages above %d\n", OPTS_MAX_BCAST);
+        return -1;
+    }
+    long share = (o->conns + o->procs - 1) / o->procs;
+    if (opts_bc_seen_bytes(opts_bcast_total(o), share) > OPTS_MAX_SEEN) {
+        fprintf(stderr, "imgate-bench: --rounds x --messages x connections per process above "
+                "%u (duplicate detection): use more --procs\n", OPTS_MAX_SEEN * 8);
         return -1;
     }
     if (o->p2p_rate * o->p2p_s > OPTS_MAX_P2P) {
@@ -326,4 +340,9 @@ long opts_bcast_total(const bench_opts *o)
 long opts_p2p_total(const bench_opts *o)
 {
     return (o->scenarios & SC_P2P) ? (long)ceil(o->p2p_rate * o->p2p_s) + 1 : 0;
+}
+
+size_t opts_bc_seen_bytes(long messages, long conns)
+{
+    return ((size_t)messages * (size_t)conns + 7) / 8 + 1;
 }

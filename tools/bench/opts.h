@@ -14,6 +14,7 @@ enum {
 #define OPTS_MAX_PROCS 256
 #define OPTS_MAX_BCAST 100000          /* broadcast messages in one run */
 #define OPTS_MAX_P2P 5000000           /* p2p messages in one run */
+#define OPTS_MAX_SEEN (64u << 20)      /* a worker's broadcast duplicate bitmap, bytes */
 
 typedef struct bench_opts {
     unsigned scenarios;
@@ -31,6 +32,7 @@ typedef struct bench_opts {
     double interval_s, drain_s, settle_s;
     double p2p_rate, p2p_s;
     int floor_senders, floor_trials;
+    int floor_senders_given;       /* --floor-senders: exactly that many, or refuse */
     int pids[OPTS_MAX_PIDS], npids;
     int bind_sources;
     const char *json_path, *html_path;
@@ -55,5 +57,9 @@ int opts_user_id(const bench_opts *o, long i, char *out, size_t cap);
 /* Bounded message counts the workers must be ready for. */
 long opts_bcast_total(const bench_opts *o);
 long opts_p2p_total(const bench_opts *o);
+
+/* Bytes of a worker's duplicate bitmap: one bit per broadcast message and
+ * connection. */
+size_t opts_bc_seen_bytes(long messages, long conns);
 
 #endif

@@ -61,6 +61,20 @@ static void rh_latency_rows(FILE *f, const char *what, const hist *h)
     rh_row(f, name, "%.3f", (double)h->max / 1e6);
 }
 
+static void rh_floor_rows(FILE *f, const result *r)
+{
+    rh_row(f, "floor: raw TCP time to last delivery, median of trials (ms)", "%.1f",
+           r->fl.last_delivery_ms_median);
+    rh_row(f, "floor: raw TCP time to last delivery, best trial (ms)", "%.1f",
+           r->fl.last_delivery_ms);
+    rh_row(f, "floor: bytes sent to each socket", "%.0f", (double)r->fl.payload);
+    if (!r->bc_ran)
+        return;
+    rh_row(f, "broadcast / floor, median message / median trial", "%.2f",
+           result_ratio_median(r));
+    rh_row(f, "broadcast / floor, best message / best trial", "%.2f", result_ratio_best(r));
+}
+
 static void rh_headline(FILE *f, const result *r)
 {
     const char *hn;
@@ -76,7 +90,10 @@ static void rh_headline(FILE *f, const result *r)
     if (r->bc_ran) {
         rh_row(f, "broadcast: time to last delivery, median (ms)", "%.1f",
                result_bc_last_median(r));
+        rh_row(f, "broadcast: time to last delivery, best (ms)", "%.1f", result_bc_last_min(r));
         rh_row(f, "broadcast: time to last delivery, max (ms)", "%.1f", result_bc_last_max(r));
+        rh_row(f, "broadcast: push frame on the wire (bytes)", "%.0f",
+               r->bc_frame_max > 0 ? (double)r->bc_frame_max : NAN);
         fprintf(f, "<tr><td>broadcast: delivered / expected</td><td class=\"n%s\">%llu / %llu"
                 "</td></tr>\n", r->bc_delivered != r->bc_expected ? " bad" : "",
                 (unsigned long long)r->bc_delivered, (unsigned long long)r->bc_expected);
@@ -84,7 +101,7 @@ static void rh_headline(FILE *f, const result *r)
         rh_row(f, "broadcast: duplicated", "%.0f", (double)r->bc_dup);
     }
     if (r->fl.ran)
-        rh_row(f, "floor: raw TCP time to last delivery (ms)", "%.1f", r->fl.last_delivery_ms);
+        rh_floor_rows(f, r);
     snprintf(name, sizeof(name), "latency (%s)", hn);
     rh_latency_rows(f, name, h);
     fputs("</table>\n", f);
@@ -127,8 +144,8 @@ static void rh_per_message(FILE *f, const result *r)
             y[i] = result_msg_last_ms(r, i);
         }
         svg_chart c = { "Broadcast: time to last delivery per message", "message",
-                        "ms", r->fl.ran ? r->fl.last_delivery_ms : NAN,
-                        "raw TCP floor" };
+                        "ms", r->fl.ran ? r->fl.last_delivery_ms_median : NAN,
+                        "raw TCP floor (median of trials)" };
         svg_bars(f, &c, x, y, (int)r->bc_sent, 1, "#2ca02c");
     }
     free(x);
@@ -210,6 +227,29 @@ static void rh_connect(FILE *f, const result *r)
     fputs("</table>\n", f);
 }
 
+static void rh_floor(FILE *f, const floor_result *fl)
+{
+    char name[64];
+    fprintf(f, "<h2>Floor (raw TCP, one %d-byte send per socket)</h2><table>\n", fl->payload);
+    rh_row(f, "socket pairs", "%.0f", (double)fl->sockets);
+    rh_row(f, "bytes per socket", "%.0f", (double)fl->payload);
+    rh_row_s(f, "bytes per socket from", fl->payload_measured ? "broadcast frames received"
+                                                              : "computed push frame");
+    rh_row(f, "sender processes", "%.0f", (double)fl->senders);
+    rh_row(f, "receiver processes", "%.0f", (double)fl->receivers);
+    for (int i = 0; i < fl->trials; i++) {
+        snprintf(name, sizeof(name), "trial %d: time to last delivery (ms)", i + 1);
+        rh_row(f, name, "%.2f", fl->trial_last_ms[i]);
+    }
+    rh_row(f, "time to last delivery, median of trials (ms)", "%.2f",
+           fl->last_delivery_ms_median);
+    rh_row(f, "time to last delivery, best trial (ms)", "%.2f", fl->last_delivery_ms);
+    rh_row(f, "best trial: time to first delivery (ms)", "%.2f", fl->first_delivery_ms);
+    rh_row(f, "best trial: send loop (ms)", "%.2f", fl->send_ms);
+    rh_row_s(f, "complete", fl->complete ? "yes" : "NO");
+    fputs("</table>\n", f);
+}
+
 static void rh_phases(FILE *f, const result *r)
 {
     if (r->hold_ran) {
@@ -232,16 +272,8 @@ static void rh_phases(FILE *f, const result *r)
         rh_latency_rows(f, "p2p latency", &r->st.p2p);
         fputs("</table>\n", f);
     }
-    if (r->fl.ran) {
-        fputs("<h2>Floor (raw TCP, one 100-byte send per socket)</h2><table>\n", f);
-        rh_row(f, "socket pairs", "%.0f", (double)r->fl.sockets);
-        rh_row(f, "sender processes", "%.0f", (double)r->fl.senders);
-        rh_row(f, "time to first delivery (ms)", "%.2f", r->fl.first_delivery_ms);
-        rh_row(f, "time to last delivery (ms)", "%.2f", r->fl.last_delivery_ms);
-        rh_row(f, "send loop (ms)", "%.2f", r->fl.send_ms);
-        rh_row_s(f, "complete", r->fl.complete ? "yes" : "NO");
-        fputs("</table>\n", f);
-    }
+    if (r->fl.ran)
+        rh_floor(f, &r->fl);
 }
 
 static void rh_steps(FILE *f, const result *r)
@@ -289,7 +321,7 @@ static void rh_head(FILE *f, const result *r)
         fprintf(f, " · server memory of %d processes", r->o->npids);
     fprintf(f, " · %s</p>\n", when);
     if (r->error[0]) {
-        fputs("<p class=bad>Run incomplete: ", f);
+        fputs("<p class=bad>Run failed: ", f);
         svg_text(f, r->error);
         fputs("</p>\n", f);
     }

@@ -65,6 +65,23 @@ static void rj_kv(jw *w, const char *key, const kv *m, int errnames)
     jw_end(w, '}');
 }
 
+/* The broadcast's time to last delivery beside the floor's, median to
+ * median and best to best, and what one delivery weighs on the wire. */
+static void rj_against_floor(jw *w, const result *r)
+{
+    const floor_result *f = &r->fl;
+    jw_num(w, "broadcast_last_delivery_ms", r->bc_ran ? result_bc_last_median(r) : NAN);
+    jw_num(w, "broadcast_last_delivery_ms_max", r->bc_ran ? result_bc_last_max(r) : NAN);
+    jw_num(w, "broadcast_last_delivery_ms_best", r->bc_ran ? result_bc_last_min(r) : NAN);
+    jw_num(w, "broadcast_floor_ms_median", f->ran ? f->last_delivery_ms_median : NAN);
+    jw_num(w, "broadcast_floor_ms_best", f->ran ? f->last_delivery_ms : NAN);
+    jw_num(w, "broadcast_floor_ms", f->ran ? f->last_delivery_ms : NAN);
+    jw_num(w, "broadcast_ratio_median", result_ratio_median(r));
+    jw_num(w, "broadcast_ratio_best", result_ratio_best(r));
+    jw_num(w, "broadcast_frame_bytes", r->bc_frame_max > 0 ? (double)r->bc_frame_max : NAN);
+    jw_num(w, "floor_frame_bytes", f->ran ? (double)f->payload : NAN);
+}
+
 static void rj_headline(jw *w, const result *r)
 {
     const char *hn;
@@ -78,9 +95,7 @@ static void rj_headline(jw *w, const result *r)
     jw_num(w, "client_rss_bytes_per_conn", result_client_bytes_per_conn(r));
     jw_int(w, "client_conn_struct_bytes", (long long)sizeof(bench_conn));
     jw_num(w, "connect_rate_per_s", r->connect_rate);
-    jw_num(w, "broadcast_last_delivery_ms", r->bc_ran ? result_bc_last_median(r) : NAN);
-    jw_num(w, "broadcast_last_delivery_ms_max", r->bc_ran ? result_bc_last_max(r) : NAN);
-    jw_num(w, "broadcast_floor_ms", r->fl.ran ? r->fl.last_delivery_ms : NAN);
+    rj_against_floor(w, r);
     if (r->bc_ran) {
         jw_int(w, "broadcast_lost", (long long)r->bc_lost);
         jw_int(w, "broadcast_duplicated", (long long)r->bc_dup);
@@ -181,7 +196,8 @@ static void rj_broadcast(jw *w, const result *r)
     jw_int(w, "delivered", (long long)r->bc_delivered);
     jw_int(w, "lost", (long long)r->bc_lost);
     jw_int(w, "duplicated", (long long)r->bc_dup);
-    jw_int(w, "out_of_window", (long long)r->st.c.bc_old);
+    jw_num(w, "frame_bytes_min", r->bc_frame_min > 0 ? (double)r->bc_frame_min : NAN);
+    jw_num(w, "frame_bytes_max", r->bc_frame_max > 0 ? (double)r->bc_frame_max : NAN);
     jw_num(w, "last_delivery_ms_median", r->bc_ran ? result_bc_last_median(r) : NAN);
     jw_num(w, "last_delivery_ms_max", r->bc_ran ? result_bc_last_max(r) : NAN);
     jw_num(w, "phase_s", r->bc_phase_s);
@@ -216,16 +232,23 @@ static void rj_floor(jw *w, const result *r)
     jw_bool(w, "ran", f->ran);
     jw_int(w, "sockets", f->sockets);
     jw_int(w, "senders", f->senders);
+    jw_int(w, "senders_requested", f->senders_requested);
     jw_int(w, "receivers", f->receivers);
     jw_int(w, "accepted", f->accepted);
     jw_int(w, "connected", f->connected);
-    jw_int(w, "bytes_per_socket", 100);
+    jw_int(w, "bytes_per_socket", f->payload);
+    jw_str(w, "bytes_per_socket_from", !f->ran ? NULL : f->payload_measured
+           ? "broadcast frames received" : "computed push frame");
     jw_int(w, "bytes", (long long)f->bytes);
     jw_int(w, "expected_bytes", (long long)f->expected_bytes);
     jw_bool(w, "complete", f->complete);
     jw_num(w, "send_ms", f->send_ms);
     jw_num(w, "first_delivery_ms", f->first_delivery_ms);
+    jw_num(w, "last_delivery_ms_median", f->last_delivery_ms_median);
+    jw_num(w, "last_delivery_ms_best", f->last_delivery_ms);
     jw_num(w, "last_delivery_ms", f->last_delivery_ms);
+    jw_int(w, "trials", f->trials);
+    jw_int(w, "complete_trials", f->ok_trials);
     jw_arr(w, "trials_last_delivery_ms");
     for (int i = 0; i < f->trials; i++)
         jw_num(w, NULL, f->trial_last_ms[i]);
@@ -291,6 +314,7 @@ static void rj_config(jw *w, const result *r)
     jw_num(w, "p2p_rate", o->p2p_rate);
     jw_num(w, "p2p_s", o->p2p_s);
     jw_int(w, "floor_senders", o->floor_senders);
+    jw_int(w, "floor_trials", o->floor_trials);
     jw_bool(w, "bind_sources", o->bind_sources);
     jw_str(w, "tag", o->tag);
     jw_end(w, '}');
@@ -321,6 +345,10 @@ int report_json(const result *r, const char *path)
     jw_str(&w, "tool", "imgate-bench");
     rj_scenarios(&w, r);
     jw_str(&w, "error", r->error[0] ? r->error : NULL);
+    jw_arr(&w, "failures");
+    for (int i = 0; i < r->nfailures; i++)
+        jw_str(&w, NULL, r->failures[i]);
+    jw_end(&w, ']');
     jw_num(&w, "duration_s", r->total_s);
     rj_headline(&w, r);
     rj_config(&w, r);

@@ -23,6 +23,22 @@ static void rt_bytes(FILE *f, const char *name, double v)
         fprintf(f, "  %-18s %.0f B\n", name, v);
 }
 
+static void rt_floor(FILE *f, const result *r)
+{
+    const floor_result *fl = &r->fl;
+    fprintf(f, "  %-18s %ld sockets x %d B, %d senders: last delivery median %.1f ms, "
+            "best %.1f ms (send loop %.1f ms)%s%s\n", "floor", fl->sockets, fl->payload,
+            fl->senders, fl->last_delivery_ms_median, fl->last_delivery_ms, fl->send_ms,
+            fl->complete ? "" : " INCOMPLETE ", fl->error);
+    fprintf(f, "  %-18s", "floor trials");
+    for (int i = 0; i < fl->trials; i++)
+        fprintf(f, "%s%.1f", i ? ", " : " ", fl->trial_last_ms[i]);
+    fputs(" ms\n", f);
+    if (r->bc_ran)
+        fprintf(f, "  %-18s %.2f x median to median, %.2f x best to best\n",
+                "broadcast / floor", result_ratio_median(r), result_ratio_best(r));
+}
+
 void report_summary(const result *r, FILE *f)
 {
     const counters *k = &r->st.c;
@@ -50,8 +66,9 @@ void report_summary(const result *r, FILE *f)
                 (unsigned long long)r->bc_expected, (unsigned long long)r->bc_lost,
                 (unsigned long long)r->bc_dup);
         if (r->bc_delivered)
-            fprintf(f, "  %-18s median %.1f ms, max %.1f ms\n", "last delivery",
-                    result_bc_last_median(r), result_bc_last_max(r));
+            fprintf(f, "  %-18s median %.1f ms, best %.1f ms, max %.1f ms (frame %ld B)\n",
+                    "last delivery", result_bc_last_median(r), result_bc_last_min(r),
+                    result_bc_last_max(r), r->bc_frame_max);
         rt_lat(f, "broadcast latency", &r->st.bc);
     }
     if (r->p2p_ran) {
@@ -62,7 +79,5 @@ void report_summary(const result *r, FILE *f)
         rt_lat(f, "p2p latency", &r->st.p2p);
     }
     if (r->fl.ran)
-        fprintf(f, "  %-18s %ld sockets: last delivery %.1f ms (send loop %.1f ms)%s%s\n",
-                "floor", r->fl.sockets, r->fl.last_delivery_ms, r->fl.send_ms,
-                r->fl.complete ? "" : " INCOMPLETE ", r->fl.error);
+        rt_floor(f, r);
 }

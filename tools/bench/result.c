@@ -2,6 +2,8 @@
 #include "result.h"
 
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,15 +98,112 @@ double result_bc_last_median(const result *r)
     return m;
 }
 
-double result_bc_last_max(const result *r)
+/* The extreme (sign 1: max, -1: min) of the time to last delivery. */
+static double result_bc_last_extreme(const result *r, int sign)
 {
     double m = NAN;
     for (long i = 0; i < r->bc_sent; i++) {
         double x = result_msg_last_ms(r, i);
-        if (!isnan(x) && (isnan(m) || x > m))
+        if (!isnan(x) && (isnan(m) || (x - m) * sign > 0))
             m = x;
     }
     return m;
+}
+
+double result_bc_last_max(const result *r) { return result_bc_last_extreme(r, 1); }
+
+double result_bc_last_min(const result *r) { return result_bc_last_extreme(r, -1); }
+
+static double result_ratio(double a, double b)
+{
+    return isnan(a) || isnan(b) || !(b > 0) ? NAN : a / b;
+}
+
+double result_ratio_median(const result *r)
+{
+    if (!r->bc_ran || !r->fl.ran)
+        return NAN;
+    return result_ratio(result_bc_last_median(r), r->fl.last_delivery_ms_median);
+}
+
+double result_ratio_best(const result *r)
+{
+    if (!r->bc_ran || !r->fl.ran)
+        return NAN;
+    return result_ratio(result_bc_last_min(r), r->fl.last_delivery_ms);
+}
+
+__attribute__((format(printf, 2, 3)))
+static void result_fail(result *r, const char *fmt, ...)
+{
+    if (r->nfailures >= RES_MAX_FAILURES)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->failures[r->nfailures++], sizeof(r->failures[0]), fmt, ap);
+    va_end(ap);
+}
+
+static unsigned long long result_u(uint64_t v) { return (unsigned long long)v; }
+
+static void result_verdict_ws(result *r)
+{
+    const counters *k = &r->st.c;
+    if ((r->o->scenarios & SC_CONNECT) && r->logged_in < r->o->conns)
+        result_fail(r, "%ld of %ld connections did not log in (failed set-up)",
+                    r->o->conns - r->logged_in, r->o->conns);
+    if (k->dropped)
+        result_fail(r, "%llu logged-in connections dropped", result_u(k->dropped));
+    if (k->msg_bad)
+        result_fail(r, "%llu pushes of this run could not be parsed", result_u(k->msg_bad));
+    if (r->bc_http_err)
+        result_fail(r, "%llu of %ld broadcast API calls failed", result_u(r->bc_http_err),
+                    r->bc_sent);
+    if (r->bc_lost)
+        result_fail(r, "%llu broadcast deliveries lost", result_u(r->bc_lost));
+    if (r->bc_dup)
+        result_fail(r, "%llu broadcast deliveries duplicated", result_u(r->bc_dup));
+    if (r->p2p_lost)
+        result_fail(r, "%llu p2p messages lost", result_u(r->p2p_lost));
+    if (r->p2p_dup)
+        result_fail(r, "%llu p2p messages duplicated", result_u(r->p2p_dup));
+    if (k->p2p_wrong)
+        result_fail(r, "%llu p2p messages misdelivered", result_u(k->p2p_wrong));
+}
+
+static void result_verdict_floor(result *r)
+{
+    const floor_result *f = &r->fl;
+    if (!f->ran)
+        return;
+    if (f->error[0])
+        result_fail(r, "floor: %s", f->error);
+    else if (!f->complete)
+        result_fail(r, "floor incomplete: %ld of %ld socket pairs, %d of %d trials delivered "
+                    "every byte", f->connected < f->accepted ? f->connected : f->accepted,
+                    f->sockets, f->ok_trials, r->o->floor_trials);
+}
+
+static void result_join(result *r)
+{
+    size_t n = 0;
+    r->error[0] = 0;
+    for (int i = 0; i < r->nfailures && n + 1 < sizeof(r->error); i++) {
+        int w = snprintf(r->error + n, sizeof(r->error) - n, "%s%s", i ? "; " : "",
+                         r->failures[i]);
+        n += w > 0 ? (size_t)w : 0;
+    }
+}
+
+int result_verdict(result *r)
+{
+    r->nfailures = 0;
+    if (r->error[0])                                /* why it stopped early, first */
+        result_fail(r, "%s", r->error);
+    result_verdict_ws(r);
+    result_verdict_floor(r);
+    result_join(r);
+    return r->nfailures;
 }
 
 void result_free(result *r)

@@ -13,6 +13,7 @@
 
 #define RES_MAX_STEPS 16
 #define RES_MAX_TIMELINE 2048
+#define RES_MAX_FAILURES 12
 
 typedef struct res_msg {          /* one broadcast message */
     uint64_t sent_ns;             /* just before the request was written */
@@ -28,7 +29,9 @@ typedef struct result {
     int cpus;
     uint64_t mem_total, page_size;
     char kernel[160];
-    char error[256];              /* why the run stopped early, if it did */
+    char error[768];              /* why the run stopped early or failed ("; "-joined) */
+    char failures[RES_MAX_FAILURES][160];   /* the same, one reason each */
+    int nfailures;
 
     /* workers, merged at the end */
     int workers, workers_reported;
@@ -50,6 +53,7 @@ typedef struct result {
     long bc_expected_per;         /* connections alive when the phase began */
     uint64_t bc_accepted, bc_expected, bc_delivered, bc_lost, bc_dup, bc_http_err;
     double bc_phase_s;
+    long bc_frame_min, bc_frame_max;  /* wire bytes of the push frames received (0: none) */
 
     /* p2p */
     int p2p_ran;
@@ -72,9 +76,21 @@ double result_host_bytes_per_conn(const result *r);
 double result_client_bytes_per_conn(const result *r);
 /* Time to last delivery of broadcast message i, ms (NaN if none). */
 double result_msg_last_ms(const result *r, long i);
-/* Median / max over the broadcast messages of the time to last delivery. */
+/* Median / max / min over the broadcast messages of the time to last
+ * delivery (accepted messages that reached someone). */
 double result_bc_last_median(const result *r);
 double result_bc_last_max(const result *r);
+double result_bc_last_min(const result *r);
+/* Broadcast against the floor: median message / median floor trial, and
+ * best message / best floor trial (NaN when either is missing). */
+double result_ratio_median(const result *r);
+double result_ratio_best(const result *r);
+
+/* Checks what a trustworthy run needs — every connection logged in and
+ * stayed, no broadcast or p2p message lost, duplicated, misdelivered or
+ * refused by the API, every push parsed, a complete floor — and records
+ * each miss in r->failures and r->error. Returns the number of failures. */
+int result_verdict(result *r);
 const mem_sample *result_step(const result *r, const char *name);
 
 void result_free(result *r);

@@ -53,7 +53,7 @@ void counters_merge(counters *d, const counters *s)
     STATS_SUM(f_closed); STATS_SUM(f_protocol);
     STATS_SUM(d_eof); STATS_SUM(d_error); STATS_SUM(d_close); STATS_SUM(d_protocol);
     STATS_SUM(hb_sent); STATS_SUM(hb_ok); STATS_SUM(hb_err);
-    STATS_SUM(bc_rx); STATS_SUM(bc_dup); STATS_SUM(bc_old); STATS_SUM(p2p_rx);
+    STATS_SUM(bc_rx); STATS_SUM(bc_dup); STATS_SUM(p2p_rx);
     STATS_SUM(p2p_dup); STATS_SUM(p2p_wrong); STATS_SUM(msg_bad);
     STATS_SUM(enter_rx); STATS_SUM(exit_rx); STATS_SUM(other_rx); STATS_SUM(ping_rx);
     STATS_SUM(write_err); STATS_SUM(rx_bytes); STATS_SUM(rss_start);
@@ -65,6 +65,10 @@ void counters_merge(counters *d, const counters *s)
         d->t_first = s->t_first;
     if (s->t_last_login > d->t_last_login)
         d->t_last_login = s->t_last_login;
+    if (s->bc_frame_min && (!d->bc_frame_min || s->bc_frame_min < d->bc_frame_min))
+        d->bc_frame_min = s->bc_frame_min;
+    if (s->bc_frame_max > d->bc_frame_max)
+        d->bc_frame_max = s->bc_frame_max;
 }
 
 void cstats_merge(cstats *d, const cstats *s)

@@ -27,7 +27,8 @@ typedef struct counters {
     kv close_codes[KV_MAX];      /* close code received after login -> count */
     uint64_t t_first, t_last_login;  /* first connect started, last login done */
     uint64_t hb_sent, hb_ok, hb_err;
-    uint64_t bc_rx, bc_dup, bc_old, p2p_rx, p2p_dup, p2p_wrong, msg_bad;
+    uint64_t bc_rx, bc_dup, p2p_rx, p2p_dup, p2p_wrong, msg_bad;
+    uint64_t bc_frame_min, bc_frame_max;  /* wire bytes of a broadcast push frame */
     uint64_t enter_rx, exit_rx, other_rx, ping_rx, write_err, rx_bytes;
     uint64_t rss_start;              /* the worker's VmRSS before its first connection */
 } counters;

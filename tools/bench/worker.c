@@ -127,7 +127,9 @@ static int worker_alloc(worker *w, long count)
     w->bc_first = calloc(w->nb + 1, sizeof(uint64_t));
     w->bc_last = calloc(w->nb + 1, sizeof(uint64_t));
     w->p2p_cnt = calloc(w->np + 1, 1);
-    return w->conns && w->bc_cnt && w->bc_first && w->bc_last && w->p2p_cnt ? 0 : -1;
+    w->bc_seen = calloc(opts_bc_seen_bytes(w->nb, w->count), 1);
+    return w->conns && w->bc_cnt && w->bc_first && w->bc_last && w->p2p_cnt && w->bc_seen
+               ? 0 : -1;
 }
 
 static void worker_limits(void)

@@ -14,13 +14,12 @@
 
 typedef struct client_rx client_rx;
 
-/* One connection: the libuv handle and 32 bytes. No buffer while idle (rx
- * exists only while a frame or a handshake answer is incomplete). */
+/* One connection: the libuv handle and 24 bytes. No buffer while idle (rx
+ * exists only while a frame or a handshake answer is incomplete). Which
+ * broadcasts it has seen is one bit per message in the worker's bc_seen. */
 typedef struct bench_conn {
     uv_tcp_t tcp;        /* tcp.data = the worker */
     uint64_t t0;         /* start of the current set-up step, ns */
-    uint64_t bwin;       /* broadcast seqs seen below bmax (bit i = bmax-1-i) */
-    uint32_t bmax;       /* highest broadcast seq seen + 1 */
     uint8_t state;
     client_rx *rx;
 } bench_conn;
@@ -43,7 +42,9 @@ typedef struct worker {
     uint32_t nb, np;                  /* broadcast / p2p messages expected at most */
     uint32_t *bc_cnt;
     uint64_t *bc_first, *bc_last;
+    uint8_t *bc_seen;                 /* bit seq * count + i: conns[i] got broadcast seq */
     uint8_t *p2p_cnt;
+    uint32_t rx_frame;                /* wire bytes of the message being handled */
     char prefix[8];                   /* "<tag>." at the start of our messages */
     size_t prefix_len;
 } worker;
