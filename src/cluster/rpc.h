@@ -80,4 +80,15 @@ int rpc_peer_skipped(const char *peer);
  *   "consecutiveFailures":N,"lastError":"..."}] — for /system/state. */
 void rpc_peers_json(struct jsonw *w);
 
+/* Test hook (tests/unit/test_rpc_hub.c), no effect on behaviour: what
+ * became of the server's SendMsg calls handed to the hub, counted since the
+ * process started (across rpc_start/rpc_stop). handed: given to the workers
+ * for delivery; pending: of those, still waiting for their delivery now;
+ * abandoned: given up by rpc_stop after its grace (left unanswered);
+ * late: abandoned calls whose delivery has since ended (and freed them). */
+typedef struct rpc_hub_counts {
+    long handed, pending, abandoned, late;
+} rpc_hub_counts;
+void rpc_hub_counts_get(rpc_hub_counts *out);
+
 #endif

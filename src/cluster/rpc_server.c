@@ -49,6 +49,7 @@ static struct {
     grpc_server *server;
     rpc_tag shutdown_tag;
     rpc_scall *hub_head;         /* calls whose delivery runs on the workers */
+    rpc_hub_counts counts;       /* test hook (rpc.h), under g_rpc.mu; pending unused */
 } rpc_srv;
 
 /* ---------- call lifetime ---------- */
@@ -318,6 +319,8 @@ static int rpc_srv_take_back(rpc_scall *s)
     int abandoned = s->abandoned;
     if (!abandoned)
         rpc_srv_unlink(s);
+    else
+        rpc_srv.counts.late++;
     pthread_mutex_unlock(&g_rpc.mu);
     if (abandoned) {
         rpc_req_free(&s->req);                   /* gRPC's parts are gone */
@@ -365,6 +368,7 @@ static void rpc_srv_send(rpc_scall *s)
     pthread_mutex_lock(&g_rpc.mu);
     rpc_srv_link(s);
     g_rpc.ops++;
+    rpc_srv.counts.handed++;
     pthread_mutex_unlock(&g_rpc.mu);
     int rc = hub_send_user(r->appid, r->uid, r->uidlen, f, rpc_srv_hub_done, s);
     sbuf_unref(f);
@@ -531,9 +535,20 @@ long rpc_server_abandon_locked(void)
         g_rpc.ops--;
         n++;
     }
+    rpc_srv.counts.abandoned += n;
     if (n)
         log_warn("rpc: %ld calls still waited for their delivery: left unanswered", n);
     return n;
+}
+
+void rpc_hub_counts_get(rpc_hub_counts *out)
+{
+    pthread_mutex_lock(&g_rpc.mu);
+    *out = rpc_srv.counts;
+    out->pending = 0;
+    for (const rpc_scall *s = rpc_srv.hub_head; s; s = s->next)
+        out->pending++;
+    pthread_mutex_unlock(&g_rpc.mu);
 }
 
 void rpc_server_destroy(void)
