@@ -35,7 +35,9 @@
 #                                      at 1 M connections the default (30 s)
 #                                      would be 33,000 pings and pongs a second
 #   ROUNDS=5 INTERVAL=20 DRAIN=40      broadcast rounds, s between them, s to wait
-#   FLOOR_TRIALS=3     raw-TCP floor trials (the fastest counts)
+#   FLOOR_TRIALS=3     raw-TCP floor trials (their median and the fastest)
+#   NODE_WORKERS=1     worker threads per node; the floor gets NODES x
+#                      NODE_WORKERS sending processes (53 at 1 M)
 #   LIMIT=1200         hard bound of the whole run, s
 #   MEM_PER_CONN=10240 bytes of MemAvailable needed per connection (+1 GiB)
 #   NAME=c1m OUT=bench/results   output names
@@ -65,6 +67,7 @@ ROUNDS=${ROUNDS:-5}
 INTERVAL=${INTERVAL:-20}
 DRAIN=${DRAIN:-40}
 FLOOR_TRIALS=${FLOOR_TRIALS:-3}
+NODE_WORKERS=${NODE_WORKERS:-1}
 LIMIT=${LIMIT:-1200}
 MEM_PER_CONN=${MEM_PER_CONN:-10240}
 PERF=${PERF:-0}
@@ -82,6 +85,9 @@ elapsed() { echo $(($(date +%s) - T0)); }
 [ "$NODES" -ge 1 ] && [ "$NODES" -le 64 ] || die "NODES=$NODES: 1 to 64 nodes (imgate-bench takes 64 --ws)"
 [ $(((N + NODES - 1) / NODES)) -le 19900 ] || die "$N connections over $NODES nodes exceed 19,900 per node"
 [ $(((N + PROCS - 1) / PROCS)) -le 19900 ] || die "$N connections over $PROCS client processes exceed 19,900 each"
+FLOOR_SENDERS=$((NODES * NODE_WORKERS))
+[ $(((N + FLOOR_SENDERS - 1) / FLOOR_SENDERS)) -le 19900 ] ||
+    die "$N floor sockets over $FLOOR_SENDERS senders (NODES x NODE_WORKERS) exceed 19,900 each"
 [ "$LIMIT" -ge 300 ] || die "LIMIT=$LIMIT: at least 300 s"
 if [ "$(id -u)" -eq 0 ]; then
     SUDO=
@@ -304,8 +310,8 @@ k=0
 while [ $k -lt "$NODES" ]; do
     # shellcheck disable=SC2086
     (cd "$TMP" && exec "$IMGATE" --http-port 0 --ws-port 0 --rpc-port 0 --bind 127.0.0.1 \
-        --advertise-ip 127.0.0.1 --redis "127.0.0.1:$RPORT" --workers 1 --log-level warn \
-        --set im.presenceEventsMaxRoom=1 --set cluster.registerInterval=5 \
+        --advertise-ip 127.0.0.1 --redis "127.0.0.1:$RPORT" --workers "$NODE_WORKERS" \
+        --log-level warn --set im.presenceEventsMaxRoom=1 --set cluster.registerInterval=5 \
         --set cluster.rpcTimeout=25000 --set cluster.redisTimeout=30000 \
         --set app.pingInterval="$PING" \
         ${NODE_ARGS:-} >"$TMP/node$k.out" 2>"$TMP/node$k.err") &
@@ -418,6 +424,7 @@ say "imgate-bench: $N connections over $NODES nodes, $PROCS client processes, ma
     $PID_ARGS --connect-rate "$CONNECT_RATE" --inflight "$INFLIGHT" --timeout 20 \
     --hold-duration "$HOLD" --heartbeat "$HEARTBEAT" --rounds "$ROUNDS" --interval "$INTERVAL" \
     --drain "$DRAIN" --settle 2 --floor-trials "$FLOOR_TRIALS" --max-time "$BENCH_MAX" \
+    --floor-senders "$FLOOR_SENDERS" \
     --json "$OUT/$NAME.json" --html "$OUT/$NAME.html" ${BENCH_ARGS:-} &
 BENCH_PID=$!
 BRC=0

@@ -13,9 +13,14 @@
 #
 # The node is started here on free loopback ports (--http-port 0 --ws-port 0
 # --bind 127.0.0.1), its ports are read from its "... listening on" lines,
-# and it is stopped by its PID at the end. Environment: BUILD (build/),
-# IMGATE_BIN, IMGATE_BENCH, OUT (bench/results), NODE_ARGS (extra node flags),
-# BENCH_ARGS (extra imgate-bench flags).
+# and it is stopped by its PID at the end. The node runs WORKERS worker
+# threads (default: the CPU count) and the raw-TCP floor gets as many
+# sending processes, so both sides of the comparison send with the same
+# parallelism. The warm-up must log every connection in, and imgate-bench
+# exits non-zero on any failed set-up, drop, loss or duplicate: so does this
+# script. Environment: BUILD (build/), IMGATE_BIN, IMGATE_BENCH, OUT
+# (bench/results), WORKERS (not --workers in NODE_ARGS), NODE_ARGS (extra
+# node flags), BENCH_ARGS (extra imgate-bench flags).
 set -eu
 
 MODE=${1:-quick}
@@ -25,6 +30,7 @@ BUILD=${BUILD:-$ROOT/build}
 IMGATE=${IMGATE_BIN:-$BUILD/imgate}
 BENCH=${IMGATE_BENCH:-$BUILD/imgate-bench}
 OUT=${OUT:-$ROOT/bench/results}
+WORKERS=${WORKERS:-$(nproc)}
 
 case "$MODE" in
 quick)
@@ -69,7 +75,8 @@ trap 'exit 130' INT TERM
 # otherwise cost N^2 presence frames while it connects.
 # shellcheck disable=SC2086
 (cd "$TMP" && exec "$IMGATE" --http-port 0 --ws-port 0 --bind 127.0.0.1 \
-    --set im.presenceEventsMaxRoom=10 ${NODE_ARGS:-} >"$TMP/node.out" 2>"$TMP/node.err") &
+    --workers "$WORKERS" --set im.presenceEventsMaxRoom=10 ${NODE_ARGS:-} \
+    >"$TMP/node.out" 2>"$TMP/node.err") &
 NODE=$!
 
 HTTP= WS= i=0
@@ -89,16 +96,22 @@ echo "imgate pid $NODE: http 127.0.0.1:$HTTP, ws 127.0.0.1:$WS" >&2
 
 # Warm-up: the first handshakes page in libcrypto's code (~2 MB of shared
 # library pages, once per process); without it that one-time cost would be
-# counted as per-connection memory.
-"$BENCH" connect -n 200 --procs 1 --ws "ws://127.0.0.1:$WS/acc" --api "http://127.0.0.1:$HTTP" \
-    >/dev/null 2>&1 || true
+# counted as per-connection memory. It must succeed: a node that cannot log
+# 200 connections in is not worth measuring.
+if ! "$BENCH" connect -n 200 --procs 1 --ws "ws://127.0.0.1:$WS/acc" \
+    --api "http://127.0.0.1:$HTTP" -q >"$TMP/warmup.out" 2>&1; then
+    echo "warm-up failed:" >&2
+    tail -5 "$TMP/warmup.out" >&2
+    exit 1
+fi
 sleep 1
 
 rc=0
 # shellcheck disable=SC2086
 "$BENCH" connect,hold,broadcast,p2p --with-floor -n "$N" --procs "$PROCS" \
     --ws "ws://127.0.0.1:$WS/acc" --api "http://127.0.0.1:$HTTP" --pid "$NODE" \
-    --json "$OUT/$MODE.json" --html "$OUT/$MODE.html" $ARGS ${BENCH_ARGS:-} || rc=$?
+    --floor-senders "$WORKERS" --json "$OUT/$MODE.json" --html "$OUT/$MODE.html" \
+    $ARGS ${BENCH_ARGS:-} || rc=$?
 
 stop_node
 echo "results: $OUT/$MODE.json $OUT/$MODE.html" >&2
