@@ -45,8 +45,10 @@ static const char OPTS_USAGE[] =
     "  --drain S             longest wait for deliveries after a phase's last send (10)\n"
     "  --settle S            pause before each memory sample (1)\n"
     "  --with-floor          also run floor with the same N\n"
-    "  --floor-senders N     floor: sending processes; give the worker threads of\n"
-    "                        the nodes under test (default: number of CPUs)\n"
+    "  --node-workers N      worker threads of the nodes under test, all together\n"
+    "                        (recorded; the floor gets as many senders)\n"
+    "  --floor-senders N     floor: sending processes (--node-workers, else the\n"
+    "                        number of CPUs)\n"
     "  --floor-trials N      floor: rounds on the same sockets; median and best (5)\n"
     "  --pid PID             server process to sample VmRSS of (repeatable)\n"
     "  --no-bind-sources     do not bind clients to 127.0.0.2-254\n"
@@ -59,7 +61,7 @@ static const char OPTS_USAGE[] =
 
 enum { O_WS = 256, O_API, O_PROCS, O_RATE, O_CRATE, O_PRATE, O_INFL, O_TIMEOUT, O_APP,
        O_DUR, O_HDUR, O_PDUR, O_HB, O_INTERVAL, O_MSGS, O_ROUNDS, O_DRAIN, O_SETTLE,
-       O_FLOOR, O_FSEND, O_FTRIALS, O_PID, O_NOBIND, O_JSON, O_HTML, O_MAXT, O_TAG };
+       O_FLOOR, O_FSEND, O_FTRIALS, O_NWORKERS, O_PID, O_NOBIND, O_JSON, O_HTML, O_MAXT, O_TAG };
 
 static const struct option OPTS_LONG[] = {
     { "ws", 1, 0, O_WS }, { "api", 1, 0, O_API }, { "conns", 1, 0, 'n' },
@@ -70,7 +72,7 @@ static const struct option OPTS_LONG[] = {
     { "heartbeat", 1, 0, O_HB }, { "interval", 1, 0, O_INTERVAL },
     { "messages", 1, 0, O_MSGS }, { "rounds", 1, 0, O_ROUNDS }, { "drain", 1, 0, O_DRAIN },
     { "settle", 1, 0, O_SETTLE }, { "with-floor", 0, 0, O_FLOOR },
-    { "floor-senders", 1, 0, O_FSEND }, { "floor-trials", 1, 0, O_FTRIALS }, { "pid", 1, 0, O_PID },
+    { "floor-senders", 1, 0, O_FSEND }, { "node-workers", 1, 0, O_NWORKERS }, { "floor-trials", 1, 0, O_FTRIALS }, { "pid", 1, 0, O_PID },
     { "no-bind-sources", 0, 0, O_NOBIND }, { "json", 1, 0, O_JSON }, { "html", 1, 0, O_HTML },
     { "max-time", 1, 0, O_MAXT }, { "tag", 1, 0, O_TAG }, { "quiet", 0, 0, 'q' },
     { "help", 0, 0, 'h' }, { 0, 0, 0, 0 }
@@ -216,6 +218,11 @@ static int opts_one(bench_opts *o, int c, const char *a, opts_pending *pd)
         o->floor_senders = (int)v;
         o->floor_senders_given = 1;
         return 0;
+    case O_NWORKERS:
+        if (opts_num("node-workers", a, 1, 256, &v))
+            return -1;
+        o->node_workers = (int)v;
+        return 0;
     case O_FTRIALS:
         if (opts_num("floor-trials", a, 1, FLOOR_MAX_TRIALS, &v))
             return -1;
@@ -270,6 +277,10 @@ static int opts_finish(bench_opts *o, unsigned given, const opts_pending *pd)
     if (url_parse(o->api_text, "http", &o->api, err, sizeof(err)) != 0) {
         fprintf(stderr, "imgate-bench: %s\n", err);
         return -1;
+    }
+    if (o->node_workers > 0 && !o->floor_senders_given) {
+        o->floor_senders = o->node_workers;        /* like for like: exactly that many */
+        o->floor_senders_given = 1;
     }
     if (o->procs == 0)
         o->procs = (int)((o->conns + 15999) / 16000);

@@ -33,6 +33,7 @@ typedef struct bench_opts {
     double p2p_rate, p2p_s;
     int floor_senders, floor_trials;
     int floor_senders_given;       /* --floor-senders: exactly that many, or refuse */
+    int node_workers;              /* worker threads of the nodes under test, 0: unknown */
     int pids[OPTS_MAX_PIDS], npids;
     int bind_sources;
     const char *json_path, *html_path;

@@ -227,8 +227,9 @@ static void rh_connect(FILE *f, const result *r)
     fputs("</table>\n", f);
 }
 
-static void rh_floor(FILE *f, const floor_result *fl)
+static void rh_floor(FILE *f, const result *r)
 {
+    const floor_result *fl = &r->fl;
     char name[64];
     fprintf(f, "<h2>Floor (raw TCP, one %d-byte send per socket)</h2><table>\n", fl->payload);
     rh_row(f, "socket pairs", "%.0f", (double)fl->sockets);
@@ -236,6 +237,8 @@ static void rh_floor(FILE *f, const floor_result *fl)
     rh_row_s(f, "bytes per socket from", fl->payload_measured ? "broadcast frames received"
                                                               : "computed push frame");
     rh_row(f, "sender processes", "%.0f", (double)fl->senders);
+    rh_row(f, "worker threads of the nodes under test", "%.0f",
+           r->o->node_workers > 0 ? (double)r->o->node_workers : NAN);
     rh_row(f, "receiver processes", "%.0f", (double)fl->receivers);
     for (int i = 0; i < fl->trials; i++) {
         snprintf(name, sizeof(name), "trial %d: time to last delivery (ms)", i + 1);
@@ -273,7 +276,7 @@ static void rh_phases(FILE *f, const result *r)
         fputs("</table>\n", f);
     }
     if (r->fl.ran)
-        rh_floor(f, &r->fl);
+        rh_floor(f, r);
 }
 
 static void rh_steps(FILE *f, const result *r)

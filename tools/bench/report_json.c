@@ -313,6 +313,7 @@ static void rj_config(jw *w, const result *r)
     jw_num(w, "interval_s", o->interval_s);
     jw_num(w, "p2p_rate", o->p2p_rate);
     jw_num(w, "p2p_s", o->p2p_s);
+    jw_num(w, "node_workers", o->node_workers > 0 ? o->node_workers : NAN);
     jw_int(w, "floor_senders", o->floor_senders);
     jw_int(w, "floor_trials", o->floor_trials);
     jw_bool(w, "bind_sources", o->bind_sources);
