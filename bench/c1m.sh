@@ -85,9 +85,9 @@ elapsed() { echo $(($(date +%s) - T0)); }
 [ "$NODES" -ge 1 ] && [ "$NODES" -le 64 ] || die "NODES=$NODES: 1 to 64 nodes (imgate-bench takes 64 --ws)"
 [ $(((N + NODES - 1) / NODES)) -le 19900 ] || die "$N connections over $NODES nodes exceed 19,900 per node"
 [ $(((N + PROCS - 1) / PROCS)) -le 19900 ] || die "$N connections over $PROCS client processes exceed 19,900 each"
-FLOOR_SENDERS=$((NODES * NODE_WORKERS))
-[ $(((N + FLOOR_SENDERS - 1) / FLOOR_SENDERS)) -le 19900 ] ||
-    die "$N floor sockets over $FLOOR_SENDERS senders (NODES x NODE_WORKERS) exceed 19,900 each"
+ALL_WORKERS=$((NODES * NODE_WORKERS))  # the floor's sending processes
+[ $(((N + ALL_WORKERS - 1) / ALL_WORKERS)) -le 19900 ] ||
+    die "$N floor sockets over $ALL_WORKERS senders (NODES x NODE_WORKERS) exceed 19,900 each"
 [ "$LIMIT" -ge 300 ] || die "LIMIT=$LIMIT: at least 300 s"
 if [ "$(id -u)" -eq 0 ]; then
     SUDO=
@@ -424,7 +424,7 @@ say "imgate-bench: $N connections over $NODES nodes, $PROCS client processes, ma
     $PID_ARGS --connect-rate "$CONNECT_RATE" --inflight "$INFLIGHT" --timeout 20 \
     --hold-duration "$HOLD" --heartbeat "$HEARTBEAT" --rounds "$ROUNDS" --interval "$INTERVAL" \
     --drain "$DRAIN" --settle 2 --floor-trials "$FLOOR_TRIALS" --max-time "$BENCH_MAX" \
-    --floor-senders "$FLOOR_SENDERS" \
+    --node-workers "$ALL_WORKERS" \
     --json "$OUT/$NAME.json" --html "$OUT/$NAME.html" ${BENCH_ARGS:-} &
 BENCH_PID=$!
 BRC=0

@@ -110,7 +110,7 @@ rc=0
 # shellcheck disable=SC2086
 "$BENCH" connect,hold,broadcast,p2p --with-floor -n "$N" --procs "$PROCS" \
     --ws "ws://127.0.0.1:$WS/acc" --api "http://127.0.0.1:$HTTP" --pid "$NODE" \
-    --floor-senders "$WORKERS" --json "$OUT/$MODE.json" --html "$OUT/$MODE.html" \
+    --node-workers "$WORKERS" --json "$OUT/$MODE.json" --html "$OUT/$MODE.html" \
     $ARGS ${BENCH_ARGS:-} || rc=$?
 
 stop_node
