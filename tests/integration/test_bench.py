@@ -282,7 +282,7 @@ class BenchCase(unittest.TestCase):
         with Node("--set", "im.presenceEventsMaxRoom=10", workers=2) as node:
             r, d, html = run_bench(node, "broadcast", "--with-floor", "-n", str(n),
                                    "--procs", "2", "--rounds", str(rounds), "--interval", "0.2",
-                                   "--floor-trials", str(trials), "--floor-senders", "2",
+                                   "--floor-trials", str(trials), "--node-workers", "2",
                                    "--tag", "t1", tmp=self.tmp)
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
             harness.assert_serves(node, "after-bench")
@@ -346,6 +346,8 @@ class BenchCase(unittest.TestCase):
         self.assertTrue(fl["complete"], fl)
         self.assertIsNone(fl["error"])
         self.assertEqual((fl["trials"], fl["complete_trials"]), (trials, trials))
+        # one sender per worker thread of the node (--node-workers 2)
+        self.assertEqual(d["config"]["node_workers"], 2)
         self.assertEqual((fl["senders"], fl["senders_requested"], fl["receivers"]), (2, 2, 2))
         self.assertEqual((fl["accepted"], fl["connected"]), (n, n))
         self.assertEqual(fl["bytes_per_socket_from"], "broadcast frames received")
