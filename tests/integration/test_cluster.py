@@ -19,10 +19,10 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (SLOW, Node, RedisServer, await_until, close_all, cluster_args,  # noqa: E402
-                     cluster_state, copies, gather_messages, login, main, msg_push, no_message,
-                     presence_json, presence_key, recv_json, request, run, start_cluster, stop_all,
-                     wait_cluster, wait_until)
+from harness import (SLOW, Node, RedisServer, absent_until_marker, await_until,  # noqa: E402
+                     close_all, cluster_args, cluster_state, copies, is_push, login, main,
+                     msg_push, presence_json, presence_key, recv_json, recv_until, request, run,
+                     start_cluster, stop_all, until_marker, wait_cluster, wait_until)
 
 SERVERS = "acc:hash:servers"
 PEER_KEYS = {"peer", "healthy", "calls", "failures", "consecutiveFailures", "lastError"}
@@ -31,6 +31,25 @@ RUN = "%x" % int(time.time() * 1000)        # makes msgIDs unique to this run
 
 def mid(name):
     return "%s-%s" % (name, RUN)
+
+
+def presence(m):
+    """An enter or exit push. Across nodes they arrive whenever the peer's
+    announcement does (no reply orders them), so message checks tolerate
+    them and presence checks use presence markers (ClusterCase)."""
+    return is_push(m, "enter") or is_push(m, "exit")
+
+
+def not_presence(m):
+    return not presence(m)
+
+
+_mk = [0]
+
+
+def marker_user():
+    _mk[0] += 1
+    return "mk%d-%s" % (_mk[0], RUN[-8:])
 
 
 class ClusterCase(unittest.TestCase):
@@ -111,6 +130,40 @@ class ClusterCase(unittest.TestCase):
             return await recv_json(ws, 5)
         except asyncio.TimeoutError:
             raise AssertionError("no message within 5 s: expected %s" % what) from None
+
+    async def recv_push(self, ws, msgid, what):
+        """Reads ws up to the push msgid; only enter/exit pushes may come
+        before it. Returns the push."""
+        m, before = await recv_until(ws, lambda m: is_push(m, "msg", seq=msgid), what)
+        self.assertEqual([x for x in before if not presence(x)], [],
+                         "before %s: only enter/exit pushes may come" % what)
+        return m
+
+    async def presence_marker(self, node, app, watchers, tolerated=None, what="nothing"):
+        """Proves by order that no further enter/exit push announced by
+        `node` (or local to it) reaches the watchers (ws list): a marker
+        user logs in on `node` in room `app` and leaves again; its enter and
+        its exit travel the same way (node's Redis-link thread, then gRPC to
+        each peer, or node's own inboxes), and each watcher reads up to them.
+        Nothing else may come before them, except messages for which
+        tolerated(ws, m) is true. Watchers must be every socket logged in to
+        the room (all of them get the marker's pushes)."""
+        user = marker_user()
+        mws = await login(node, user, app)
+        try:
+            for n in self.nodes:
+                await await_until(lambda: self.online(n, app, user), what="marker %s online on every node" % user)
+            for cmd in ("enter", "exit"):
+                if cmd == "exit":
+                    await mws.close()
+                for ws in watchers:
+                    _, before = await recv_until(ws, lambda m: is_push(m, cmd, user),
+                                                 "the %s of presence marker %s" % (cmd, user))
+                    for m in before:
+                        ok = tolerated is not None and tolerated(ws, m)
+                        self.assertTrue(ok, "expected %s before the marker's %s, got %r" % (what, cmd, before))
+        finally:
+            await close_all(mws)
 
 
 class Listing(dict):
@@ -230,7 +283,7 @@ class PresenceTest(ClusterCase):
                 self.assertTrue(0 < ttl <= 86400, "TTL of %s: %r" % (key, ttl))
 
                 # a heartbeat (a second later) rewrites heartbeatTime
-                await asyncio.sleep(1.1)
+                await await_until(lambda: int(time.time()) > login_t, what="the clock to pass loginTime")
                 r = await request(ws, "heartbeat", {})
                 self.assertEqual(r["response"]["code"], 200, r)
                 raw = await await_until(
@@ -245,9 +298,16 @@ class PresenceTest(ClusterCase):
 
                 # a second tab on the same node comes and goes: still online
                 tab2 = await login(self.B, "pres1", 102)
-                await tab2.close()
+                await tab2.close()                # any presence write of it is queued by now
                 await await_until(lambda: self.B.state()["loggedIn"] == 1, what="one connection left on B")
-                await asyncio.sleep(0.5 * SLOW)
+                # B writes presence records in order: once a later login's
+                # record is in Redis, a wrong logoff write would be too
+                marker = await login(self.B, "pres1-marker", 102)
+                try:
+                    await await_until(lambda: self.redis.get(presence_key(102, "pres1-marker")),
+                                      what="the marker user's presence record")
+                finally:
+                    await close_all(marker)
                 self.assertIs(json.loads(self.redis.get(key))["isLogoff"], False,
                               "one of two connections closed: the record must stay online")
                 self.assertTrue(self.online(self.A, 102, "pres1"))
@@ -345,38 +405,39 @@ class MessagingTest(ClusterCase):
                 for user in socks:
                     await await_until(lambda: all(self.online(n, 101, user) for n in self.nodes),
                                       what="%s online on every node" % user)
-                await gather_messages(list(socks.values()), quiet=0.3)      # enter pushes
+                targets = [(ws, 101, user) for user, ws in socks.items()]
                 for i, sender in enumerate(self.nodes):
                     for user, ws in socks.items():
                         msgid = mid("p2p-%d-%s" % (i, user))
                         r = self.send(sender, 101, user, "to %s via %d" % (user, i), msgid)
                         self.assertEqual(r, {"code": 200, "msg": "Success", "data": {"sendResults": True}},
                                          (sender.self_addr, user))
-                        m = await self.next_push(ws, "%s from node %d" % (msgid, i))
-                        while m.get("cmd") in ("enter", "exit"):         # late presence pushes
-                            m = await self.next_push(ws, "%s from node %d" % (msgid, i))
+                        m = await self.recv_push(ws, msgid, "%s from node %d" % (msgid, i))
                         self.assertEqual(m, msg_push(msgid, "to %s via %d" % (user, i), user),
                                          "push via node %d" % i)
-                for ws in socks.values():
-                    await no_message(ws, 0.3)
+                    # one copy each: nothing but enter/exit before a later marker
+                    await absent_until_marker(sender, targets, unwanted=not_presence,
+                                              what="no second copy of a push via node %d" % i)
                 # offline user, user of another room: false, from every node
                 for i, sender in enumerate(self.nodes):
                     r = self.send(sender, 101, "nobody", "x", mid("p2p-off-%d" % i))
                     self.assertEqual(r, {"code": 200, "msg": "Success", "data": {"sendResults": False}}, i)
                     r = self.send(sender, 102, "x2", "x", mid("p2p-room-%d" % i))
                     self.assertEqual(r["data"], {"sendResults": False}, (i, r))
-                for ws in socks.values():
-                    await no_message(ws, 0.2)
+                    await absent_until_marker(sender, targets, unwanted=not_presence,
+                                              what="no push from a send to nobody or to another room")
                 # two tabs of one user on one node: both get it, once
                 tab = await login(self.C, "x3", 101)
                 socks["x3-tab"] = tab
-                await gather_messages(list(socks.values()), quiet=0.3)
                 msgid = mid("p2p-tabs")
                 r = self.send(self.A, 101, "x3", "both tabs", msgid)
                 self.assertEqual(r["data"], {"sendResults": True}, r)
-                got = await gather_messages([socks["x3"], tab, socks["x1"], socks["x2"]])
+                got = await until_marker(self.A, [(socks["x3"], 101, "x3"), (tab, 101, "x3"),
+                                                  (socks["x1"], 101, "x1"), (socks["x2"], 101, "x2")])
                 self.assertEqual([len(copies(g, msgid)) for g in got], [1, 1, 0, 0], got)
                 self.assertEqual(copies(got[0], msgid)[0], msg_push(msgid, "both tabs", "x3"))
+                for g in got:
+                    self.assertEqual([m for m in g if not presence(m) and m.get("seq") != msgid], [], got)
             finally:
                 await close_all(*socks.values())
         run(t())
@@ -396,7 +457,15 @@ class MessagingTest(ClusterCase):
                 socks = [ws for _, ws in room] + other
                 await await_until(lambda: self.lists_equal(102, ["a", "b", "c", "d", "e"]),
                                   what="room 102 listed on every node")
-                await gather_messages(socks, quiet=0.5)                    # enter pushes
+                await await_until(lambda: self.lists_equal(101, ["o0", "o1", "o2"]),
+                                  what="room 101 listed on every node")
+                targets = [(ws, 102, user) for user, ws in room] + \
+                          [(ws, 101, "o%d" % i) for i, ws in enumerate(other)]
+
+                async def collect(node):
+                    """Everything up to a later sendMessageAll marker through
+                    the same node, per socket."""
+                    return await until_marker(node, targets, room=True)
 
                 def check(got, msgid, message, sender, excluded):
                     for (user, _), msgs in zip(room, got[:len(room)]):
@@ -407,23 +476,26 @@ class MessagingTest(ClusterCase):
                             self.assertEqual(m, msg_push(msgid, message, sender))
                     for msgs in got[len(room):]:
                         self.assertEqual(copies(msgs, msgid), [], "room 101 got a room-102 message")
+                    for msgs in got:
+                        self.assertEqual([m for m in msgs if not presence(m) and m.get("seq") != msgid], [],
+                                         "only %s and enter/exit pushes: %r" % (msgid, msgs))
 
                 # from each node, sender a (in the room, excluded)
                 for i, node in enumerate(self.nodes):
                     msgid = mid("all-a-%d" % i)
                     r = self.send_all(node, 102, "a", "hello room %d" % i, msgid)
                     self.assertEqual(r, {"code": 200, "msg": "Success", "data": {"sendResults": True}}, i)
-                    check(await gather_messages(socks), msgid, "hello room %d" % i, "a", "a")
+                    check(await collect(node), msgid, "hello room %d" % i, "a", "a")
                 # sender d, who is on two nodes: neither of d's connections
                 msgid = mid("all-d")
                 r = self.send_all(self.B, 102, "d", "from d", msgid)
                 self.assertEqual(r["data"], {"sendResults": True}, r)
-                check(await gather_messages(socks), msgid, "from d", "d", "d")
+                check(await collect(self.B), msgid, "from d", "d", "d")
                 # a sender outside the room: everyone
                 msgid = mid("all-sys")
                 r = self.send_all(self.C, 102, "system", "all of you", msgid)
                 self.assertEqual(r["data"], {"sendResults": True}, r)
-                check(await gather_messages(socks), msgid, "all of you", "system", None)
+                check(await collect(self.C), msgid, "all of you", "system", None)
             finally:
                 await close_all(*socks)
         run(t())
@@ -433,7 +505,8 @@ class MessagingTest(ClusterCase):
             p = q = r = None
             try:
                 p = await login(self.A, "pe", 103)
-                await no_message(p, 0.3)
+                await await_until(lambda: self.online(self.A, 103, "pe"), what="pe online")
+                await absent_until_marker(self.A, [(p, 103, "pe")], what="no own enter at pe")
                 q = await login(self.B, "qe", 103)
                 m = await self.next_push(p, "enter of qe (on B) at pe (on A)")
                 self.assert_presence_push(m, "enter", "qe")
@@ -441,24 +514,31 @@ class MessagingTest(ClusterCase):
                 for ws, who in ((p, "pe on A"), (q, "qe on B")):
                     m = await self.next_push(ws, "enter of re (on C) at %s" % who)
                     self.assert_presence_push(m, "enter", "re")
-                # no own enter at re; qe's enter may still be on its way to C
-                # when re logs in there (a benign race): nothing else
-                extra = (await gather_messages([r], quiet=0.3))[0]
-                self.assertLessEqual(len(extra), 1, extra)
-                for m in extra:
-                    self.assert_presence_push(m, "enter", "qe")
-                for ws in (p, q):
-                    await no_message(ws, 0.2)                 # one enter each, nothing else
+                # one enter each, nothing else: presence markers from B (qe's
+                # enter came from there) and C (re's). No own enter at re;
+                # qe's enter may still be on its way to C when re logs in
+                # there (a benign race): at most that one.
+                qe_at_r = []
+
+                def qe_enter_once(ws, m):
+                    if ws is r and is_push(m, "enter", "qe") and not qe_at_r:
+                        qe_at_r.append(m)
+                        self.assert_presence_push(m, "enter", "qe")
+                        return True
+                    return False
+                for origin in (self.B, self.C):
+                    await self.presence_marker(origin, 103, [p, q, r], tolerated=qe_enter_once,
+                                               what="one enter each at pe and qe, at most qe's at re")
                 await q.close()
                 for ws, who in ((p, "pe on A"), (r, "re on C")):
                     m = await self.next_push(ws, "exit of qe (B, closed) at %s" % who)
                     self.assert_presence_push(m, "exit", "qe")
-                    await no_message(ws, 0.3)
+                await self.presence_marker(self.B, 103, [p, r], what="one exit of qe")
                 r2 = await request(r, "logout", {})
                 self.assertEqual(r2["response"]["code"], 200, r2)
                 m = await self.next_push(p, "exit of re (C, logout) at pe on A")
                 self.assert_presence_push(m, "exit", "re")
-                await no_message(p, 0.3)
+                await self.presence_marker(self.C, 103, [p], what="one exit of re")
             finally:
                 await close_all(p, q, r)
         run(t())
@@ -508,12 +588,12 @@ class MessagingTest(ClusterCase):
                 ws = await login(self.C, "dd1", 101)
                 bystander = await login(self.A, "dd2", 101)
                 await await_until(lambda: self.lists_equal(101, ["dd1", "dd2"]), what="dd1 and dd2 listed")
-                await gather_messages([ws, bystander], quiet=0.3)
+                targets = [(ws, 101, "dd1"), (bystander, 101, "dd2")]
                 msgid = mid("dup")
                 key = "acc:submit:again:seq:" + msgid
                 r = self.send(self.A, 101, "dd1", "once", msgid)
                 self.assertEqual(r["data"], {"sendResults": True}, r)
-                self.assertEqual(await self.next_push(ws, msgid), msg_push(msgid, "once", "dd1"))
+                self.assertEqual(await self.recv_push(ws, msgid, msgid), msg_push(msgid, "once", "dd1"))
                 self.assertEqual(self.redis.get(key), "1", "%s after an accepted send" % key)
                 ttl = self.redis.ttl(key)
                 self.assertTrue(0 < ttl <= 43200, "TTL of %s: %r" % (key, ttl))
@@ -524,8 +604,9 @@ class MessagingTest(ClusterCase):
                                      "the same msgID again on %s after A answered: a duplicate" % node.self_addr)
                 r = self.send_all(self.B, 101, "system", "twice to all", msgid)
                 self.assertEqual(r, {"code": 200, "msg": "Success", "data": {}}, "sendMessageAll, same msgID")
-                await no_message(ws, 0.5)
-                await no_message(bystander, 0.2)
+                for node in (self.A, self.B, self.C):
+                    await absent_until_marker(node, targets, unwanted=not_presence,
+                                              what="no copy of a duplicate (marker via %s)" % node.self_addr)
                 # sendMessageAll on A then on C with one msgID: delivered once
                 msgid = mid("dup-all")
                 r = self.send_all(self.A, 101, "system", "all once", msgid)
@@ -533,8 +614,10 @@ class MessagingTest(ClusterCase):
                 r = self.send_all(self.C, 101, "system", "all twice", msgid)
                 self.assertEqual(r, {"code": 200, "msg": "Success", "data": {}},
                                  "the same msgID on C right after A answered: a duplicate (not in progress)")
-                got = await gather_messages([ws, bystander])
+                got = await until_marker(self.C, targets)
                 self.assertEqual([len(copies(g, msgid)) for g in got], [1, 1], got)
+                for g in got:
+                    self.assertEqual([m for m in g if not presence(m) and m.get("seq") != msgid], [], got)
                 self.assertEqual(self.redis.get("acc:submit:again:seq:" + msgid), "1")
                 # offline: sendResults false and the msgID stays unused
                 msgid = mid("dup-off")
@@ -552,11 +635,10 @@ class MessagingTest(ClusterCase):
                 late = await login(self.B, "dd3", 101)
                 try:
                     await await_until(lambda: self.online(self.C, 101, "dd3"), what="dd3 online")
-                    await gather_messages([late, ws, bystander], quiet=0.3)
                     r = self.send(self.C, 101, "dd3", "retry", msgid)
                     self.assertEqual(r["data"], {"sendResults": True}, "a retry after false must be delivered")
-                    got = copies((await gather_messages([late]))[0], msgid)
-                    self.assertEqual(got, [msg_push(msgid, "retry", "dd3")])
+                    got = (await until_marker(self.C, [(late, 101, "dd3")]))[0]
+                    self.assertEqual([m for m in got if not presence(m)], [msg_push(msgid, "retry", "dd3")], got)
                     self.assertEqual(self.redis.get(key), "1")
                 finally:
                     await close_all(late)
@@ -564,8 +646,9 @@ class MessagingTest(ClusterCase):
                 for node in (self.A, self.B):
                     r = self.send(node, 101, "dd1", "no id", "")
                     self.assertEqual(r["data"], {"sendResults": True}, (node.self_addr, r))
-                got = (await gather_messages([ws]))[0]
-                self.assertEqual(len([m for m in got if m.get("cmd") == "msg"]), 2, got)
+                got = (await until_marker(self.B, [(ws, 101, "dd1")]))[0]
+                self.assertEqual([m for m in got if not presence(m)],
+                                 [msg_push("", "no id", "dd1")] * 2, got)
             finally:
                 await close_all(ws, bystander)
         run(t())
