@@ -27,9 +27,9 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (HANG_BOUND, RedisServer, await_until, close_all, cluster_state,  # noqa: E402
-                     copies, gather_messages, login, main, msg_push, presence_json, presence_key,
-                     request, run, start_cluster, stop_all)
+from harness import (HANG_BOUND, SLOW, RedisServer, await_until, close_all, cluster_state,  # noqa: E402
+                     copies, is_push, login, main, msg_push, presence_json, presence_key, request,
+                     run, start_cluster, stop_all, until_marker)
 
 SERVERS = "acc:hash:servers"
 RUN = "%x" % int(time.time() * 1000)
@@ -88,13 +88,20 @@ class FaultCase(unittest.TestCase):
     def send(self, node, app, user, message, msgid):
         return self.timed(node, "/user/sendMessage", appID=app, userID=user, msgID=msgid, message=message)
 
-    async def assert_each_once(self, socks, msgid, message, sender):
-        """Every socket of `socks` receives the push msgid exactly once."""
-        got = await gather_messages(socks)
-        for ws, msgs in zip(socks, got):
+    async def assert_each_once(self, node, targets, msgid, message, sender):
+        """Every target (ws, appID, userID) receives the push msgid exactly
+        once and no other message push: everything up to a later marker
+        push through `node` (sent after the push's call answered, so behind
+        any copy of it) is that one copy plus enter/exit pushes, which
+        arrive from other nodes whenever their announcement does."""
+        got = await until_marker(node, targets)
+        for (ws, app, user), msgs in zip(targets, got):
             c = copies(msgs, msgid)
-            self.assertEqual(len(c), 1, "%d copies of %s: %r" % (len(c), msgid, msgs))
+            self.assertEqual(len(c), 1, "%s: %d copies of %s: %r" % (user, len(c), msgid, msgs))
             self.assertEqual(c[0], msg_push(msgid, message, sender))
+            others = [m for m in msgs if m.get("seq") != msgid and not is_push(m, "enter")
+                      and not is_push(m, "exit")]
+            self.assertEqual(others, [], "%s: messages besides %s: %r" % (user, msgid, msgs))
 
 
 class Listing(dict):
@@ -117,26 +124,24 @@ class KillNodeTest(FaultCase):
                 socks = [a, b, c, c2]
                 await await_until(lambda: self.lists_equal(self.nodes, 101, ["ka", "kb", "kc", "kc2"]),
                                   what="room 101 merged on every node")
-                await gather_messages(socks, quiet=0.5)               # enter pushes
+                survivors = [(a, 101, "ka"), (b, 101, "kb")]
 
                 self.killed.append(C)
                 C.proc.kill()                                        # kill -9
-                C.proc.wait(timeout=10)
+                C.proc.wait(timeout=10 * SLOW)
                 # right away: nothing hangs on the survivors
                 for i, node in enumerate((A, B)):
                     msgid = mid("kill-now-%d" % i)
                     r = self.send_all(node, 101, "system", "still here %d" % i, msgid)
                     self.assertEqual(r["code"], 200, r)
-                    await self.assert_each_once([a, b], msgid, "still here %d" % i, "system")
+                    await self.assert_each_once(node, survivors, msgid, "still here %d" % i, "system")
                     self.user_list(node, 101)
                     self.online(node, 101, "kc")
                     self.online(node, 0, "kc")
                     self.send(node, 101, "kc", "to the dead", mid("kill-kc-%d" % i))
                     r = self.send(node, 101, "kb", "to kb", mid("kill-kb-%d" % i))
                     self.assertEqual(r["data"], {"sendResults": True}, r)
-                    msgs = (await gather_messages([b]))[0]
-                    self.assertEqual(copies(msgs, mid("kill-kb-%d" % i)),
-                                     [msg_push(mid("kill-kb-%d" % i), "to kb", "kb")])
+                    await self.assert_each_once(node, [(b, 101, "kb")], mid("kill-kb-%d" % i), "to kb", "kb")
 
                 # after serverTimeout the dead node is gone from the survivors' view
                 await await_until(lambda: all(C.self_addr not in cluster_state(n)["servers"] for n in (A, B)),
@@ -165,7 +170,7 @@ class KillNodeTest(FaultCase):
                         msgid = mid("kill-after-%d-%d" % (i, n.rpc_port))
                         r = self.send_all(n, 101, "system", "after", msgid)
                         self.assertEqual(r["code"], 200, r)
-                        await self.assert_each_once([a, b], msgid, "after", "system")
+                        await self.assert_each_once(n, survivors, msgid, "after", "system")
                         self.user_list(n, 101)
                 self.assertEqual([calls_to_c(A), calls_to_c(B)], before,
                                  "calls still go to a node that left the registry")
@@ -216,7 +221,6 @@ class RedisRestartTest(FaultCase):
                         self.assertEqual(r.get("code"), 1004, (path, r))
                         self.assertIn("Redis", r.get("msg", ""), (path, r))
                         self.assertEqual(r.get("data"), {}, (path, r))
-                await gather_messages(socks, quiet=0.3)
                 for node in self.nodes:
                     self.assertEqual(cluster_state(node)["redis"], "down")
                     self.assertTrue(node.alive())
@@ -258,15 +262,15 @@ class RedisRestartTest(FaultCase):
                 for node in self.nodes:
                     self.assertTrue(self.online(node, 101, "r3"))
                     self.assertTrue(self.online(node, 0, "r4"))
-                await gather_messages(socks, quiet=0.3)
                 msgid = mid("back-1")
                 r = self.send(B, 101, "r3", "welcome back", msgid)
                 self.assertEqual(r["data"], {"sendResults": True}, r)
-                await self.assert_each_once([r3], msgid, "welcome back", "r3")
+                await self.assert_each_once(B, [(r3, 101, "r3")], msgid, "welcome back", "r3")
                 msgid = mid("back-all")
                 r = self.send_all(A, 101, "system", "all back", msgid)
                 self.assertEqual(r["data"], {"sendResults": True}, r)
-                await self.assert_each_once([r1, r2, r3], msgid, "all back", "system")
+                await self.assert_each_once(A, [(r1, 101, "r1"), (r2, 101, "r2"), (r3, 101, "r3")],
+                                            msgid, "all back", "system")
             finally:
                 await close_all(*socks)
         run(t())
@@ -335,19 +339,21 @@ class MutePeerTest(FaultCase):
                 f1 = await login(A, "f1", 102)
                 f2 = await login(B, "f2", 102)
                 socks = [f1, f2]
-                await gather_messages(socks, quiet=0.5)
+                await await_until(lambda: all(self.online(n, 102, u) for n in self.nodes for u in ("f1", "f2")),
+                                  what="f1 and f2 online on both nodes")
                 for i in range(3):
                     for node in self.nodes:
                         msgid = mid("mute-%d-%d" % (i, node.rpc_port))
                         r = self.send_all(node, 102, "system", "through", msgid)
                         self.assertEqual(r["code"], 200, r)
-                        await self.assert_each_once([f1, f2], msgid, "through", "system")
+                        await self.assert_each_once(node, [(f1, 102, "f1"), (f2, 102, "f2")], msgid,
+                                                    "through", "system")
                         self.assertEqual(self.user_list(node, 102), {"userCount": 2, "userList": ["f1", "f2"]},
                                          "every real user listed despite the mute peer")
                         self.assertTrue(self.online(node, 102, "f2"))
                         r = self.send(node, 102, "f1", "p2p", msgid + "-p")
                         self.assertEqual(r["data"], {"sendResults": True}, r)
-                        await self.assert_each_once([f1], msgid + "-p", "p2p", "f1")
+                        await self.assert_each_once(node, [(f1, 102, "f1")], msgid + "-p", "p2p", "f1")
                 self.assertGreater(mute.accepted, 0, "the nodes never even tried the mute peer")
 
                 # the nodes' view of it
