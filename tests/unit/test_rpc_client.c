@@ -3,7 +3,16 @@
  * nobody is connected and sends report 1000), the peer health rules
  * (skipping after two failures, one trial call after the back-off, reset
  * on success), rpc_peers_json, a port already taken, and rpc_stop failing
- * an in-flight call exactly once. Traffic only to 127.0.0.1. */
+ * an in-flight call exactly once. Traffic only to 127.0.0.1.
+ *
+ * No fixed sleep orders events here: the tests wait for a call's done, a
+ * state polled until it holds (bounded by WAIT_S) or a connection on a
+ * test socket. Peer health is checked by order: a call refused while the
+ * peer is skipped leaves its "calls" count (rpc_peers_json) unchanged, and
+ * the trial call is kept in flight by holding the completion-queue thread
+ * (a done callback that waits for the test), so the calls made meanwhile
+ * must be skipped whatever the time. The back-offs themselves are checked
+ * by lower bounds on elapsed time, which load can only lengthen. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +25,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -39,6 +49,11 @@ typedef struct waiter {
     size_t nusers;
     char users[8][32];
 } waiter;
+
+/* Bound of every wait for an event (generous: ASan, ctest -j, busy cores). */
+#define WAIT_S 60
+/* The client's first back-off (rpc.h: 1 s, doubling after a failed trial). */
+#define BACKOFF_FIRST_MS 1000L
 
 static char self_peer[64];
 static pres_entry *held[3];
@@ -74,12 +89,20 @@ static void on_done(void *ud, const rpc_result *res)
     pthread_mutex_unlock(&w->mu);
 }
 
-/* Waits (at most 10 s) for done to have run once. */
+static int waiter_runs(waiter *w)
+{
+    pthread_mutex_lock(&w->mu);
+    int runs = w->runs;
+    pthread_mutex_unlock(&w->mu);
+    return runs;
+}
+
+/* Waits (at most WAIT_S) for done to have run once. */
 static void waiter_wait(waiter *w)
 {
     struct timespec dl;
     clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += 10;
+    dl.tv_sec += WAIT_S;
     pthread_mutex_lock(&w->mu);
     while (w->runs == 0 && pthread_cond_timedwait(&w->cond, &w->mu, &dl) == 0)
         ;
@@ -93,6 +116,92 @@ static void sleep_ms(long ms)
 {
     struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
     nanosleep(&ts, NULL);
+}
+
+/* Milliseconds on the monotonic clock, truncated as the client's clock is
+ * (so "not skipped at t1" and "t0 before the failure" give t1 - t0 >= the
+ * back-off exactly). */
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* Polls rpc_peer_skipped(peer) every 5 ms until it is 0 (the back-off has
+ * run out); fails after WAIT_S. Returns the time it was seen. */
+static long wait_not_skipped(const char *peer)
+{
+    long deadline = now_ms() + WAIT_S * 1000L;
+    while (rpc_peer_skipped(peer)) {
+        assert_true(now_ms() < deadline);
+        sleep_ms(5);
+    }
+    return now_ms();
+}
+
+/* ---------- holding the completion-queue thread ---------- */
+
+/* A done callback that does not return until release_queue: while it
+ * waits, no other completion is handled, so a call in flight stays in
+ * flight. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int entered, released, timed_out;
+} cq_gate = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0 };
+
+static void on_done_hold(void *ud, const rpc_result *res)
+{
+    on_done(ud, res);
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += WAIT_S;
+    pthread_mutex_lock(&cq_gate.mu);
+    cq_gate.entered = 1;
+    pthread_cond_broadcast(&cq_gate.cond);
+    while (!cq_gate.released)
+        if (pthread_cond_timedwait(&cq_gate.cond, &cq_gate.mu, &dl) != 0) {
+            cq_gate.timed_out = 1;
+            break;
+        }
+    pthread_mutex_unlock(&cq_gate.mu);
+}
+
+/* Makes a call to this node whose done holds the queue thread; returns
+ * once it holds it. */
+static void hold_queue(waiter *w)
+{
+    pthread_mutex_lock(&cq_gate.mu);
+    cq_gate.entered = cq_gate.released = cq_gate.timed_out = 0;
+    pthread_mutex_unlock(&cq_gate.mu);
+    waiter_init(w);
+    assert_int_equal(rpc_query_online(self_peer, 101, "u1", 2, on_done_hold, w), 0);
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += WAIT_S;
+    pthread_mutex_lock(&cq_gate.mu);
+    while (!cq_gate.entered && pthread_cond_timedwait(&cq_gate.cond, &cq_gate.mu, &dl) == 0)
+        ;
+    int entered = cq_gate.entered;
+    pthread_mutex_unlock(&cq_gate.mu);
+    assert_int_equal(entered, 1);
+}
+
+static void release_queue(void)
+{
+    pthread_mutex_lock(&cq_gate.mu);
+    cq_gate.released = 1;
+    pthread_cond_broadcast(&cq_gate.cond);
+    pthread_mutex_unlock(&cq_gate.mu);
+}
+
+/* Per-test teardown: a test that failed while holding the queue frees it. */
+static int release_queue_after(void **state)
+{
+    (void)state;
+    release_queue();
+    return 0;
 }
 
 /* A loopback TCP socket bound to a free port: listening (accepts nothing,
@@ -137,6 +246,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
+    release_queue();                             /* a failed test may have left it held */
     rpc_stop();
     for (int i = 0; i < 3; i++)
         presence_release(held[i], NULL, NULL);
@@ -263,32 +373,113 @@ static void fail_once(const char *peer)
     waiter_free(&w);
 }
 
+/* Whether rpc_peers_json shows peer with exactly these numbers. */
+static int peer_state_is(const char *peer, int healthy, long calls, long failures, int consecutive)
+{
+    char want[256];
+    snprintf(want, sizeof(want), "{\"peer\":\"%s\",\"healthy\":%s,\"calls\":%ld,\"failures\":%ld,"
+             "\"consecutiveFailures\":%d,", peer, healthy ? "true" : "false", calls, failures,
+             consecutive);
+    return peer_json_has(want);
+}
+
+/* A loopback port where nothing listens: calls to it fail at once. */
+static void closed_peer(char *peer, size_t cap)
+{
+    snprintf(peer, cap, "127.0.0.1:%d", tcp_port(0, NULL));
+}
+
+/* Makes a fresh dead peer fail twice and checks that a call made right
+ * after the second failure is skipped without being made (its calls count
+ * stays 2). The back-off starts when the second failure is accounted, after
+ * *t0: a call made before *t0 + 1 s must be refused, so one that went out
+ * is a failure unless a full second had passed (the machine stalled; then
+ * it starts over with another peer). */
+static void make_skipped_peer(char *peer, size_t cap, long *t0)
+{
+    for (int attempt = 0; attempt < 5; attempt++) {
+        closed_peer(peer, cap);
+        fail_once(peer);
+        assert_int_equal(rpc_peer_skipped(peer), 0);
+        assert_true(peer_state_is(peer, 1, 1, 1, 1));
+        *t0 = now_ms();
+        fail_once(peer);
+        assert_true(peer_state_is(peer, 0, 2, 2, 2));   /* unhealthy, whatever the time */
+        waiter w;
+        waiter_init(&w);
+        int skipped = rpc_peer_skipped(peer);
+        int rc = rpc_query_online(peer, 101, "u1", 2, on_done, &w);
+        long t_after = now_ms();
+        if (skipped && rc == -1) {
+            assert_true(peer_state_is(peer, 0, 2, 2, 2));   /* no call was made */
+            assert_int_equal(w.runs, 0);
+            waiter_free(&w);
+            return;
+        }
+        /* Not skipped: only possible once the back-off has run out. */
+        assert_true(t_after - *t0 >= BACKOFF_FIRST_MS);
+        fprintf(stderr, "stalled for %ld ms: the back-off ran out before it was checked; "
+                "again with another peer\n", t_after - *t0);
+        if (rc == 0)
+            waiter_wait(&w);
+        waiter_free(&w);
+    }
+    fail_msg("the test thread stalled for over a second five times in a row");
+}
+
+/* Two failures make a peer skipped for 1 s; the trial call after it goes
+ * out alone (the calls made while it is in flight are skipped); its failure
+ * doubles the back-off. */
 static void test_dead_peer_skipped(void **state)
 {
     (void)state;
+    int backoff_max = g_node.cfg.peerBackoff;
+    g_node.cfg.peerBackoff = 30;                 /* the doubling is not capped at 2 s */
     char peer[64];
-    snprintf(peer, sizeof(peer), "127.0.0.1:%d", tcp_port(0, NULL));
-    waiter w;
-    waiter_init(&w);
-    fail_once(peer);
-    assert_int_equal(rpc_peer_skipped(peer), 0);
-    fail_once(peer);
-    assert_int_equal(rpc_peer_skipped(peer), 1);
-    assert_int_equal(rpc_query_online(peer, 101, "u1", 2, on_done, &w), -1);  /* skipped */
-    assert_true(peer_json_has("\"healthy\":false,\"calls\":2,\"failures\":2,\"consecutiveFailures\":2"));
-    sleep_ms(1100);                              /* the first back-off is 1 s */
-    assert_int_equal(rpc_peer_skipped(peer), 0);
-    assert_int_equal(rpc_query_online(peer, 101, "u1", 2, on_done, &w), 0);   /* the trial */
-    assert_int_equal(rpc_query_online(peer, 101, "u1", 2, on_done, &w), -1);  /* one at a time */
-    waiter_wait(&w);
-    assert_int_equal(w.ok, 0);
-    assert_int_equal(rpc_peer_skipped(peer), 1); /* failed again: 2 s now (cluster.peerBackoff) */
-    sleep_ms(1100);
-    assert_int_equal(rpc_peer_skipped(peer), 1);
-    assert_int_equal(w.runs, 1);
-    waiter_free(&w);
+    long t0;
+    make_skipped_peer(peer, sizeof(peer), &t0);
+    long t1 = wait_not_skipped(peer);
+    assert_true(t1 - t0 >= BACKOFF_FIRST_MS);    /* it was skipped for its whole back-off */
+    assert_true(peer_state_is(peer, 0, 2, 2, 2)); /* and no call was made meanwhile */
+
+    /* The trial, held in flight: the queue thread cannot handle its end. */
+    waiter hold, trial, other;
+    hold_queue(&hold);
+    waiter_init(&trial);
+    waiter_init(&other);
+    assert_int_equal(rpc_query_online(peer, 101, "u1", 2, on_done, &trial), 0);  /* goes out */
+    assert_true(peer_state_is(peer, 0, 3, 2, 2));
+    assert_int_equal(rpc_peer_skipped(peer), 1); /* while the trial is in flight */
+    assert_int_equal(rpc_query_online(peer, 101, "u1", 2, on_done, &other), -1); /* one at a time */
+    assert_true(peer_state_is(peer, 0, 3, 2, 2)); /* not made */
+    assert_int_equal(waiter_runs(&trial), 0);
+    t0 = now_ms();                               /* the trial's failure is accounted after this */
+    release_queue();
+    waiter_wait(&hold);
+    assert_int_equal(hold.ok, 1);
+    waiter_wait(&trial);
+    assert_int_equal(trial.ok, 0);
+    assert_int_equal(cq_gate.timed_out, 0);
+    assert_true(peer_state_is(peer, 0, 3, 3, 3));
+
+    /* Skipped again, now for 2 s: a call that goes out before that is wrong. */
+    int rc = rpc_query_online(peer, 101, "u1", 2, on_done, &other);
+    long t_after = now_ms();
+    if (rc == 0) {
+        assert_true(t_after - t0 >= 2 * BACKOFF_FIRST_MS);
+        waiter_wait(&other);
+    } else {
+        assert_true(peer_state_is(peer, 0, 3, 3, 3));
+    }
+    t1 = wait_not_skipped(peer);
+    assert_true(t1 - t0 >= 2 * BACKOFF_FIRST_MS);   /* the back-off doubled */
+    assert_int_equal(waiter_runs(&other), rc == 0 ? 1 : 0);
+    waiter_free(&hold);
+    waiter_free(&trial);
+    waiter_free(&other);
     assert_int_equal(rpc_peer_skipped(self_peer), 0);
     assert_int_equal(rpc_peer_skipped("127.0.0.1:1"), 0);    /* never called */
+    g_node.cfg.peerBackoff = backoff_max;
 }
 
 /* A peer that fails (its answers are over the size cap) and then recovers:
@@ -302,11 +493,11 @@ static void test_recovery_resets(void **state)
     g_node.cfg.maxBodyBytes = 2;                /* the server refuses every request */
     fail_once(peer);
     fail_once(peer);
-    assert_int_equal(rpc_peer_skipped(peer), 1);
+    assert_true(peer_state_is(peer, 0, 2, 2, 2));
     g_node.cfg.maxBodyBytes = cap;
-    sleep_ms(1100);
+    wait_not_skipped(peer);
     waiter w;
-    query(peer, 101, "u1", &w);
+    query(peer, 101, "u1", &w);                 /* the trial */
     assert_int_equal(w.ok, 1);
     assert_int_equal(w.online, 1);
     waiter_free(&w);
@@ -352,34 +543,50 @@ static void test_port_taken(void **state)
     waiter_free(&w);
 }
 
+/* Accepts one connection on the listening fd (at most WAIT_S); returns it. */
+static int accept_within(int fd)
+{
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    assert_int_equal(poll(&p, 1, WAIT_S * 1000), 1);
+    int c = accept(fd, NULL, NULL);
+    assert_true(c >= 0);
+    return c;
+}
+
 /* rpc_stop fails a call that would otherwise wait for its deadline: done
- * runs once, with ok = 0, before rpc_stop returns; later calls are refused. */
+ * runs once, with ok = 0 and the status of a cancelled call, before rpc_stop
+ * returns; later calls are refused. The peer accepts the connection and
+ * never speaks; the call's deadline (120 s) is beyond the bound on rpc_stop
+ * (60 s), which only guards against a hang. */
 static void test_stop_fails_in_flight(void **state)
 {
     (void)state;
     int fd = -1;
     char peer[64];
     snprintf(peer, sizeof(peer), "127.0.0.1:%d", tcp_port(1, &fd));
-    g_node.cfg.rpcTimeout = 30000;
+    g_node.cfg.rpcTimeout = 120000;
     waiter w;
     waiter_init(&w);
     assert_int_equal(rpc_query_online(peer, 101, "u1", 2, on_done, &w), 0);
-    sleep_ms(200);
-    if (w.runs)
+    int conn = accept_within(fd);               /* the call has reached the peer */
+    if (waiter_runs(&w))
         fprintf(stderr, "early: ok %d err %s\n", w.ok, w.err);
-    assert_int_equal(w.runs, 0);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(waiter_runs(&w), 0);
+    long t0 = now_ms();
     rpc_stop();
-    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long t1 = now_ms();
     assert_int_equal(w.runs, 1);
     assert_int_equal(w.ok, 0);
-    assert_true(t1.tv_sec - t0.tv_sec < 5);
+    if (strncmp(w.err, "CANCELLED", 9) != 0)
+        fprintf(stderr, "err: %s\n", w.err);
+    assert_int_equal(strncmp(w.err, "CANCELLED", 9), 0);    /* by the stop, not a deadline */
+    assert_true(t1 - t0 < 60000);
     assert_int_equal(rpc_query_online(self_peer, 101, "u1", 2, on_done, &w), -1);
     assert_true(peer_json_has("[]"));
     rpc_stop();                                  /* harmless twice */
     assert_int_equal(w.runs, 1);
     waiter_free(&w);
+    close(conn);
     close(fd);
     g_node.cfg.rpcTimeout = 2000;
 }
@@ -392,7 +599,7 @@ int main(void)
         cmocka_unit_test(test_user_list),
         cmocka_unit_test(test_send),
         cmocka_unit_test(test_bad_arguments),
-        cmocka_unit_test(test_dead_peer_skipped),
+        cmocka_unit_test_teardown(test_dead_peer_skipped, release_queue_after),
         cmocka_unit_test(test_recovery_resets),
         cmocka_unit_test(test_port_taken),
         cmocka_unit_test(test_stop_fails_in_flight),

@@ -124,6 +124,14 @@ static void release_worker(void)
     pthread_mutex_unlock(&gate.mu);
 }
 
+/* Per-test teardown: a test that failed while holding the worker frees it. */
+static int release_worker_after(void **state)
+{
+    (void)state;
+    release_worker();
+    return 0;
+}
+
 /* ---------- a client call's outcome ---------- */
 
 static void on_done(void *ud, const rpc_result *res)
@@ -343,8 +351,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sends_through_the_hub),
-        cmocka_unit_test(test_stop_waits_for_a_short_delivery),
-        cmocka_unit_test(test_stop_abandons_a_stuck_delivery),
+        cmocka_unit_test_teardown(test_stop_waits_for_a_short_delivery, release_worker_after),
+        cmocka_unit_test_teardown(test_stop_abandons_a_stuck_delivery, release_worker_after),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
