@@ -317,16 +317,6 @@ async def login(node, user, app=101, **kw):
     return ws
 
 
-async def no_message(ws, wait=0.5):
-    """(Being replaced by absent_until_marker: a late message passes a quiet
-    window.) Asserts nothing arrives within `wait` seconds."""
-    try:
-        m = await asyncio.wait_for(ws.recv(), wait * SLOW)
-    except asyncio.TimeoutError:
-        return
-    raise AssertionError("unexpected message: %r" % (m,))
-
-
 async def close_all(*socks):
     """Closes every socket given (None is skipped); errors are ignored."""
     for ws in socks:
@@ -1055,22 +1045,6 @@ async def await_until(pred, timeout=5.0, what="condition"):
             return last
         await asyncio.sleep(0.05)
     raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
-
-
-async def gather_messages(socks, quiet=0.5, limit=10.0):
-    """(Being replaced by until_marker.) Everything each socket receives
-    until `quiet` seconds pass without a message."""
-    async def one(ws):
-        got = []
-        deadline = time.time() + limit * SLOW
-        while time.time() < deadline:
-            try:
-                raw = await asyncio.wait_for(ws.recv(), quiet * SLOW)
-            except asyncio.TimeoutError:
-                break
-            got.append(json.loads(raw))
-        return got
-    return list(await asyncio.gather(*[one(ws) for ws in socks]))
 
 
 def copies(messages, msgid):

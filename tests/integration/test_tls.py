@@ -176,20 +176,18 @@ class TLSTests(NodeCase):
                     "/user/sendMessageAll", form={"appID": 103, "userID": "system",
                                                   "msgID": "tls-all-1", "message": "to all"}))
                 assert r["data"]["sendResults"] is True, r
+                # up to a later room-wide marker push (behind any copy of
+                # tls-all-1): that push and the enter pushes of the logins
+                got = await harness.until_marker(node, [(ws, 103, "tls-b%d" % i) for i, ws in enumerate(clients)],
+                                                 room=True)
                 counts = []
-                for ws in clients:
-                    got = 0
-                    deadline = time.time() + 10 * SLOW
-                    while True:
-                        try:
-                            m = await harness.recv_json(ws, timeout=0.5 if got else
-                                                        max(0.1, deadline - time.time()))
-                        except asyncio.TimeoutError:
-                            break
-                        if m["cmd"] == "msg" and m["seq"] == "tls-all-1":
-                            got += 1
-                            assert m["response"]["data"]["msg"] == "to all", m
-                    counts.append(got)
+                for msgs in got:
+                    for m in msgs:
+                        assert harness.is_push(m, "enter") or m["seq"] == "tls-all-1", msgs
+                    copies = harness.copies(msgs, "tls-all-1")
+                    for m in copies:
+                        assert m["response"]["data"]["msg"] == "to all", m
+                    counts.append(len(copies))
                 return counts
             finally:
                 await harness.close_all(*clients)
