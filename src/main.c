@@ -282,7 +282,7 @@ int main(int argc, char **argv)
     int rc = 1;
     main_signals();
     if (ws_fds && http_fds && presence_init() == 0 &&
-        dedup_init((uint32_t)c->dedupTtl, (size_t)c->dedupMax) == 0 &&
+        dedup_init((uint32_t)c->dedupTtl, (size_t)c->dedupMax, c->dedupMaxBytes) == 0 &&
         main_listen(nw, ws_fds, http_fds) == 0 && main_rpc() == 0 && main_cluster() == 0 &&
         workers_start(nw, ws_fds, http_fds) == 0)
         rc = main_run();

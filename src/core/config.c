@@ -75,6 +75,7 @@ static const config_key config_keys[] = {
     {"cluster.peerBackoff", NULL, CT_INT, CONFIG_FIELD(peerBackoff), 1, 3600, CK_NONE, false},
     {"im.dedupTtl", NULL, CT_INT, CONFIG_FIELD(dedupTtl), 1, 365 * CONFIG_DAY, CK_NONE, false},
     {"im.dedupMax", NULL, CT_INT, CONFIG_FIELD(dedupMax), 1, INT_MAX, CK_NONE, false},
+    {"im.dedupMaxBytes", NULL, CT_SIZE, CONFIG_FIELD(dedupMaxBytes), 64 * CONFIG_KIB, 1024 * CONFIG_KIB * CONFIG_KIB * CONFIG_KIB, CK_NONE, false},
     {"im.presenceEventsMaxRoom", NULL, CT_INT, CONFIG_FIELD(presenceEventsMaxRoom), 0, INT_MAX, CK_NONE, false},
     {"auth.secret", "IMGATE_AUTH_SECRET", CT_STR, CONFIG_FIELD(authSecret), 0, 0, CK_NONE, true},
     {"auth.apiKey", "IMGATE_API_KEY", CT_STR, CONFIG_FIELD(apiKey), 0, 0, CK_NONE, true},
@@ -112,6 +113,7 @@ void config_defaults(config *c)
     c->peerBackoff = 30;
     c->dedupTtl = 43200;
     c->dedupMax = 1000000;
+    c->dedupMaxBytes = (size_t)64 * 1024 * 1024;
     c->presenceEventsMaxRoom = 1000;
     c->maxMessagesPerSecond = 100;
     c->maxOutboundBytesTotal = (size_t)512 * 1024 * 1024;

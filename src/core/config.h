@@ -64,6 +64,7 @@ typedef struct config {
     /* im: */
     int dedupTtl;                    /* seconds a msgID stays used, 43200 */
     int dedupMax;                    /* max remembered msgIDs (bounded memory), 1000000 */
+    size_t dedupMaxBytes;            /* max bytes the remembered msgIDs hold, 64 MiB */
     int presenceEventsMaxRoom;       /* no enter/exit pushes in rooms with more users
                                         than this on the node (0 = always), 1000 */
     /* auth: (off when empty) */

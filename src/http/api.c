@@ -302,8 +302,7 @@ static void api_user_online(api_ctx *x)
 typedef struct api_pending {
     struct conn *c;
     int to_room;
-    size_t msgid_len;
-    char msgid[];
+    dedup_ticket ticket;           /* the msgID's reservation */
 } api_pending;
 
 static void api_send_done(void *ud, long delivered)
@@ -311,9 +310,9 @@ static void api_send_done(void *ud, long delivered)
     api_pending *s = ud;
     int ok = s->to_room || delivered > 0;
     if (ok)
-        dedup_commit(s->msgid, s->msgid_len);
+        dedup_commit(&s->ticket, (uint32_t)time(NULL));
     else
-        dedup_release(s->msgid, s->msgid_len);   /* a retry must go out */
+        dedup_release(&s->ticket);               /* a retry must go out */
     jsonw w;
     api_begin(&w, IM_OK, NULL);
     jsonw_lit(&w, ok ? "{\"sendResults\":true}}" : "{\"sendResults\":false}}");
@@ -342,6 +341,25 @@ static void api_send_cluster(api_ctx *x, const route_send_args *a)
         api_send_routed(x->c, IM_OK, NULL, 0, 0);   /* no such user can be online */
     else if (route_send(a, api_send_routed, x->c) != 0)
         api_send_routed(x->c, IM_SERVER_ERROR, "out of memory", 0, 0);
+}
+
+/* The answer when dedup_reserve did not reserve the msgID. */
+static void api_send_not_new(struct conn *c, int found)
+{
+    if (found == DEDUP_NOMEM) {
+        api_error(c, IM_SERVER_ERROR, "out of memory");
+    } else if (found == DEDUP_IN_FLIGHT) {
+        api_error(c, IM_OPERATION_FAILURE,
+                  "a send with this msgID is in progress; retry when it has answered");
+    } else if (found == DEDUP_FULL) {
+        api_error(c, IM_OPERATION_FAILURE,
+                  "too many sends in progress (im.dedupMaxBytes); retry when they have answered");
+    } else {
+        jsonw w;                                  /* a duplicate: a no-op */
+        api_begin(&w, IM_OK, NULL);
+        jsonw_lit(&w, "{}}");
+        api_answer(c, &w);
+    }
 }
 
 static void api_send(api_ctx *x, int to_room)
@@ -376,37 +394,25 @@ static void api_send(api_ctx *x, int to_room)
         free(msg);
         return;
     }
-    int fresh = dedup_reserve(msgid, mlen, (uint32_t)time(NULL));
-    if (fresh != 1) {
+    dedup_ticket ticket;
+    int fresh = dedup_reserve(msgid, mlen, (uint32_t)time(NULL), &ticket);
+    if (fresh != DEDUP_NEW) {
         free(msg);
-        if (fresh < 0) {
-            api_error(x->c, IM_SERVER_ERROR, "out of memory");
-            return;
-        }
-        if (fresh == 2) {
-            api_error(x->c, IM_OPERATION_FAILURE,
-                      "a send with this msgID is in progress; retry when it has answered");
-            return;
-        }
-        jsonw w;                                  /* a duplicate: a no-op */
-        api_begin(&w, IM_OK, NULL);
-        jsonw_lit(&w, "{}}");
-        api_answer(x->c, &w);
+        api_send_not_new(x->c, fresh);
         return;
     }
-    api_pending *s = malloc(sizeof(*s) + mlen + 1);
+    api_pending *s = malloc(sizeof(*s));
     sbuf *frame = s ? hub_push_frame(msgid, mlen, "msg", msg, msglen, uid, ulen) : NULL;
     free(msg);
     if (!frame) {
         free(s);
-        dedup_release(msgid, mlen);
+        dedup_release(&ticket);
         api_error(x->c, IM_SERVER_ERROR, "out of memory");
         return;
     }
     s->c = x->c;
     s->to_room = to_room;
-    s->msgid_len = mlen;
-    memcpy(s->msgid, msgid, mlen + 1);
+    s->ticket = ticket;
     http_conn_defer(x->c);
     int r = 0;
     if (to_room)                                   /* an impossible sender excludes nobody */
@@ -501,10 +507,12 @@ static void api_state_body(jsonw *w, const api_totals *t)
     api_num(w, "handshakeTimeout", g_node.cfg.handshakeTimeout);
     api_num(w, "httpIdleTimeout", g_node.cfg.httpIdleTimeout);
     api_num(w, "maxListUsers", g_node.cfg.maxListUsers);
+    api_num(w, "dedupMaxBytes", (long long)g_node.cfg.dedupMaxBytes);
     jsonw_lit(w, "}");
     api_num(w, "messagesIn", t->msgs_in);
     api_num(w, "framesOut", t->frames_out);
     api_num(w, "dedupEntries", (long long)dedup_count());
+    api_num(w, "dedupBytes", (long long)dedup_bytes());
     struct mallinfo2 mi = mallinfo2();
     jsonw_lit(w, ",\"memory\":{");
     api_num(w, "rssBytes", api_rss_bytes());
@@ -670,7 +678,9 @@ static void api_metrics(api_ctx *x)
     api_metric(&w, "imgate_connection_cap", "gauge", "Connections this node accepts (file limit or app.maxConnections).", g_node.max_conns);
     api_metric(&w, "imgate_messages_received_total", "counter", "WebSocket messages received.", t.msgs_in);
     api_metric(&w, "imgate_frames_sent_total", "counter", "Pushes (msg/enter/exit) handed to connections.", t.frames_out);
-    api_metric(&w, "imgate_dedup_entries", "gauge", "Remembered msgIDs.", (long long)dedup_count());
+    api_metric(&w, "imgate_dedup_entries", "gauge", "Remembered msgIDs (embedded mode).", (long long)dedup_count());
+    api_metric(&w, "imgate_dedup_bytes", "gauge", "Memory the remembered msgIDs hold (embedded mode).", (long long)dedup_bytes());
+    api_metric(&w, "imgate_dedup_cap_bytes", "gauge", "im.dedupMaxBytes.", (long long)g_node.cfg.dedupMaxBytes);
     api_metric(&w, "imgate_resident_memory_bytes", "gauge", "Resident memory of the process.", api_rss_bytes());
     size_t len;
     const char *text = jsonw_text(&w, &len);

@@ -49,6 +49,7 @@ static void assert_config_equal(const config *a, const config *b)
     assert_int_equal(a->redisMinIdleConns, b->redisMinIdleConns);
     assert_int_equal(a->dedupTtl, b->dedupTtl);
     assert_int_equal(a->dedupMax, b->dedupMax);
+    assert_int_equal(a->dedupMaxBytes, b->dedupMaxBytes);
 }
 
 /* Writes text to a new temporary file; its name goes to path[64]. */
@@ -173,6 +174,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.redisMinIdleConns, 30);
     assert_int_equal(c.dedupTtl, 43200);
     assert_int_equal(c.dedupMax, 1000000);
+    assert_int_equal(c.dedupMaxBytes, 64 * 1024 * 1024);
 }
 
 static void test_defaults_are_valid(void **state)
@@ -270,7 +272,8 @@ static const char full_yaml[] =
     "  minIdleConns: 2\n"
     "im:\n"
     "  dedupTtl: 60\n"
-    "  dedupMax: 500\n";
+    "  dedupMax: 500\n"
+    "  dedupMaxBytes: 1048576\n";
 
 static void check_full(const config *c)
 {
@@ -303,6 +306,7 @@ static void check_full(const config *c)
     assert_int_equal(c->redisMinIdleConns, 2);
     assert_int_equal(c->dedupTtl, 60);
     assert_int_equal(c->dedupMax, 500);
+    assert_int_equal(c->dedupMaxBytes, 1048576);
 }
 
 static void test_full_file(void **state)
@@ -420,6 +424,8 @@ static const bad_case bad_cases[] = {
     {"app:\n  sweepInterval: 0\n", 2, "key 'app.sweepInterval': out of range 1..3600: '0'"},
     {"redis:\n  poolSize: 0\n", 2, "key 'redis.poolSize': out of range 1..100000: '0'"},
     {"im:\n  dedupMax: x\n", 2, "key 'im.dedupMax': not a number: 'x'"},
+    {"im:\n  dedupMaxBytes: 65535\n", 2,
+     "key 'im.dedupMaxBytes': out of range 65536..1099511627776: '65535'"},
     {"app:\n  logLevel: verbose\n", 2,
      "key 'app.logLevel': must be debug, info, warn or error: 'verbose'"},
     {"app:\n  logLevel: INFO\n", 2,
@@ -540,6 +546,8 @@ static void test_set_ok(void **state)
     assert_string_equal(c.echoPath, "/echo");
     assert_int_equal(config_set(&c, "app.logLevel", "warn", err, sizeof err), 0);
     assert_string_equal(c.logLevel, "warn");
+    assert_int_equal(config_set(&c, "im.dedupMaxBytes", "65536", err, sizeof err), 0);
+    assert_int_equal(c.dedupMaxBytes, 65536);
 }
 
 static void test_set_errors(void **state)
