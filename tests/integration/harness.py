@@ -46,6 +46,13 @@ BIN = os.environ.get("IMGATE_BIN") or os.path.join(ROOT, "build", "imgate")
 SANITIZED = os.environ.get("IMGATE_SANITIZE", "").upper() in ("ON", "1", "TRUE")
 # Sanitized binaries are slower: scale waits, never assert on timing.
 SLOW = 3 if SANITIZED else 1
+# Bounds of a node's start (ports printed) and stop (process exited), in
+# seconds before scaling by SLOW: generous, they only catch a hang, on a
+# machine shared with other builds and tests. A wrapper such as valgrind
+# multiplies the start bound by WRAPPER_SLOW.
+NODE_START_TIMEOUT = 30
+NODE_STOP_TIMEOUT = 30
+WRAPPER_SLOW = 8
 
 
 def make_cert(directory):
@@ -96,7 +103,8 @@ class Node:
                                      stdout=self._out, stderr=self._err)
         self.http_port = self.ws_port = self.rpc_port = None
         want_rpc = ("--redis" in args) if cluster is None else cluster
-        deadline = time.time() + 15 * SLOW * (8 if wrapper else 1)
+        start_bound = NODE_START_TIMEOUT * SLOW * (WRAPPER_SLOW if wrapper else 1)
+        deadline = time.time() + start_bound
         while time.time() < deadline:
             with open(self.stdout_path) as f:
                 for line in f:
@@ -113,7 +121,8 @@ class Node:
             time.sleep(0.05)
         else:
             self.proc.kill()
-            raise RuntimeError("imgate did not print its ports:\n" + self.stderr())
+            self.proc.wait()
+            raise RuntimeError("imgate did not print its ports within %ss:\n%s" % (start_bound, self.stderr()))
 
     def _make_cert(self):
         """A self-signed certificate in the node's directory; returns the
@@ -187,7 +196,7 @@ class Node:
     def raw(self, data, port=None, read_timeout=2.0, wait_close=True):
         """Sends raw bytes to a port (default: ws) and returns all bytes read
         until the server closes or read_timeout passes."""
-        s = socket.create_connection(("127.0.0.1", port or self.ws_port), timeout=5)
+        s = socket.create_connection(("127.0.0.1", port or self.ws_port), timeout=5 * SLOW)
         try:
             if data:
                 s.sendall(data)
@@ -213,7 +222,9 @@ class Node:
     def alive(self):
         return self.proc.poll() is None
 
-    def stop(self, check=True, sig=signal.SIGTERM, timeout=20):
+    def stop(self, check=True, sig=signal.SIGTERM, timeout=NODE_STOP_TIMEOUT):
+        """Signals the node (SIGTERM) and waits up to timeout*SLOW seconds for
+        it to exit (then kills it and fails)."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -221,7 +232,8 @@ class Node:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-                raise AssertionError("imgate did not stop within %ss:\n%s" % (timeout, self.stderr()[-4000:]))
+                raise AssertionError("imgate did not stop within %ss:\n%s"
+                                     % (timeout * SLOW, self.stderr()[-4000:]))
         self._out.close()
         self._err.close()
         if check:
@@ -783,7 +795,7 @@ class RedisServer:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
-    def start(self, timeout=10):
+    def start(self, timeout=20):
         """Starts redis-server (if not running) and waits until it answers PING."""
         assert not self.alive(), "redis-server is already running"
         self._log = open(self.log_path, "a")
@@ -804,7 +816,7 @@ class RedisServer:
         self.kill()
         raise RuntimeError("redis-server did not answer PING on %s:\n%s" % (self.addr, self.log()[-3000:]))
 
-    def stop(self, sig=signal.SIGTERM, timeout=10):
+    def stop(self, sig=signal.SIGTERM, timeout=20):
         """Stops the server by PID (SIGTERM: it saves nothing, --save '');
         waits for it; SIGKILL if it lingers. Safe when not running."""
         if self.proc is not None and self.proc.poll() is None:
@@ -857,7 +869,7 @@ class Nginx:
     and log inside `directory` (see temp_paths()). `nginx -t` runs first and
     must pass."""
 
-    def __init__(self, conf_text, listen_port, directory=None, timeout=10):
+    def __init__(self, conf_text, listen_port, directory=None, timeout=20):
         self.dir = directory or tempfile.mkdtemp(prefix="imgate-nginx-")
         # As root nginx's workers run as another user (nobody unless `user`
         # says otherwise): they must be able to reach the temp directory.
@@ -921,7 +933,7 @@ class Nginx:
         except OSError:
             return []
 
-    def stop(self, timeout=10):
+    def stop(self, timeout=20):
         """Fast shutdown (SIGTERM to the master); if it lingers, SIGKILL to
         the master and to its worker processes (by PID)."""
         if self.proc.poll() is None:

@@ -189,8 +189,8 @@ class ShutdownGraceTest(unittest.TestCase):
             ws.send(login_frame("stubborn"))
             self.assertEqual(ws.recv_json()["response"]["code"], 200)
             self.assertEqual(node.stop(timeout=10), 0)   # stop() fails if shutdown hangs
-            code, _, _ = ws.read_close()
-            self.assertEqual(code, 1001)
+            code, reason, _ = ws.read_close()
+            self.assertEqual((code, reason), (1001, b"server shutting down"))
         finally:
             ws.close()
 
