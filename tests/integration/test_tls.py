@@ -221,6 +221,7 @@ class TLSTimeoutTests(NodeCase):
     def test_half_handshake_on_ws_port_dropped(self):
         """The first bytes of a ClientHello, then nothing."""
         node = self.node
+        before = node.state()["handshakeTimeouts"]
         s = socket.create_connection(("127.0.0.1", node.ws_port), timeout=5)
         try:
             s.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
@@ -228,6 +229,8 @@ class TLSTimeoutTests(NodeCase):
             self.assertTrue(closed, "a connection with half a ClientHello was not closed")
         finally:
             s.close()
+        # by the handshake timeout (counted before the close), not by an error
+        self.assertEqual(node.state()["handshakeTimeouts"], before + 1)
 
     def test_no_handshake_on_http_port_dropped(self):
         node = self.node
