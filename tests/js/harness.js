@@ -9,6 +9,12 @@
 // The node runs in a fresh temporary directory, so no config/app.yaml is found and defaults
 // apply. Only processes started here are ever signalled.
 //
+// Every wait and timeout here is scaled by SLOW (3 when IMGATE_SANITIZE is ON: the sanitized
+// node is about 3x slower), as tests/integration/harness.py does; tests import SLOW and
+// WAIT_MS from here. Nothing asserts on timing: a wait is for a positive event, bounded.
+//
+//   requireExecutable(path, what)              // throws (a failure, never a skip) if missing
+//
 //   const redis = await startRedis();          // redis.port; await redis.stop()
 //   const nginx = await startNginx([n1, n2]);  // deploy/nginx.conf in front of the nodes:
 //                                              // nginx.port, nginx.base; await nginx.stop()
@@ -25,8 +31,13 @@ const readline = require('node:readline');
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
 // Resolved here: the node is spawned in a temp directory, so a relative IMGATE_BIN would miss.
 const IMGATE_BIN = path.resolve(process.env.IMGATE_BIN || path.join(REPO_ROOT, 'build', 'imgate'));
-const START_TIMEOUT_MS = 10000;
-const STOP_TIMEOUT_MS = 5000;
+// Sanitized binaries are slower: scale waits, never assert on timing.
+const SLOW = ['ON', '1', 'TRUE'].includes((process.env.IMGATE_SANITIZE || '').toUpperCase()) ? 3 : 1;
+const WAIT_MS = 10000 * SLOW;
+// As tests/integration/harness.py: start-up 15 s, stop 20 s (the node's own app.shutdownGrace
+// is 5 s), times SLOW.
+const START_TIMEOUT_MS = 15000 * SLOW;
+const STOP_TIMEOUT_MS = 20000 * SLOW;
 const MAX_LOG_CHARS = 256 * 1024;
 
 const running = new Set();
@@ -52,6 +63,20 @@ function collector() {
     },
     get text() { return text; },
   };
+}
+
+// A program the tests need: `make test` installs it, so its absence is a failure, with a
+// message that says what to install (node --test would count a skip as a pass).
+function requireExecutable(file, what) {
+  let ok = false;
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+    ok = true;
+  } catch (_) { /* reported below */ }
+  if (!ok) {
+    throw new Error(`${file} not found or not executable: ${what} is required for this test ` +
+      '(make deps installs it); failing rather than skipping');
+  }
 }
 
 function parseListenLine(line, ports) {
@@ -129,14 +154,16 @@ async function startNode(extraArgs = [], env = {}) {
     if (!stopping) {
       stopping = (async () => {
         if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-        const timer = setTimeout(() => proc.kill('SIGKILL'), STOP_TIMEOUT_MS);
+        let killed = false;
+        const timer = setTimeout(() => { killed = true; proc.kill('SIGKILL'); }, STOP_TIMEOUT_MS);
         const result = await exited;
         clearTimeout(timer);
         fs.rmSync(cwd, { recursive: true, force: true });
-        return result;
+        return { ...result, killed };
       })();
     }
-    const { code, signal } = await stopping;
+    const { code, signal, killed } = await stopping;
+    assert.ok(!killed, `node did not exit within ${STOP_TIMEOUT_MS} ms of SIGTERM: killed\n${describe()}`);
     assert.strictEqual(code, 0,
       `node should exit with status 0 after SIGTERM (code ${code}, signal ${signal})\n${describe()}`);
   }
@@ -174,10 +201,6 @@ async function api(node, apiPath, params = {}) {
 // ---- WebSocket clients (npm ws) shared by the tests ----
 
 const WebSocket = require('ws');
-
-// Sanitized binaries are slower: scale waits, never assert on timing.
-const SLOW = ['ON', '1', 'TRUE'].includes((process.env.IMGATE_SANITIZE || '').toUpperCase()) ? 3 : 1;
-const WAIT_MS = 10000 * SLOW;
 
 // Rejects after ms with a message naming what was awaited.
 function within(promise, what, ms = WAIT_MS) {
@@ -255,13 +278,21 @@ async function startRedis() {
   const port = await freePort();
   const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
     '--appendonly', 'no'], { stdio: 'ignore' });
+  let spawnError = null;
+  proc.once('error', (err) => { spawnError = err; });
   running.add(proc);
   const exited = waitForExit(proc).then((r) => { running.delete(proc); return r; });
   const deadline = Date.now() + WAIT_MS;
-  while (!(await canConnect(port))) {
+  while (!(await canConnect(port))) {        // polled until it accepts, bounded
+    if (spawnError) {
+      running.delete(proc);
+      throw new Error(`redis-server could not be run (${spawnError.message}): it is required ` +
+        'for this test (make deps installs it)');
+    }
     if (proc.exitCode !== null || Date.now() > deadline) {
       proc.kill('SIGKILL');
-      throw new Error('redis-server did not start');
+      throw new Error(`redis-server did not accept on 127.0.0.1:${port} within ${WAIT_MS} ms ` +
+        `(exit code ${proc.exitCode})`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -344,7 +375,7 @@ function childPids(pid) {
 // its workers, by PID) and returns the error log; log() reads it at any time; serious() gives
 // its [emerg]/[alert]/[crit] lines.
 async function startNginx(nodes, options = {}) {
-  if (!fs.existsSync(NGINX_BIN)) throw new Error(`nginx not found at ${NGINX_BIN}`);
+  requireExecutable(NGINX_BIN, 'nginx');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'imgate-nginx-'));
   // As root the workers may run as another user: they must be able to reach the directory.
   fs.chmodSync(dir, 0o755);
@@ -386,7 +417,7 @@ async function startNginx(nodes, options = {}) {
   exitHooks.add(killAll);
   const exited = waitForExit(proc).then((r) => { running.delete(proc); return r; });
 
-  const deadline = Date.now() + START_TIMEOUT_MS * SLOW;
+  const deadline = Date.now() + START_TIMEOUT_MS;
   let up = false;
   while (!up) {
     if (proc.exitCode !== null || proc.signalCode !== null || Date.now() > deadline) break;
@@ -412,7 +443,7 @@ async function startNginx(nodes, options = {}) {
           proc.kill('SIGTERM');
         }
         try {
-          await within(exited, 'nginx to exit', STOP_TIMEOUT_MS * SLOW);
+          await within(exited, 'nginx to exit', STOP_TIMEOUT_MS);
         } catch (_) {
           killAll();
           await exited;
@@ -436,4 +467,4 @@ async function startNginx(nodes, options = {}) {
 }
 
 module.exports = { startNode, api, IMGATE_BIN, REPO_ROOT, SLOW, WAIT_MS, within, openWs, nextMessage,
-  freePort, canConnect, startRedis, startNginx, renderNginxConf, NGINX_BIN };
+  freePort, canConnect, startRedis, startNginx, renderNginxConf, NGINX_BIN, requireExecutable };
