@@ -6,17 +6,19 @@
 //
 //   cd tests/js && IMGATE_BIN=../../build/imgate node --test cluster_chat.test.js
 //
-// Skipped only when /usr/bin/chromium or nginx is missing. Every process is started on free
-// loopback ports and stopped by PID in after(); every wait is bounded (scaled by SLOW under the
-// sanitizers), nothing asserts on timing. Screenshots: artifacts/cluster_chat_a.png and _b.png.
+// /usr/bin/chromium, nginx and redis-server are required (make deps installs them): if one is
+// missing, before() fails naming it and every test fails; nothing is ever skipped. Every
+// process is started on free loopback ports and stopped by PID in after(); every wait is for a
+// positive event or a state polled until it holds, bounded (scaled by SLOW under the
+// sanitizers); nothing asserts on timing. Screenshots: artifacts/cluster_chat_a.png and _b.png.
 'use strict';
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert');
 const fs = require('node:fs');
 const path = require('node:path');
-const { startNode, startRedis, startNginx, freePort, api, SLOW, WAIT_MS, within, NGINX_BIN } =
-  require('./harness');
+const { startNode, startRedis, startNginx, freePort, api, SLOW, WAIT_MS, within, NGINX_BIN,
+  requireExecutable } = require('./harness');
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = path.join(__dirname, 'artifacts');
@@ -24,9 +26,6 @@ const PAGE_WAIT_MS = 30000 * SLOW;       // generous: the test machines are smal
 const TEST_TIMEOUT_MS = 180000 * SLOW;
 const ROOM = 101;
 const RUN = Date.now().toString(36);     // makes every msgID of this run unique
-
-const missing = [CHROMIUM, NGINX_BIN].filter((f) => !fs.existsSync(f));
-const skip = missing.length ? `${missing.join(', ')} not found: cluster chat test skipped` : false;
 
 let redis = null;
 let nodes = [];
@@ -140,7 +139,8 @@ async function send(p, text) {
 }
 
 before(async () => {
-  if (skip) return;
+  requireExecutable(CHROMIUM, 'Chromium (the chat pages are driven in a real browser)');
+  requireExecutable(NGINX_BIN, 'nginx (deploy/nginx.conf is what the pages go through)');
   redis = await startRedis();
   const nginxPort = await freePort();
   const args = ['--redis', `127.0.0.1:${redis.port}`, '--rpc-port', '0',
@@ -178,7 +178,7 @@ after(async () => {
   }
 });
 
-test('two pages through nginx log in and land on different nodes', { skip, timeout: TEST_TIMEOUT_MS },
+test('two pages through nginx log in and land on different nodes', { timeout: TEST_TIMEOUT_MS },
   async () => {
     pages.a = await openChat();
     pages.a.node = await whereIs(pages.a.name);
@@ -197,7 +197,7 @@ test('two pages through nginx log in and land on different nodes', { skip, timeo
     }
   });
 
-test('each page lists the other user', { skip, timeout: TEST_TIMEOUT_MS }, async () => {
+test('each page lists the other user', { timeout: TEST_TIMEOUT_MS }, async () => {
   for (const [p, other] of [[pages.a, pages.b], [pages.b, pages.a]]) {
     await p.page.waitForSelector(userSelector(other.name), { timeout: PAGE_WAIT_MS });
     await p.page.waitForSelector(`${userSelector(p.name)}.self`, { timeout: PAGE_WAIT_MS });
@@ -206,7 +206,7 @@ test('each page lists the other user', { skip, timeout: TEST_TIMEOUT_MS }, async
   }
 });
 
-test('a message typed on page A reaches page B (on the other node), and back', { skip, timeout: TEST_TIMEOUT_MS },
+test('a message typed on page A reaches page B (on the other node), and back', { timeout: TEST_TIMEOUT_MS },
   async () => {
     const fromA = `hello from ${pages.a.name} ${RUN}`;
     await send(pages.a, fromA);
@@ -223,7 +223,7 @@ test('a message typed on page A reaches page B (on the other node), and back', {
   });
 
 for (const k of [0, 1]) {
-  test(`pushes through node ${k + 1}'s HTTP API reach both pages`, { skip, timeout: TEST_TIMEOUT_MS },
+  test(`pushes through node ${k + 1}'s HTTP API reach both pages`, { timeout: TEST_TIMEOUT_MS },
     async () => {
       const node = nodes[k];
       // To each user: one of them is on this node, the other is reached through the other node.
@@ -251,7 +251,7 @@ for (const k of [0, 1]) {
     });
 }
 
-test('GET /user/list through nginx lists both users, whichever node answers', { skip, timeout: TEST_TIMEOUT_MS },
+test('GET /user/list through nginx lists both users, whichever node answers', { timeout: TEST_TIMEOUT_MS },
   async () => {
     const want = [pages.a.name, pages.b.name].sort();
     for (let i = 0; i < 4; i++) {
@@ -263,7 +263,7 @@ test('GET /user/list through nginx lists both users, whichever node answers', { 
   });
 
 test('the pages are clean: only nginx contacted, no script errors, no error notices; screenshots',
-  { skip, timeout: TEST_TIMEOUT_MS }, async () => {
+  { timeout: TEST_TIMEOUT_MS }, async () => {
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     for (const [p, file] of [[pages.a, 'cluster_chat_a.png'], [pages.b, 'cluster_chat_b.png']]) {
       await p.page.screenshot({ path: path.join(ARTIFACTS, file), timeout: PAGE_WAIT_MS });
@@ -279,7 +279,7 @@ test('the pages are clean: only nginx contacted, no script errors, no error noti
     }
   });
 
-test('nginx stays up with a clean error log', { skip, timeout: TEST_TIMEOUT_MS }, (t) => {
+test('nginx stays up with a clean error log', { timeout: TEST_TIMEOUT_MS }, (t) => {
   assert.ok(nginx.alive(), `nginx died:\n${nginx.log().slice(-4000)}`);
   // [warn]/[error] lines are not failures (e.g. a client going away), but worth seeing.
   for (const line of nginx.log().split('\n').filter((l) => /\[(warn|error)\]/.test(l)).slice(0, 20)) {
