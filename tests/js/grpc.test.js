@@ -15,7 +15,7 @@ const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 const WebSocket = require('ws');
-const { startNode, startRedis, REPO_ROOT, SLOW, WAIT_MS, within, openWs, nextMessage: next } = require('./harness');
+const { startNode, startRedis, REPO_ROOT, WAIT_MS, within, openWs, nextMessage: next } = require('./harness');
 const PATH = '/protobuf.AccServer/';
 
 const packageDef = protoLoader.loadSync(path.join(REPO_ROOT, 'proto', 'acc.proto'),
@@ -91,10 +91,7 @@ after(async () => {
   try {
     if (node) await node.stop();
   } finally {
-    if (redis) {
-      redis.proc.kill('SIGTERM');
-      await within(redis.exited, 'redis-server to exit').catch(() => redis.proc.kill('SIGKILL'));
-    }
+    if (redis) await redis.stop();
   }
 });
 
@@ -228,16 +225,25 @@ test('SIGTERM with calls in flight: every call settles and the node exits cleanl
       ['GetUserList', { appID: 0 }],
     ];
     // 30 loops, each with one call in flight at a time, until the node is gone.
+    const LOOPS = 30;
     const results = [];
+    const answeredLoops = new Set();            // loops that have had an answer
+    let onResult = () => {};
     const pump = async (k) => {
-      while (!done) results.push(await one(...requests[k % requests.length]));
+      while (!done) {
+        const r = await one(...requests[k % requests.length]);
+        results.push(r);
+        if (r.rsp) answeredLoops.add(k);
+        onResult();                             // the loop's next call starts right after
+      }
     };
-    const pumps = Array.from({ length: 30 }, (_, k) => pump(k));
+    const pumps = Array.from({ length: LOOPS }, (_, k) => pump(k));
+    // The stop comes once every loop has been answered (all three methods are served and the
+    // node is busy): from then on each loop always has a call in flight.
     await within(new Promise((resolve) => {
-      const poll = () => (done || results.some((r) => r.rsp) ? resolve() : setTimeout(poll, 20));
-      poll();
-    }), 'a first answer');
-    await new Promise((r) => setTimeout(r, 100 * SLOW));
+      onResult = () => { if (answeredLoops.size === LOOPS) resolve(); };
+      onResult();
+    }), `an answer on each of the ${LOOPS} loops`);
     await other.stop();                         // asserts exit status 0 (and no leak report)
     done = true;
     await within(Promise.all(pumps), 'every call to settle');

@@ -4,8 +4,9 @@
 //
 // A fresh self-signed certificate for 127.0.0.1 is made with the openssl
 // command; the clients trust exactly that certificate (`ca`), nothing is
-// verified loosely. One node for the whole file; every wait is bounded; all
-// traffic is to 127.0.0.1.
+// verified loosely. One node for the whole file; every wait is for an event,
+// bounded (harness.js: scaled by SLOW under the sanitizers); all traffic is to
+// 127.0.0.1.
 'use strict';
 
 const { test, before, after } = require('node:test');
@@ -17,10 +18,7 @@ const https = require('node:https');
 const os = require('node:os');
 const path = require('node:path');
 const WebSocket = require('ws');
-const { startNode } = require('./harness');
-
-const SLOW = ['ON', '1', 'TRUE'].includes((process.env.IMGATE_SANITIZE || '').toUpperCase()) ? 3 : 1;
-const WAIT_MS = 10000 * SLOW;
+const { startNode, within } = require('./harness');
 
 let node;
 let certDir;
@@ -51,15 +49,6 @@ after(async () => {
     if (certDir) fs.rmSync(certDir, { recursive: true, force: true });
   }
 });
-
-// Rejects after ms with a message naming what was awaited.
-function within(promise, what, ms = WAIT_MS) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 // A wss client trusting only the test certificate; resolves once open.
 function open(wsPath = '/acc') {
