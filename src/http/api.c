@@ -137,8 +137,9 @@ static void api_list_one(const pres_entry *e, void *ud)
     jsonw_str(l->w, e->id, e->idlen);
 }
 
-/* An optional non-negative integer parameter; answers 1001 if malformed. */
-static int api_count(api_ctx *x, const char *name, long *out)
+/* An optional integer parameter, at least `min` (0 or 1); answers 1001
+ * if malformed or smaller. */
+static int api_count(api_ctx *x, const char *name, long min, long *out)
 {
     char v[24], why[64];
     size_t n;
@@ -146,8 +147,9 @@ static int api_count(api_ctx *x, const char *name, long *out)
     int r = params_get(&x->p, name, v, sizeof(v), &n);
     if (r == 0)
         return 0;
-    if (r < 0 || proto_parse_appid(v, n, &u) != 0) {
-        snprintf(why, sizeof(why), "%s must be a non-negative integer", name);
+    if (r < 0 || proto_parse_appid(v, n, &u) != 0 || (long)u < min) {
+        snprintf(why, sizeof(why), "%s must be a %s integer", name,
+                 min > 0 ? "positive" : "non-negative");
         api_error(x->c, IM_PARAM_ILLEGAL, why);
         return -1;
     }
@@ -214,8 +216,8 @@ static void api_user_list(api_ctx *x)
     long max = g_node.cfg.maxListUsers;
     api_list l = { .offset = 0, .limit = max > 0 ? max : -1 };
     long limit = -1;
-    if (api_appid(x, &appid) != 0 || api_count(x, "offset", &l.offset) != 0 ||
-        api_count(x, "limit", &limit) != 0)
+    if (api_appid(x, &appid) != 0 || api_count(x, "offset", 0, &l.offset) != 0 ||
+        api_count(x, "limit", 1, &limit) != 0)   /* limit 0 would page forever */
         return;
     if (limit >= 0 && (l.limit < 0 || limit < l.limit))
         l.limit = limit;
@@ -788,6 +790,10 @@ void api_handle(struct conn *c, http_req *r)
     if (method != HTTP_GET && method != HTTP_POST) {
         static const char body[] =
             "{\"code\":1010,\"msg\":\"Route does not exist: use GET or POST\",\"data\":{}}";
+        /* The parser stops at a CONNECT's head (what follows is a tunnel):
+         * its body would be read as the next request. Answer and close. */
+        if (method == HTTP_CONNECT)
+            r->keep_alive = 0;
         http_conn_respond_ex(c, 405, API_JSON, "Allow: GET, POST, OPTIONS\r\n", body, sizeof(body) - 1);
         return;
     }

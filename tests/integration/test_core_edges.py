@@ -1,6 +1,7 @@
 """Integration tests: edges of the connection core (issue "Connection core,
 round 2"): the byte bound of msgID de-duplication and its figures in
-/system/state and /metrics.
+/system/state and /metrics; CONNECT refused and the connection closed (its
+body is never read as a request); /user/list refusing limit=0.
 
 Run: /usr/bin/python3 tests/integration/test_core_edges.py"""
 
@@ -8,12 +9,13 @@ import http.client
 import json
 import os
 import re
+import socket
 import sys
 import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SLOW, Node, NodeCase, main  # noqa: E402
+from harness import SLOW, NodeCase, close_all, login, main, run  # noqa: E402
 
 RUN = "%x%x" % (os.getpid(), int(time.time() * 1000))
 
@@ -72,6 +74,111 @@ class DedupByteBoundTest(NodeCase):
             self.assertLessEqual(self.node.state()["dedupBytes"], self.CAP)
         finally:
             conn.close()
+
+
+# ---------- CONNECT ----------
+
+def read_to_eof(port, data, timeout=10):
+    """Sends data and reads until the server closes. Returns (bytes, closed):
+    closed is False if the server kept the connection open for `timeout`."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5 * SLOW)
+    out = b""
+    try:
+        s.sendall(data)
+        s.settimeout(timeout * SLOW)
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                return out, False
+            except ConnectionResetError:
+                return out, True
+            if not chunk:
+                return out, True
+            out += chunk
+    finally:
+        s.close()
+
+
+def split_response(data):
+    """(status, headers, body, rest) of the first HTTP response in data."""
+    head, sep, rest = data.partition(b"\r\n\r\n")
+    assert sep, "no complete response head in %r" % data
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    n = int(headers.get("content-length", "0"))
+    return int(lines[0].split(" ", 2)[1]), headers, rest[:n], rest[n:]
+
+
+SMUGGLED = b"GET /user/list?appID=101 HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def connect_request(body=SMUGGLED):
+    return (b"CONNECT 127.0.0.1:8080 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body)) + body
+
+
+class ConnectTest(NodeCase):
+
+    def test_connect_with_a_body_is_refused_and_closed(self):
+        data, closed = read_to_eof(self.node.http_port, connect_request())
+        status, headers, body, rest = split_response(data)
+        self.assertEqual(status, 405, data)
+        self.assertEqual(headers.get("connection"), "close", data)
+        self.assertEqual(headers.get("allow"), "GET, POST, OPTIONS", data)
+        answer = json.loads(body)
+        self.assertEqual(answer["code"], 1010, answer)
+        self.assertIn("GET or POST", answer["msg"])
+        self.assertEqual(rest, b"", "the body was answered as a request: %r" % rest)
+        self.assertTrue(closed, "the connection stayed open after CONNECT")
+
+    def test_connect_on_the_websocket_port_is_refused_and_closed(self):
+        data, closed = read_to_eof(self.node.ws_port, connect_request())
+        status, _, _, rest = split_response(data)
+        self.assertGreaterEqual(status, 400, data)
+        self.assertEqual(rest, b"", data)
+        self.assertTrue(closed, "the connection stayed open after CONNECT")
+
+    def test_other_methods_keep_the_connection(self):
+        """The 405 of an ordinary unsupported method keeps alive: the next
+        request on the connection is answered."""
+        req = (b"DELETE /user/list HTTP/1.1\r\nHost: x\r\n\r\n"
+               b"GET /user/list?appID=101 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data, closed = read_to_eof(self.node.http_port, req)
+        status, _, _, rest = split_response(data)
+        self.assertEqual(status, 405, data)
+        status2, _, body2, _ = split_response(rest)
+        self.assertEqual(status2, 200, rest)
+        self.assertEqual(json.loads(body2)["code"], 200)
+        self.assertTrue(closed)
+
+
+# ---------- /user/list paging ----------
+
+class ListLimitTest(NodeCase):
+
+    def list_(self, **params):
+        return self.node.api("/user/list", params=dict(appID=102, **params))
+
+    def test_limit_zero_or_negative_is_refused(self):
+        async def t():
+            ws = await login(self.node, "pager", 102)
+            try:
+                for bad in ("0", "-1", "00"):
+                    r = self.list_(limit=bad)
+                    self.assertEqual(r["code"], 1001, (bad, r))
+                    self.assertIn("limit", r["msg"])
+                    self.assertIn("positive", r["msg"])
+                    self.assertEqual(r["data"], {})
+                one = self.list_(limit=1)
+                self.assertEqual(one["data"], {"userCount": 1, "userList": ["pager"]})
+                self.assertEqual(self.list_(offset=0)["code"], 200)   # offset 0 stays valid
+            finally:
+                await close_all(ws)
+        run(t())
 
 
 if __name__ == "__main__":
