@@ -34,10 +34,12 @@ const IMGATE_BIN = path.resolve(process.env.IMGATE_BIN || path.join(REPO_ROOT, '
 // Sanitized binaries are slower: scale waits, never assert on timing.
 const SLOW = ['ON', '1', 'TRUE'].includes((process.env.IMGATE_SANITIZE || '').toUpperCase()) ? 3 : 1;
 const WAIT_MS = 10000 * SLOW;
-// As tests/integration/harness.py: start-up 15 s, stop 20 s (the node's own app.shutdownGrace
-// is 5 s), times SLOW.
-const START_TIMEOUT_MS = 15000 * SLOW;
-const STOP_TIMEOUT_MS = 20000 * SLOW;
+// Bounds of a node's start (ports printed) and stop (process exited), as in
+// tests/integration/harness.py: 30 s each, times SLOW. Generous: they only catch a hang on a
+// machine shared with other builds and tests (the node's own app.shutdownGrace is 5 s).
+// nginx gets the same bounds; Redis's start is bounded by WAIT_MS.
+const START_TIMEOUT_MS = 30000 * SLOW;
+const STOP_TIMEOUT_MS = 30000 * SLOW;
 const MAX_LOG_CHARS = 256 * 1024;
 
 const running = new Set();
