@@ -13,7 +13,9 @@
 #include <sys/stat.h>
 #include <yaml.h>
 
-typedef enum { CT_INT, CT_SIZE, CT_STR, CT_APPIDS } config_type;
+/* CT_LIST: a string field holding a comma-separated list, given as such a
+ * string or as a YAML list of strings (joined with commas). */
+typedef enum { CT_INT, CT_SIZE, CT_STR, CT_APPIDS, CT_LIST } config_type;
 typedef enum { CK_NONE, CK_NONEMPTY, CK_PATH, CK_LEVEL } config_check;
 
 typedef struct config_key {
@@ -60,7 +62,7 @@ static const config_key config_keys[] = {
     {"app.maxBodyBytes", NULL, CT_SIZE, CONFIG_FIELD(maxBodyBytes), 1024, 1024 * CONFIG_KIB * CONFIG_KIB, CK_NONE, false},
     {"app.maxListUsers", NULL, CT_INT, CONFIG_FIELD(maxListUsers), 0, INT_MAX, CK_NONE, false},
     {"app.shutdownGrace", NULL, CT_INT, CONFIG_FIELD(shutdownGrace), 0, 3600, CK_NONE, false},
-    {"app.allowedOrigins", NULL, CT_STR, CONFIG_FIELD(allowedOrigins), 0, 0, CK_NONE, false},
+    {"app.allowedOrigins", NULL, CT_LIST, CONFIG_FIELD(allowedOrigins), 0, 0, CK_NONE, false},
     {"app.tlsCert", "IMGATE_TLS_CERT", CT_STR, CONFIG_FIELD(tlsCert), 0, 0, CK_NONE, false},
     {"app.tlsKey", "IMGATE_TLS_KEY", CT_STR, CONFIG_FIELD(tlsKey), 0, 0, CK_NONE, false},
     {"redis.addr", "IMGATE_REDIS", CT_STR, CONFIG_FIELD(redisAddr), 0, 0, CK_NONE, false},
@@ -311,6 +313,7 @@ static int config_set_key(config *c, const config_key *k, const char *value,
         *(size_t *)(void *)field = (size_t)v;
         return 0;
     case CT_STR:
+    case CT_LIST:
         if (config_check_string(k, value, why, len) < 0)
             return -1;
         memcpy(field, value, strlen(value) + 1);
@@ -419,6 +422,7 @@ static const char *config_expected(const config_key *k)
     switch (k->type) {
     case CT_STR: return "a string";
     case CT_APPIDS: return "a list of numbers";
+    case CT_LIST: return "a string or a list of strings";
     default: return "a number";
     }
 }
@@ -430,7 +434,7 @@ static int config_scalar_value(config_loader *L, const config_key *k,
 {
     if (strlen(config_scalar(v)) != v->data.scalar.length)
         return config_fail(L, v, k->key, "contains a NUL byte");
-    if (k->type == CT_STR) {
+    if (k->type == CT_STR || k->type == CT_LIST) {
         *value = config_is_null(v) ? "" : config_scalar(v);
         return 0;
     }
@@ -466,6 +470,50 @@ static int config_load_ids(config_loader *L, const config_key *k, const yaml_nod
     return 0;
 }
 
+#define CONFIG_LIST_LEN 1024       /* the largest CT_LIST field */
+_Static_assert(sizeof(((config *)0)->allowedOrigins) <= CONFIG_LIST_LEN, "CONFIG_LIST_LEN");
+
+/* One item of a CT_LIST sequence: a non-empty string. */
+static int config_list_item(config_loader *L, const config_key *k, const yaml_node_t *item,
+                            const char **s)
+{
+    if (item->type != YAML_SCALAR_NODE)
+        return config_fail(L, item, k->key, "expected a string in the list, got %s",
+                           config_node_kind(item));
+    if (config_is_null(item))
+        return config_fail(L, item, k->key, "expected a string in the list, got null");
+    if (config_scalar_value(L, k, item, s) < 0)
+        return -1;
+    if ((*s)[strspn(*s, " \t")] == '\0')
+        return config_fail(L, item, k->key, "an empty string in the list");
+    return 0;
+}
+
+/* A CT_LIST given as a YAML sequence: its items joined with commas. */
+static int config_load_list(config_loader *L, const config_key *k, const yaml_node_t *seq)
+{
+    char joined[CONFIG_LIST_LEN] = "", why[256];
+    size_t n = 0;
+
+    if (seq->data.sequence.items.start == seq->data.sequence.items.top)
+        return config_fail(L, seq, k->key, "an empty list (to leave it unset, write \"\")");
+    for (yaml_node_item_t *it = seq->data.sequence.items.start;
+         it < seq->data.sequence.items.top; it++) {
+        yaml_node_t *item = yaml_document_get_node(L->doc, *it);
+        const char *s;
+
+        if (config_list_item(L, k, item, &s) < 0)
+            return -1;
+        if (n + (n > 0) + strlen(s) >= k->size)
+            return config_fail(L, item, k->key, "too long (max %zu bytes joined with commas)",
+                               k->size - 1);
+        n += (size_t)snprintf(joined + n, sizeof joined - n, "%s%s", n ? "," : "", s);
+    }
+    if (config_set_key(L->c, k, joined, why, sizeof why) < 0)
+        return config_fail(L, seq, k->key, "%s", why);
+    return 0;
+}
+
 static int config_load_value(config_loader *L, const config_key *k, const yaml_node_t *v)
 {
     const char *s;
@@ -473,6 +521,8 @@ static int config_load_value(config_loader *L, const config_key *k, const yaml_n
 
     if (k->type == CT_APPIDS && v->type == YAML_SEQUENCE_NODE)
         return config_load_ids(L, k, v);
+    if (k->type == CT_LIST && v->type == YAML_SEQUENCE_NODE)
+        return config_load_list(L, k, v);
     if (v->type != YAML_SCALAR_NODE)
         return config_fail(L, v, k->key, "expected %s, got %s", config_expected(k),
                            config_node_kind(v));
@@ -761,6 +811,7 @@ static void config_dump_value(FILE *out, const config *c, const config_key *k)
         fprintf(out, "%zu", *(const size_t *)(const void *)field);
         break;
     case CT_STR:
+    case CT_LIST:
         config_dump_string(out, k->secret && *field ? "***" : field);
         break;
     case CT_APPIDS:

@@ -45,7 +45,8 @@ typedef struct config {
     size_t maxBodyBytes;             /* HTTP request body (413 over it), 1 MiB */
     int maxListUsers;                /* most users in one /user/list answer (paged); 0 = all; 10000 */
     int shutdownGrace;               /* seconds queued messages may flush at shutdown, 5 */
-    char allowedOrigins[1024];       /* Origins allowed to upgrade, comma-separated; "" = any */
+    char allowedOrigins[1024];       /* Origins allowed to upgrade, comma-separated (a YAML
+                                        list is joined so); "" = any */
     char tlsCert[CONFIG_STR];        /* PEM certificate chain: TLS on both ports; "" = plain */
     char tlsKey[CONFIG_STR];         /* PEM private key of tlsCert; set both or neither */
     /* redis: (original keys; cluster mode when addr is set) */

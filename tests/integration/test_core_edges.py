@@ -1,7 +1,8 @@
 """Integration tests: edges of the connection core (issue "Connection core,
 round 2"): the byte bound of msgID de-duplication and its figures in
 /system/state and /metrics; CONNECT refused and the connection closed (its
-body is never read as a request); /user/list refusing limit=0.
+body is never read as a request); /user/list refusing limit=0;
+app.allowedOrigins given as a YAML list.
 
 Run: /usr/bin/python3 tests/integration/test_core_edges.py"""
 
@@ -10,12 +11,16 @@ import json
 import os
 import re
 import socket
+import subprocess
 import sys
+import tempfile
 import time
+import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SLOW, NodeCase, close_all, login, main, run  # noqa: E402
+from harness import (BIN, SLOW, NodeCase, close_all, login, main, parse_http,  # noqa: E402
+                     run, upgrade_request)
 
 RUN = "%x%x" % (os.getpid(), int(time.time() * 1000))
 
@@ -179,6 +184,68 @@ class ListLimitTest(NodeCase):
             finally:
                 await close_all(ws)
         run(t())
+
+
+# ---------- app.allowedOrigins as a YAML list ----------
+
+ORIGINS_YAML = """app:
+  allowedOrigins:
+    - https://chat.example.com
+    - "http://localhost:8080"
+"""
+
+
+class OriginsListTest(NodeCase):
+    NODE_KW = {"config": ORIGINS_YAML}
+
+    def upgrade_status(self, origin):
+        """The status of an upgrade from `origin` (read until its head is in)."""
+        s = socket.create_connection(("127.0.0.1", self.node.ws_port), timeout=10 * SLOW)
+        data = b""
+        try:
+            s.sendall(upgrade_request(Origin=origin))
+            while b"\r\n\r\n" not in data:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            s.close()
+        return parse_http(data)[0]
+
+    def test_list_items_allowed_others_refused(self):
+        self.assertEqual(self.upgrade_status("https://chat.example.com"), 101)
+        self.assertEqual(self.upgrade_status("http://localhost:8080"), 101)
+        self.assertEqual(self.upgrade_status("https://evil.example.com"), 403)
+        self.assertEqual(self.upgrade_status("https://chat.example.com,http://localhost:8080"), 403)
+
+
+class OriginsListErrorTest(unittest.TestCase):
+    """A list item that is not a string stops start-up with exit status 2
+    and FILE:LINE: key '...'."""
+
+    def start(self, text):
+        d = tempfile.mkdtemp(prefix="imgate-test-")
+        path = os.path.join(d, "app.yaml")
+        with open(path, "w") as f:
+            f.write(text)
+        p = subprocess.run([BIN, "-c", path, "--http-port", "0", "--ws-port", "0",
+                            "--bind", "127.0.0.1"], cwd=d, capture_output=True,
+                           timeout=30 * SLOW)
+        return p.returncode, p.stderr.decode(), path
+
+    def test_non_string_items_stop_start_up(self):
+        cases = [
+            ("app:\n  allowedOrigins:\n    - https://a.com\n    - {x: 1}\n", 4,
+             "expected a string in the list, got a mapping"),
+            ("app:\n  allowedOrigins: [https://a.com, [b]]\n", 2,
+             "expected a string in the list, got a sequence"),
+            ("app:\n  allowedOrigins:\n    - ~\n", 3, "expected a string in the list, got null"),
+        ]
+        for text, line, why in cases:
+            rc, err, path = self.start(text)
+            self.assertEqual(rc, 2, err)
+            self.assertIn("%s:%d: key 'app.allowedOrigins': %s" % (path, line, why), err)
 
 
 if __name__ == "__main__":

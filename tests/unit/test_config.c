@@ -50,6 +50,7 @@ static void assert_config_equal(const config *a, const config *b)
     assert_int_equal(a->dedupTtl, b->dedupTtl);
     assert_int_equal(a->dedupMax, b->dedupMax);
     assert_int_equal(a->dedupMaxBytes, b->dedupMaxBytes);
+    assert_string_equal(a->allowedOrigins, b->allowedOrigins);
 }
 
 /* Writes text to a new temporary file; its name goes to path[64]. */
@@ -455,6 +456,17 @@ static const bad_case bad_cases[] = {
     {"app:\n  appIDs: {a: 1}\n", 2, "key 'app.appIDs': expected a list of numbers, got a mapping"},
     {"app:\n  httpPort: 1\n---\nim:\n  dedupMax: 5\n", 4, "a config file holds one YAML document"},
     {"app:\n  [a]: 1\n", 2, "key 'app': a key must be a string, got a sequence"},
+    {"app:\n  allowedOrigins:\n    - https://a.com\n    - {x: 1}\n", 4,
+     "key 'app.allowedOrigins': expected a string in the list, got a mapping"},
+    {"app:\n  allowedOrigins: [https://a.com, [b]]\n", 2,
+     "key 'app.allowedOrigins': expected a string in the list, got a sequence"},
+    {"app:\n  allowedOrigins:\n    - https://a.com\n    - ~\n", 4,
+     "key 'app.allowedOrigins': expected a string in the list, got null"},
+    {"app:\n  allowedOrigins: [\"\"]\n", 2, "key 'app.allowedOrigins': an empty string in the list"},
+    {"app:\n  allowedOrigins: []\n", 2,
+     "key 'app.allowedOrigins': an empty list (to leave it unset, write \"\")"},
+    {"app:\n  allowedOrigins: {a: 1}\n", 2,
+     "key 'app.allowedOrigins': expected a string or a list of strings, got a mapping"},
 };
 
 static void test_bad_files(void **state)
@@ -475,6 +487,55 @@ static void test_bad_files(void **state)
             fail_msg("case %zu:\n  got  '%s'\n  want '%s'", i, err, want);
         assert_config_equal(&c, &d);   /* nothing applied on failure */
     }
+}
+
+/* app.allowedOrigins: a YAML list is joined with commas; the string form
+ * keeps working; the dump (a string) loads back to the same. */
+static void test_origins_list(void **state)
+{
+    static const struct { const char *text, *want; } cases[] = {
+        {"app:\n  allowedOrigins:\n    - https://a.com\n    - 'http://localhost:8080'\n",
+         "https://a.com,http://localhost:8080"},
+        {"app:\n  allowedOrigins: [\"https://a.com\", https://b.com]\n", "https://a.com,https://b.com"},
+        {"app:\n  allowedOrigins: [\"*\"]\n", "*"},
+        {"app:\n  allowedOrigins: https://a.com,https://b.com\n", "https://a.com,https://b.com"},
+        {"app:\n  allowedOrigins: \"\"\n", ""},
+    };
+    char path[64], err[512];
+    config c, back;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        err[0] = '\0';
+        if (load_text(&c, cases[i].text, err, sizeof err, path) != 0)
+            fail_msg("case %zu: %s", i, err);
+        assert_string_equal(c.allowedOrigins, cases[i].want);
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        assert_int_equal(config_dump(&c, f), 0);
+        assert_int_equal(fclose(f), 0);
+        config_defaults(&back);
+        if (config_load_file(&back, path, 1, err, sizeof err) != 0)
+            fail_msg("case %zu: the dump does not load: %s", i, err);
+        assert_int_equal(unlink(path), 0);
+        assert_config_equal(&back, &c);
+    }
+}
+
+/* A list that does not fit the field when joined stops at the item. */
+static void test_origins_list_too_long(void **state)
+{
+    char text[2048] = "app:\n  allowedOrigins:\n", path[64], err[512], want[600];
+    config c;
+
+    (void)state;
+    for (int i = 0; i < 40; i++)        /* 30 bytes each: item 35 (line 37) passes 1023 */
+        snprintf(text + strlen(text), sizeof text - strlen(text),
+                 "    - https://origin-%02d.example.com\n", i);
+    assert_int_equal(load_text(&c, text, err, sizeof err, path), -1);
+    snprintf(want, sizeof want,
+             "%s:37: key 'app.allowedOrigins': too long (max 1023 bytes joined with commas)", path);
+    assert_string_equal(err, want);
 }
 
 static void test_string_too_long(void **state)
@@ -805,6 +866,8 @@ int main(void)
         cmocka_unit_test(test_null_string_means_empty),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_origins_list),
+        cmocka_unit_test(test_origins_list_too_long),
         cmocka_unit_test(test_string_too_long),
         cmocka_unit_test(test_malformed_yaml),
         cmocka_unit_test(test_set_ok),
