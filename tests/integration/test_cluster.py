@@ -283,7 +283,9 @@ class PresenceTest(ClusterCase):
                 self.assertTrue(0 < ttl <= 86400, "TTL of %s: %r" % (key, ttl))
 
                 # a heartbeat (a second later) rewrites heartbeatTime
-                await await_until(lambda: int(time.time()) > login_t, what="the clock to pass loginTime")
+                # (the node's time() reads the coarse clock, a few ms behind
+                # Python's: wait until well into the next second)
+                await await_until(lambda: time.time() >= login_t + 1.1, what="the clock to pass loginTime")
                 r = await request(ws, "heartbeat", {})
                 self.assertEqual(r["response"]["code"], 200, r)
                 raw = await await_until(
