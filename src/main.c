@@ -153,7 +153,9 @@ static int main_listen(int nw, int *ws_fds, int *http_fds)
 }
 
 /* Cluster mode: the gRPC server on app.rpcPort (before the workers, so the
- * port is known for the registry) — see cluster/rpc.h. */
+ * port is known for the registry) — see cluster/rpc.h. Its calls may come
+ * before the workers exist: it sees them only once workers_start has
+ * published them (workers_count() is 0 until then). */
 static int main_rpc(void)
 {
     config *c = &g_node.cfg;
@@ -242,15 +244,25 @@ static void main_signals_close(void)
     uv_loop_close(loop);
 }
 
+/* Shutdown. Each step ends a thread (or the clients) that may still post
+ * to what the later steps stop, and the workers, which every other thread
+ * posts to, are freed last (ownership: net/worker.h):
+ *  1. leave the cluster: peers stop routing here;
+ *  2. stop serving peers: the gRPC thread is joined, its calls answered,
+ *     cancelled or abandoned (their worker tasks still run later);
+ *  3. stop accepting and close the clients (1001, app.shutdownGrace): their
+ *     logoff writes queue on the Redis link; the worker loops keep running;
+ *  4. stop the Redis link: in-flight commands end or fail, every query's
+ *     answer goes back to its worker (still running); thread joined;
+ *  5. end the worker loops, run what is left in their inboxes, free them. */
 static int main_run(void)
 {
     uv_run(uv_default_loop(), UV_RUN_DEFAULT);
-    /* Leave the cluster first (peers stop routing here), then stop serving
-     * peers, then say goodbye to clients, then flush their presence. */
     cluster_deregister();
     rpc_stop();
-    workers_stop();
+    workers_close_clients();
     cluster_stop();
+    workers_stop();
     return 0;
 }
 

@@ -1,11 +1,20 @@
 /* rlink.c — the Redis connection thread (see rlink.h): inbox, connection
  * life-cycle (connect, handshake, back-off, watchdog), commands with
- * per-command callbacks, worker queries and fire-and-forget writes. */
+ * per-command callbacks, worker queries and fire-and-forget writes, and the
+ * stop (drain, close the inbox, join).
+ *
+ * Ownership: a task posted with rlink_post belongs to the link's inbox
+ * while the inbox is open and is run by the link thread; once it is closed
+ * (at the end of rlink_stop's drain) the posting thread runs it at once,
+ * against a link that is down. A query belongs to the link from submit to
+ * its last reply, then to its origin worker (an answer task in that
+ * worker's inbox: see net/worker.h, a worker outlives the link). */
 #include "cluster/rlink.h"
 
 #include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +71,8 @@ static struct {
     uint64_t last_progress;          /* uv_now() of the last reply */
     int handshake_left;              /* AUTH/SELECT/PING replies awaited */
     int started, stopping;
+    atomic_int open;                 /* the inbox takes tasks (rlink_post) */
+    atomic_int posting;              /* rlink_post calls between check and push */
     char host[CONFIG_STR], addr[CONFIG_STR + 8];
     int port;
     rlink_hooks hooks;
@@ -79,10 +90,32 @@ long rlink_dropped_writes(void) { return atomic_load(&g_rl.dropped_writes); }
 
 /* ---------- the inbox ---------- */
 
+/* Open inbox: push and wake the link thread. Closed (before rlink_start,
+ * after the stop's drain): run t here, the link being down. `posting`
+ * lets the close wait for a post that saw the inbox open (seq_cst on both
+ * sides: either the poster sees it closed, or the closer sees it posting). */
 void rlink_post(task *t)
 {
-    if (task_push(&g_rl.inbox, t))
-        uv_async_send(&g_rl.wake);
+    atomic_fetch_add(&g_rl.posting, 1);
+    if (atomic_load(&g_rl.open)) {
+        if (task_push(&g_rl.inbox, t))
+            uv_async_send(&g_rl.wake);
+        atomic_fetch_sub(&g_rl.posting, 1);
+        return;
+    }
+    atomic_fetch_sub(&g_rl.posting, 1);
+    t->run(NULL, t);
+}
+
+/* On the link thread, the link down for good: no post can reach the inbox
+ * any more; what reached it runs now (queries fail back to their workers,
+ * writes are dropped). After this the wake handle may close. */
+static void rl_close_inbox(void)
+{
+    atomic_store(&g_rl.open, 0);
+    while (atomic_load(&g_rl.posting) > 0)
+        sched_yield();
+    task_run_all(task_take_all(&g_rl.inbox), NULL);
 }
 
 static void rl_on_wake(uv_async_t *a)
@@ -190,12 +223,13 @@ void rlink_query_cancel(rlink_query *q)
 static void rl_query_back(struct worker *w, task *t)
 {
     (void)w;
-    (void)w;
     rlink_query *q = (rlink_query *)((char *)t - offsetof(rlink_query, back));
     q->fn(q->ud, q->ok, q->replies, q->n);
     rlink_query_cancel(q);
 }
 
+/* Every command answered or failed: hand q to its origin worker (alive
+ * until every thread that posts to it is joined, rlink's included). */
 static void rl_query_finish(rlink_query *q)
 {
     if (q->origin)
@@ -450,7 +484,9 @@ int rlink_start(const char *addr, const rlink_hooks *hooks, char *err, size_t er
     }
     uv_timer_start(&g_rl.watch_timer, rl_on_watch, RL_WATCH_MS, RL_WATCH_MS);
     rl_connect();
+    atomic_store(&g_rl.open, 1);
     if (uv_thread_create(&g_rl.thread, rl_main, NULL) != 0) {
+        atomic_store(&g_rl.open, 0);
         snprintf(err, errlen, "cannot start the Redis thread");
         return -1;
     }
@@ -459,7 +495,9 @@ int rlink_start(const char *addr, const rlink_hooks *hooks, char *err, size_t er
 }
 
 /* Stopping: wait for what is in flight (the workers' last logoff writes),
- * bounded by cluster.redisTimeout, then close everything so the loop ends. */
+ * bounded by cluster.redisTimeout; then fail what is left (each query's
+ * answer goes back to its worker, whose loop still runs), close the inbox
+ * and every handle so the loop ends. */
 static void rl_on_drain(uv_timer_t *t)
 {
     uint64_t now = uv_now(&g_rl.loop);
@@ -470,6 +508,9 @@ static void rl_on_drain(uv_timer_t *t)
     g_rl.ac = NULL;
     if (ac)
         redisAsyncFree(ac);                      /* pending callbacks get NULL */
+    rl_set_state(RL_DOWN);
+    g_rl.inflight = 0;
+    rl_close_inbox();
     uv_close((uv_handle_t *)&g_rl.retry_timer, NULL);
     uv_close((uv_handle_t *)&g_rl.watch_timer, NULL);
     uv_close((uv_handle_t *)&g_rl.wake, NULL);
@@ -495,5 +536,6 @@ void rlink_stop(void)
     static task t = { .run = rl_stop_run };
     rlink_post(&t);
     uv_thread_join(&g_rl.thread);
-    uv_loop_close(&g_rl.loop);
+    if (uv_loop_close(&g_rl.loop) != 0)
+        log_error("cluster: the Redis loop still had handles at exit");
 }

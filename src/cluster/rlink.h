@@ -30,11 +30,16 @@ typedef struct rlink_hooks {
 /* Starts the thread and the first connection attempt to addr "host:port".
  * Returns 0, or -1 with a reason in err. */
 int rlink_start(const char *addr, const rlink_hooks *hooks, char *err, size_t errlen);
-/* Lets what is in flight finish (at most cluster.redisTimeout), closes the
- * connection and joins the thread. Safe if rlink_start was not called. */
+/* Lets what is in flight finish (at most cluster.redisTimeout), then fails
+ * what is left (queries answer ok = 0 on their worker: the workers must
+ * still exist, see net/worker.h), closes the inbox and the connection and
+ * joins the thread. Safe if rlink_start was not called. */
 void rlink_stop(void);
 
-/* Runs t->run (with w = NULL) on the link thread. Any thread. */
+/* Runs t->run (with w = NULL) on the link thread. Any thread. Before
+ * rlink_start and once rlink_stop has closed the inbox, t runs at once on
+ * the calling thread with the link down (a query fails back to its worker,
+ * a write is dropped): a task is never left in an inbox nobody reads. */
 void rlink_post(task *t);
 /* The link thread's loop, for the caller's timers (link thread only). */
 uv_loop_t *rlink_loop(void);
@@ -78,7 +83,7 @@ typedef void (*rlink_query_fn)(void *ud, int ok, rlink_val *replies, int n);
 /* Room for up to n commands. NULL on no memory. */
 rlink_query *rlink_query_new(int n, rlink_query_fn fn, void *ud);
 int rlink_query_add(rlink_query *q, int argc, const char **argv, const size_t *argvlen);
-void rlink_query_submit(rlink_query *q);   /* from a worker; fn runs there */
+void rlink_query_submit(rlink_query *q);   /* from a worker; fn runs there, always */
 void rlink_query_cancel(rlink_query *q);   /* not submitted: free it */
 
 /* A command whose answer nobody waits for; dropped (and counted) while the

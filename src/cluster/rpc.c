@@ -133,6 +133,11 @@ static void rpc_wait_ops(void)
     pthread_mutex_unlock(&g_rpc.mu);
 }
 
+/* Before workers_stop (net/worker.h): what the cancelled calls complete
+ * with is posted to workers (client completions by their callers, server
+ * deliveries through the hub), and the workers must still be there to run
+ * it. After it returns the queue thread is joined: nothing here posts any
+ * more. */
 void rpc_stop(void)
 {
     pthread_mutex_lock(&g_rpc.mu);

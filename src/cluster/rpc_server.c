@@ -342,7 +342,11 @@ static void rpc_srv_hub_done(void *ud, long delivered)
 static void rpc_srv_send(rpc_scall *s)
 {
     const rpc_req *r = &s->req;
-    if (workers_count() <= 0) {                 /* no loops: nobody is connected */
+    /* The server may take calls before workers_start has published the
+     * workers (the port must be known first): until then the count is 0 and
+     * nobody is connected. Once it is n, workers 0..n-1 are initialised and
+     * stay allocated until workers_stop, which runs after rpc_stop. */
+    if (workers_count() <= 0) {
         rpc_srv_answer_send(s, 0);
         return;
     }

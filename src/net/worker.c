@@ -1,7 +1,9 @@
-/* worker.c — the event-loop threads: start/stop, the lock-free task inbox
- * (multi-producer push, the loop thread takes the whole list at once), and
- * the periodic sweep that times out connections without a per-connection
- * timer handle. */
+/* worker.c — the event-loop threads: start (initialise, publish, run),
+ * the two-step shutdown (close the clients; later end the loops, drain the
+ * inboxes, free), the lock-free task inbox (multi-producer push, the loop
+ * thread takes the whole list at once), and the periodic sweep that times
+ * out connections without a per-connection timer handle. Who owns what and
+ * until when: worker.h. */
 #include "net/worker.h"
 
 #include <stdlib.h>
@@ -13,16 +15,44 @@
 #include "net/conn.h"
 #include "ws/session.h"
 
-static worker **g_workers;
-static int g_nworkers;
+/* Rounds of workers_stop's last drain (tasks posting to each other). */
+#define WORKER_DRAIN_ROUNDS 100
+
+/* The table (see worker.h for who owns what). `count` is the publication:
+ * stored (release) once every worker is initialised, loaded (acquire) by
+ * any thread; the rest is written by the owning thread only. */
+enum worker_phase {
+    WORKERS_NONE,        /* no table: before workers_start, after workers_stop */
+    WORKERS_RUNNING,     /* loops serve clients */
+    WORKERS_CLOSING,     /* clients closed or closing; loops run tasks */
+    WORKERS_DRAINING,    /* loops ended: workers_stop runs the inboxes */
+};
+
+static struct {
+    worker **all;
+    int n;                       /* allocated, owner's view */
+    atomic_int count;            /* published */
+    atomic_int phase;            /* enum worker_phase */
+    uv_mutex_t quiet_mu;         /* workers_close_clients' wait */
+    uv_cond_t quiet_cond;
+    int quiet;                   /* workers whose clients are all gone */
+} g_wk;
+
 static _Thread_local worker *t_self;
 
-int workers_count(void) { return g_nworkers; }
-worker *worker_at(int i) { return g_workers[i]; }
+int workers_count(void) { return atomic_load_explicit(&g_wk.count, memory_order_acquire); }
+worker *worker_at(int i) { return g_wk.all[i]; }
 worker *worker_self(void) { return t_self; }
 
 void worker_post(worker *w, task *t)
 {
+    if (atomic_load_explicit(&g_wk.phase, memory_order_acquire) == WORKERS_NONE) {
+        log_error("worker_post: the workers are gone (a thread outlived workers_stop)");
+        abort();
+    }
+    /* The wake handle stays open until the last drain is over, so this is
+     * valid in every phase; once the loop has ended the task simply waits
+     * for that drain. */
     if (task_push(&w->inbox, t))
         uv_async_send(&w->wake);
 }
@@ -60,19 +90,26 @@ static void worker_close_walk(uv_handle_t *h, void *arg)
     }
 }
 
+/* At the end of the grace: every connection left is closed now (the loop's
+ * own handles stay open: it keeps running tasks). */
 static void worker_force_walk(uv_handle_t *h, void *arg)
 {
     (void)arg;
-    if (uv_is_closing(h))
-        return;
-    if (conn_is_conn(h))
+    if (!uv_is_closing(h) && conn_is_conn(h))
         conn_close((conn *)h);
-    else
-        uv_close(h, NULL);
+}
+
+/* Tells workers_close_clients that one more worker has no client left. */
+static void worker_report_quiet(void)
+{
+    uv_mutex_lock(&g_wk.quiet_mu);
+    g_wk.quiet++;
+    uv_cond_signal(&g_wk.quiet_cond);
+    uv_mutex_unlock(&g_wk.quiet_mu);
 }
 
 /* During shutdown: poll every 50 ms until the clients are gone or the grace
- * period is over, then close everything left so the loop ends. */
+ * period is over, then close every connection left and report. */
 static void worker_on_grace(uv_timer_t *t)
 {
     worker *w = t->data;
@@ -81,12 +118,14 @@ static void worker_on_grace(uv_timer_t *t)
         return;
     uv_timer_stop(t);
     uv_walk(&w->loop, worker_force_walk, NULL);
+    worker_report_quiet();
 }
 
-/* Shutdown: close listeners, say 1001 to clients, wait for them to go. */
-static void worker_stop_task(worker *w, task *t)
+/* Shutdown step 1, on w's loop: close listeners, say 1001 to clients, wait
+ * for them to go (w->close_task: owned by w, not freed). */
+static void worker_close_run(worker *w, task *t)
 {
-    free(t);
+    (void)t;
     w->stopping = 1;
     uv_close((uv_handle_t *)&w->ws_listener, NULL);
     uv_close((uv_handle_t *)&w->http_listener, NULL);
@@ -96,6 +135,14 @@ static void worker_stop_task(worker *w, task *t)
     uv_timer_start(&w->sweep, worker_on_grace, 50, 50);
 }
 
+/* Shutdown step 2, on w's loop: end the loop, its handles left open (a
+ * task posted from now on waits in the inbox for workers_stop's drain). */
+static void worker_exit_run(worker *w, task *t)
+{
+    (void)t;
+    uv_stop(&w->loop);
+}
+
 static void worker_main(void *arg)
 {
     worker *w = arg;
@@ -103,18 +150,37 @@ static void worker_main(void *arg)
     uv_run(&w->loop, UV_RUN_DEFAULT);
 }
 
-static int worker_init(worker *w, int id, int ws_fd, int http_fd)
+static void worker_close_any(uv_handle_t *h, void *arg)
 {
-    memset(w, 0, sizeof(*w));
-    w->id = id;
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+/* Closes w's handles and loop (on the owning thread, loop not running) and
+ * frees it. */
+static void worker_free(worker *w)
+{
+    t_self = w;                              /* close callbacks run as w */
+    uv_walk(&w->loop, worker_close_any, NULL);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    t_self = NULL;
+    if (uv_loop_close(&w->loop) != 0)
+        log_error("worker %d: its loop still had handles at exit", w->id);
+    hub_local_free(w->hub);
+    free(w);
+}
+
+static int worker_init(worker *w, int ws_fd, int http_fd)
+{
     w->ws_fd = ws_fd;
     w->http_fd = http_fd;
     atomic_init(&w->inbox, NULL);
-    if (uv_loop_init(&w->loop) != 0)
-        return -1;
     w->loop.data = w;
     w->wake.data = w;
     w->sweep.data = w;
+    w->close_task.run = worker_close_run;
+    w->exit_task.run = worker_exit_run;
     if (uv_async_init(&w->loop, &w->wake, worker_on_wake) != 0 ||
         uv_timer_init(&w->loop, &w->sweep) != 0)
         return -1;
@@ -125,21 +191,74 @@ static int worker_init(worker *w, int id, int ws_fd, int http_fd)
     return uv_timer_start(&w->sweep, worker_on_sweep, every, every);
 }
 
+/* A worker ready to run (loop, wake-up, hub, listeners), or NULL. */
+static worker *worker_new(int id, int ws_fd, int http_fd)
+{
+    worker *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    w->id = id;
+    if (uv_loop_init(&w->loop) != 0) {
+        free(w);
+        return NULL;
+    }
+    if (worker_init(w, ws_fd, http_fd) != 0) {
+        worker_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+/* Frees the table and every worker in it (no thread runs them). */
+static void workers_free_all(void)
+{
+    for (int i = 0; i < g_wk.n; i++)
+        worker_free(g_wk.all[i]);
+    free(g_wk.all);
+    g_wk.all = NULL;
+    g_wk.n = 0;
+    uv_cond_destroy(&g_wk.quiet_cond);
+    uv_mutex_destroy(&g_wk.quiet_mu);
+}
+
+/* Every worker initialised: publish the table (from now on any thread may
+ * post to them; tasks wait in the inboxes until the loops run). */
+static void workers_publish(int n)
+{
+    g_wk.quiet = 0;
+    atomic_store_explicit(&g_wk.phase, WORKERS_RUNNING, memory_order_relaxed);
+    atomic_store_explicit(&g_wk.count, n, memory_order_release);
+}
+
 int workers_start(int n, const int *ws_fds, const int *http_fds)
 {
-    g_workers = calloc((size_t)n, sizeof(*g_workers));
-    if (!g_workers)
+    if (g_wk.n != 0 || n < 1 || uv_mutex_init(&g_wk.quiet_mu) != 0) {
+        log_error("workers: cannot start %d workers (already running or no lock)", n);
         return -1;
-    for (int i = 0; i < n; i++) {
-        g_workers[i] = malloc(sizeof(worker));
-        if (!g_workers[i] || worker_init(g_workers[i], i, ws_fds[i], http_fds[i]) != 0) {
-            log_error("worker %d: initialisation failed", i);
-            return -1;
-        }
-        g_nworkers = i + 1;
     }
+    if (uv_cond_init(&g_wk.quiet_cond) != 0) {
+        log_error("workers: cannot create the shutdown condition");
+        uv_mutex_destroy(&g_wk.quiet_mu);
+        return -1;
+    }
+    g_wk.all = calloc((size_t)n, sizeof(*g_wk.all));
+    if (!g_wk.all)
+        log_error("workers: out of memory for the worker table");
+    for (int i = 0; g_wk.all && i < n; i++) {
+        g_wk.all[i] = worker_new(i, ws_fds[i], http_fds[i]);
+        if (!g_wk.all[i]) {
+            log_error("worker %d: initialisation failed", i);
+            break;
+        }
+        g_wk.n = i + 1;
+    }
+    if (g_wk.n != n) {
+        workers_free_all();
+        return -1;
+    }
+    workers_publish(n);
     for (int i = 0; i < n; i++) {
-        if (uv_thread_create(&g_workers[i]->thread, worker_main, g_workers[i]) != 0) {
+        if (uv_thread_create(&g_wk.all[i]->thread, worker_main, g_wk.all[i]) != 0) {
             /* earlier workers already run: there is no clean way back */
             log_error("worker %d: cannot start its thread; exiting", i);
             exit(1);
@@ -148,45 +267,55 @@ int workers_start(int n, const int *ws_fds, const int *http_fds)
     return 0;
 }
 
-static void workers_free_walk(uv_handle_t *h, void *arg)
+void workers_close_clients(void)
 {
-    (void)arg;
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
+    if (atomic_load_explicit(&g_wk.phase, memory_order_relaxed) != WORKERS_RUNNING)
+        return;
+    atomic_store_explicit(&g_wk.phase, WORKERS_CLOSING, memory_order_release);
+    for (int i = 0; i < g_wk.n; i++)
+        worker_post(g_wk.all[i], &g_wk.all[i]->close_task);
+    uv_mutex_lock(&g_wk.quiet_mu);
+    while (g_wk.quiet < g_wk.n)
+        uv_cond_wait(&g_wk.quiet_cond, &g_wk.quiet_mu);
+    uv_mutex_unlock(&g_wk.quiet_mu);
+}
+
+/* The loops have ended and no other thread posts: run what is left in the
+ * inboxes here, each task as its worker, until every inbox stays empty
+ * (tasks may post to each other). */
+static void workers_drain(void)
+{
+    for (int round = 0; round < WORKER_DRAIN_ROUNDS; round++) {
+        int ran = 0;
+        for (int i = 0; i < g_wk.n; i++) {
+            worker *w = g_wk.all[i];
+            task *list = task_take_all(&w->inbox);
+            if (!list)
+                continue;
+            ran = 1;
+            t_self = w;
+            task_run_all(list, w);
+            t_self = NULL;
+        }
+        if (!ran)
+            return;
+    }
+    log_error("workers: tasks still posted to each other after %d rounds: left unrun",
+              WORKER_DRAIN_ROUNDS);
 }
 
 void workers_stop(void)
 {
-    for (int i = 0; i < g_nworkers; i++) {
-        task *t = malloc(sizeof(*t));
-        if (!t)
-            abort();
-        t->run = worker_stop_task;
-        worker_post(g_workers[i], t);
-    }
-    for (int i = 0; i < g_nworkers; i++)
-        uv_thread_join(&g_workers[i]->thread);
-    /* All loop threads are gone: run what is left in the inboxes here (tasks
-     * may post to each other), then release the loops. */
-    for (int round = 0, busy = 1; busy && round < 100; round++) {
-        busy = 0;
-        for (int i = 0; i < g_nworkers; i++) {
-            worker *w = g_workers[i];
-            if (atomic_load(&w->inbox)) {
-                busy = 1;
-                worker_on_wake(&w->wake);
-            }
-        }
-    }
-    for (int i = 0; i < g_nworkers; i++) {
-        worker *w = g_workers[i];
-        uv_walk(&w->loop, workers_free_walk, NULL);
-        uv_run(&w->loop, UV_RUN_DEFAULT);
-        uv_loop_close(&w->loop);
-        hub_local_free(w->hub);
-        free(w);
-    }
-    free(g_workers);
-    g_workers = NULL;
-    g_nworkers = 0;
+    if (g_wk.n == 0)
+        return;
+    workers_close_clients();
+    for (int i = 0; i < g_wk.n; i++)
+        worker_post(g_wk.all[i], &g_wk.all[i]->exit_task);
+    for (int i = 0; i < g_wk.n; i++)
+        uv_thread_join(&g_wk.all[i]->thread);
+    atomic_store_explicit(&g_wk.phase, WORKERS_DRAINING, memory_order_release);
+    workers_drain();
+    atomic_store_explicit(&g_wk.count, 0, memory_order_release);
+    atomic_store_explicit(&g_wk.phase, WORKERS_NONE, memory_order_release);
+    workers_free_all();
 }

@@ -1,7 +1,29 @@
 /* worker.h — event-loop threads. Each worker owns one libuv loop, its own
  * SO_REUSEPORT listeners (HTTP and WebSocket), the connections accepted on
  * them, and a lock-free inbox of tasks posted by other threads and woken by
- * a uv_async_t. Nothing a worker owns is touched by another thread. */
+ * a uv_async_t. Nothing a worker owns is touched by another thread.
+ *
+ * Ownership and life-cycle:
+ *  - the worker table and every worker in it belong to the thread that
+ *    calls workers_start/workers_stop (main). workers_start initialises
+ *    every worker, then publishes the table with one release store of its
+ *    count (workers_count() loads it with acquire: a thread that sees n > 0
+ *    sees n initialised workers), then starts the loop threads. A worker
+ *    stays allocated until the end of workers_stop.
+ *  - a task posted to a worker belongs to that worker's inbox until it
+ *    runs, and it always runs, with w = that worker: on the worker's loop
+ *    while the loop runs (also while it closes its clients), else in
+ *    workers_stop's last drain, on the stopping thread (worker_self() is
+ *    then that worker too). A task is never dropped, so its owner's
+ *    clean-up (free, answer, unhold) always happens.
+ *  - therefore workers_stop may run only once every other thread that
+ *    posts to workers has been joined (the gRPC thread: rpc_stop; the Redis
+ *    link: cluster_stop). Posting to workers after workers_stop is a bug:
+ *    worker_post aborts with a message rather than touch freed memory.
+ *
+ * Shutdown: workers_close_clients (stop accepting, 1001 to the clients,
+ * wait for them at most app.shutdownGrace, loops keep running tasks), then
+ * the cluster stops, then workers_stop (loops end, last drain, free). */
 #ifndef IMGATE_WORKER_H
 #define IMGATE_WORKER_H
 
@@ -41,8 +63,9 @@ typedef struct worker {
     int ws_fd, http_fd;
     uv_timer_t sweep;
     struct hub_local *hub;
-    int stopping;
+    int stopping;                   /* closing its clients (loop thread) */
     uint64_t stop_deadline;         /* uv_now() when shutdown stops waiting */
+    task close_task, exit_task;     /* posted by workers_close_clients/workers_stop */
     worker_stats stats;
     uint8_t rbuf[WORKER_READ_BUF];   /* shared by every read on this loop */
     uint8_t tls_buf[WORKER_READ_BUF]; /* plaintext of TLS reads (net/tls.c) */
@@ -50,15 +73,28 @@ typedef struct worker {
 } worker;
 
 /* Starts n workers, each adopting its own listening sockets (ws_fds[i],
- * http_fds[i]). Returns 0 or -1 (logged). */
+ * http_fds[i]): initialises all, publishes the table, starts the threads.
+ * Returns 0, or -1 (logged; nothing published, nothing left allocated). */
 int workers_start(int n, const int *ws_fds, const int *http_fds);
-/* Asks every worker to close its connections (1001) and stop; joins them. */
+/* Shutdown, step 1: every worker closes its listeners, says 1001 to its
+ * WebSocket clients and closes idle HTTP ones, waits for them at most
+ * app.shutdownGrace, then closes what is left. Returns when every worker
+ * has no connection; the loops keep running posted tasks. Idempotent. */
+void workers_close_clients(void);
+/* Shutdown, step 2 (after rpc_stop and cluster_stop: no other thread may
+ * post any more): workers_close_clients if not done, ends the loops, joins
+ * the threads, runs what is left in the inboxes here, frees every worker.
+ * Safe if workers_start did not succeed. */
 void workers_stop(void);
 
+/* Published workers (0 before workers_start has initialised all of them
+ * and after workers_stop). Any thread. */
 int workers_count(void);
+/* Worker i < workers_count(). */
 worker *worker_at(int i);
 
-/* Posts t to w's inbox from any thread; t->run runs on w's loop. */
+/* Posts t to w's inbox from any thread; t->run runs once, with w (see the
+ * ownership rules above). */
 void worker_post(worker *w, task *t);
 
 /* Seconds on a monotonic clock, as seen by loop w (cheap: cached per tick). */
