@@ -23,9 +23,10 @@
 #include "core/node.h"
 #include "im/presence.h"
 
-#define CL_SERVERS_KEY "acc:hash:servers"
+#define CL_SERVERS_KEY CLUSTER_SERVERS_KEY
 #define CL_SERVERS_TTL "7200"            /* seconds, on the registry key */
 #define CL_MAX_SERVERS 1024
+#define CL_MAX_BAD 64                    /* bad registry fields remembered (logged once each) */
 
 /* An enter/exit for the other nodes. */
 typedef struct cl_announce {
@@ -40,9 +41,12 @@ static struct {
     uv_timer_t reg_timer;            /* on the link loop */
     int started, deregistering;
     char self[96];
-    pthread_mutex_t lock;            /* guards servers */
+    pthread_mutex_t lock;            /* guards servers, bad, registry_broken */
     char (*servers)[64];             /* live nodes from the last HGETALL */
     int nservers;
+    char bad[CL_MAX_BAD][64];        /* registry fields that are not ip:port, logged */
+    int nbad, bad_full;
+    int registry_broken;             /* the last registry read failed (logged) */
     pthread_mutex_t wait_lock;       /* the deregister hand-shake */
     pthread_cond_t wait_cond;
     int wait_done;
@@ -143,24 +147,105 @@ static void cl_resync(void)
 
 /* ---------- the registry ---------- */
 
+/* A registry that cannot be read is logged once, until it can again. */
+static void cl_registry_state(int broken, const char *err)
+{
+    pthread_mutex_lock(&g_cl.lock);
+    int was = g_cl.registry_broken;
+    g_cl.registry_broken = broken;
+    pthread_mutex_unlock(&g_cl.lock);
+    if (broken && !was)
+        log_warn("cluster: the node registry %s cannot be read: %s; cluster-wide API calls answer "
+                 "1004 until it is a hash again", CL_SERVERS_KEY, err);
+    else if (!broken && was)
+        log_info("cluster: the node registry %s can be read again", CL_SERVERS_KEY);
+}
+
+/* "host:port": an IPv4 address, a [bracketed] IPv6 address or a DNS name,
+ * and a port 1-65535 in decimal. */
+static int cl_server_valid(const char *s, size_t len)
+{
+    const char *colon = memrchr(s, ':', len);
+    size_t hl = colon ? (size_t)(colon - s) : 0, pl = colon ? len - hl - 1 : 0;
+    if (!colon || hl == 0 || hl >= 64 || pl == 0 || pl > 5)
+        return 0;
+    long port = 0;
+    for (size_t i = 0; i < pl; i++) {
+        if (colon[1 + i] < '0' || colon[1 + i] > '9')
+            return 0;
+        port = port * 10 + (colon[1 + i] - '0');
+    }
+    if (port < 1 || port > 65535)
+        return 0;
+    char host[64], bin[16];
+    memcpy(host, s, hl);
+    host[hl] = '\0';
+    if (host[0] == '[' && host[hl - 1] == ']') {
+        host[hl - 1] = '\0';
+        return inet_pton(AF_INET6, host + 1, bin) == 1;
+    }
+    if (inet_pton(AF_INET, host, bin) == 1)
+        return 1;
+    for (size_t i = 0; i < hl; i++) {
+        char c = host[i];
+        int alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        if (!alnum && (i == 0 || (c != '.' && c != '-')))
+            return 0;
+    }
+    /* all digits and dots but not an IPv4 address (1.2.3.999): not a name */
+    return strspn(host, "0123456789.") != hl;
+}
+
+/* Logs a registry field that is not ip:port, once per field (the first
+ * CL_MAX_BAD of them; then one line says the rest are not logged). */
+static void cl_bad_field(const char *f, size_t len)
+{
+    char shown[64];
+    size_t n = len < sizeof(shown) - 1 ? len : sizeof(shown) - 1;
+    for (size_t i = 0; i < n; i++)
+        shown[i] = (f[i] < 0x20 || f[i] >= 0x7f || f[i] == '\'') ? '?' : f[i];
+    shown[n] = '\0';
+    int seen = 0, full = 0;
+    pthread_mutex_lock(&g_cl.lock);
+    for (int i = 0; !seen && i < g_cl.nbad; i++)
+        seen = strcmp(g_cl.bad[i], shown) == 0;
+    if (!seen && g_cl.nbad < CL_MAX_BAD)
+        memcpy(g_cl.bad[g_cl.nbad++], shown, n + 1);
+    else if (!seen) {
+        seen = g_cl.bad_full;
+        full = g_cl.bad_full = 1;
+    }
+    pthread_mutex_unlock(&g_cl.lock);
+    if (!seen && !full)
+        log_warn("cluster: skipping field '%s'%s of %s: not ip:port (an address and a port 1-65535)",
+                 shown, len > n ? " (cut)" : "", CL_SERVERS_KEY);
+    else if (!seen)
+        log_warn("cluster: more fields of %s are not ip:port; skipped, not logged each", CL_SERVERS_KEY);
+}
+
 /* The live nodes of an HGETALL reply of acc:hash:servers ("ip:port" ->
  * unix seconds of the last registration); also fed by the workers' fresh
  * HGETALLs (cluster/route.c). */
-void cluster_servers_note(const rlink_val *v)
+int cluster_servers_note(const rlink_val *v)
 {
-    if (!v || v->type != REDIS_REPLY_ARRAY)
-        return;
+    if (!v || v->type != REDIS_REPLY_ARRAY) {
+        cl_registry_state(1, v && v->type == REDIS_REPLY_ERROR && v->str ? v->str : "not a hash");
+        return -1;
+    }
+    cl_registry_state(0, NULL);
     uint64_t now = (uint64_t)time(NULL);
     size_t cap = v->n / 2 < CL_MAX_SERVERS ? v->n / 2 + 1 : CL_MAX_SERVERS;
     char (*list)[64] = calloc(cap, sizeof(*list));
     if (!list)
-        return;
+        return 0;
     int n = 0;
     for (size_t i = 0; i + 1 < v->n && (size_t)n < cap; i += 2) {
         const rlink_val *f = &v->elem[i], *val = &v->elem[i + 1];
-        if (!f->str || !val->str || f->len >= 64)
+        if (!f->str || !val->str)
             continue;
-        if (strtoull(val->str, NULL, 10) + (uint64_t)g_node.cfg.serverTimeout > now)
+        if (!cl_server_valid(f->str, f->len))
+            cl_bad_field(f->str, f->len);
+        else if (strtoull(val->str, NULL, 10) + (uint64_t)g_node.cfg.serverTimeout > now)
             memcpy(list[n++], f->str, f->len + 1);
     }
     pthread_mutex_lock(&g_cl.lock);
@@ -168,6 +253,7 @@ void cluster_servers_note(const rlink_val *v)
     g_cl.servers = list;
     g_cl.nservers = n;
     pthread_mutex_unlock(&g_cl.lock);
+    return 0;
 }
 
 int cluster_servers(char (*out)[64], int max)
@@ -187,8 +273,15 @@ static void cl_on_servers(void *ud, const redisReply *reply)
     if (!reply)
         return;
     if (rlink_val_copy(&v, reply) == 0)
-        cluster_servers_note(&v);
+        (void)cluster_servers_note(&v);            /* a failure is logged there */
     rlink_val_free(&v);
+}
+
+static void cl_on_hset(void *ud, const redisReply *reply)
+{
+    (void)ud;
+    if (reply && reply->type == REDIS_REPLY_ERROR)
+        cl_registry_state(1, reply->str);
 }
 
 static void cl_register(void)
@@ -200,7 +293,7 @@ static void cl_register(void)
     const char *hset[] = { "HSET", CL_SERVERS_KEY, g_cl.self, now };
     const char *expire[] = { "EXPIRE", CL_SERVERS_KEY, CL_SERVERS_TTL };
     const char *all[] = { "HGETALL", CL_SERVERS_KEY };
-    if (rlink_cmd(NULL, NULL, 4, hset, NULL) == 0 && rlink_cmd(NULL, NULL, 3, expire, NULL) == 0)
+    if (rlink_cmd(cl_on_hset, NULL, 4, hset, NULL) == 0 && rlink_cmd(NULL, NULL, 3, expire, NULL) == 0)
         (void)rlink_cmd(cl_on_servers, NULL, 2, all, NULL);
 }
 

@@ -52,8 +52,13 @@ void cluster_announce(const char *cmd, uint32_t appid, const char *uid, size_t l
 
 struct rlink_val;
 
-/* Takes a fresh HGETALL acc:hash:servers reply as the live node list. */
-void cluster_servers_note(const struct rlink_val *v);
+#define CLUSTER_SERVERS_KEY "acc:hash:servers"
+
+/* Takes a fresh HGETALL acc:hash:servers reply as the live node list (a
+ * field that is not "ip:port" is skipped, and logged once). Returns 0, or
+ * -1 when the reply is not a hash (e.g. WRONGTYPE: logged once until the
+ * registry can be read again); the list is then left as it was. */
+int cluster_servers_note(const struct rlink_val *v);
 /* Copies up to max live nodes ("ip:port", self included) into out. */
 int cluster_servers(char (*out)[64], int max);
 

@@ -58,6 +58,8 @@ typedef struct route_op {
     sbuf *frame;
     long delivered;
     int remote_ok;
+    int err;                            /* answer this code instead (msgID released) */
+    char why[160];
     /* list: every name seen (duplicates removed at the end) */
     char **names;
     size_t *lens;
@@ -101,19 +103,25 @@ static route_op *route_op_new(enum route_kind kind, void *ud)
 }
 
 /* The live nodes other than this one, from a fresh HGETALL reply, into a
- * new array sized by the reply (the caller frees it); their count in *n. */
-static char (*route_peers(const rlink_val *servers, int *n))[64]
+ * new array sized by the reply (the caller frees it); returns their count,
+ * or -1 when the registry cannot be read (why says so; *out is NULL). */
+static int route_peers(const rlink_val *servers, char (**out)[64], char *why, size_t whylen)
 {
-    cluster_servers_note(servers);
-    int max = servers->type == REDIS_REPLY_ARRAY ? (int)(servers->n / 2) + 1 : 1;
-    char (*out)[64] = malloc((size_t)max * sizeof(*out));
-    *n = out ? cluster_servers(out, max) : 0;
+    *out = NULL;
+    if (cluster_servers_note(servers) != 0) {
+        snprintf(why, whylen, "the node registry " CLUSTER_SERVERS_KEY " cannot be read: %s",
+                 servers->type == REDIS_REPLY_ERROR && servers->str ? servers->str : "not a hash");
+        return -1;
+    }
+    int max = (int)(servers->n / 2) + 1;
+    char (*list)[64] = malloc((size_t)max * sizeof(*list));
+    int n = list ? cluster_servers(list, max) : 0;
     int k = 0;
-    for (int i = 0; i < *n; i++)
-        if (strcmp(out[i], cluster_self()) != 0)
-            memmove(out[k++], out[i], sizeof(*out));
-    *n = k;
-    return out;
+    for (int i = 0; i < n; i++)
+        if (strcmp(list[i], cluster_self()) != 0)
+            memmove(list[k++], list[i], sizeof(*list));
+    *out = list;
+    return k;
 }
 
 static int route_is_live(const char *node, char (*peers)[64], int npeers)
@@ -158,16 +166,19 @@ static void route_on_dedup_done(void *ud, int ok, rlink_val *rep, int n)
 {
     (void)rep; (void)n;
     route_op *op = ud;
-    int sent = op->to_room || op->delivered > 0 || op->remote_ok;
+    int sent = !op->err && (op->to_room || op->delivered > 0 || op->remote_ok);
     if (!ok)
         log_warn("cluster: could not record the outcome of msgID %s in Redis", op->msgid);
-    op->done.send(op->ud, IM_OK, NULL, 0, sent);
+    if (op->err)
+        op->done.send(op->ud, op->err, op->why, 0, 0);
+    else
+        op->done.send(op->ud, IM_OK, NULL, 0, sent);
     route_op_free(op);
 }
 
 static void route_finish_send(route_op *op)
 {
-    int sent = op->to_room || op->delivered > 0 || op->remote_ok;
+    int sent = !op->err && (op->to_room || op->delivered > 0 || op->remote_ok);
     char seq[300], flight[300], ttl[24];
     snprintf(seq, sizeof(seq), ROUTE_SEQ_PREFIX "%.*s", (int)op->msgidlen, op->msgid);
     snprintf(flight, sizeof(flight), ROUTE_FLIGHT_PREFIX "%.*s", (int)op->msgidlen, op->msgid);
@@ -184,8 +195,7 @@ static void route_finish_send(route_op *op)
     }
     if (q)
         rlink_query_cancel(q);
-    op->done.send(op->ud, IM_OK, NULL, 0, sent);
-    route_op_free(op);
+    route_on_dedup_done(op, 1, NULL, 0);
 }
 
 static int route_name_cmp(const void *a, const void *b)
@@ -333,8 +343,13 @@ static void route_on_send_query(void *ud, int ok, rlink_val *rep, int n)
         }
     }
     const rlink_val *pres = op->to_room ? NULL : &rep[i++];
-    int np;
-    char (*peers)[64] = route_peers(&rep[n - 1], &np);
+    char (*peers)[64];
+    int np = route_peers(&rep[n - 1], &peers, op->why, sizeof(op->why));
+    if (np < 0) {                                    /* nothing sent: release the msgID */
+        op->err = IM_SERVER_ERROR;
+        route_finish_send(op);
+        return;
+    }
     op->pending = 1;                                 /* the local part */
     if (op->to_room) {
         for (int p = 0; p < np; p++)
@@ -394,7 +409,7 @@ int route_send(const route_send_args *a, route_send_fn done, void *ud)
         const char *argv[] = { "GET", key };
         bad = bad || rlink_query_add(q, 2, argv, NULL) != 0;
     }
-    const char *all[] = { "HGETALL", "acc:hash:servers" };
+    const char *all[] = { "HGETALL", CLUSTER_SERVERS_KEY };
     if (bad || rlink_query_add(q, 2, all, NULL) != 0) {
         rlink_query_cancel(q);
         route_op_free(op);
@@ -416,13 +431,14 @@ static void route_list_local(const pres_entry *e, void *ud)
 static void route_on_list_query(void *ud, int ok, rlink_val *rep, int n)
 {
     route_op *op = ud;
-    if (!ok || n != 1) {
-        op->done.list(op->ud, IM_SERVER_ERROR, ROUTE_REDIS_DOWN, NULL, NULL, 0);
+    char why[160];
+    char (*peers)[64] = NULL;
+    int np = ok && n == 1 ? route_peers(&rep[0], &peers, why, sizeof(why)) : -1;
+    if (np < 0) {
+        op->done.list(op->ud, IM_SERVER_ERROR, ok ? why : ROUTE_REDIS_DOWN, NULL, NULL, 0);
         route_op_free(op);
         return;
     }
-    int np;
-    char (*peers)[64] = route_peers(&rep[0], &np);
     op->pending = 1;
     for (int p = 0; p < np; p++)
         route_call(op, peers[p]);
@@ -435,7 +451,7 @@ int route_list(uint32_t appid, route_list_fn done, void *ud)
 {
     route_op *op = route_op_new(ROUTE_LIST, ud);
     rlink_query *q = op ? rlink_query_new(1, route_on_list_query, op) : NULL;
-    const char *all[] = { "HGETALL", "acc:hash:servers" };
+    const char *all[] = { "HGETALL", CLUSTER_SERVERS_KEY };
     if (!q || rlink_query_add(q, 2, all, NULL) != 0) {
         if (q)
             rlink_query_cancel(q);
@@ -454,13 +470,14 @@ int route_list(uint32_t appid, route_list_fn done, void *ud)
 static void route_on_online_query(void *ud, int ok, rlink_val *rep, int n)
 {
     route_op *op = ud;
-    if (!ok || n != 2) {
-        op->done.online(op->ud, IM_SERVER_ERROR, ROUTE_REDIS_DOWN, 0);
+    char why[160];
+    char (*peers)[64] = NULL;
+    int np = ok && n == 2 ? route_peers(&rep[1], &peers, why, sizeof(why)) : -1;
+    if (np < 0) {
+        op->done.online(op->ud, IM_SERVER_ERROR, ok ? why : ROUTE_REDIS_DOWN, 0);
         route_op_free(op);
         return;
     }
-    int np;
-    char (*peers)[64] = route_peers(&rep[1], &np);
     uint64_t now = (uint64_t)time(NULL);
     int online = 0;
     for (size_t i = 0; !online && rep[0].type == REDIS_REPLY_ARRAY && i < rep[0].n; i++) {
@@ -497,7 +514,7 @@ int route_online(uint32_t appid, const char *uid, size_t uidlen, route_online_fn
         bad = prec_key(keys[i], sizeof(keys[i]), appid ? appid : c->appIDs[i], uid, uidlen) < 0;
         argv[i + 1] = keys[i];
     }
-    const char *all[] = { "HGETALL", "acc:hash:servers" };
+    const char *all[] = { "HGETALL", CLUSTER_SERVERS_KEY };
     bad = bad || rlink_query_add(q, nkeys + 1, argv, NULL) != 0 || rlink_query_add(q, 2, all, NULL) != 0;
     free(argv);
     free(keys);
