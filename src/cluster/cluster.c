@@ -18,9 +18,11 @@
 #include "cluster/prec.h"
 #include "cluster/rlink.h"
 #include "cluster/rpc.h"
+#include "cluster/unodes.h"
 #include "core/jsonw.h"
 #include "core/log.h"
 #include "core/node.h"
+#include "im/hub.h"
 #include "im/presence.h"
 
 #define CL_SERVERS_KEY CLUSTER_SERVERS_KEY
@@ -28,25 +30,17 @@
 #define CL_MAX_SERVERS 1024
 #define CL_MAX_BAD 64                    /* bad registry fields remembered (logged once each) */
 
-/* An enter/exit for the other nodes. */
-typedef struct cl_announce {
-    task t;
-    uint32_t appid;
-    uint8_t uidlen;
-    char cmd[8];
-    char uid[PRESENCE_MAX_ID];
-} cl_announce;
-
 static struct {
     uv_timer_t reg_timer;            /* on the link loop */
     int started, deregistering;
     char self[96];
-    pthread_mutex_t lock;            /* guards servers, bad, registry_broken */
+    pthread_mutex_t lock;            /* guards servers, bad, registry_broken, quiet */
     char (*servers)[64];             /* live nodes from the last HGETALL */
     int nservers;
     char bad[CL_MAX_BAD][64];        /* registry fields that are not ip:port, logged */
     int nbad, bad_full;
     int registry_broken;             /* the last registry read failed (logged) */
+    int quiet;                       /* deregistering: no more announcements */
     pthread_mutex_t wait_lock;       /* the deregister hand-shake */
     pthread_cond_t wait_cond;
     int wait_done;
@@ -57,13 +51,6 @@ int cluster_enabled(void) { return g_node.cfg.redisAddr[0] != '\0'; }
 const char *cluster_self(void) { return g_cl.self; }
 
 /* ---------- presence records ---------- */
-
-/* Writes a logoff only while the record still names this node (ARGV[2] is
- * the "accIp":..,"accPort":.. fragment of ours). */
-static const char cl_logoff_lua[] =
-    "local v = redis.call('GET', KEYS[1]) "
-    "if v and not string.find(v, ARGV[2], 1, true) then return 0 end "
-    "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3]) return 1";
 
 static void cl_prec_fill(prec *r, const pres_entry *e, int logoff)
 {
@@ -86,42 +73,48 @@ static void cl_prec_fill(prec *r, const pres_entry *e, int logoff)
     r->logout_time = logoff ? (uint64_t)time(NULL) : 0;
 }
 
-static void cl_presence(const pres_entry *e, int logoff, void (*send)(int, const char **, const size_t *))
+void cluster_prec_json(jsonw *w, const pres_entry *e, int logoff)
 {
-    char key[96], frag[160];
     prec r;
+    cl_prec_fill(&r, e, logoff);
+    prec_encode(w, &r);
+}
+
+int cluster_prec_frag(char *out, size_t cap)
+{
+    const char *colon = strrchr(g_cl.self, ':');
+    int iplen = colon ? (int)(colon - g_cl.self) : 0;
+    int n = snprintf(out, cap, "\"accIp\":\"%.*s\",\"accPort\":\"%s\",", iplen, g_cl.self,
+                     colon ? colon + 1 : "");
+    return n < 0 || (size_t)n >= cap ? -1 : n;
+}
+
+/* SET of the online record; send is rlink_write, or rlink_cmd's form on
+ * the link thread. */
+static void cl_presence(const pres_entry *e, void (*send)(int, const char **, const size_t *))
+{
+    char key[96];
     if (prec_key(key, sizeof(key), e->appid, e->id, e->idlen) < 0)
         return;
-    cl_prec_fill(&r, e, logoff);
     jsonw w;
     jsonw_init(&w, 0);
-    prec_encode(&w, &r);
+    cluster_prec_json(&w, e, 0);
     size_t len;
     const char *json = jsonw_text(&w, &len);
-    if (json && !logoff) {
+    if (json) {
         const char *argv[] = { "SET", key, json, "EX", PREC_TTL_STR };
         size_t lens[] = { 3, strlen(key), len, 2, strlen(PREC_TTL_STR) };
         send(5, argv, lens);
-    } else if (json) {
-        snprintf(frag, sizeof(frag), "\"accIp\":\"%s\",\"accPort\":\"%s\",", r.acc_ip, r.acc_port);
-        const char *argv[] = { "EVAL", cl_logoff_lua, "1", key, json, frag, PREC_TTL_STR };
-        size_t lens[] = { 4, sizeof(cl_logoff_lua) - 1, 1, strlen(key), len, strlen(frag),
-                          strlen(PREC_TTL_STR) };
-        send(7, argv, lens);
     }
     jsonw_free(&w);
 }
 
 void cluster_user_online(const pres_entry *e)
 {
-    if (cluster_enabled())
-        cl_presence(e, 0, rlink_write);
-}
-
-void cluster_user_offline(const pres_entry *e)
-{
-    if (cluster_enabled())
-        cl_presence(e, 1, rlink_write);
+    if (!cluster_enabled())
+        return;
+    cl_presence(e, rlink_write);
+    unodes_touch(e);
 }
 
 /* On the link loop, right after a (re)connect: every user this node holds,
@@ -135,7 +128,8 @@ static void cl_resync_send(int argc, const char **argv, const size_t *lens)
 static void cl_resync_one(const pres_entry *e, void *ud)
 {
     (*(long *)ud)++;
-    cl_presence(e, 0, cl_resync_send);
+    cl_presence(e, cl_resync_send);
+    unodes_resync_one(e);
 }
 
 static void cl_resync(void)
@@ -143,6 +137,7 @@ static void cl_resync(void)
     long n = 0;
     presence_each(0, cl_resync_one, &n);
     log_info("cluster: wrote the presence of %ld local users to Redis", n);
+    unodes_sweep();
 }
 
 /* ---------- the registry ---------- */
@@ -335,14 +330,12 @@ static void cl_on_announced(void *ud, const rpc_result *res)
         log_debug("cluster: enter/exit to a peer failed: %s", res->err ? res->err : "?");
 }
 
-static void cl_announce_run(struct worker *w, task *t)
+static void cl_announce_peers(const char *cmd, uint32_t appid, const char *uid, size_t len)
 {
-    (void)w;
-    cl_announce *a = (cl_announce *)t;
     char seq[24];
     int sl = snprintf(seq, sizeof(seq), "%ld", (long)time(NULL));
-    rpc_msg m = { .seq = seq, .seqlen = (size_t)sl, .appid = a->appid, .uid = a->uid,
-                  .uidlen = a->uidlen, .cms = a->cmd, .msg = "", .msglen = 0 };
+    rpc_msg m = { .seq = seq, .seqlen = (size_t)sl, .appid = appid, .uid = uid,
+                  .uidlen = len, .cms = cmd, .msg = "", .msglen = 0 };
     pthread_mutex_lock(&g_cl.lock);   /* a list that grows meanwhile is cut to this size */
     int max = g_cl.nservers;
     pthread_mutex_unlock(&g_cl.lock);
@@ -352,22 +345,19 @@ static void cl_announce_run(struct worker *w, task *t)
         if (strcmp(peers[i], g_cl.self) != 0)
             (void)rpc_send_msg_all(peers[i], &m, cl_on_announced, NULL);
     free(peers);
-    free(a);
 }
 
 void cluster_announce(const char *cmd, uint32_t appid, const char *uid, size_t len)
 {
-    if (!cluster_enabled() || len >= PRESENCE_MAX_ID)
-        return;
-    cl_announce *a = malloc(sizeof(*a));
-    if (!a)
-        return;
-    a->t.run = cl_announce_run;
-    a->appid = appid;
-    a->uidlen = (uint8_t)len;
-    memcpy(a->uid, uid, len);
-    snprintf(a->cmd, sizeof(a->cmd), "%s", cmd);
-    rlink_post(&a->t);
+    /* under the lock: once cluster_deregister has set quiet, no local
+     * announcement is being handed to the workers any more */
+    pthread_mutex_lock(&g_cl.lock);
+    int quiet = g_cl.quiet;
+    if (!quiet)
+        hub_announce(cmd, appid, uid, len);
+    pthread_mutex_unlock(&g_cl.lock);
+    if (!quiet)
+        cl_announce_peers(cmd, appid, uid, len);
 }
 
 /* ---------- start, deregister, stop ---------- */
@@ -474,6 +464,9 @@ void cluster_deregister(void)
 {
     if (!g_cl.started)
         return;
+    pthread_mutex_lock(&g_cl.lock);
+    g_cl.quiet = 1;
+    pthread_mutex_unlock(&g_cl.lock);
     static task t = { .run = cl_deregister_run };
     cl_post_and_wait(&t, g_node.cfg.redisTimeout);
 }

@@ -3,8 +3,10 @@
  * registration in acc:hash:servers, the list of live nodes, the presence
  * records acc:user:online:<appID>_<userID> of the users it holds (rewritten
  * in full after every reconnect), and enter/exit announcements to the other
- * nodes over gRPC (SPEC §5–6). msgID de-duplication and the API's routing
- * are cluster/route.h.
+ * nodes over gRPC (SPEC §5–6). One user on several nodes (the hash
+ * acc:user:nodes:..., which decides enter/exit and logoff) is
+ * cluster/unodes.h; msgID de-duplication and the API's routing are
+ * cluster/route.h.
  *
  * Workers never wait for Redis: what they ask is posted to the link's
  * thread, and answers come back as a task on their own loop. */
@@ -35,17 +37,24 @@ void cluster_stop(void);
 /* This node's "ip:port" in the registry and in presence records. */
 const char *cluster_self(void);
 
-/* Presence records (no-ops in embedded mode; any thread, quick: they only
- * format the command and post it). Online: at the user's first login on
- * this node and at each heartbeat. Offline: when the user's last
- * connection on this node goes (written only while the record still names
- * this node, so a user who moved on to another node stays online there).
- * While Redis is down they are dropped: a reconnect rewrites every user. */
+/* A heartbeat of a user this node holds: rewrites the presence record and
+ * keeps acc:user:nodes:<appID>_<userID> alive (no-op in embedded mode; any
+ * thread, quick: it only formats the commands and posts them). While Redis
+ * is down it is dropped: a reconnect rewrites every user. The first and last
+ * connections of a user are cluster/unodes.h. */
 void cluster_user_online(const struct pres_entry *e);
-void cluster_user_offline(const struct pres_entry *e);
 
-/* Tells every other live node of an enter/exit in room appid (SendMsgAll
- * with cms = cmd, the user excluded). Any thread, quick. */
+/* The presence record of e (SPEC §5), online or logged off, into w. */
+void cluster_prec_json(struct jsonw *w, const struct pres_entry *e, int logoff);
+/* How a presence record names this node: `"accIp":"<ip>","accPort":"<port>",`
+ * into out; returns its length or -1. */
+int cluster_prec_frag(char *out, size_t cap);
+
+/* Announces an enter/exit (cmd) of the user to this node's room and, with
+ * SendMsgAll (cms = cmd, the user excluded), to every other live node. Runs
+ * where the Redis answer to a user's join/leave is handled (cluster/unodes.c:
+ * the link thread). Nothing once cluster_deregister has begun: the node is
+ * closing every client anyway, and peers are no longer called. */
 void cluster_announce(const char *cmd, uint32_t appid, const char *uid, size_t len);
 
 /* ---- for the API's cluster routes (cluster/route.c) ---- */

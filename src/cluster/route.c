@@ -17,6 +17,7 @@
 #include "cluster/prec.h"
 #include "cluster/rlink.h"
 #include "cluster/rpc.h"
+#include "cluster/unodes.h"
 #include "core/log.h"
 #include "core/node.h"
 #include "im/codes.h"
@@ -132,6 +133,26 @@ static int route_is_live(const char *node, char (*peers)[64], int npeers)
         if (strcmp(node, peers[i]) == 0)
             return 1;
     return 0;
+}
+
+/* Whether an HGETALL reply of a user's nodes hash (cluster/unodes.h) names
+ * a live node other than this one with connections; with `each`, calls it
+ * for every such node (and returns how many there were). */
+static int route_user_nodes(const rlink_val *h, char (*peers)[64], int npeers,
+                            void (*each)(void *ud, const char *node), void *ud)
+{
+    int n = 0;
+    for (size_t i = 0; h->type == REDIS_REPLY_ARRAY && i + 1 < h->n; i += 2) {
+        const rlink_val *f = &h->elem[i], *v = &h->elem[i + 1];
+        if (!f->str || !v->str || strtol(v->str, NULL, 10) <= 0 ||
+            strcmp(f->str, cluster_self()) == 0 || !route_is_live(f->str, peers, npeers))
+            continue;
+        n++;
+        if (!each)
+            break;
+        each(ud, f->str);
+    }
+    return n;
 }
 
 static int route_add_name(route_op *op, const char *s, size_t len)
@@ -317,7 +338,48 @@ static void route_local_done(void *ud, long delivered)
     route_one_done(op);
 }
 
-/* Replies: [dedup], [GET presence], HGETALL servers. */
+static void route_call_node(void *ud, const char *node)
+{
+    route_call(ud, node);
+}
+
+/* A send to one user: every live node of the user's nodes hash, and the
+ * node of the presence record (a Go node writes no hash) if it is another
+ * one, online and live. */
+static void route_send_user_remote(route_op *op, const rlink_val *pres, const rlink_val *nodes,
+                                   char (*peers)[64], int np)
+{
+    route_user_nodes(nodes, peers, np, route_call_node, op);
+    prec r;
+    char node[96];
+    if (pres->type != REDIS_REPLY_STRING || prec_parse(pres->str, pres->len, &r) != 0 ||
+        !prec_online(&r, (uint64_t)time(NULL)) || prec_node(&r, node, sizeof(node)) <= 0 ||
+        strcmp(node, cluster_self()) == 0 || !route_is_live(node, peers, np))
+        return;
+    for (size_t i = 0; nodes->type == REDIS_REPLY_ARRAY && i + 1 < nodes->n; i += 2)
+        if (nodes->elem[i].str && strcmp(nodes->elem[i].str, node) == 0 &&
+            nodes->elem[i + 1].str && strtol(nodes->elem[i + 1].str, NULL, 10) > 0)
+            return;                                  /* called already */
+    route_call(op, node);
+}
+
+/* The msgID check of a send: 0 = go on; else the send was answered. */
+static int route_send_dedup(route_op *op, const rlink_val *d)
+{
+    if (d->type == REDIS_REPLY_INTEGER && d->integer == 1)
+        return 0;
+    if (d->type == REDIS_REPLY_ERROR)
+        op->done.send(op->ud, IM_SERVER_ERROR, "Redis refused the msgID check", 0, 0);
+    else if (d->type == REDIS_REPLY_INTEGER && d->integer == 2)
+        op->done.send(op->ud, IM_OPERATION_FAILURE,
+                      "a send with this msgID is in progress; retry when it has answered", 0, 0);
+    else
+        op->done.send(op->ud, IM_OK, NULL, 1, 0);
+    route_op_free(op);
+    return -1;
+}
+
+/* Replies: [dedup], [GET presence, HGETALL user's nodes], HGETALL servers. */
 static void route_on_send_query(void *ud, int ok, rlink_val *rep, int n)
 {
     route_op *op = ud;
@@ -327,22 +389,10 @@ static void route_on_send_query(void *ud, int ok, rlink_val *rep, int n)
         route_op_free(op);
         return;
     }
-    if (op->msgidlen) {
-        const rlink_val *d = &rep[i++];
-        if (d->type != REDIS_REPLY_INTEGER || d->integer != 1) {
-            int inflight = d->type == REDIS_REPLY_INTEGER && d->integer == 2;
-            if (d->type == REDIS_REPLY_ERROR)
-                op->done.send(op->ud, IM_SERVER_ERROR, "Redis refused the msgID check", 0, 0);
-            else if (inflight)
-                op->done.send(op->ud, IM_OPERATION_FAILURE,
-                              "a send with this msgID is in progress; retry when it has answered", 0, 0);
-            else
-                op->done.send(op->ud, IM_OK, NULL, 1, 0);
-            route_op_free(op);
-            return;
-        }
-    }
+    if (op->msgidlen && route_send_dedup(op, &rep[i++]) != 0)
+        return;
     const rlink_val *pres = op->to_room ? NULL : &rep[i++];
+    const rlink_val *nodes = op->to_room ? NULL : &rep[i++];
     char (*peers)[64];
     int np = route_peers(&rep[n - 1], &peers, op->why, sizeof(op->why));
     if (np < 0) {                                    /* nothing sent: release the msgID */
@@ -354,13 +404,8 @@ static void route_on_send_query(void *ud, int ok, rlink_val *rep, int n)
     if (op->to_room) {
         for (int p = 0; p < np; p++)
             route_call(op, peers[p]);
-    } else if (pres && pres->type == REDIS_REPLY_STRING) {
-        prec r;
-        char node[96];
-        if (prec_parse(pres->str, pres->len, &r) == 0 && prec_online(&r, (uint64_t)time(NULL)) &&
-            prec_node(&r, node, sizeof(node)) > 0 && strcmp(node, cluster_self()) != 0 &&
-            route_is_live(node, peers, np))
-            route_call(op, node);
+    } else {
+        route_send_user_remote(op, pres, nodes, peers, np);
     }
     free(peers);
     /* local delivery: the room's users here, or the user's connections here
@@ -374,7 +419,7 @@ static void route_on_send_query(void *ud, int ok, rlink_val *rep, int n)
 int route_send(const route_send_args *a, route_send_fn done, void *ud)
 {
     route_op *op = route_op_new(ROUTE_SEND, ud);
-    rlink_query *q = op ? rlink_query_new(3, route_on_send_query, op) : NULL;
+    rlink_query *q = op ? rlink_query_new(4, route_on_send_query, op) : NULL;
     if (!q) {
         free(op);
         return -1;
@@ -396,7 +441,7 @@ int route_send(const route_send_args *a, route_send_fn done, void *ud)
         op->msg[a->msglen] = '\0';
         op->msglen = a->msglen;
     }
-    char seq[300], flight[300], ttl[24], key[96];
+    char seq[300], flight[300], ttl[24], key[96], nkey[96];
     if (!bad && a->msgidlen) {
         snprintf(seq, sizeof(seq), ROUTE_SEQ_PREFIX "%.*s", (int)a->msgidlen, a->msgid);
         snprintf(flight, sizeof(flight), ROUTE_FLIGHT_PREFIX "%.*s", (int)a->msgidlen, a->msgid);
@@ -405,9 +450,11 @@ int route_send(const route_send_args *a, route_send_fn done, void *ud)
         bad = rlink_query_add(q, 6, argv, NULL) != 0;
     }
     if (!bad && !a->to_room) {
-        bad = prec_key(key, sizeof(key), a->appid, op->uid, op->uidlen) < 0;
-        const char *argv[] = { "GET", key };
-        bad = bad || rlink_query_add(q, 2, argv, NULL) != 0;
+        bad = prec_key(key, sizeof(key), a->appid, op->uid, op->uidlen) < 0 ||
+              unodes_key(nkey, sizeof(nkey), a->appid, op->uid, op->uidlen) < 0;
+        const char *get[] = { "GET", key };
+        const char *nodes[] = { "HGETALL", nkey };
+        bad = bad || rlink_query_add(q, 2, get, NULL) != 0 || rlink_query_add(q, 2, nodes, NULL) != 0;
     }
     const char *all[] = { "HGETALL", CLUSTER_SERVERS_KEY };
     if (bad || rlink_query_add(q, 2, all, NULL) != 0) {
@@ -466,58 +513,86 @@ int route_list(uint32_t appid, route_list_fn done, void *ud)
 
 /* ---------- online ---------- */
 
-/* Replies: MGET of the records, HGETALL servers. */
+/* Whether one of the presence records (an MGET reply) is online on a live
+ * node: how a user on a Go node is seen. */
+static int route_records_online(const rlink_val *recs, char (*peers)[64], int np)
+{
+    uint64_t now = (uint64_t)time(NULL);
+    for (size_t i = 0; recs->type == REDIS_REPLY_ARRAY && i < recs->n; i++) {
+        const rlink_val *v = &recs->elem[i];
+        prec r;
+        char node[96];
+        if (v->type == REDIS_REPLY_STRING && prec_parse(v->str, v->len, &r) == 0 &&
+            prec_online(&r, now) && prec_node(&r, node, sizeof(node)) > 0 &&
+            route_is_live(node, peers, np))
+            return 1;
+    }
+    return 0;
+}
+
+/* Replies: MGET of the records, HGETALL of each user's nodes hash, HGETALL
+ * servers. Online: held here, or by another live node (its field in a
+ * nodes hash), or so says a record (SPEC §7.2). */
 static void route_on_online_query(void *ud, int ok, rlink_val *rep, int n)
 {
     route_op *op = ud;
+    int nkeys = op->appid ? 1 : g_node.cfg.appIDCount;
     char why[160];
     char (*peers)[64] = NULL;
-    int np = ok && n == 2 ? route_peers(&rep[1], &peers, why, sizeof(why)) : -1;
+    int np = ok && n == nkeys + 2 ? route_peers(&rep[n - 1], &peers, why, sizeof(why)) : -1;
     if (np < 0) {
         op->done.online(op->ud, IM_SERVER_ERROR, ok ? why : ROUTE_REDIS_DOWN, 0);
         route_op_free(op);
         return;
     }
-    uint64_t now = (uint64_t)time(NULL);
+    uint32_t now = (uint32_t)time(NULL);
     int online = 0;
-    for (size_t i = 0; !online && rep[0].type == REDIS_REPLY_ARRAY && i < rep[0].n; i++) {
-        const rlink_val *v = &rep[0].elem[i];
-        prec r;
-        char node[96];
-        online = v->type == REDIS_REPLY_STRING && prec_parse(v->str, v->len, &r) == 0 &&
-                 prec_online(&r, now) && prec_node(&r, node, sizeof(node)) > 0 &&
-                 route_is_live(node, peers, np);
-    }
-    free(peers);
-    /* a user held here is online even before a reconnected Redis has been
-     * given its record again */
-    for (int i = 0; !online && i < g_node.cfg.appIDCount; i++) {
+    for (int i = 0; !online && i < nkeys; i++) {
         uint32_t a = op->appid ? op->appid : g_node.cfg.appIDs[i];
-        online = presence_online(a, op->uid, op->uidlen, (uint32_t)now);
+        online = presence_online(a, op->uid, op->uidlen, now) ||
+                 route_user_nodes(&rep[1 + i], peers, np, NULL, NULL) > 0;
     }
+    online = online || route_records_online(&rep[0], peers, np);
+    free(peers);
     op->done.online(op->ud, IM_OK, NULL, online);
     route_op_free(op);
 }
 
-int route_online(uint32_t appid, const char *uid, size_t uidlen, route_online_fn done, void *ud)
+/* Adds MGET of the records, or HGETALL of the nodes hash, of every appID
+ * asked (appid 0: all); 0 or -1. */
+static int route_online_add(rlink_query *q, uint32_t appid, const char *uid, size_t uidlen, int nodes)
 {
     const config *c = &g_node.cfg;
     int nkeys = appid ? 1 : c->appIDCount;
-    route_op *op = route_op_new(ROUTE_ONLINE, ud);
-    rlink_query *q = op ? rlink_query_new(2, route_on_online_query, op) : NULL;
     const char **argv = calloc((size_t)nkeys + 1, sizeof(*argv));
     char (*keys)[96] = calloc((size_t)nkeys, sizeof(*keys));
-    int bad = !q || !argv || !keys;
+    int bad = !argv || !keys;
     if (argv)
         argv[0] = "MGET";
     for (int i = 0; !bad && i < nkeys; i++) {
-        bad = prec_key(keys[i], sizeof(keys[i]), appid ? appid : c->appIDs[i], uid, uidlen) < 0;
+        uint32_t a = appid ? appid : c->appIDs[i];
+        bad = (nodes ? unodes_key(keys[i], sizeof(keys[i]), a, uid, uidlen)
+                     : prec_key(keys[i], sizeof(keys[i]), a, uid, uidlen)) < 0;
         argv[i + 1] = keys[i];
+        if (!bad && nodes) {
+            const char *h[] = { "HGETALL", keys[i] };
+            bad = rlink_query_add(q, 2, h, NULL) != 0;
+        }
     }
-    const char *all[] = { "HGETALL", CLUSTER_SERVERS_KEY };
-    bad = bad || rlink_query_add(q, nkeys + 1, argv, NULL) != 0 || rlink_query_add(q, 2, all, NULL) != 0;
+    bad = bad || (!nodes && rlink_query_add(q, nkeys + 1, argv, NULL) != 0);
     free(argv);
     free(keys);
+    return bad ? -1 : 0;
+}
+
+int route_online(uint32_t appid, const char *uid, size_t uidlen, route_online_fn done, void *ud)
+{
+    int nkeys = appid ? 1 : g_node.cfg.appIDCount;
+    route_op *op = route_op_new(ROUTE_ONLINE, ud);
+    rlink_query *q = op ? rlink_query_new(nkeys + 2, route_on_online_query, op) : NULL;
+    const char *all[] = { "HGETALL", CLUSTER_SERVERS_KEY };
+    int bad = !q || route_online_add(q, appid, uid, uidlen, 0) != 0 ||
+              route_online_add(q, appid, uid, uidlen, 1) != 0 || rlink_query_add(q, 2, all, NULL) != 0;
     if (bad) {
         if (q)
             rlink_query_cancel(q);

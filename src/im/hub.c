@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "cluster/cluster.h"
+#include "cluster/unodes.h"
 #include "core/jsonw.h"
 #include "core/log.h"
 #include "core/node.h"
@@ -315,7 +316,7 @@ static int hub_announces(int r)
     return max <= 0 || atomic_load_explicit(&hub_room_users[r], memory_order_relaxed) <= max;
 }
 
-static void hub_announce_user(const char *cmd, uint32_t appid, const char *uid, size_t len)
+void hub_announce(const char *cmd, uint32_t appid, const char *uid, size_t len)
 {
     int r = hub_room_index(appid);
     if (r < 0 || !hub_announces(r))
@@ -348,31 +349,38 @@ static void hub_note_client(pres_entry *e, const struct conn *c)
     }
 }
 
-/* presence edges, run under the user's stripe lock (see presence.h): the
- * room here and, in cluster mode, the presence record and the other nodes
- * hear of them in the order they happen. */
-static void hub_on_enter(pres_entry *e, void *ud)
+/* presence changes, run under the user's stripe lock (see presence.h): the
+ * room here and, in cluster mode, Redis and the other nodes hear of them in
+ * the order they happen. In cluster mode enter/exit are announced later, by
+ * cluster/unodes.c, and only for the user's first connection in the cluster
+ * and after its last one (SPEC §7.2). */
+static void hub_on_acquire(pres_entry *e, void *ud)
 {
     hub_edge *x = ud;
-    atomic_fetch_add_explicit(&hub_room_users[x->room], 1, memory_order_relaxed);
-    hub_announce_user("enter", e->appid, e->id, e->idlen);
-    if (cluster_enabled()) {
-        hub_note_client(e, x->c);
-        cluster_user_online(e);
-        if (hub_announces(x->room))
-            cluster_announce("enter", e->appid, e->id, e->idlen);
+    if (e->conns != 1) {                      /* one more tab of a user already here */
+        unodes_count(e);
+        return;
     }
+    atomic_fetch_add_explicit(&hub_room_users[x->room], 1, memory_order_relaxed);
+    if (!cluster_enabled()) {
+        hub_announce("enter", e->appid, e->id, e->idlen);
+        return;
+    }
+    hub_note_client(e, x->c);
+    unodes_join(e, hub_announces(x->room));
 }
 
-static void hub_on_exit(pres_entry *e, void *ud)
+static void hub_on_release(pres_entry *e, void *ud)
 {
     hub_edge *x = ud;
-    hub_announce_user("exit", e->appid, e->id, e->idlen);
-    if (cluster_enabled()) {
-        cluster_user_offline(e);
-        if (hub_announces(x->room))
-            cluster_announce("exit", e->appid, e->id, e->idlen);
+    if (e->conns != 0) {
+        unodes_count(e);
+        return;
     }
+    if (cluster_enabled())
+        unodes_leave(e, hub_announces(x->room));
+    else
+        hub_announce("exit", e->appid, e->id, e->idlen);
     atomic_fetch_sub_explicit(&hub_room_users[x->room], 1, memory_order_relaxed);
 }
 
@@ -382,7 +390,7 @@ int hub_attach(struct conn *c, uint32_t appid, const char *uid, size_t len, int 
     if (r < 0)
         return -1;
     hub_edge x = { .room = r, .c = c };
-    pres_entry *p = presence_acquire(appid, uid, len, first, hub_on_enter, &x);
+    pres_entry *p = presence_acquire(appid, uid, len, first, hub_on_acquire, &x);
     if (!p)
         return -1;
     struct worker *w = conn_worker(c);
@@ -403,5 +411,5 @@ void hub_detach(struct conn *c)
     hub_unlink(w->hub, c);
     c->pres = NULL;
     atomic_fetch_sub_explicit(&w->stats.logged_in, 1, memory_order_relaxed);
-    presence_release(p, hub_on_exit, &x);     /* p may be gone now */
+    presence_release(p, hub_on_release, &x);     /* p may be gone now */
 }

@@ -27,10 +27,12 @@ int hub_room_index(uint32_t appid);
 /* Binds c (on its own worker) to (appid, userID): registers presence, puts
  * it in the user table and the room. For the user's first connection on
  * this node *first is set and "enter" is announced to the room's other
- * users. Returns 0, or -1 (presence store failure). */
+ * users (in cluster mode: only if it is the user's first connection in the
+ * cluster, see cluster/unodes.h). Returns 0, or -1 (presence store failure). */
 int hub_attach(struct conn *c, uint32_t appid, const char *uid, size_t len, int *first);
 /* Unbinds c; announces "exit" to the room if it was the user's last
- * connection on the node. Safe on a connection that is not logged in. */
+ * connection on the node (in cluster mode: in the cluster). Safe on a
+ * connection that is not logged in. */
 void hub_detach(struct conn *c);
 
 /* Called on the origin worker when every worker has run its share. */
@@ -43,6 +45,11 @@ int hub_send_user(uint32_t appid, const char *uid, size_t len, sbuf *frame,
  * `except` (may be empty) on this node. */
 int hub_send_room(uint32_t appid, const char *except, size_t len, sbuf *frame,
                   hub_done_fn done, void *ud);
+
+/* Announces cmd ("enter"/"exit") of user uid to this node's room appid,
+ * the user excluded; nothing in a room over im.presenceEventsMaxRoom. Any
+ * thread (delivery goes through the workers' inboxes). */
+void hub_announce(const char *cmd, uint32_t appid, const char *uid, size_t len);
 
 /* Encodes a server push {"seq","cmd","response":{code 200,"Ok",data:
  * {"target":"","type":"text","msg","from"}}} as one WebSocket text frame. */

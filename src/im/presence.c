@@ -100,7 +100,7 @@ static pres_entry **presence_find(pres_stripe *s, uint32_t hash, uint32_t appid,
 }
 
 pres_entry *presence_acquire(uint32_t appid, const char *id, size_t len, int *first,
-                             presence_edge_fn on_first, void *ud)
+                             presence_edge_fn on_acquire, void *ud)
 {
     if (len >= PRESENCE_MAX_ID)
         return NULL;
@@ -133,21 +133,22 @@ pres_entry *presence_acquire(uint32_t appid, const char *id, size_t len, int *fi
     if (e) {
         e->conns++;
         atomic_store_explicit(&e->hb_time, now, memory_order_relaxed);
-        if (*first && on_first)
-            on_first(e, ud);
+        if (on_acquire)
+            on_acquire(e, ud);
     }
     pthread_mutex_unlock(&s->lock);
     return e;
 }
 
-int presence_release(pres_entry *e, presence_edge_fn on_last, void *ud)
+int presence_release(pres_entry *e, presence_edge_fn on_release, void *ud)
 {
     pres_stripe *s = presence_stripe(e->hash);
     int last = 0;
     pthread_mutex_lock(&s->lock);
-    if (--e->conns == 0) {
-        if (on_last)
-            on_last(e, ud);
+    e->conns--;
+    if (on_release)
+        on_release(e, ud);
+    if (e->conns == 0) {
         pres_entry **pp = presence_find(s, e->hash, e->appid, e->id, e->idlen);
         if (*pp == e) {
             *pp = e->next;
@@ -184,6 +185,19 @@ int presence_online(uint32_t appid, const char *id, size_t len, uint32_t now)
     int on = e && presence_fresh(e, now);
     pthread_mutex_unlock(&s->lock);
     return on;
+}
+
+uint32_t presence_conns(uint32_t appid, const char *id, size_t len)
+{
+    if (len >= PRESENCE_MAX_ID)
+        return 0;
+    uint32_t hash = presence_hash(appid, id, len);
+    pres_stripe *s = presence_stripe(hash);
+    pthread_mutex_lock(&s->lock);
+    pres_entry *e = *presence_find(s, hash, appid, id, len);
+    uint32_t n = e ? e->conns : 0;
+    pthread_mutex_unlock(&s->lock);
+    return n;
 }
 
 void presence_each(uint32_t appid, void (*fn)(const pres_entry *e, void *ud), void *ud)

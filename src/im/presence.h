@@ -30,26 +30,31 @@ uint32_t presence_hash(uint32_t appid, const char *id, size_t len);
 int presence_init(void);
 void presence_free(void);
 
-/* Called under the user's stripe lock when a user's first connection comes
- * or its last goes: what it posts for that user is ordered like the edges
- * themselves (a logout racing a login on another worker cannot overtake).
- * It must be quick and must not call back into presence. */
+/* Called under the user's stripe lock after every change of a user's
+ * connection count on this node (e->conns is the new count: 1 after the
+ * first connection, 0 after the last, before the entry is freed): what it
+ * posts for that user is ordered like the changes themselves (a logout
+ * racing a login on another worker cannot overtake). It must be quick and
+ * must not call back into presence. */
 typedef void (*presence_edge_fn)(pres_entry *e, void *ud);
 
 /* Counts one more connection of (appid, id); creates the entry if needed.
- * *first is set when this is the user's first connection on this node, and
- * then on_first (may be NULL) runs. Returns the entry (valid while the
- * caller holds its count) or NULL. */
+ * *first is set when this is the user's first connection on this node.
+ * on_acquire (may be NULL) runs after the count went up. Returns the entry
+ * (valid while the caller holds its count) or NULL. */
 pres_entry *presence_acquire(uint32_t appid, const char *id, size_t len, int *first,
-                             presence_edge_fn on_first, void *ud);
-/* Drops one connection; for the last one, runs on_last (may be NULL), frees
- * the entry and returns 1. */
-int presence_release(pres_entry *e, presence_edge_fn on_last, void *ud);
+                             presence_edge_fn on_acquire, void *ud);
+/* Drops one connection and runs on_release (may be NULL); after the last
+ * one, frees the entry and returns 1. */
+int presence_release(pres_entry *e, presence_edge_fn on_release, void *ud);
 void presence_heartbeat(pres_entry *e, uint32_t now);
 
 /* Online: an entry exists for (appid, id) with a heartbeat under
  * PRESENCE_ONLINE_SECS old. (For "any platform" ask each appID.) */
 int presence_online(uint32_t appid, const char *id, size_t len, uint32_t now);
+
+/* This node's connections of (appid, id), 0 if it holds none. */
+uint32_t presence_conns(uint32_t appid, const char *id, size_t len);
 
 /* Calls fn for each user of the room (appid 0 = all), under the stripe lock:
  * fn must be quick and must not call back into presence. */

@@ -1,21 +1,35 @@
-"""Integration tests: several nodes against one Redis, with a real
-redis-server and imgate nodes on loopback. A broken node registry:
-acc:hash:servers of the wrong type makes every cluster-wide call answer
-1004 naming the key (one log line, no msgID used up); registry fields that
-are not ip:port are never called, and are logged once per node.
+"""Integration tests: one user on several nodes (SPEC §7.2) and a broken
+node registry (acc:hash:servers of the wrong type, fields that are not
+ip:port), with a real redis-server and three imgate nodes on loopback.
+
+One user on two nodes: observers on every node see exactly one `enter` (the
+user's first connection in the cluster) and no `exit` while a tab stays open
+on another node; the presence record is not marked logged off (it is handed
+over to the node that still holds the user), /user/online stays true and
+/user/sendMessage reaches the tab on the other node; the last tab gone gives
+exactly one `exit`, a logged-off record and online false. A send reaches
+every node in acc:user:nodes:<appID>_<userID>. Fields of nodes that are not
+live are ignored and removed; a node restarted on the same address after
+kill -9 removes the fields its earlier run left.
+
+Absence of a push is proven by order, never by a quiet window: a presence
+marker (a marker user logging in and out on the node that would announce)
+travels the same way as the unwanted enter/exit would, after it.
 
 Run: /usr/bin/python3 tests/integration/test_cluster_multinode.py"""
 
 import json
 import os
+import signal
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (RedisServer, await_until, close_all, cluster_state,  # noqa: E402
-                     copies, is_push, login, main, msg_push, presence_key, recv_until, run,
-                     start_cluster, stop_all, until_marker, wait_cluster, wait_until)
+from harness import (Node, RedisServer, await_until, close_all, cluster_args,  # noqa: E402
+                     cluster_state, copies, free_port, is_push, login, main, msg_push,
+                     presence_key, recv_until, run, start_cluster, stop_all, until_marker,
+                     wait_cluster, wait_until)
 
 SERVERS = "acc:hash:servers"
 RUN = "%x" % int(time.time() * 1000)        # makes msgIDs unique to this run
@@ -146,6 +160,197 @@ class ClusterBase(unittest.TestCase):
         self.assertEqual(m, msg_push(msgid, message, user))
         before = (await until_marker(sender, [(ws, app, user)]))[0]
         self.assertEqual(copies(before, msgid), [], "a second copy of %s" % msgid)
+
+
+class OneUserTwoNodesTest(ClusterBase):
+
+    def test_tab_on_b_outlives_tab_on_a(self):
+        """B first, then A (A's login writes the record last), A closes:
+        one enter, no exit, record handed to B, online, sendMessage reaches
+        B; B closes: one exit, logged off, offline."""
+        async def t():
+            app, user = 101, fresh_user("mu")
+            obs = tab_b = tab_a = None
+            try:
+                obs = await self.observers(app)
+                tab_b = await login(self.B, user, app)
+                await self.expect_one(obs, "enter", user, "enter of %s (first tab, on B)" % user)
+                await await_until(lambda: self.record_names(app, user, self.B), what="the record naming B")
+
+                # A's login writes the record (last writer): once it is in
+                # Redis, A has handled the login
+                tab_a = await login(self.A, user, app)
+                await await_until(lambda: self.record_names(app, user, self.A), what="the record naming A")
+                await self.presence_marker(self.A, app, obs, user, "no second enter (second tab, on A)")
+                h = self.redis.hgetall(nodes_key(app, user))
+                self.assertEqual(h, {self.A.self_addr: "1", self.B.self_addr: "1"}, "field -> connections")
+                ttl = self.redis.ttl(nodes_key(app, user))
+                self.assertTrue(0 < ttl <= 86400, "TTL of %s: %r" % (nodes_key(app, user), ttl))
+
+                # the record changes once A has handled the close
+                await tab_a.close()
+                await await_until(lambda: not self.record_names(app, user, self.A),
+                                  what="A to rewrite the record after its tab closed")
+                await self.presence_marker(self.A, app, obs, user, "no exit while a tab is open on B")
+                self.assertEqual(self.fields(app, user), {self.B.self_addr}, "A's field gone, B's left")
+                rec = self.record(app, user)
+                self.assertIs(rec["isLogoff"], False, "record while B holds the user: %r" % rec)
+                self.assertEqual((rec["accIp"], rec["accPort"]), ("127.0.0.1", str(self.B.rpc_port)),
+                                 "the record names B, which holds the user: %r" % rec)
+                self.assertEqual(rec["logOutTime"], 0, rec)
+                for node in self.nodes:
+                    self.assertTrue(self.online(node, app, user), "online via %s" % node.self_addr)
+                    self.assertTrue(self.online(node, 0, user), "online (any appID) via %s" % node.self_addr)
+                for i, sender in enumerate(self.nodes):
+                    await self.delivered_once(sender, tab_b, app, user, "still on B %d" % i, mid("mn-b-%d" % i))
+
+                await tab_b.close()
+                await self.expect_one(obs, "exit", user, "exit of %s (last tab closed, on B)" % user)
+                await self.presence_marker(self.B, app, obs, user, "exactly one exit")
+                rec = await await_until(lambda: (lambda r: r if r and r["isLogoff"] else None)(self.record(app, user)),
+                                        what="the record marked logged off")
+                self.assertEqual(rec["accPort"], str(self.B.rpc_port), rec)
+                self.assertGreater(rec["logOutTime"], 0, rec)
+                self.assertEqual(self.redis.cmd("EXISTS", nodes_key(app, user)), 0,
+                                 "no field left in %s" % nodes_key(app, user))
+                for node in self.nodes:
+                    self.assertFalse(self.online(node, app, user), "offline via %s" % node.self_addr)
+                    self.assertFalse(self.online(node, 0, user))
+            finally:
+                await close_all(tab_a, tab_b, *(obs or []))
+        run(t())
+
+    def test_tab_on_a_outlives_tab_on_b(self):
+        """A first, then B; B closes (B wrote the record last): one enter,
+        no exit, the record names A, online; A closes: one exit."""
+        async def t():
+            app, user = 102, fresh_user("mv")
+            obs = tab_a = tab_b = None
+            try:
+                obs = await self.observers(app)
+                tab_a = await login(self.A, user, app)
+                await self.expect_one(obs, "enter", user, "enter of %s (first tab, on A)" % user)
+                tab_b = await login(self.B, user, app)
+                await await_until(lambda: self.record_names(app, user, self.B), what="the record naming B")
+                await self.presence_marker(self.B, app, obs, user, "no second enter (second tab, on B)")
+                self.assertEqual(self.fields(app, user), {self.A.self_addr, self.B.self_addr})
+                await tab_b.close()
+                await await_until(lambda: not self.record_names(app, user, self.B),
+                                  what="B to rewrite the record after its tab closed")
+                await self.presence_marker(self.B, app, obs, user, "no exit while a tab is open on A")
+                self.assertEqual(self.fields(app, user), {self.A.self_addr}, "B's field gone")
+                rec = self.record(app, user)
+                self.assertIs(rec["isLogoff"], False, rec)
+                self.assertEqual(rec["accPort"], str(self.A.rpc_port), rec)
+                for node in self.nodes:
+                    self.assertTrue(self.online(node, app, user), node.self_addr)
+                await self.delivered_once(self.C, tab_a, app, user, "on A", mid("mv-c"))
+                await tab_a.close()
+                await self.expect_one(obs, "exit", user, "exit of %s (last tab, on A)" % user)
+                await self.presence_marker(self.A, app, obs, user, "exactly one exit")
+                for node in self.nodes:
+                    self.assertFalse(self.online(node, app, user), node.self_addr)
+            finally:
+                await close_all(tab_a, tab_b, *(obs or []))
+        run(t())
+
+    def test_send_reaches_every_node_of_the_user(self):
+        """Tabs on A and B (the record names only B): a send through any
+        node reaches both tabs, once each; a third tab on B is counted."""
+        async def t():
+            app, user = 103, fresh_user("ms")
+            ta = tb = tb2 = None
+            try:
+                ta = await login(self.A, user, app)
+                await await_until(lambda: self.record_names(app, user, self.A), what="the record naming A")
+                tb = await login(self.B, user, app)
+                await await_until(lambda: self.record_names(app, user, self.B), what="the record naming B")
+                for i, sender in enumerate(self.nodes):
+                    msgid, text = mid("ms-%d" % i), "to both tabs via %d" % i
+                    r = self.send(sender, app, user, text, msgid)
+                    self.assertEqual(r["data"], {"sendResults": True}, (sender.self_addr, r))
+                    for ws in (ta, tb):
+                        m, _ = await recv_until(ws, lambda m: is_push(m, "msg", seq=msgid),
+                                                "%s via node %d at both tabs" % (msgid, i))
+                        self.assertEqual(m, msg_push(msgid, text, user))
+                    got = await until_marker(sender, [(ta, app, user), (tb, app, user)])
+                    self.assertEqual([copies(g, msgid) for g in got], [[], []], "one copy per tab")
+                self.assertEqual(self.redis.hgetall(nodes_key(app, user)),
+                                 {self.A.self_addr: "1", self.B.self_addr: "1"})
+                tb2 = await login(self.B, user, app)
+                await await_until(lambda: self.redis.hgetall(nodes_key(app, user)).get(self.B.self_addr) == "2",
+                                  what="B's field counting two connections")
+                await tb2.close()
+                await await_until(lambda: self.redis.hgetall(nodes_key(app, user)).get(self.B.self_addr) == "1",
+                                  what="B's field back to one connection")
+            finally:
+                await close_all(ta, tb, tb2)
+        run(t())
+
+    def test_field_of_a_dead_node_is_ignored_and_removed(self):
+        """A field naming a node that is not live: not online, not called,
+        the first real login still announces enter and removes the field."""
+        async def t():
+            app, user = 104, fresh_user("md")
+            dead = "127.0.0.1:%d" % free_port()
+            obs = ws = None
+            try:
+                self.redis.cmd("HSET", nodes_key(app, user), dead, "3")
+                for node in self.nodes:
+                    self.assertFalse(self.online(node, app, user), "a dead node's field is not online")
+                    self.assertFalse(self.online(node, 0, user))
+                obs = await self.observers(app)
+                ws = await login(self.A, user, app)
+                await self.expect_one(obs, "enter", user, "enter of %s despite the dead node's field" % user)
+                await await_until(lambda: self.fields(app, user) == {self.A.self_addr},
+                                  what="the dead node's field removed, A's written")
+                await self.delivered_once(self.C, ws, app, user, "not via the dead node", mid("md-c"))
+                peers = [p["peer"] for p in cluster_state(self.C)["peers"]]
+                self.assertNotIn(dead, peers, "C must never call a node that is not live")
+                await ws.close()
+                await self.expect_one(obs, "exit", user, "exit of %s" % user)
+            finally:
+                await close_all(ws, *(obs or []))
+        run(t())
+
+    def test_killed_node_restarted_removes_its_fields(self):
+        """kill -9 of a node holding a user, restarted on the same address:
+        its old field goes, the record is logged off, the user is offline."""
+        async def t():
+            app, user = 101, fresh_user("mk")
+            rpc = free_port()
+            args = cluster_args(self.redis)
+            args[args.index("--rpc-port") + 1] = str(rpc)
+            D = Node(*args)
+            D2 = ws = None
+            try:
+                wait_cluster(self.nodes + [D])
+                ws = await login(D, user, app)
+                await await_until(lambda: self.record_names(app, user, D), what="the record naming D")
+                for node in self.nodes:
+                    await await_until(lambda: self.online(node, app, user), what="online via %s" % node.self_addr)
+                D.stop(check=False, sig=signal.SIGKILL)
+                await close_all(ws)
+                ws = None
+                D2 = Node(*args)
+                self.assertEqual(D2.self_addr, D.self_addr)
+                wait_cluster(self.nodes + [D2])
+                await await_until(lambda: not self.online(self.A, app, user), timeout=10,
+                                  what="%s offline once D is back without it" % user)
+                self.assertEqual(self.redis.cmd("EXISTS", nodes_key(app, user)), 0,
+                                 "the restarted node removed its earlier run's field")
+                rec = self.record(app, user)
+                self.assertIs(rec["isLogoff"], True, "the record of a user nobody holds: %r" % rec)
+                self.assertGreater(rec["logOutTime"], 0, rec)
+                for node in self.nodes + [D2]:
+                    self.assertFalse(self.online(node, app, user), "offline via %s" % node.self_addr)
+                self.assertIn("stale field of user %d_%s" % (app, user), D2.stderr())
+            finally:
+                await close_all(ws)
+                D.stop(check=False, sig=signal.SIGKILL)
+                if D2:
+                    D2.stop()
+        run(t())
 
 
 class RegistryFaultTest(ClusterBase):

@@ -1,0 +1,55 @@
+/* unodes.h — one user on several nodes (SPEC §7.2, cluster mode).
+ *
+ * Beside the Go-compatible presence record (cluster/prec.h) imgate nodes
+ * keep the hash acc:user:nodes:<appID>_<userID>: field "ip:rpcPort" → that
+ * node's connections of the user, 24 h TTL. A node writes it with one Lua
+ * script at the user's first connection on the node (join: its field, the
+ * presence record) and after the last one (leave: its field removed; the
+ * record marked logged off if no live node holds the user any more, else
+ * handed over to one that does when it names this node). Both scripts
+ * answer how many *other live* nodes hold the user (fields of nodes that are
+ * not live in acc:hash:servers are ignored and removed), so enter is
+ * announced only for the user's first connection in the cluster and exit
+ * only after its last one. Counts between the edges are plain HSETs.
+ *
+ * While Redis is down the scripts cannot run: every edge is then announced
+ * (what each node sees alone), and after the reconnect the node rewrites
+ * its fields (unodes_resync_one) and removes the fields it left behind
+ * (unodes_sweep: also those of an earlier run of the same ip:port).
+ *
+ * Readers (cluster/route.c) read the hash with HGETALL and count a field
+ * only if its node is live. */
+#ifndef IMGATE_UNODES_H
+#define IMGATE_UNODES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define UNODES_KEY_PREFIX "acc:user:nodes:"
+
+struct pres_entry;
+
+/* Writes the key into out; returns its length, or -1 if it does not fit. */
+int unodes_key(char *out, size_t cap, uint32_t appid, const char *uid, size_t len);
+
+/* Presence changes on this node, called under the user's stripe lock (see
+ * presence.h; no-ops in embedded mode): the first connection (join), the
+ * last one gone (leave; e is freed after the call), any other count
+ * (count). announce: whether enter/exit are announced in the room at all
+ * (im.presenceEventsMaxRoom). */
+void unodes_join(const struct pres_entry *e, int announce);
+void unodes_leave(const struct pres_entry *e, int announce);
+void unodes_count(const struct pres_entry *e);
+
+/* A heartbeat: keeps the hash from expiring under a long-lived user. */
+void unodes_touch(const struct pres_entry *e);
+
+/* ---- link thread, right after a (re)connect ---- */
+
+/* Rewrites this node's field for one user it holds. */
+void unodes_resync_one(const struct pres_entry *e);
+/* Walks the hashes (SCAN) and removes this node's field where it holds
+ * nobody any more (as a leave, without announcing). */
+void unodes_sweep(void);
+
+#endif
