@@ -15,8 +15,11 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/node.h"
+#include "http/http_conn.h"
 #include "im/dedup.h"
+#include "im/hub.h"
 #include "im/presence.h"
+#include "im/proto.h"
 #include "net/listen.h"
 #include "net/tls.h"
 #include "net/worker.h"
@@ -289,6 +292,9 @@ int main(int argc, char **argv)
     log_info("imgate %s starting: %d workers, %s mode", IMGATE_VERSION, nw,
              c->redisAddr[0] ? "cluster" : "embedded");
     main_limits();
+    http_conn_init();                            /* the layers above net/ register */
+    proto_init();
+    hub_init();
     int *ws_fds = calloc((size_t)nw, sizeof(int));
     int *http_fds = calloc((size_t)nw, sizeof(int));
     int rc = 1;

@@ -26,6 +26,7 @@
 #include "net/tls.h"
 #include "net/worker.h"
 #include "web/web.h"
+#include "ws/session.h"
 #include "ws/utf8.h"
 
 #define API_JSON "application/json; charset=utf-8"
@@ -364,6 +365,19 @@ static void api_send_not_new(struct conn *c, int found)
     }
 }
 
+/* A push frame that no connection could ever take (app.maxOutboundBytes):
+ * refused before anything is sent, so nobody gets part of it. */
+static int api_frame_refused(api_ctx *x, const sbuf *frame)
+{
+    char why[160];
+    if (ws_session_frame_fits(frame->len))
+        return 0;
+    snprintf(why, sizeof(why), "message is too large: its push frame is %zu bytes, over "
+             "app.maxOutboundBytes (%zu)", (size_t)frame->len, g_node.cfg.maxOutboundBytes);
+    api_error(x->c, IM_PARAM_ILLEGAL, why);
+    return 1;
+}
+
 static void api_send(api_ctx *x, int to_room)
 {
     uint32_t appid;
@@ -387,10 +401,10 @@ static void api_send(api_ctx *x, int to_room)
         route_send_args a = { .to_room = to_room, .appid = appid, .uid = uid, .uidlen = ulen,
                               .msgid = msgid, .msgidlen = mlen, .msg = msg, .msglen = msglen,
                               .frame = frame };
-        if (frame)
-            api_send_cluster(x, &a);
-        else
+        if (!frame)
             api_error(x->c, IM_SERVER_ERROR, "out of memory");
+        else if (!api_frame_refused(x, frame))
+            api_send_cluster(x, &a);
         if (frame)
             sbuf_unref(frame);
         free(msg);
@@ -406,10 +420,13 @@ static void api_send(api_ctx *x, int to_room)
     api_pending *s = malloc(sizeof(*s));
     sbuf *frame = s ? hub_push_frame(msgid, mlen, "msg", msg, msglen, uid, ulen) : NULL;
     free(msg);
-    if (!frame) {
+    if (!frame || api_frame_refused(x, frame)) {
         free(s);
         dedup_release(&ticket);
-        api_error(x->c, IM_SERVER_ERROR, "out of memory");
+        if (!frame)
+            api_error(x->c, IM_SERVER_ERROR, "out of memory");
+        else
+            sbuf_unref(frame);
         return;
     }
     s->c = x->c;
@@ -436,8 +453,8 @@ static void api_send_message_all(api_ctx *x) { api_send(x, 1); }
 /* ---------- /system/state and /metrics ---------- */
 
 typedef struct api_totals {
-    long conns, ws, logged_in, out_bytes, out_queues, msgs_in, frames_out, slow_closed;
-    long rate_closed, handshake_timeouts;
+    long conns, ws, logged_in, out_bytes, http_out_bytes, out_queues, msgs_in, frames_out;
+    long slow_closed, rate_closed, handshake_timeouts;
 } api_totals;
 
 static void api_sum(api_totals *t)
@@ -449,6 +466,7 @@ static void api_sum(api_totals *t)
         t->ws += atomic_load_explicit(&s->ws_conns, memory_order_relaxed);
         t->logged_in += atomic_load_explicit(&s->logged_in, memory_order_relaxed);
         t->out_bytes += atomic_load_explicit(&s->out_bytes, memory_order_relaxed);
+        t->http_out_bytes += atomic_load_explicit(&s->http_out_bytes, memory_order_relaxed);
         t->out_queues += atomic_load_explicit(&s->out_queues, memory_order_relaxed);
         t->msgs_in += atomic_load_explicit(&s->msgs_in, memory_order_relaxed);
         t->frames_out += atomic_load_explicit(&s->frames_out, memory_order_relaxed);
@@ -494,6 +512,7 @@ static void api_state_body(jsonw *w, const api_totals *t)
     api_num(w, "maxConnections", g_node.max_conns);
     api_num(w, "openFileLimit", g_node.nofile);
     api_num(w, "outQueueBytes", t->out_bytes);
+    api_num(w, "httpOutQueueBytes", t->http_out_bytes);
     api_num(w, "outQueues", t->out_queues);
     api_num(w, "slowConsumersClosed", t->slow_closed);
     api_num(w, "rateLimitedClosed", t->rate_closed);
@@ -672,7 +691,9 @@ static void api_metrics(api_ctx *x)
     api_metric(&w, "imgate_ws_connections", "gauge", "Open WebSocket connections.", t.ws);
     api_metric(&w, "imgate_logged_in_connections", "gauge", "Logged-in WebSocket connections.", t.logged_in);
     api_metric(&w, "imgate_users", "gauge", "Distinct logged-in users (appID, userID).", presence_count());
-    api_metric(&w, "imgate_outbound_queue_bytes", "gauge", "Bytes waiting in outbound queues.", t.out_bytes);
+    api_metric(&w, "imgate_outbound_queue_bytes", "gauge", "Bytes waiting in WebSocket outbound queues.", t.out_bytes);
+    api_metric(&w, "imgate_http_outbound_queue_bytes", "gauge", "Bytes of HTTP answers waiting to be written.",
+               t.http_out_bytes);
     api_metric(&w, "imgate_slow_consumers_closed_total", "counter", "Connections closed for a full outbound queue.", t.slow_closed);
     api_metric(&w, "imgate_rate_limited_closed_total", "counter", "Connections closed for exceeding app.maxMessagesPerSecond.", t.rate_closed);
     api_metric(&w, "imgate_handshake_timeouts_total", "counter", "Connections closed before finishing the upgrade in time.", t.handshake_timeouts);

@@ -1,4 +1,8 @@
-/* http_conn.c — HTTP/1.1 requests on a connection (see http_conn.h). */
+/* http_conn.c — HTTP/1.1 requests on a connection (see http_conn.h), and
+ * the HTTP layer's connection policy: one request answered at a time,
+ * reading stopped while an answer is pending or while unsent answers pass
+ * HTTP_OUT_HIGH (resumed when they are written), everything read answered
+ * before a half-closed connection is closed, idle and handshake timeouts. */
 #include "http/http_conn.h"
 
 #include <limits.h>
@@ -15,6 +19,9 @@
 #include "net/worker.h"
 #include "ws/handshake.h"
 #include "ws/session.h"
+
+/* Unsent answer bytes over which a client is not read until they drain. */
+#define HTTP_OUT_HIGH (256 * 1024)
 
 static const char *const http_hdr_names[HTTP_H_COUNT] = {
     "host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version",
@@ -83,6 +90,23 @@ static void http_req_reset(http_req *r)
     r->complete = 0;
     r->too_big = 0;
 }
+
+static void http_conn_release(struct conn *c);
+static void http_conn_eof(struct conn *c);
+static void http_conn_sweep(struct conn *c, uint32_t idle);
+static void http_conn_drained(struct conn *c);
+static void http_conn_stop(struct conn *c);
+
+static const conn_handler http_conn_handler = {
+    .feed = http_conn_feed,
+    .eof = http_conn_eof,
+    .release = http_conn_release,
+    .sweep = http_conn_sweep,
+    .drained = http_conn_drained,
+    .stop = http_conn_stop,
+};
+
+void http_conn_init(void) { conn_set_handler(CONN_LAYER_HTTP, &http_conn_handler); }
 
 void http_conn_free(struct conn *c)
 {
@@ -276,15 +300,25 @@ static void http_send(struct conn *c, int status, const char *ctype, const char 
     sbuf_unref(b);
 }
 
+/* No more requests on c: free the request state, send what is queued, then
+ * FIN; input is read and dropped until the peer closes. */
+static void http_conn_finish(struct conn *c)
+{
+    http_conn_free(c);
+    c->flags |= CONN_F_DISCARD;
+    conn_end_after_flush(c);
+    if (c->state != CONN_CLOSED && !(c->flags & CONN_F_EOF))
+        conn_resume(c);
+}
+
 void http_conn_reject(struct conn *c, int status, const char *reason)
 {
     char body[256];
     int n = snprintf(body, sizeof(body), "%d %s: %s\n", status, http_status_text(status), reason);
     const char *extra = status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL;
     http_send(c, status, "text/plain; charset=utf-8", extra, body, (size_t)n, 0);
-    http_conn_free(c);
-    c->flags |= CONN_F_DISCARD;
-    conn_end_after_flush(c);
+    if (c->state == CONN_HTTP)
+        http_conn_finish(c);
 }
 
 static void http_log(struct conn *c, http_req *r, int status, size_t len)
@@ -310,11 +344,8 @@ void http_conn_respond_ex(struct conn *c, int status, const char *ctype,
 {
     http_req *r = http_req_of(c);
     int was_busy = c->flags & CONN_F_BUSY;
-    c->flags &= ~CONN_F_BUSY;
-    if (c->flags & CONN_F_FREE_LATER) {       /* the client left meanwhile */
-        free(c);
-        return;
-    }
+    if (was_busy && conn_unhold(c))
+        return;                               /* the client left meanwhile: c is gone */
     if (c->state != CONN_HTTP || !r)
         return;
     http_log(c, r, status, len);
@@ -324,9 +355,7 @@ void http_conn_respond_ex(struct conn *c, int status, const char *ctype,
     if (c->state != CONN_HTTP || http_req_of(c) != r)
         return;
     if (!keep_alive) {
-        http_conn_free(c);
-        c->flags |= CONN_F_DISCARD;
-        conn_end_after_flush(c);
+        http_conn_finish(c);
         return;
     }
     http_req_reset(r);
@@ -335,7 +364,7 @@ void http_conn_respond_ex(struct conn *c, int status, const char *ctype,
         http_conn_resume(c, r);
 }
 
-void http_conn_defer(struct conn *c) { c->flags |= CONN_F_BUSY; }
+void http_conn_defer(struct conn *c) { conn_hold(c); }
 
 /* ---------- upgrade ---------- */
 
@@ -403,9 +432,47 @@ static void http_parse_error(struct conn *c, http_req *r)
     http_conn_reject(c, status, why);
 }
 
+/* Keeps the n unparsed bytes at p for later (they may point into
+ * r->pending itself) and stops reading c until they are parsed. */
+static void http_conn_keep(struct conn *c, http_req *r, const uint8_t *p, size_t n)
+{
+    uint8_t *np = n ? malloc(n) : NULL;
+    if (n && !np) {
+        conn_close(c);
+        return;
+    }
+    if (n)
+        memcpy(np, p, n);
+    free(r->pending);
+    r->pending = np;
+    r->pending_len = n;
+    conn_pause(c);
+}
+
+/* Must the next request wait (an answer pending, or too much unsent)? */
+static int http_conn_must_wait(const struct conn *c)
+{
+    return (c->flags & CONN_F_BUSY) || conn_queued(c) > HTTP_OUT_HIGH;
+}
+
+/* The peer finished sending and everything it sent is answered: end. */
+static void http_conn_end_if_done(struct conn *c)
+{
+    http_req *r = http_req_of(c);
+    if (c->state != CONN_HTTP || !(c->flags & CONN_F_EOF) || (c->flags & CONN_F_BUSY))
+        return;
+    if (r && r->pending_len && !(c->flags & CONN_F_DISCARD))
+        return;                               /* still to be parsed */
+    http_conn_finish(c);
+}
+
 static void http_conn_run(struct conn *c, http_req *r, uint8_t *p, size_t n)
 {
-    while (n > 0 && c->state == CONN_HTTP && !(c->flags & (CONN_F_BUSY | CONN_F_DISCARD))) {
+    while (n > 0 && c->state == CONN_HTTP && !(c->flags & CONN_F_DISCARD)) {
+        if (http_conn_must_wait(c)) {
+            http_conn_keep(c, r, p, n);
+            return;
+        }
         if (!r->url && r->header_bytes == 0)
             r->started_ms = uv_now(c->tcp.loop);
         size_t used = http_parser_execute(&r->parser, &http_settings, (const char *)p, n);
@@ -425,30 +492,28 @@ static void http_conn_run(struct conn *c, http_req *r, uint8_t *p, size_t n)
         }
         r->complete = 0;
         api_handle(c, r);
-        if ((c->flags & CONN_F_BUSY) && n > 0 && c->state == CONN_HTTP) {
-            r = http_req_of(c);
-            if (!r || !(r->pending = malloc(n)))
-                return;
-            memcpy(r->pending, p, n);
-            r->pending_len = n;
-            return;
-        }
         r = http_req_of(c);
         if (!r)
             return;
     }
+    if (r && r->pending_len == 0 && c->state == CONN_HTTP && !http_conn_must_wait(c) &&
+        !(c->flags & CONN_F_EOF))
+        conn_resume(c);
 }
 
-/* After a deferred answer: parse what arrived meanwhile. */
+/* An answer went out or the queue drained: parse what waited, read again. */
 static void http_conn_resume(struct conn *c, http_req *r)
 {
+    if (http_conn_must_wait(c))
+        return;
     uint8_t *p = r->pending;
     size_t n = r->pending_len;
     r->pending = NULL;
     r->pending_len = 0;
-    if (p)
-        http_conn_run(c, r, p, n);
+    http_conn_run(c, r, p, n);
     free(p);
+    if (c->state == CONN_HTTP)
+        http_conn_end_if_done(c);
 }
 
 void http_conn_feed(struct conn *c, uint8_t *p, size_t n)
@@ -458,7 +523,8 @@ void http_conn_feed(struct conn *c, uint8_t *p, size_t n)
         conn_close(c);
         return;
     }
-    if (c->flags & CONN_F_BUSY) {             /* pipelined: keep for later */
+    if (r->pending_len || http_conn_must_wait(c)) {
+        /* Reading is paused; only the rest of one TLS read still comes. */
         if (r->pending_len + n > http_max_body() + http_max_header()) {
             conn_close(c);
             return;
@@ -471,9 +537,54 @@ void http_conn_feed(struct conn *c, uint8_t *p, size_t n)
         memcpy(np + r->pending_len, p, n);
         r->pending = np;
         r->pending_len += n;
+        conn_pause(c);
         return;
     }
     http_conn_run(c, r, p, n);
+}
+
+/* ---------- the connection's life as the HTTP layer sees it ---------- */
+
+static void http_conn_release(struct conn *c) { http_conn_free(c); }
+
+static void http_conn_eof(struct conn *c)
+{
+    if (c->flags & (CONN_F_CLOSE_AFTER_FLUSH | CONN_F_SHUTDOWN)) {
+        if (!conn_queued(c))
+            conn_close(c);                    /* our side was done already */
+        return;
+    }
+    http_conn_end_if_done(c);                 /* else when the last answer is out */
+}
+
+static void http_conn_drained(struct conn *c)
+{
+    http_req *r = http_req_of(c);
+    if (c->state != CONN_HTTP || (c->flags & CONN_F_BUSY))
+        return;
+    if (r && r->pending_len)
+        http_conn_resume(c, r);
+    else if (!(c->flags & CONN_F_EOF))
+        conn_resume(c);
+}
+
+static void http_conn_sweep(struct conn *c, uint32_t idle)
+{
+    const config *cfg = &g_node.cfg;
+    if (c->flags & CONN_F_BUSY)
+        return;
+    if (c->kind == CONN_KIND_WS && idle > (uint32_t)cfg->handshakeTimeout) {
+        atomic_fetch_add_explicit(&conn_worker(c)->stats.handshake_timeouts, 1, memory_order_relaxed);
+        conn_close(c);
+    } else if (c->kind == CONN_KIND_HTTP && idle > (uint32_t)cfg->httpIdleTimeout) {
+        conn_close(c);
+    }
+}
+
+static void http_conn_stop(struct conn *c)
+{
+    if (!(c->flags & CONN_F_BUSY))
+        conn_close(c);                        /* a pending answer still goes out */
 }
 
 /* ---------- connection-free check (fuzzing, tests) ---------- */

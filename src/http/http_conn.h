@@ -42,6 +42,8 @@ typedef struct http_req {
     uint64_t started_ms;           /* for the request log */
 } http_req;
 
+/* Registers the HTTP layer with net/ (start-up). */
+void http_conn_init(void);
 /* Parses bytes received on c (state CONN_HTTP). */
 void http_conn_feed(struct conn *c, uint8_t *p, size_t n);
 /* Frees the request state of c, if any. */

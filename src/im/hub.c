@@ -1,6 +1,6 @@
 /* hub.c — per-worker user tables and rooms, and cross-worker delivery jobs
  * (see hub.h). The per-recipient path is: hash chain or room list walk,
- * then conn_send_shared() of the one shared frame — no allocation, no lock,
+ * then ws_session_send_frame() of the one shared frame — no allocation, no lock,
  * no copy unless the socket cannot take the bytes right away. */
 #include "im/hub.h"
 
@@ -21,6 +21,7 @@
 #include "net/conn.h"
 #include "net/worker.h"
 #include "ws/frame.h"
+#include "ws/session.h"
 
 struct hub_local {
     struct conn **buckets;          /* user table, chained through conn.unext */
@@ -78,6 +79,12 @@ void hub_local_free(hub_local *h)
         return;
     free(h->buckets);
     free(h);
+}
+
+void hub_init(void)
+{
+    static const worker_local_ops ops = { .create = hub_local_new, .destroy = hub_local_free };
+    workers_set_local(&ops);
 }
 
 long hub_local_users(const hub_local *h) { return h->count; }
@@ -197,7 +204,7 @@ static long hub_run_user(hub_local *h, hub_job *j)
     struct conn *c = h->buckets[j->hash & h->mask];
     while (c) {
         struct conn *next = c->unext;        /* a failed send may unlink c */
-        if (hub_is_user(c, j) && conn_send_shared(c, j->frame) == 0)
+        if (hub_is_user(c, j) && ws_session_send_frame(c, j->frame) == WS_SEND_OK)
             n++;
         c = next;
     }
@@ -213,7 +220,7 @@ static long hub_run_room(hub_local *h, hub_job *j)
     struct conn *c = h->rooms[r];
     while (c) {
         struct conn *next = c->rnext;
-        if ((j->uidlen == 0 || !hub_is_user(c, j)) && conn_send_shared(c, j->frame) == 0)
+        if ((j->uidlen == 0 || !hub_is_user(c, j)) && ws_session_send_frame(c, j->frame) == WS_SEND_OK)
             n++;
         c = next;
     }

@@ -20,6 +20,8 @@ typedef struct hub_local hub_local;
 
 hub_local *hub_local_new(void);
 void hub_local_free(hub_local *h);
+/* Gives every worker its hub_local (workers_set_local); call at start-up. */
+void hub_init(void);
 
 /* Index of appid in app.appIDs, or -1 if it is not a known app. */
 int hub_room_index(uint32_t appid);

@@ -280,3 +280,11 @@ void proto_handle(struct conn *c, const char *msg, size_t len)
         proto_reply(&r, code, "null");
     proto_msg_free(&r.m);
 }
+
+static const ws_session_app proto_app = {
+    .on_text = proto_handle,
+    .on_binary = proto_reject_binary,
+    .on_end = hub_detach,
+};
+
+void proto_init(void) { ws_session_init(&proto_app); }

@@ -41,6 +41,9 @@ char *proto_reply_encode(const char *seq, size_t seqlen, const char *cmd, size_t
 void proto_handle(struct conn *c, const char *msg, size_t len);
 /* Answers a binary message (the protocol is text only). */
 void proto_reject_binary(struct conn *c);
+/* Makes this protocol the application of every (non-echo) WebSocket
+ * connection (ws_session_init); call once at start-up. */
+void proto_init(void);
 
 /* Parses an appID given as a JSON-ish text value: digits only, fits in
  * uint32. Returns 0 or -1. Shared with the HTTP API. */

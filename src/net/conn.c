@@ -1,10 +1,11 @@
 /* conn.c — connection life-cycle: accept, reads into the worker's shared
  * buffer, the outbound queue (direct write first, queue only the rest),
- * closing, and the per-connection part of the timeout sweep. What the bytes
- * mean is decided by http/http_conn.c (before upgrade) and ws/session.c
- * (after). A TLS connection (CONN_F_TLS) differs in one branch per
- * direction: reads go through tls_on_read, sends through tls_send, which
- * come back here with plaintext (conn_feed) and ciphertext (conn_send_wire). */
+ * back-pressure, closing and freeing. What the bytes mean, and every output
+ * policy, belong to the layer registered for the connection's state
+ * (conn_handler: http/ before the upgrade, ws/ after). A TLS connection
+ * (CONN_F_TLS) differs in one branch per direction: reads go through
+ * tls_on_read, sends through tls_send, which come back here with plaintext
+ * (conn_feed) and ciphertext (conn_send_wire). */
 #include "net/conn.h"
 
 #include <stdio.h>
@@ -13,14 +14,9 @@
 
 #include "core/log.h"
 #include "core/node.h"
-#include "http/http_conn.h"
-#include "im/hub.h"
 #include "net/tls.h"
 #include "net/worker.h"
-#include "ws/frame.h"
-#include "ws/session.h"
 
-#define CONN_CLOSE_GRACE 5        /* seconds a closing connection may linger */
 #define CONN_WRITE_BATCH 64       /* buffers per uv_write */
 
 /* The memory budget: an idle logged-in connection is this struct only. */
@@ -45,6 +41,30 @@ typedef struct conn_out {
 static void conn_on_closed(uv_handle_t *h);
 static void conn_write_next(conn *c);
 
+/* ---------- layers ---------- */
+
+static const conn_handler *conn_handlers[CONN_LAYER_COUNT];
+
+void conn_set_handler(enum conn_layer layer, const conn_handler *h) { conn_handlers[layer] = h; }
+
+/* The layer that owns c now, or NULL once it is closed. */
+static const conn_handler *conn_layer_of(const conn *c)
+{
+    switch (c->state) {
+    case CONN_HTTP: return conn_handlers[CONN_LAYER_HTTP];
+    case CONN_WS_OPEN:
+    case CONN_WS_CLOSING: return conn_handlers[CONN_LAYER_WS];
+    default: return NULL;
+    }
+}
+
+/* The per-worker counter of queued bytes that c's port is accounted to. */
+static atomic_long *conn_out_counter(const conn *c)
+{
+    worker *w = conn_worker(c);
+    return c->kind == CONN_KIND_HTTP ? &w->stats.http_out_bytes : &w->stats.out_bytes;
+}
+
 /* ---------- accept and read ---------- */
 
 int conn_is_conn(const uv_handle_t *h)
@@ -63,10 +83,21 @@ static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 void conn_feed(conn *c, uint8_t *p, size_t n)
 {
-    if (c->state == CONN_HTTP)
-        http_conn_feed(c, p, n);
-    else if (c->state == CONN_WS_OPEN || c->state == CONN_WS_CLOSING)
-        ws_session_feed(c, p, n);
+    const conn_handler *h = conn_layer_of(c);
+    if (h)
+        h->feed(c, p, n);
+}
+
+/* The peer sent FIN: its layer may still answer what it read. */
+static void conn_on_eof(conn *c)
+{
+    const conn_handler *h = conn_layer_of(c);
+    c->flags |= CONN_F_EOF;
+    conn_pause(c);
+    if (h && h->eof && !(c->flags & CONN_F_TLS))
+        h->eof(c);
+    else
+        conn_close(c);
 }
 
 static void conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -74,6 +105,10 @@ static void conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     conn *c = (conn *)s;
     if (n == 0)
         return;
+    if (n == UV_EOF) {
+        conn_on_eof(c);
+        return;
+    }
     if (n < 0) {
         conn_close(c);
         return;
@@ -115,16 +150,27 @@ static void conn_discard(conn *c)
     free(c);
 }
 
-/* Over the connection cap: a plain client is told 503; a TLS client, which
- * cannot read an answer before its handshake, is dropped at once. */
+/* Over the connection cap: a plain client is told 503 (the answer is
+ * written here: the HTTP layer has not seen the connection); a TLS client,
+ * which cannot read an answer before its handshake, is dropped at once. */
 static void conn_refuse(conn *c)
 {
+    static const char answer[] =
+        "HTTP/1.1 503 Service Unavailable\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        "Content-Length: 43\r\n"
+        "Connection: close\r\n"
+        "\r\n"
+        "503 Service Unavailable: connection limit.\n";
+    _Static_assert(sizeof("503 Service Unavailable: connection limit.\n") - 1 == 43, "Content-Length");
     if (c->flags & CONN_F_TLS) {
         log_debug("connection limit reached: closing a new TLS connection");
         conn_close(c);
         return;
     }
-    http_conn_reject(c, 503, "connection limit reached");   /* reads until EOF */
+    c->flags |= CONN_F_DISCARD;                      /* reads until EOF */
+    if (conn_send_bytes(c, answer, sizeof(answer) - 1) == 0)
+        conn_end_after_flush(c);
 }
 
 static void conn_on_accept(uv_stream_t *server, int status, uint8_t kind)
@@ -199,7 +245,7 @@ static void conn_out_free(conn *c)
     for (uint32_t i = 0; i < o->count; i++)
         sbuf_unref(o->items[(o->head + i) % o->cap].b);
     worker *w = conn_worker(c);
-    atomic_fetch_sub_explicit(&w->stats.out_bytes, (long)o->bytes, memory_order_relaxed);
+    atomic_fetch_sub_explicit(conn_out_counter(c), (long)o->bytes, memory_order_relaxed);
     atomic_fetch_sub_explicit(&w->stats.out_queues, 1, memory_order_relaxed);
     free(o->items);
     free(o);
@@ -226,29 +272,33 @@ static int conn_out_push(conn_out *o, sbuf *b, uint32_t off)
     return 0;
 }
 
-/* A client that does not read: drop what is not yet being written, queue a
- * 1008 close frame and stop reading. */
-static void conn_slow_consumer(conn *c)
+size_t conn_drop_unstarted(conn *c)
 {
     conn_out *o = c->out;
-    worker *w = conn_worker(c);
-    log_info("closing slow consumer (%zu bytes queued)", o->bytes);
-    atomic_fetch_add_explicit(&w->stats.slow_closed, 1, memory_order_relaxed);
-    if (c->flags & CONN_F_TLS) {
-        /* Dropping records from a TLS stream breaks it (sequence numbers):
-         * no close frame could be read after them. Drop the connection. */
-        conn_close(c);
-        return;
-    }
+    if (!o)
+        return 0;
     size_t before = o->bytes;
+    /* From the tail; the head may be a buffer partly written by a direct
+     * write (off > 0) or in flight: those stay, so the stream keeps whole
+     * messages. */
     while (o->count > o->inflight) {
         struct out_item *it = &o->items[(o->head + o->count - 1) % o->cap];
-        o->bytes -= it->b->len - it->off;
+        if (it->off != 0 || o->count == 1)
+            break;
+        o->bytes -= it->b->len;
         sbuf_unref(it->b);
         o->count--;
     }
-    atomic_fetch_sub_explicit(&w->stats.out_bytes, (long)(before - o->bytes), memory_order_relaxed);
-    conn_close_ws(c, WS_CLOSE_POLICY, "outbound queue full");
+    atomic_fetch_sub_explicit(conn_out_counter(c), (long)(before - o->bytes), memory_order_relaxed);
+    return before - o->bytes;
+}
+
+long conn_ws_queued_total(void)
+{
+    long total = 0;
+    for (int i = 0; i < workers_count(); i++)
+        total += atomic_load_explicit(&worker_at(i)->stats.out_bytes, memory_order_relaxed);
+    return total;
 }
 
 static void conn_on_write(uv_write_t *req, int status)
@@ -267,7 +317,8 @@ static void conn_on_write(uv_write_t *req, int status)
     o->inflight = 0;
     o->writing = 0;
     o->bytes -= done;
-    atomic_fetch_sub_explicit(&w->stats.out_bytes, (long)done, memory_order_relaxed);
+    (void)w;
+    atomic_fetch_sub_explicit(conn_out_counter(c), (long)done, memory_order_relaxed);
     if (c->state == CONN_CLOSED)
         return;                      /* conn_on_closed frees the rest */
     if (status < 0) {
@@ -280,8 +331,11 @@ static void conn_on_write(uv_write_t *req, int status)
 static void conn_on_shutdown(uv_shutdown_t *req, int status)
 {
     conn *c = req->data;
-    /* On success the peer's EOF (or the sweep) ends the connection. */
-    if (status < 0 && c->state != CONN_CLOSED)
+    if (c->state == CONN_CLOSED)
+        return;
+    /* Both directions are done once the peer's FIN came too; otherwise its
+     * EOF (or the sweep) ends the connection. */
+    if (status < 0 || (c->flags & CONN_F_EOF))
         conn_close(c);
 }
 
@@ -310,6 +364,9 @@ static void conn_write_next(conn *c)
         }
         if (!(c->flags & CONN_F_SHUTDOWN))
             conn_out_free(c);
+        const conn_handler *h = conn_layer_of(c);
+        if (h && h->drained)
+            h->drained(c);
         return;
     }
     uv_buf_t bufs[CONN_WRITE_BATCH];
@@ -339,18 +396,6 @@ static ssize_t conn_try(conn *c, const uint8_t *p, size_t n)
     return r == UV_EAGAIN ? 0 : -1;
 }
 
-/* app.maxOutboundBytesTotal: the node's queues together are over the cap. */
-static int conn_node_queue_full(void)
-{
-    size_t cap = g_node.cfg.maxOutboundBytesTotal;
-    if (cap == 0)
-        return 0;
-    long total = 0;
-    for (int i = 0; i < workers_count(); i++)
-        total += atomic_load_explicit(&worker_at(i)->stats.out_bytes, memory_order_relaxed);
-    return total > (long)cap;
-}
-
 static int conn_enqueue(conn *c, sbuf *b, size_t off)
 {
     conn_out *o = conn_out_get(c);
@@ -358,21 +403,18 @@ static int conn_enqueue(conn *c, sbuf *b, size_t off)
         conn_close(c);
         return -1;
     }
-    worker *w = conn_worker(c);
-    atomic_fetch_add_explicit(&w->stats.out_bytes, (long)(b->len - off), memory_order_relaxed);
-    if (c->state == CONN_WS_OPEN &&
-        (o->bytes > g_node.cfg.maxOutboundBytes || conn_node_queue_full())) {
-        conn_slow_consumer(c);
-        return -1;
-    }
+    atomic_fetch_add_explicit(conn_out_counter(c), (long)(b->len - off), memory_order_relaxed);
     if (!o->writing && !(c->flags & CONN_F_SHUTDOWN))
         conn_write_next(c);
     return 0;
 }
 
+/* Bytes are accepted until the connection is closed or its FIN is queued;
+ * which bytes may still go out (e.g. only a close frame while a WebSocket
+ * closes) is the owning layer's decision. */
 static int conn_writable(const conn *c)
 {
-    return c->state == CONN_HTTP || c->state == CONN_WS_OPEN;
+    return c->state != CONN_CLOSED && !(c->flags & (CONN_F_CLOSE_AFTER_FLUSH | CONN_F_SHUTDOWN));
 }
 
 int conn_send_shared(conn *c, sbuf *b)
@@ -410,20 +452,51 @@ int conn_send_wire(conn *c, const void *p, size_t len)
     return r;
 }
 
-/* Like conn_send_shared for bytes the caller owns; also used while closing
- * (for the close frame itself). */
-static int conn_send_raw(conn *c, const void *p, size_t len)
+int conn_send_bytes(conn *c, const void *p, size_t len)
 {
+    if (!conn_writable(c))
+        return -1;
     if (c->flags & CONN_F_TLS)
         return tls_send(c, p, len);
     return conn_send_wire(c, p, len);
 }
 
-int conn_send_bytes(conn *c, const void *p, size_t len)
+/* ---------- back-pressure ---------- */
+
+void conn_pause(conn *c)
 {
-    if (!conn_writable(c))
-        return -1;
-    return conn_send_raw(c, p, len);
+    if (c->state == CONN_CLOSED || (c->flags & CONN_F_PAUSED))
+        return;
+    c->flags |= CONN_F_PAUSED;
+    (void)uv_read_stop((uv_stream_t *)c);
+}
+
+void conn_resume(conn *c)
+{
+    if (c->state == CONN_CLOSED || !(c->flags & CONN_F_PAUSED))
+        return;
+    c->flags &= ~CONN_F_PAUSED;
+    if (uv_read_start((uv_stream_t *)c, conn_alloc, conn_on_read) != 0)
+        conn_close(c);
+}
+
+/* ---------- holds ---------- */
+
+void conn_hold(conn *c) { c->flags |= CONN_F_BUSY; }
+
+static void conn_free(conn *c)
+{
+    free(c);
+}
+
+int conn_unhold(conn *c)
+{
+    c->flags &= ~CONN_F_BUSY;
+    if (c->flags & CONN_F_FREE_LATER) {      /* closed while held */
+        conn_free(c);
+        return 1;
+    }
+    return 0;
 }
 
 /* ---------- closing ---------- */
@@ -435,47 +508,37 @@ static void conn_on_closed(uv_handle_t *h)
     if (c->flags & CONN_F_TLS)
         tls_conn_end(c);                 /* closed without conn_close */
     if (c->flags & CONN_F_BUSY) {
-        c->flags |= CONN_F_FREE_LATER;   /* an answer is on its way back */
+        c->flags |= CONN_F_FREE_LATER;   /* the holder frees it (conn_unhold) */
         return;
     }
-    free(c);
+    conn_free(c);
 }
 
 void conn_close(conn *c)
 {
     if (c->state == CONN_CLOSED)
         return;
+    const conn_handler *h = conn_layer_of(c);
     uint8_t was = c->state;
     c->state = CONN_CLOSED;
     if (c->flags & CONN_F_TLS)
         tls_conn_end(c);
     worker *w = conn_worker(c);
     atomic_fetch_sub_explicit(&w->stats.conns, 1, memory_order_relaxed);
-    if (was == CONN_HTTP)
-        http_conn_free(c);
-    else {
+    if (was != CONN_HTTP)
         atomic_fetch_sub_explicit(&w->stats.ws_conns, 1, memory_order_relaxed);
-        ws_session_end(c);
-    }
+    if (h)
+        h->release(c);
     uv_close((uv_handle_t *)c, conn_on_closed);
 }
 
-void conn_close_ws(conn *c, uint16_t code, const char *reason)
+void conn_stop(conn *c)
 {
-    if (c->state != CONN_WS_OPEN) {
-        if (c->state == CONN_HTTP)
-            conn_close(c);
-        return;
-    }
-    uint8_t frame[2 + 125];
-    size_t n = ws_frame_build_close(frame, code, reason);
-    c->state = CONN_WS_CLOSING;
-    c->last_active = worker_now(conn_worker(c));
-    ws_session_closing(c);
-    if (conn_send_raw(c, frame, n) != 0)
-        return;
-    if (c->state != CONN_CLOSED)
-        conn_end_after_flush(c);
+    const conn_handler *h = conn_layer_of(c);
+    if (h && h->stop)
+        h->stop(c);
+    else
+        conn_close(c);
 }
 
 void conn_end_after_flush(conn *c)
@@ -492,37 +555,15 @@ void conn_end_after_flush(conn *c)
         conn_shutdown(c);
 }
 
+
 /* ---------- sweep ---------- */
 
 void conn_sweep_one(conn *c, uint32_t now)
 {
-    const config *cfg = &g_node.cfg;
+    const conn_handler *h = conn_layer_of(c);
     /* whole seconds: "idle > T" guarantees at least T seconds really passed */
-    uint32_t idle = now - c->last_active;
-    switch (c->state) {
-    case CONN_HTTP:
-        if (c->flags & CONN_F_BUSY)
-            break;
-        if (c->kind == CONN_KIND_WS && idle > (uint32_t)cfg->handshakeTimeout) {
-            atomic_fetch_add_explicit(&conn_worker(c)->stats.handshake_timeouts, 1, memory_order_relaxed);
-            conn_close(c);
-        } else if (c->kind == CONN_KIND_HTTP && idle > (uint32_t)cfg->httpIdleTimeout) {
-            conn_close(c);
-        }
-        break;
-    case CONN_WS_OPEN:
-        if (idle > (uint32_t)cfg->connectionTimeout)
-            conn_close_ws(c, WS_CLOSE_GOING_AWAY, "heartbeat timeout");
-        else if (cfg->pingInterval > 0 && idle >= (uint32_t)cfg->pingInterval)
-            ws_session_ping(c);
-        break;
-    case CONN_WS_CLOSING:
-        if (idle > CONN_CLOSE_GRACE)
-            conn_close(c);
-        break;
-    default:
-        break;
-    }
+    if (h && h->sweep)
+        h->sweep(c, now - c->last_active);
 }
 
 void conn_peer(const conn *c, char *out, size_t len)

@@ -1,6 +1,13 @@
-/* conn.h — one TCP connection (HTTP API client or WebSocket client) owned by
- * one worker: its life-cycle, its reads (into the worker's shared buffer)
- * and its outbound queue.
+/* conn.h — one TCP connection owned by one worker: its life-cycle, its reads
+ * (into the worker's shared buffer), its outbound queue and back-pressure.
+ *
+ * Transport only: what the bytes mean is decided by the protocol layer that
+ * owns the connection's current state (http/ before the upgrade, ws/ after),
+ * through the conn_handler it registered. Output here has no policy: the
+ * layers decide what to send and when a client is too slow (ws/session.c
+ * closes slow consumers on a frame boundary; http/http_conn.c stops reading
+ * a client whose answers pile up). A connection is freed in one place
+ * (conn_free, from the close callback or from the last hold's release).
  *
  * Memory: an idle logged-in WebSocket connection is this struct only
  * (uv_tcp_t + 48 bytes). The inbound state (tcp.data: ws_reader or
@@ -34,9 +41,11 @@ enum conn_flags {
     CONN_F_CLOSE_AFTER_FLUSH = 1 << 1,
     CONN_F_SHUTDOWN = 1 << 2,      /* FIN sent */
     CONN_F_DISCARD = 1 << 3,       /* ignore further input */
-    CONN_F_BUSY = 1 << 4,          /* an HTTP request is being answered */
-    CONN_F_FREE_LATER = 1 << 5,    /* closed while busy: free when done */
+    CONN_F_BUSY = 1 << 4,          /* held (conn_hold): an answer is on its way back */
+    CONN_F_FREE_LATER = 1 << 5,    /* closed while held: freed by conn_unhold */
     CONN_F_TLS = 1 << 6,           /* a tls_conn (net/tls.h): bytes on the wire are TLS */
+    CONN_F_PAUSED = 1 << 7,        /* reading stopped (conn_pause) */
+    CONN_F_EOF = 1 << 8,           /* the peer sent FIN */
 };
 
 typedef struct conn {
@@ -49,12 +58,34 @@ typedef struct conn {
     uint32_t last_active;           /* worker_now() of the last frame/request */
     uint32_t kind : 2;              /* enum conn_kind */
     uint32_t state : 3;             /* enum conn_state */
-    uint32_t room : 7;              /* room index (position in app.appIDs) */
-    uint32_t flags : 8;             /* enum conn_flags */
+    uint32_t room : 6;              /* room index (position in app.appIDs, < 64) */
+    uint32_t flags : 9;             /* enum conn_flags */
     uint32_t msgs : 12;             /* messages received in the current second */
 } conn;
 
 #define CONN_MAX_RATE 4000          /* msgs counts up to this (12 bits) */
+
+/* The layer that owns a connection in a given state registers these
+ * (http/ for CONN_HTTP, ws/ for CONN_WS_OPEN and CONN_WS_CLOSING). */
+enum conn_layer { CONN_LAYER_HTTP, CONN_LAYER_WS, CONN_LAYER_COUNT };
+
+typedef struct conn_handler {
+    /* Plaintext bytes read (the worker's shared buffer: copy what you keep). */
+    void (*feed)(conn *c, uint8_t *p, size_t n);
+    /* The peer finished sending (FIN). NULL: close at once. */
+    void (*eof)(conn *c);
+    /* c is being closed: free the inbound state in c->tcp.data. */
+    void (*release)(conn *c);
+    /* Once per sweep; idle = seconds since c->last_active. */
+    void (*sweep)(conn *c, uint32_t idle);
+    /* The outbound queue was written out. May be NULL. */
+    void (*drained)(conn *c);
+    /* Node shutdown: end c politely (close frame, or close when not held). */
+    void (*stop)(conn *c);
+} conn_handler;
+
+/* Registers the handler of a layer (at start-up, before any worker runs). */
+void conn_set_handler(enum conn_layer layer, const conn_handler *h);
 
 /* Starts listening on w's listeners; accepted connections begin reading. */
 int conn_listen(struct worker *w);
@@ -62,31 +93,46 @@ int conn_listen(struct worker *w);
 /* The worker owning c. */
 static inline struct worker *conn_worker(const conn *c) { return (struct worker *)c->tcp.loop->data; }
 
-/* Sends b (whole) on c. Tries a direct write first: an idle socket takes a
- * small frame without any allocation. Bytes that do not fit are queued with
- * a reference to b. Over app.maxOutboundBytes the connection is closed with
- * 1008. Returns 0, or -1 if c is closed or closing. */
+/* Sends b (whole, in order after what is queued). Tries a direct write
+ * first: an idle socket takes a small frame without any allocation. Bytes
+ * that do not fit are queued with a reference to b. No cap here: the
+ * caller's layer decides. Returns 0, or -1 if c is closed (or was closed
+ * because the socket failed). */
 int conn_send_shared(conn *c, sbuf *b);
 /* The same for bytes the caller owns (copied only if they must be queued). */
 int conn_send_bytes(conn *c, const void *p, size_t n);
 /* Bytes waiting in c's queue. */
 size_t conn_queued(const conn *c);
+/* Drops the queued buffers not one byte of which is on the wire yet (whole
+ * messages never started); a buffer being written stays. Returns the bytes
+ * dropped. For a layer closing a slow client on a message boundary. */
+size_t conn_drop_unstarted(conn *c);
+/* Bytes queued by the connections of the WebSocket port, node-wide. */
+long conn_ws_queued_total(void);
 
-/* For net/tls.c. Plaintext of a read, to the layer c's state calls for
- * (HTTP before the upgrade, the WebSocket session after). */
+/* Stops reading c (back-pressure) / starts again. Idempotent. */
+void conn_pause(conn *c);
+void conn_resume(conn *c);
+
+/* Keeps c's memory alive across an asynchronous answer (one at a time): if
+ * c closes meanwhile it is freed by conn_unhold instead. conn_unhold returns
+ * 1 if c was closed (and is now freed: do not touch it), else 0. */
+void conn_hold(conn *c);
+int conn_unhold(conn *c);
+
+/* For net/tls.c. Plaintext of a read, to the layer that owns c's state. */
 void conn_feed(conn *c, uint8_t *p, size_t n);
 /* Sends bytes as they are, bypassing TLS (ciphertext), with the queue logic
  * of conn_send_bytes; also while closing. Returns 0 or -1 (c closed). */
 int conn_send_wire(conn *c, const void *p, size_t n);
 
-/* Closes the TCP connection now (no close frame): unbinds the user. */
+/* Closes the TCP connection now (no close frame): the owning layer releases
+ * its state, the queue is dropped. */
 void conn_close(conn *c);
-/* Sends a close frame (for a WebSocket), then FIN once it is written, then
- * drops the connection when the peer closes or after a grace period. */
-void conn_close_ws(conn *c, uint16_t code, const char *reason);
 /* After the queue drains: shut down writing (FIN) and drop on EOF. */
 void conn_end_after_flush(conn *c);
-
+/* Node shutdown: asks the owning layer to end c (conn_handler.stop). */
+void conn_stop(conn *c);
 /* Called by the sweep for each connection of the worker. */
 void conn_sweep_one(conn *c, uint32_t now);
 
@@ -96,5 +142,4 @@ void conn_peer(const conn *c, char *out, size_t len);
 /* Is this handle a client connection (as opposed to a listener/timer)? */
 int conn_is_conn(const uv_handle_t *h);
 
-/* Bytes in /system/state: queue memory of this process. */
 #endif

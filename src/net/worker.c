@@ -11,9 +11,7 @@
 
 #include "core/log.h"
 #include "core/node.h"
-#include "im/hub.h"
 #include "net/conn.h"
-#include "ws/session.h"
 
 /* Rounds of workers_stop's last drain (tasks posting to each other). */
 #define WORKER_DRAIN_ROUNDS 100
@@ -27,6 +25,11 @@ enum worker_phase {
     WORKERS_CLOSING,     /* clients closed or closing; loops run tasks */
     WORKERS_DRAINING,    /* loops ended: workers_stop runs the inboxes */
 };
+
+/* What the layer above keeps per worker (im/hub.c's tables). */
+static worker_local_ops g_local;
+
+void workers_set_local(const worker_local_ops *ops) { g_local = *ops; }
 
 static struct {
     worker **all;
@@ -81,13 +84,8 @@ static void worker_close_walk(uv_handle_t *h, void *arg)
     (void)arg;
     if (uv_is_closing(h))
         return;
-    if (conn_is_conn(h)) {
-        conn *c = (conn *)h;
-        if (c->state == CONN_WS_OPEN)
-            conn_close_ws(c, 1001, "server shutting down");
-        else if (c->state == CONN_HTTP && !(c->flags & CONN_F_BUSY))
-            conn_close(c);
-    }
+    if (conn_is_conn(h))
+        conn_stop((conn *)h);                /* its layer: 1001, or close when not held */
 }
 
 /* At the end of the grace: every connection left is closed now (the loop's
@@ -167,7 +165,8 @@ static void worker_free(worker *w)
     t_self = NULL;
     if (uv_loop_close(&w->loop) != 0)
         log_error("worker %d: its loop still had handles at exit", w->id);
-    hub_local_free(w->hub);
+    if (w->hub && g_local.destroy)
+        g_local.destroy(w->hub);
     free(w);
 }
 
@@ -184,8 +183,9 @@ static int worker_init(worker *w, int ws_fd, int http_fd)
     if (uv_async_init(&w->loop, &w->wake, worker_on_wake) != 0 ||
         uv_timer_init(&w->loop, &w->sweep) != 0)
         return -1;
-    w->hub = hub_local_new();
-    if (!w->hub || conn_listen(w) != 0)
+    if (g_local.create && !(w->hub = g_local.create()))
+        return -1;
+    if (conn_listen(w) != 0)
         return -1;
     uint64_t every = (uint64_t)g_node.cfg.sweepInterval * 1000;
     return uv_timer_start(&w->sweep, worker_on_sweep, every, every);

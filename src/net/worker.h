@@ -43,7 +43,8 @@ typedef struct worker_stats {
     atomic_long conns;        /* open TCP connections (HTTP + WS) */
     atomic_long ws_conns;     /* upgraded WebSocket connections */
     atomic_long logged_in;    /* logged-in WebSocket connections */
-    atomic_long out_bytes;    /* bytes waiting in outbound queues */
+    atomic_long out_bytes;    /* bytes waiting in outbound queues (WebSocket port) */
+    atomic_long http_out_bytes; /* the same on the HTTP port (answers) */
     atomic_long out_queues;   /* connections with a non-empty queue */
     atomic_long msgs_in;      /* WebSocket messages received */
     atomic_long frames_out;   /* pushes (msg/enter/exit) handed to connections */
@@ -71,6 +72,15 @@ typedef struct worker {
     uint8_t tls_buf[WORKER_READ_BUF]; /* plaintext of TLS reads (net/tls.c) */
     int rbuf_busy;
 } worker;
+
+/* Per-worker state of the layer above (the hub's user and room tables):
+ * created for each worker before it accepts, destroyed after its loop has
+ * ended. Registered once at start-up, before workers_start. */
+typedef struct worker_local_ops {
+    struct hub_local *(*create)(void);
+    void (*destroy)(struct hub_local *h);
+} worker_local_ops;
+void workers_set_local(const worker_local_ops *ops);
 
 /* Starts n workers, each adopting its own listening sockets (ws_fds[i],
  * http_fds[i]): initialises all, publishes the table, starts the threads.

@@ -6,8 +6,6 @@
 #include "core/log.h"
 #include "core/node.h"
 #include "core/sbuf.h"
-#include "im/hub.h"
-#include "im/proto.h"
 #include "net/conn.h"
 #include "net/worker.h"
 #include "ws/frame.h"
@@ -25,7 +23,31 @@ static const ws_reader_cb ws_session_cb = {
     .on_close = ws_session_on_close,
 };
 
+#define WS_CLOSE_GRACE 5          /* seconds a closing connection may linger */
+
+static const ws_session_app *ws_app;
+
 static ws_reader **ws_session_reader(struct conn *c) { return (ws_reader **)&c->tcp.data; }
+
+static void ws_session_feed(struct conn *c, uint8_t *p, size_t n);
+static void ws_session_release(struct conn *c);
+static void ws_session_sweep(struct conn *c, uint32_t idle);
+static void ws_session_stop(struct conn *c);
+
+static const conn_handler ws_session_handler = {
+    .feed = ws_session_feed,
+    .eof = NULL,                  /* a WebSocket client that sends FIN is gone */
+    .release = ws_session_release,
+    .sweep = ws_session_sweep,
+    .drained = NULL,
+    .stop = ws_session_stop,
+};
+
+void ws_session_init(const ws_session_app *app)
+{
+    ws_app = app;
+    conn_set_handler(CONN_LAYER_WS, &ws_session_handler);
+}
 
 /* A complete frame arrived: the connection is alive. Also starts a new
  * rate-limit second when the clock moved on. */
@@ -51,24 +73,82 @@ void ws_session_start(struct conn *c, int echo, uint8_t *rest, size_t n)
         ws_session_feed(c, rest, n);
 }
 
-/* Frames and sends a small control or data payload. */
+/* ---------- output policy ---------- */
+
+int ws_session_frame_fits(size_t n) { return n <= g_node.cfg.maxOutboundBytes; }
+
+/* Would n more bytes pass c's cap or the node's? */
+static int ws_session_over_cap(const struct conn *c, size_t n)
+{
+    size_t total_cap = g_node.cfg.maxOutboundBytesTotal;
+    if (conn_queued(c) + n > g_node.cfg.maxOutboundBytes)
+        return 1;
+    return total_cap && (size_t)conn_ws_queued_total() + n > total_cap;
+}
+
+/* A client that does not read: drop the frames it was not sent any byte
+ * of, queue a 1008 close frame after the one being written, stop reading. */
+static void ws_session_slow_consumer(struct conn *c)
+{
+    worker *w = conn_worker(c);
+    log_info("closing slow consumer (%zu bytes queued)", conn_queued(c));
+    atomic_fetch_add_explicit(&w->stats.slow_closed, 1, memory_order_relaxed);
+    if (c->flags & CONN_F_TLS) {
+        /* Dropping records from a TLS stream breaks it (sequence numbers):
+         * no close frame could be read after them. Drop the connection. */
+        conn_close(c);
+        return;
+    }
+    (void)conn_drop_unstarted(c);
+    c->flags |= CONN_F_DISCARD;
+    ws_session_close(c, WS_CLOSE_POLICY, "outbound queue full");
+}
+
+/* May a frame of n bytes go to c now? WS_SEND_OK, or why not (a slow
+ * consumer is closed here). */
+static int ws_session_admit(struct conn *c, size_t n)
+{
+    if (c->state != CONN_WS_OPEN)
+        return WS_SEND_CLOSED;
+    if (!ws_session_frame_fits(n))
+        return WS_SEND_TOO_BIG;
+    if (ws_session_over_cap(c, n)) {
+        ws_session_slow_consumer(c);
+        return WS_SEND_CLOSED;
+    }
+    return WS_SEND_OK;
+}
+
+int ws_session_send_frame(struct conn *c, sbuf *frame)
+{
+    int r = ws_session_admit(c, frame->len);
+    if (r != WS_SEND_OK)
+        return r;
+    return conn_send_shared(c, frame) == 0 ? WS_SEND_OK : WS_SEND_CLOSED;
+}
+
+/* Frames and sends a control or data payload (policy as above); small ones
+ * are framed on the stack and copied only if the socket cannot take them. */
 static int ws_session_send(struct conn *c, int opcode, const void *p, size_t n)
 {
     uint8_t stackbuf[10 + 256];
     uint8_t hdr[10];
     size_t hl = ws_frame_header_encode(hdr, opcode, 1, n);
+    int r = ws_session_admit(c, hl + n);
+    if (r != WS_SEND_OK)
+        return r;
     if (hl + n <= sizeof(stackbuf)) {
         memcpy(stackbuf, hdr, hl);
         if (n)
             memcpy(stackbuf + hl, p, n);
-        return conn_send_bytes(c, stackbuf, hl + n);
+        return conn_send_bytes(c, stackbuf, hl + n) == 0 ? WS_SEND_OK : WS_SEND_CLOSED;
     }
     sbuf *b = sbuf_new(hl + n);
     if (!b)
-        return -1;
+        return WS_SEND_CLOSED;
     memcpy(b->data, hdr, hl);
     memcpy(b->data + hl, p, n);
-    int r = conn_send_shared(c, b);
+    r = conn_send_shared(c, b) == 0 ? WS_SEND_OK : WS_SEND_CLOSED;
     sbuf_unref(b);
     return r;
 }
@@ -78,25 +158,68 @@ int ws_session_send_text(struct conn *c, const char *p, size_t n)
     return ws_session_send(c, WS_OP_TEXT, p, n);
 }
 
-void ws_session_feed(struct conn *c, uint8_t *p, size_t n)
+static void ws_session_feed(struct conn *c, uint8_t *p, size_t n)
 {
-    worker *w = conn_worker(c);
     int r = ws_reader_feed(ws_session_reader(c), p, n, g_node.cfg.maxMessageSize,
                            &ws_session_cb, c);
-    (void)w;
     if (r > 0) {
         log_debug("ws: protocol error, closing with %d", r);
         ws_reader_free(ws_session_reader(c));
         c->flags |= CONN_F_DISCARD;
-        conn_close_ws(c, (uint16_t)r, r == WS_CLOSE_TOO_BIG ? "message too big"
-                                      : r == WS_CLOSE_BAD_DATA ? "invalid UTF-8"
-                                                               : "protocol error");
+        ws_session_close(c, (uint16_t)r, r == WS_CLOSE_TOO_BIG ? "message too big"
+                                         : r == WS_CLOSE_BAD_DATA ? "invalid UTF-8"
+                                                                  : "protocol error");
     }
 }
 
-void ws_session_ping(struct conn *c)
+/* ---------- closing ---------- */
+
+/* c stops being open: free the reader, tell the app (unbind the user). */
+static void ws_session_leave_open(struct conn *c)
 {
-    (void)ws_session_send(c, WS_OP_PING, NULL, 0);
+    if (ws_app && ws_app->on_end)
+        ws_app->on_end(c);
+    ws_reader_free(ws_session_reader(c));
+}
+
+void ws_session_close(struct conn *c, uint16_t code, const char *reason)
+{
+    if (c->state != CONN_WS_OPEN)
+        return;
+    uint8_t frame[2 + 125];
+    size_t n = ws_frame_build_close(frame, code, reason);
+    c->state = CONN_WS_CLOSING;
+    c->last_active = worker_now(conn_worker(c));
+    ws_session_leave_open(c);
+    /* The close frame goes after what is queued: every queued buffer is a
+     * whole frame or the rest of one, so it lands on a frame boundary. */
+    if (conn_send_bytes(c, frame, n) != 0)
+        return;
+    conn_end_after_flush(c);
+}
+
+static void ws_session_release(struct conn *c)
+{
+    ws_session_leave_open(c);
+}
+
+static void ws_session_stop(struct conn *c)
+{
+    if (c->state == CONN_WS_OPEN)
+        ws_session_close(c, WS_CLOSE_GOING_AWAY, "server shutting down");
+}
+
+static void ws_session_sweep(struct conn *c, uint32_t idle)
+{
+    const config *cfg = &g_node.cfg;
+    if (c->state == CONN_WS_CLOSING) {
+        if (idle > WS_CLOSE_GRACE)
+            conn_close(c);
+    } else if (idle > (uint32_t)cfg->connectionTimeout) {
+        ws_session_close(c, WS_CLOSE_GOING_AWAY, "heartbeat timeout");
+    } else if (cfg->pingInterval > 0 && idle >= (uint32_t)cfg->pingInterval) {
+        (void)ws_session_send(c, WS_OP_PING, NULL, 0);
+    }
 }
 
 static int ws_session_on_message(void *ud, int opcode, uint8_t *data, size_t len)
@@ -111,15 +234,15 @@ static int ws_session_on_message(void *ud, int opcode, uint8_t *data, size_t len
     if (max > 0 && ++c->msgs > (unsigned)max) {
         atomic_fetch_add_explicit(&w->stats.rate_closed, 1, memory_order_relaxed);
         log_info("closing a connection sending over %d messages/s", max);
-        conn_close_ws(c, WS_CLOSE_POLICY, "message rate limit exceeded");
+        ws_session_close(c, WS_CLOSE_POLICY, "message rate limit exceeded");
         return 1;
     }
     if (c->flags & CONN_F_ECHO)
         (void)ws_session_send(c, opcode, data, len);
     else if (opcode == WS_OP_TEXT)
-        proto_handle(c, (const char *)data, len);
+        ws_app->on_text(c, (const char *)data, len);
     else
-        proto_reject_binary(c);
+        ws_app->on_binary(c);
     return c->state == CONN_CLOSED ? 1 : 0;
 }
 
@@ -148,22 +271,11 @@ static int ws_session_on_close(void *ud, uint16_t code, const uint8_t *reason, s
     (void)reason; (void)len;
     if (c->state == CONN_WS_OPEN) {
         /* The client closes: echo its code (1005 means none: answer 1000). */
-        conn_close_ws(c, code == WS_CLOSE_NO_STATUS ? WS_CLOSE_NORMAL : code, "");
+        ws_session_close(c, code == WS_CLOSE_NO_STATUS ? WS_CLOSE_NORMAL : code, "");
     } else if (c->state == CONN_WS_CLOSING) {
         /* The answer to our close: done once our bytes are out. */
         if (!conn_queued(c))
             conn_close(c);
     }
     return 1;
-}
-
-void ws_session_closing(struct conn *c)
-{
-    hub_detach(c);
-}
-
-void ws_session_end(struct conn *c)
-{
-    hub_detach(c);
-    ws_reader_free(ws_session_reader(c));
 }

@@ -1,23 +1,51 @@
 /* session.h — a connection after the WebSocket upgrade: feeds the bytes to
- * the frame reader, answers pings, runs the close handshake and hands each
- * text message to the IM protocol (or echoes it on app.echoPath). */
+ * the frame reader, answers pings, runs the close handshake, keeps the
+ * WebSocket output policy (per-connection and node-wide caps decided per
+ * whole frame, slow consumers closed on a frame boundary), times
+ * connections out, and hands each message to the layer above
+ * (ws_session_set_app: the IM protocol) or echoes it on app.echoPath. */
 #ifndef IMGATE_WS_SESSION_H
 #define IMGATE_WS_SESSION_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/sbuf.h"
+
 struct conn;
+
+/* What the layer above a WebSocket connection is told. */
+typedef struct ws_session_app {
+    /* A complete text (or binary) message of a non-echo connection. */
+    void (*on_text)(struct conn *c, const char *p, size_t n);
+    void (*on_binary)(struct conn *c);
+    /* c stops being open (closing or closed): forget it (unbind the user). */
+    void (*on_end)(struct conn *c);
+} ws_session_app;
+
+/* Registers the WebSocket layer with net/ and the app above it (start-up). */
+void ws_session_init(const ws_session_app *app);
 
 /* Switches c to WebSocket after the 101 answer was queued; `rest` holds
  * bytes the client sent after its upgrade request (may be empty). */
 void ws_session_start(struct conn *c, int echo, uint8_t *rest, size_t n);
-void ws_session_feed(struct conn *c, uint8_t *p, size_t n);
-void ws_session_ping(struct conn *c);
-/* c is entering CLOSING: free the reader, unbind the user. */
-void ws_session_closing(struct conn *c);
-/* c is being closed: release everything the session holds. */
-void ws_session_end(struct conn *c);
+
+/* Sends a close frame with code and reason, then FIN once everything before
+ * it is written; the connection is dropped when the peer closes or after a
+ * grace period. No-op unless c is open. */
+void ws_session_close(struct conn *c, uint16_t code, const char *reason);
+
+/* Results of ws_session_send_frame. */
+enum { WS_SEND_OK = 0, WS_SEND_CLOSED = -1, WS_SEND_TOO_BIG = -2 };
+/* Sends one whole frame (shared, not copied) to an open connection. The
+ * caps are decided before its first byte is written: a frame larger than
+ * app.maxOutboundBytes is refused (WS_SEND_TOO_BIG; c is untouched); a
+ * connection whose queue (or the node's, app.maxOutboundBytesTotal) would
+ * pass its cap is closed with 1008 after the frames it has already started,
+ * without this one (WS_SEND_CLOSED). */
+int ws_session_send_frame(struct conn *c, sbuf *frame);
+/* Can a frame of n bytes ever be sent (n <= app.maxOutboundBytes)? */
+int ws_session_frame_fits(size_t n);
 
 /* Sends one text message (framed here) to c. */
 int ws_session_send_text(struct conn *c, const char *p, size_t n);

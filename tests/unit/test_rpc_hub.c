@@ -24,6 +24,7 @@
 #include "cluster/rpc.h"
 #include "core/node.h"
 #include "im/codes.h"
+#include "im/hub.h"
 #include "im/presence.h"
 #include "net/listen.h"
 #include "net/worker.h"
@@ -221,6 +222,7 @@ static int setup(void **state)
     char err[256];
     assert_int_equal(listen_group("127.0.0.1", 0, 1, &ws_fd, &ws_port, err, sizeof(err)), 0);
     assert_int_equal(listen_group("127.0.0.1", 0, 1, &http_fd, &http_port, err, sizeof(err)), 0);
+    hub_init();
     assert_int_equal(workers_start(1, &ws_fd, &http_fd), 0);
     start_rpc();
     return 0;

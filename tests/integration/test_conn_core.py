@@ -1,0 +1,242 @@
+"""The connection core under hostile clients: output is decided per whole
+frame (a push that can never fit is refused up front, a slow consumer is
+closed on a frame boundary), HTTP answers are bounded by back-pressure
+instead of memory, a half-closed HTTP client gets every answer, and a large
+pipeline behind a deferred send is answered instead of reset. Real clients
+(raw sockets, RawWS) against a real node on 127.0.0.1; nothing asserts on
+timing: every wait polls for a state the node reports. The pipeline behind
+a pending send runs in cluster mode behind a Redis whose replies are slowed
+down (SlowRedisProxy), so that the send stays pending for seconds."""
+
+import os
+import socket
+import sys
+import time
+import unittest
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (IO_TIMEOUT, OP_PING, OP_TEXT, SLOW, Node, NodeCase, RawWS,  # noqa: E402
+                     RedisServer, cluster_args, cmd_json, main, text, wait_until)
+from test_shutdown_faults import SlowRedisProxy  # noqa: E402
+
+
+def login_frame(user, app=101, seq="L"):
+    return text(cmd_json("login", {"serviceToken": "", "appID": app, "userID": user}, seq=seq))
+
+
+def rss_bytes(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
+def http_get(path, host="127.0.0.1"):
+    return ("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (path, host)).encode()
+
+
+def count_answers(data):
+    return data.count(b"HTTP/1.1 ")
+
+
+def read_until_eof(sock, limit_s=30):
+    sock.settimeout(limit_s * SLOW)
+    out = bytearray()
+    while True:
+        try:
+            chunk = sock.recv(1 << 20)
+        except ConnectionResetError:
+            raise AssertionError("connection reset after %d bytes (%d answers)"
+                                 % (len(out), count_answers(out)))
+        if not chunk:
+            return bytes(out)
+        out += chunk
+
+
+def next_push(ws):
+    """The next push on a RawWS (pings answered); whole frames only."""
+    while True:
+        f = ws.recv_frame()
+        assert f is not None, "EOF while waiting for a push"
+        fin, op, payload = f
+        if op == OP_PING:
+            continue
+        assert op == OP_TEXT and fin, (op, payload[:80])
+        return payload
+
+
+class FrameCapTest(NodeCase):
+    MAX_OUT = 65536
+    ARGS = ("--set", "app.maxOutboundBytes=%d" % MAX_OUT, "--set", "app.maxMessageSize=1024")
+
+    def test_push_frame_over_the_cap_is_refused_up_front(self):
+        """A push whose frame is larger than app.maxOutboundBytes (JSON makes
+        a control character 6 bytes) is answered 1001 naming `message`, and
+        the recipient is neither sent a byte of it nor disconnected."""
+        node = self.node
+        ws = RawWS(node.ws_port)
+        try:
+            ws.send(login_frame("capped"))
+            self.assertEqual(ws.recv_json()["response"]["code"], 200)
+            big = "\x01" * (self.MAX_OUT // 4)         # ~16 KB of text, ~96 KB framed
+            reply = node.api("/user/sendMessage", form={"appID": 101, "userID": "capped",
+                                                        "msgID": "big-1", "message": big})
+            self.assertEqual(reply["code"], 1001, reply)
+            self.assertIn("message", reply["msg"])
+            self.assertIn("maxOutboundBytes", reply["msg"])
+            self.assertEqual(node.state()["slowConsumersClosed"], 0)
+            # Order proves absence: the next push is the marker, whole.
+            ok = node.api("/user/sendMessage", form={"appID": 101, "userID": "capped",
+                                                     "msgID": "after-big", "message": "marker"})
+            self.assertTrue(ok["data"]["sendResults"], ok)
+            self.assertIn(b'"after-big"', next_push(ws))
+            # The refused msgID was not used up: the same id may be sent again.
+            again = node.api("/user/sendMessage", form={"appID": 101, "userID": "capped",
+                                                        "msgID": "big-1", "message": "small now"})
+            self.assertTrue(again["data"]["sendResults"], again)
+            self.assertIn(b"small now", next_push(ws))
+        finally:
+            ws.close()
+
+    def test_slow_consumer_is_closed_between_frames(self):
+        """Pushes that fit one by one but pile up for a client that does not
+        read: the connection ends with 1008 after whole frames only, and each
+        push is either wholly delivered or not at all."""
+        node = self.node
+        slow = RawWS(node.ws_port, rcvbuf=4096)
+        try:
+            slow.send(login_frame("slowpoke"))
+            self.assertEqual(slow.recv_json()["response"]["code"], 200)
+            body = "\x02" * 9000                        # ~54 KB framed: under the cap, not twice
+            sent = 0
+            while node.state()["slowConsumersClosed"] == 0:
+                self.assertLess(sent, 200, "the slow client was never closed")
+                node.api("/user/sendMessage", form={"appID": 101, "userID": "slowpoke",
+                                                    "msgID": "s-%d" % sent, "message": body})
+                sent += 1
+            code, reason, before = slow.read_close()
+            self.assertEqual(code, 1008, (code, reason))
+            self.assertEqual(reason, b"outbound queue full")
+            self.assertGreaterEqual(len(before), 1)
+            for fin, op, payload in before:            # every frame before it parsed whole
+                self.assertTrue(fin)
+                if op == OP_TEXT:
+                    self.assertIn(b'"msg"', payload)
+        finally:
+            slow.close()
+
+
+class HttpBackPressureTest(NodeCase):
+    def test_pipelining_client_that_never_reads_is_bounded(self):
+        """One client pipelines chat-page requests and never reads: the node
+        stops reading it at a bound instead of growing, WebSocket clients are
+        not closed as slow consumers for it, and once the client reads it
+        gets every answer."""
+        node = self.node
+        ws = RawWS(node.ws_port)
+        ws.send(login_frame("bystander"))
+        self.assertEqual(ws.recv_json()["response"]["code"], 200)
+        page = len(node.http("/home/index")[2])
+        self.assertGreater(page, 1000)
+        requests = 4000                                  # ~page × 4000 if answers were all kept
+        s = socket.create_connection(("127.0.0.1", node.http_port), timeout=IO_TIMEOUT)
+        try:
+            before = rss_bytes(node.proc.pid)
+            blob = http_get("/home/index") * requests
+            # The requests (a few hundred KB) fit in the socket buffers; the
+            # answers (page × requests) would not fit in any bound.
+            s.sendall(blob)
+            wait_until(lambda: node.state()["httpOutQueueBytes"] >= 256 * 1024, timeout=30,
+                       what="the node to hold answers up to its bound")
+            state = node.state()
+            self.assertLessEqual(state["httpOutQueueBytes"], 512 * 1024 + 2 * page, state)
+            self.assertEqual(state["outQueueBytes"], 0, state)
+            self.assertLess(rss_bytes(node.proc.pid) - before, 64 << 20)
+            # The WebSocket client is served as before.
+            r = node.api("/user/sendMessage", form={"appID": 101, "userID": "bystander",
+                                                    "msgID": "bp-1", "message": "still here"})
+            self.assertTrue(r["data"]["sendResults"], r)
+            self.assertIn(b"still here", next_push(ws))
+            self.assertEqual(node.state()["slowConsumersClosed"], 0)
+            # Now the client reads: every request it managed to send is answered.
+            s.shutdown(socket.SHUT_WR)
+            data = read_until_eof(s, limit_s=120)
+            self.assertEqual(count_answers(data), requests)
+        finally:
+            s.close()
+            ws.close()
+
+    def test_half_close_gets_every_answer(self):
+        """Sends answered after delivery (deferred) followed by FIN: one, then
+        200 pipelined; every one is answered before the node closes."""
+        node = self.node
+        ws = RawWS(node.ws_port)
+        ws.send(login_frame("halfclose"))
+        self.assertEqual(ws.recv_json()["response"]["code"], 200)
+        try:
+            for n in (1, 200):
+                s = socket.create_connection(("127.0.0.1", node.http_port), timeout=IO_TIMEOUT)
+                try:
+                    s.sendall(b"".join(send_request("halfclose", "hc-%d-%d" % (n, i), "x")
+                                       for i in range(n)))
+                    s.shutdown(socket.SHUT_WR)
+                    data = read_until_eof(s)
+                    self.assertEqual(count_answers(data), n, data[-300:])
+                    self.assertEqual(data.count(b'"sendResults":true'), n)
+                finally:
+                    s.close()
+                for i in range(n):                         # each delivered once, in order
+                    self.assertIn(b'"hc-%d-%d"' % (n, i), next_push(ws))
+        finally:
+            ws.close()
+
+
+def send_request(user, msgid, message, host="x"):
+    form = urllib.parse.urlencode({"appID": 101, "userID": user, "msgID": msgid,
+                                   "message": message}).encode()
+    return (b"POST /user/sendMessage HTTP/1.1\r\nHost: %s\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s"
+            % (host.encode(), len(form), form))
+
+
+class SlowRedisPipelineTest(unittest.TestCase):
+    """Cluster mode behind the slow Redis proxy of test_shutdown_faults.py:
+    a send is answered only after several Redis round trips (seconds), so
+    whatever the client pipelines behind it arrives while it is pending."""
+
+    def setUp(self):
+        self.redis = RedisServer()
+        self.addCleanup(self.redis.stop)
+        self.proxy = SlowRedisProxy(self.redis, delay=0.3)
+        self.addCleanup(self.proxy.stop)
+        self.node = Node(*cluster_args(self.proxy, register_interval=3600),
+                         "--set", "cluster.redisTimeout=20000")
+        self.addCleanup(self.node.stop)
+        wait_until(lambda: self.node.self_addr in self.redis.hgetall("acc:hash:servers"),
+                   timeout=20, what="the node registered in Redis")
+
+    def test_pipeline_behind_a_deferred_send_is_answered(self):
+        """More than 1 MB pipelined behind a pending send (and then FIN):
+        every request is answered, the send first, no reset."""
+        node = self.node
+        pad = "p" * 900
+        rest = b"".join(("OPTIONS /user/online?pad=%s&i=%d HTTP/1.1\r\nHost: x\r\n\r\n"
+                         % (pad, i)).encode() for i in range(1500))
+        self.assertGreater(len(rest), 1 << 20)
+        s = socket.create_connection(("127.0.0.1", node.http_port), timeout=IO_TIMEOUT)
+        try:
+            s.sendall(send_request("nobody", "deferred-%s" % os.getpid(), "first") + rest)
+            s.shutdown(socket.SHUT_WR)
+            data = read_until_eof(s, limit_s=120)
+            first_end = data.index(b"HTTP/1.1 ", 10)
+            self.assertIn(b'"sendResults":false', data[:first_end])   # nobody is online
+            self.assertEqual(count_answers(data), 1501)
+            self.assertEqual(data.count(b"HTTP/1.1 204 "), 1500)
+        finally:
+            s.close()
+
+
+if __name__ == "__main__":
+    main(sys.modules[__name__])
