@@ -402,6 +402,10 @@ int cluster_start(const char *self, char *err, size_t errlen)
         cl_advertise_ip(ip, sizeof(ip));
         snprintf(g_cl.self, sizeof(g_cl.self), "%s:%d", ip, g_node.rpc_port);
     }
+    static const hub_cluster_hooks users = {
+        .join = unodes_join, .leave = unodes_leave, .count = unodes_count, .heartbeat = cluster_user_online,
+    };
+    hub_set_cluster(&users);                      /* before any worker runs */
     const rlink_hooks hooks = { .on_up = cl_on_up, .on_stop = cl_on_stop };
     if (rlink_start(g_node.cfg.redisAddr, &hooks, err, errlen) != 0)
         return -1;

@@ -12,8 +12,6 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include "cluster/cluster.h"
-#include "cluster/unodes.h"
 #include "core/jsonw.h"
 #include "core/log.h"
 #include "core/node.h"
@@ -31,6 +29,11 @@ struct hub_local {
 };
 
 enum hub_kind { HUB_USER, HUB_ROOM };
+
+/* Set by cluster/ at start-up (hub_set_cluster); NULL in embedded mode. */
+static const hub_cluster_hooks *hub_cluster;
+
+void hub_set_cluster(const hub_cluster_hooks *hooks) { hub_cluster = hooks; }
 
 /* Distinct users of each room on this node (for im.presenceEventsMaxRoom). */
 static atomic_long hub_room_users[CONFIG_MAX_APPIDS];
@@ -365,30 +368,39 @@ static void hub_on_acquire(pres_entry *e, void *ud)
 {
     hub_edge *x = ud;
     if (e->conns != 1) {                      /* one more tab of a user already here */
-        unodes_count(e);
+        if (hub_cluster)
+            hub_cluster->count(e);
         return;
     }
     atomic_fetch_add_explicit(&hub_room_users[x->room], 1, memory_order_relaxed);
-    if (!cluster_enabled()) {
+    if (!hub_cluster) {
         hub_announce("enter", e->appid, e->id, e->idlen);
         return;
     }
     hub_note_client(e, x->c);
-    unodes_join(e, hub_announces(x->room));
+    hub_cluster->join(e, hub_announces(x->room));
 }
 
 static void hub_on_release(pres_entry *e, void *ud)
 {
     hub_edge *x = ud;
     if (e->conns != 0) {
-        unodes_count(e);
+        if (hub_cluster)
+            hub_cluster->count(e);
         return;
     }
-    if (cluster_enabled())
-        unodes_leave(e, hub_announces(x->room));
+    if (hub_cluster)
+        hub_cluster->leave(e, hub_announces(x->room));
     else
         hub_announce("exit", e->appid, e->id, e->idlen);
     atomic_fetch_sub_explicit(&hub_room_users[x->room], 1, memory_order_relaxed);
+}
+
+void hub_heartbeat(struct conn *c, uint32_t now)
+{
+    presence_heartbeat(c->pres, now);
+    if (hub_cluster)
+        hub_cluster->heartbeat(c->pres);
 }
 
 int hub_attach(struct conn *c, uint32_t appid, const char *uid, size_t len, int *first)

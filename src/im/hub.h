@@ -37,6 +37,24 @@ int hub_attach(struct conn *c, uint32_t appid, const char *uid, size_t len, int 
  * connection that is not logged in. */
 void hub_detach(struct conn *c);
 
+/* What cluster mode is told of this node's users (cluster/ registers these
+ * at start-up, before the workers run; without them the node is alone and
+ * enter/exit are announced here). join/leave/count run under the user's
+ * stripe lock (see presence.h): the first connection on this node, the
+ * last one gone (e is freed after the call), any other count; announce:
+ * whether the room hears enter/exit at all (im.presenceEventsMaxRoom). */
+struct pres_entry;
+typedef struct hub_cluster_hooks {
+    void (*join)(const struct pres_entry *e, int announce);
+    void (*leave)(const struct pres_entry *e, int announce);
+    void (*count)(const struct pres_entry *e);
+    void (*heartbeat)(const struct pres_entry *e);
+} hub_cluster_hooks;
+void hub_set_cluster(const hub_cluster_hooks *hooks);
+
+/* A heartbeat of c's user: presence here, and the cluster's record. */
+void hub_heartbeat(struct conn *c, uint32_t now);
+
 /* Called on the origin worker when every worker has run its share. */
 typedef void (*hub_done_fn)(void *ud, long delivered);
 

@@ -3,7 +3,6 @@
  * same field); replies use the original spelling. */
 #include "im/proto.h"
 
-#include "cluster/cluster.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -173,8 +172,7 @@ static int proto_heartbeat(proto_req *r)
 {
     if (!r->c->pres)
         return IM_NOT_LOGGED_IN;
-    presence_heartbeat(r->c->pres, (uint32_t)time(NULL));
-    cluster_user_online(r->c->pres);
+    hub_heartbeat(r->c, (uint32_t)time(NULL));
     return IM_OK;
 }
 
