@@ -53,6 +53,7 @@ static const config_key config_keys[] = {
     {"app.maxOutboundBytes", "IMGATE_MAX_OUTBOUND_BYTES", CT_SIZE, CONFIG_FIELD(maxOutboundBytes), 1, 64 * CONFIG_KIB * CONFIG_KIB * CONFIG_KIB, CK_NONE, false},
     {"app.echoPath", "IMGATE_ECHO_PATH", CT_STR, CONFIG_FIELD(echoPath), 0, 0, CK_PATH, false},
     {"app.maxConnections", NULL, CT_INT, CONFIG_FIELD(maxConnections), 0, 100000000, CK_NONE, false},
+    {"app.maxHttpConnections", NULL, CT_INT, CONFIG_FIELD(maxHttpConnections), 0, 100000000, CK_NONE, false},
     {"app.logLevel", "IMGATE_LOG_LEVEL", CT_STR, CONFIG_FIELD(logLevel), 0, 0, CK_LEVEL, false},
     {"app.requestLog", NULL, CT_STR, CONFIG_FIELD(requestLog), 0, 0, CK_NONE, false},
     {"app.maxMessagesPerSecond", NULL, CT_INT, CONFIG_FIELD(maxMessagesPerSecond), 0, 4000, CK_NONE, false},
@@ -120,6 +121,7 @@ void config_defaults(config *c)
     c->maxMessagesPerSecond = 100;
     c->maxOutboundBytesTotal = (size_t)512 * 1024 * 1024;
     c->httpIdleTimeout = 60;
+    c->maxHttpConnections = 1024;
     c->maxHeaderBytes = 16 * 1024;
     c->maxBodyBytes = 1024 * 1024;
     c->maxListUsers = 10000;

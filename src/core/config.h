@@ -35,7 +35,8 @@ typedef struct config {
     size_t maxMessageSize;           /* bytes, 65536 */
     size_t maxOutboundBytes;         /* per connection outbound queue cap, 1 MiB */
     char echoPath[CONFIG_STR];       /* "" = off; e.g. "/echo" */
-    int maxConnections;              /* 0 = only the open-file limit */
+    int maxConnections;              /* WebSocket port; 0 = only the open-file limit */
+    int maxHttpConnections;          /* HTTP API port, counted apart; 0 = no cap; 1024 */
     char logLevel[16];               /* debug|info|warn|error, "info" */
     char requestLog[CONFIG_STR];     /* "" = request log goes with the debug log */
     int maxMessagesPerSecond;        /* per connection, inbound; over it: close 1008; 0 = off; 100 */

@@ -453,7 +453,7 @@ static void api_send_message_all(api_ctx *x) { api_send(x, 1); }
 /* ---------- /system/state and /metrics ---------- */
 
 typedef struct api_totals {
-    long conns, ws, logged_in, out_bytes, http_out_bytes, out_queues, msgs_in, frames_out;
+    long conns, http_conns, ws, logged_in, out_bytes, http_out_bytes, out_queues, msgs_in, frames_out;
     long slow_closed, rate_closed, handshake_timeouts;
 } api_totals;
 
@@ -467,6 +467,7 @@ static void api_sum(api_totals *t)
         t->logged_in += atomic_load_explicit(&s->logged_in, memory_order_relaxed);
         t->out_bytes += atomic_load_explicit(&s->out_bytes, memory_order_relaxed);
         t->http_out_bytes += atomic_load_explicit(&s->http_out_bytes, memory_order_relaxed);
+        t->http_conns += atomic_load_explicit(&s->http_conns, memory_order_relaxed);
         t->out_queues += atomic_load_explicit(&s->out_queues, memory_order_relaxed);
         t->msgs_in += atomic_load_explicit(&s->msgs_in, memory_order_relaxed);
         t->frames_out += atomic_load_explicit(&s->frames_out, memory_order_relaxed);
@@ -506,10 +507,12 @@ static void api_state_body(jsonw *w, const api_totals *t)
     api_num(w, "numCPU", sysconf(_SC_NPROCESSORS_ONLN));
     api_num(w, "workers", workers_count());
     api_num(w, "connections", t->conns);
+    api_num(w, "httpConnections", t->http_conns);
     api_num(w, "wsConnections", t->ws);
     api_num(w, "loggedIn", t->logged_in);
     api_num(w, "users", presence_count());
     api_num(w, "maxConnections", g_node.max_conns);
+    api_num(w, "maxHttpConnections", g_node.cfg.maxHttpConnections);
     api_num(w, "openFileLimit", g_node.nofile);
     api_num(w, "outQueueBytes", t->out_bytes);
     api_num(w, "httpOutQueueBytes", t->http_out_bytes);
@@ -519,6 +522,7 @@ static void api_state_body(jsonw *w, const api_totals *t)
     api_num(w, "handshakeTimeouts", t->handshake_timeouts);
     jsonw_lit(w, ",\"limits\":{");
     api_num(w, "maxConnections", g_node.max_conns);
+    api_num(w, "maxHttpConnections", g_node.cfg.maxHttpConnections);
     api_num(w, "maxMessageSize", g_node.cfg.maxMessageSize);
     api_num(w, "maxMessagesPerSecond", g_node.cfg.maxMessagesPerSecond);
     api_num(w, "maxOutboundBytes", g_node.cfg.maxOutboundBytes);
@@ -698,7 +702,10 @@ static void api_metrics(api_ctx *x)
     api_metric(&w, "imgate_rate_limited_closed_total", "counter", "Connections closed for exceeding app.maxMessagesPerSecond.", t.rate_closed);
     api_metric(&w, "imgate_handshake_timeouts_total", "counter", "Connections closed before finishing the upgrade in time.", t.handshake_timeouts);
     api_metric(&w, "imgate_outbound_queue_cap_bytes", "gauge", "app.maxOutboundBytesTotal (0 = no cap).", (long long)g_node.cfg.maxOutboundBytesTotal);
-    api_metric(&w, "imgate_connection_cap", "gauge", "Connections this node accepts (file limit or app.maxConnections).", g_node.max_conns);
+    api_metric(&w, "imgate_connection_cap", "gauge", "WebSocket-port connections this node accepts (file limit or app.maxConnections).", g_node.max_conns);
+    api_metric(&w, "imgate_http_connections", "gauge", "Open connections on the HTTP API port.", t.http_conns);
+    api_metric(&w, "imgate_http_connection_cap", "gauge", "HTTP API connections this node accepts (app.maxHttpConnections; 0 = no cap).",
+               g_node.cfg.maxHttpConnections);
     api_metric(&w, "imgate_messages_received_total", "counter", "WebSocket messages received.", t.msgs_in);
     api_metric(&w, "imgate_frames_sent_total", "counter", "Pushes (msg/enter/exit) handed to connections.", t.frames_out);
     api_metric(&w, "imgate_dedup_entries", "gauge", "Remembered msgIDs (embedded mode).", (long long)dedup_count());

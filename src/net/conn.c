@@ -124,16 +124,28 @@ static void conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         conn_feed(c, (uint8_t *)buf->base, (size_t)n);
 }
 
-static int conn_over_limit(worker *w)
+/* Each port has its own cap, so idle API clients cannot lock WebSocket
+ * clients out (app.maxConnections) nor the reverse (app.maxHttpConnections). */
+static int conn_over_limit(uint8_t kind)
 {
-    long cap = g_node.max_conns;
+    long cap = kind == CONN_KIND_HTTP ? g_node.cfg.maxHttpConnections : g_node.max_conns;
     if (cap <= 0)
         return 0;
     long total = 0;
-    for (int i = 0; i < workers_count(); i++)
-        total += atomic_load_explicit(&worker_at(i)->stats.conns, memory_order_relaxed);
-    (void)w;
+    for (int i = 0; i < workers_count(); i++) {
+        const worker_stats *s = &worker_at(i)->stats;
+        long http = atomic_load_explicit(&s->http_conns, memory_order_relaxed);
+        total += kind == CONN_KIND_HTTP ? http : atomic_load_explicit(&s->conns, memory_order_relaxed) - http;
+    }
     return total > cap;                      /* total includes the new one */
+}
+
+static void conn_count(conn *c, int delta)
+{
+    worker *w = conn_worker(c);
+    atomic_fetch_add_explicit(&w->stats.conns, delta, memory_order_relaxed);
+    if (c->kind == CONN_KIND_HTTP)
+        atomic_fetch_add_explicit(&w->stats.http_conns, delta, memory_order_relaxed);
 }
 
 /* A new zeroed connection: a tls_conn when TLS is on. */
@@ -189,8 +201,8 @@ static void conn_on_accept(uv_stream_t *server, int status, uint8_t kind)
         uv_close((uv_handle_t *)c, conn_on_closed);
         return;
     }
-    atomic_fetch_add_explicit(&w->stats.conns, 1, memory_order_relaxed);
     c->kind = kind;
+    conn_count(c, 1);
     c->state = CONN_HTTP;
     c->last_active = worker_now(w);
     (void)uv_tcp_nodelay(&c->tcp, 1);
@@ -198,7 +210,7 @@ static void conn_on_accept(uv_stream_t *server, int status, uint8_t kind)
         conn_close(c);
         return;
     }
-    if (kind == CONN_KIND_WS && conn_over_limit(w))
+    if (conn_over_limit(kind))
         conn_refuse(c);
 }
 
@@ -524,7 +536,7 @@ void conn_close(conn *c)
     if (c->flags & CONN_F_TLS)
         tls_conn_end(c);
     worker *w = conn_worker(c);
-    atomic_fetch_sub_explicit(&w->stats.conns, 1, memory_order_relaxed);
+    conn_count(c, -1);
     if (was != CONN_HTTP)
         atomic_fetch_sub_explicit(&w->stats.ws_conns, 1, memory_order_relaxed);
     if (h)

@@ -8,6 +8,7 @@ timing: every wait polls for a state the node reports. The pipeline behind
 a pending send runs in cluster mode behind a Redis whose replies are slowed
 down (SlowRedisProxy), so that the send stays pending for seconds."""
 
+import json
 import os
 import socket
 import sys
@@ -191,6 +192,57 @@ class HttpBackPressureTest(NodeCase):
                     self.assertIn(b'"hc-%d-%d"' % (n, i), next_push(ws))
         finally:
             ws.close()
+
+
+class SeparateCapsTest(NodeCase):
+    ARGS = ("--set", "app.maxConnections=4", "--set", "app.maxHttpConnections=3")
+
+    def test_idle_http_clients_do_not_lock_websocket_clients_out(self):
+        """Idle API sockets count toward app.maxHttpConnections only: with
+        the HTTP port full, WebSocket clients still log in up to their own
+        cap, and the next HTTP client is told 503."""
+        node = self.node
+        idle = []
+        try:
+            for _ in range(3):
+                idle.append(socket.create_connection(("127.0.0.1", node.http_port), timeout=IO_TIMEOUT))
+            # Asked over one of the three (keep-alive): no fourth connection.
+            wait_until(lambda: state_over(idle[0])["httpConnections"] == 3,
+                       what="the 3 HTTP clients counted")
+            self.assertEqual(state_over(idle[0])["maxHttpConnections"], 3)
+            over = node.raw(b"", port=node.http_port, read_timeout=5)
+            self.assertIn(b" 503 ", over.split(b"\r\n", 1)[0])
+            ws = [RawWS(node.ws_port) for _ in range(4)]
+            for i, w in enumerate(ws):
+                w.send(login_frame("capped-%d" % i))
+                self.assertEqual(w.recv_json()["response"]["code"], 200)
+            extra = socket.create_connection(("127.0.0.1", node.ws_port), timeout=IO_TIMEOUT)
+            extra.sendall(b"GET /acc HTTP/1.1\r\nHost: x\r\n\r\n")
+            extra.settimeout(IO_TIMEOUT)
+            self.assertIn(b" 503 ", extra.recv(4096).split(b"\r\n", 1)[0])
+            extra.close()
+            for w in ws:
+                w.close()
+        finally:
+            for s in idle:
+                s.close()
+
+
+def state_over(sock):
+    """/system/state's data, asked on an open keep-alive connection."""
+    sock.sendall(http_get("/system/state"))
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        assert chunk, "EOF before the answer"
+        buf += chunk
+    head, _, body = buf.partition(b"\r\n\r\n")
+    length = int([h.split(b":")[1] for h in head.split(b"\r\n") if h.lower().startswith(b"content-length:")][0])
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "EOF in the answer"
+        body += chunk
+    return json.loads(body)["data"]
 
 
 def send_request(user, msgid, message, host="x"):

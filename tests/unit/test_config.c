@@ -40,6 +40,7 @@ static void assert_config_equal(const config *a, const config *b)
     assert_int_equal(a->maxOutboundBytes, b->maxOutboundBytes);
     assert_string_equal(a->echoPath, b->echoPath);
     assert_int_equal(a->maxConnections, b->maxConnections);
+    assert_int_equal(a->maxHttpConnections, b->maxHttpConnections);
     assert_string_equal(a->logLevel, b->logLevel);
     assert_string_equal(a->requestLog, b->requestLog);
     assert_string_equal(a->redisAddr, b->redisAddr);
@@ -166,6 +167,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.maxOutboundBytes, 1048576);
     assert_string_equal(c.echoPath, "");
     assert_int_equal(c.maxConnections, 0);
+    assert_int_equal(c.maxHttpConnections, 1024);
     assert_string_equal(c.logLevel, "info");
     assert_string_equal(c.requestLog, "");
     assert_string_equal(c.redisAddr, "");
