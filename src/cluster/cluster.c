@@ -481,8 +481,11 @@ void cluster_stop(void)
         return;
     g_cl.started = 0;
     rlink_stop();
+    pthread_mutex_lock(&g_cl.lock);
     free(g_cl.servers);
     g_cl.servers = NULL;
+    g_cl.nservers = 0;                            /* a late reader copies nothing */
+    pthread_mutex_unlock(&g_cl.lock);
 }
 
 void cluster_state_json(jsonw *w)

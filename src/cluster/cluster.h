@@ -31,7 +31,9 @@ int cluster_start(const char *self, char *err, size_t errlen);
  * cluster.redisTimeout for the answer. */
 void cluster_deregister(void);
 /* Writes what is queued (bounded by cluster.redisTimeout), disconnects and
- * joins the thread. After the workers have stopped. */
+ * joins the thread; its queries fail back to their workers. Call after
+ * workers_close_clients and before workers_stop (the workers must still run
+ * to take those answers). */
 void cluster_stop(void);
 
 /* This node's "ip:port" in the registry and in presence records. */
