@@ -154,12 +154,21 @@ static conn *conn_new(void)
     return tls_enabled() ? tls_conn_new() : calloc(1, sizeof(conn));
 }
 
+/* The one place a connection's memory is given back: from its close
+ * callback, from the release of the hold that outlived it (conn_unhold), or
+ * for one that never reached the loop (conn_discard). Its queue and TLS
+ * state are gone by then. */
+static void conn_free(conn *c)
+{
+    free(c);
+}
+
 /* Frees a connection that never reached the loop (no close callback). */
 static void conn_discard(conn *c)
 {
     if (c && (c->flags & CONN_F_TLS))
         tls_conn_end(c);
-    free(c);
+    conn_free(c);
 }
 
 /* Over the connection cap: a plain client is told 503 (the answer is
@@ -495,11 +504,6 @@ void conn_resume(conn *c)
 /* ---------- holds ---------- */
 
 void conn_hold(conn *c) { c->flags |= CONN_F_BUSY; }
-
-static void conn_free(conn *c)
-{
-    free(c);
-}
 
 int conn_unhold(conn *c)
 {
