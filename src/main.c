@@ -155,22 +155,42 @@ static int main_listen(int nw, int *ws_fds, int *http_fds)
     return 0;
 }
 
-/* Cluster mode: the gRPC server on app.rpcPort (before the workers, so the
- * port is known for the registry) — see cluster/rpc.h. Its calls may come
- * before the workers exist: it sees them only once workers_start has
- * published them (workers_count() is 0 until then). */
+/* Cluster mode: the gRPC server on cluster.rpcBind (default app.bind) and
+ * app.rpcPort (before the workers, so the port is known for the registry)
+ * — see cluster/rpc.h. Its calls may come before the workers exist: it sees
+ * them only once workers_start has published them (workers_count() is 0
+ * until then). */
 static int main_rpc(void)
 {
     config *c = &g_node.cfg;
+    const char *bind = c->rpcBind[0] ? c->rpcBind : c->bind;
     char err[256];
     if (!c->redisAddr[0])
         return 0;
-    if (rpc_start(c->bind, c->rpcPort, &g_node.rpc_port, err, sizeof(err)) != 0) {
+    if (rpc_start(bind, c->rpcPort, &g_node.rpc_port, err, sizeof(err)) != 0) {
         log_error("rpc listener: %s", err);
         return -1;
     }
-    printf("rpc listening on %s:%d\n", c->bind, g_node.rpc_port);
+    printf("rpc listening on %s:%d\n", bind, g_node.rpc_port);
     fflush(stdout);
+    return 0;
+}
+
+/* Cluster mode: cluster.rpcToken and cluster.rpcTls* (SPEC §7.3); a file
+ * that cannot be read or used stops start-up. */
+static int main_rpc_security(void)
+{
+    const config *c = &g_node.cfg;
+    char err[768];
+    if (!c->redisAddr[0])
+        return 0;
+    if (rpc_security_load(c, err, sizeof(err)) != 0) {
+        fprintf(stderr, "imgate: configuration error: %s\n", err);
+        return -1;
+    }
+    if (strcmp(rpc_auth_mode(), "none") != 0)
+        log_info("rpc: node-to-node calls secured (%s): only imgate nodes with the same settings "
+                 "can join this cluster", rpc_auth_mode());
     return 0;
 }
 
@@ -283,8 +303,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "imgate: cannot open request log '%s': %s\n", c->requestLog, strerror(errno));
         return 2;
     }
-    if (main_tls() != 0)
+    if (main_tls() != 0 || main_rpc_security() != 0) {
+        tls_shutdown();
         return 2;
+    }
     g_node.start_unix = (uint64_t)time(NULL);
     int nw = c->workers > 0 ? c->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (nw < 1)
@@ -312,6 +334,7 @@ int main(int argc, char **argv)
     dedup_free();
     presence_free();
     tls_shutdown();
+    rpc_security_free();
     free(ws_fds);
     free(http_fds);
     log_info("imgate stopped");

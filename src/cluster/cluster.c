@@ -362,17 +362,21 @@ void cluster_announce(const char *cmd, uint32_t appid, const char *uid, size_t l
 
 /* ---------- start, deregister, stop ---------- */
 
-/* app.advertiseIp, else a specific app.bind, else the first non-loopback
- * IPv4 address (SPEC §5), else 127.0.0.1. */
+static int cl_specific(const char *addr)
+{
+    return addr[0] && strcmp(addr, "0.0.0.0") != 0 && strcmp(addr, "::") != 0;
+}
+
+/* app.advertiseIp, else a specific cluster.rpcBind (where peers call), else
+ * a specific app.bind, else the first non-loopback IPv4 address (SPEC §5),
+ * else 127.0.0.1. */
 static void cl_advertise_ip(char *out, size_t cap)
 {
     const config *c = &g_node.cfg;
-    if (c->advertiseIp[0]) {
-        snprintf(out, cap, "%.63s", c->advertiseIp);
-        return;
-    }
-    if (strcmp(c->bind, "0.0.0.0") != 0 && strcmp(c->bind, "::") != 0) {
-        snprintf(out, cap, "%.63s", c->bind);
+    const char *specific = c->advertiseIp[0] ? c->advertiseIp : cl_specific(c->rpcBind) ? c->rpcBind
+        : cl_specific(c->bind) ? c->bind : NULL;
+    if (specific) {
+        snprintf(out, cap, "%.63s", specific);
         return;
     }
     snprintf(out, cap, "127.0.0.1");
@@ -499,6 +503,10 @@ void cluster_state_json(jsonw *w)
     jsonw_int(w, rlink_reconnects());
     jsonw_lit(w, ",\"droppedWrites\":");
     jsonw_int(w, rlink_dropped_writes());
+    jsonw_lit(w, ",\"rpcAuth\":");
+    jsonw_cstr(w, rpc_auth_mode());
+    jsonw_lit(w, ",\"rpcRefusedCalls\":");
+    jsonw_int(w, rpc_refused_calls());
     jsonw_lit(w, ",\"servers\":[");
     pthread_mutex_lock(&g_cl.lock);
     for (int i = 0; i < g_cl.nservers; i++) {

@@ -17,6 +17,23 @@
 #include <stdint.h>
 
 struct jsonw;
+struct config;
+
+/* Node-to-node security (SPEC §7.3), from the configuration, before
+ * rpc_start: cluster.rpcToken (then every incoming call must carry metadata
+ * "authorization: Bearer <token>", else it is answered UNAUTHENTICATED and
+ * counted, and every outgoing call carries it) and cluster.rpcTlsCert/Key/CA
+ * (then the server requires and verifies a client certificate signed by the
+ * CA, and the client channels present this node's certificate and trust only
+ * the CA). The PEM files are read and checked here. Returns 0, or -1 with a
+ * message naming the key and the path in err. Both off when empty. */
+int rpc_security_load(const struct config *c, char *err, size_t errlen);
+/* Forgets what rpc_security_load read (after rpc_stop). */
+void rpc_security_free(void);
+/* "none", "token", "mtls" or "token+mtls" (never the token itself). */
+const char *rpc_auth_mode(void);
+/* Incoming calls refused for a missing or wrong token since the start. */
+long rpc_refused_calls(void);
 
 /* Starts the server on bind:port (port 0 = pick a free one; the bound port
  * goes to *bound) and the completion-queue thread. Returns 0, or -1 with a

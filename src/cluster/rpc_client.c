@@ -94,7 +94,7 @@ static grpc_channel *rpc_cli_channel(const char *target)
         args[i].value.integer = vals[i];
     }
     grpc_channel_args ca = { 4, args };
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    grpc_channel_credentials *creds = rpc_sec_channel_creds();   /* plaintext or mutual TLS */
     grpc_channel *ch = grpc_channel_create(target, creds, &ca);
     grpc_channel_credentials_release(creds);
     return ch;
@@ -314,7 +314,9 @@ static int rpc_cli_start(rpc_ccall *c)
         return -1;
     grpc_op ops[6];
     memset(ops, 0, sizeof(ops));
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;           /* cluster.rpcToken, if set */
+    ops[0].data.send_initial_metadata.metadata =
+        (grpc_metadata *)rpc_sec_call_md(&ops[0].data.send_initial_metadata.count);
     ops[1].op = GRPC_OP_SEND_MESSAGE;
     ops[1].data.send_message.send_message = c->out;
     ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;

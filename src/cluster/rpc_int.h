@@ -54,6 +54,15 @@ void rpc_server_shutdown(void);          /* shutdown_and_notify + cancel_all_cal
 long rpc_server_abandon_locked(void);
 void rpc_server_destroy(void);
 
+/* rpc_sec.c (see rpc_security_load) */
+grpc_server_credentials *rpc_sec_server_creds(void);      /* the caller releases them */
+grpc_channel_credentials *rpc_sec_channel_creds(void);    /* the caller releases them */
+/* Whether an incoming call's metadata passes cluster.rpcToken (always, when
+ * it is not set); a refusal is counted. Queue thread. */
+int rpc_sec_allowed(const grpc_metadata_array *md, grpc_call *call);
+/* The metadata every outgoing call sends (count 0 when there is no token). */
+const grpc_metadata *rpc_sec_call_md(size_t *count);
+
 /* rpc_client.c */
 void rpc_client_cancel_all(void);
 void rpc_client_destroy(void);

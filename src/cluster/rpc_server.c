@@ -438,6 +438,12 @@ static void rpc_srv_on_call(rpc_tag *t, int ok)
     pthread_mutex_unlock(&g_rpc.mu);
     if (!stopping)
         rpc_srv_post();                          /* always one call posted */
+    if (!rpc_sec_allowed(&s->md, s->call)) {     /* before anything else: nothing delivered */
+        rpc_srv_status(s, GRPC_STATUS_UNAUTHENTICATED,
+                       "missing or wrong token: calls to this node need metadata "
+                       "'authorization: Bearer <cluster.rpcToken>'", 0);
+        return;
+    }
     const grpc_slice *m = &s->details.method;
     if (rpc_req_method((const char *)GRPC_SLICE_START_PTR(*m), GRPC_SLICE_LENGTH(*m)) ==
         RPC_M_UNKNOWN) {
@@ -503,11 +509,12 @@ int rpc_server_start(const char *bind, int port, int *bound, char *err, size_t e
         return -1;
     }
     grpc_server_register_completion_queue(rpc_srv.server, g_rpc.cq, NULL);
-    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    grpc_server_credentials *creds = rpc_sec_server_creds();   /* plaintext or mutual TLS */
     int got = grpc_server_add_http2_port(rpc_srv.server, addr, creds);
     grpc_server_credentials_release(creds);
     if (got <= 0) {
-        snprintf(err, errlen, "cannot listen on %s (address in use or not available)", addr);
+        snprintf(err, errlen, "cannot listen on %s (address in use or not available%s)", addr,
+                 strstr(rpc_auth_mode(), "mtls") ? ", or the TLS credentials were refused" : "");
         grpc_server_destroy(rpc_srv.server);
         rpc_srv.server = NULL;
         return -1;

@@ -76,6 +76,11 @@ static const config_key config_keys[] = {
     {"cluster.rpcTimeout", NULL, CT_INT, CONFIG_FIELD(rpcTimeout), 10, 600000, CK_NONE, false},
     {"cluster.redisTimeout", NULL, CT_INT, CONFIG_FIELD(redisTimeout), 10, 600000, CK_NONE, false},
     {"cluster.peerBackoff", NULL, CT_INT, CONFIG_FIELD(peerBackoff), 1, 3600, CK_NONE, false},
+    {"cluster.rpcBind", "IMGATE_RPC_BIND", CT_STR, CONFIG_FIELD(rpcBind), 0, 0, CK_NONE, false},
+    {"cluster.rpcToken", "IMGATE_RPC_TOKEN", CT_STR, CONFIG_FIELD(rpcToken), 0, 0, CK_NONE, true},
+    {"cluster.rpcTlsCert", "IMGATE_RPC_TLS_CERT", CT_STR, CONFIG_FIELD(rpcTlsCert), 0, 0, CK_NONE, false},
+    {"cluster.rpcTlsKey", "IMGATE_RPC_TLS_KEY", CT_STR, CONFIG_FIELD(rpcTlsKey), 0, 0, CK_NONE, false},
+    {"cluster.rpcTlsCA", "IMGATE_RPC_TLS_CA", CT_STR, CONFIG_FIELD(rpcTlsCA), 0, 0, CK_NONE, false},
     {"im.dedupTtl", NULL, CT_INT, CONFIG_FIELD(dedupTtl), 1, 365 * CONFIG_DAY, CK_NONE, false},
     {"im.dedupMax", NULL, CT_INT, CONFIG_FIELD(dedupMax), 1, INT_MAX, CK_NONE, false},
     {"im.dedupMaxBytes", NULL, CT_SIZE, CONFIG_FIELD(dedupMaxBytes), 64 * CONFIG_KIB, 1024 * CONFIG_KIB * CONFIG_KIB * CONFIG_KIB, CK_NONE, false},
@@ -735,9 +740,31 @@ static int config_validate_timing(const config *c, char *err, size_t errlen)
     return 0;
 }
 
+/* cluster.rpcToken goes out as an HTTP/2 header value ("Bearer <token>"):
+ * visible ASCII only. The three cluster.rpcTls* files come together. */
+static int config_validate_rpc(const config *c, char *err, size_t errlen)
+{
+    for (const char *p = c->rpcToken; *p; p++)
+        if (*p < 0x21 || *p > 0x7e)
+            return config_invalid(err, errlen, "cluster.rpcToken",
+                                  "only visible ASCII characters (no spaces or control characters)");
+    const char *names[3] = { "cluster.rpcTlsCert", "cluster.rpcTlsKey", "cluster.rpcTlsCA" };
+    const char *vals[3] = { c->rpcTlsCert, c->rpcTlsKey, c->rpcTlsCA };
+    int set = 0;
+    for (int i = 0; i < 3; i++)
+        set += vals[i][0] != '\0';
+    for (int i = 0; set > 0 && set < 3 && i < 3; i++)
+        if (!vals[i][0])
+            return config_invalid(err, errlen, names[i],
+                                  "cluster.rpcTlsCert, cluster.rpcTlsKey and cluster.rpcTlsCA must be "
+                                  "set together (or all left empty)");
+    return 0;
+}
+
 int config_validate(const config *c, char *err, size_t errlen)
 {
-    if (config_validate_ports(c, err, errlen) < 0 || config_validate_timing(c, err, errlen) < 0)
+    if (config_validate_ports(c, err, errlen) < 0 || config_validate_timing(c, err, errlen) < 0 ||
+        config_validate_rpc(c, err, errlen) < 0)
         return -1;
     if (c->appIDCount < 1 || c->appIDCount > CONFIG_MAX_APPIDS)
         return config_invalid(err, errlen, "app.appIDs", "must list 1..%d appIDs",

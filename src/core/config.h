@@ -63,6 +63,12 @@ typedef struct config {
     int redisTimeout;                /* milliseconds a Redis command may take before the
                                         connection is dropped and re-made, 2000 */
     int peerBackoff;                 /* seconds: longest pause before a failing peer is tried again, 30 */
+    char rpcBind[CONFIG_STR];        /* gRPC listen address; "" = app.bind */
+    char rpcToken[CONFIG_STR];       /* gRPC calls need "authorization: Bearer <token>"; "" = off */
+    char rpcTlsCert[CONFIG_STR];     /* PEM certificate chain of this node (mutual TLS); "" = off */
+    char rpcTlsKey[CONFIG_STR];      /* PEM private key of rpcTlsCert */
+    char rpcTlsCA[CONFIG_STR];       /* PEM CA certificates the nodes' certificates are signed by;
+                                        the three rpcTls* keys are set together or not at all */
     /* im: */
     int dedupTtl;                    /* seconds a msgID stays used, 43200 */
     int dedupMax;                    /* max remembered msgIDs (bounded memory), 1000000 */

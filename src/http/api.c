@@ -11,6 +11,7 @@
 
 #include "cluster/cluster.h"
 #include "cluster/route.h"
+#include "cluster/rpc.h"
 #include "core/jsonw.h"
 #include "core/log.h"
 #include "core/node.h"
@@ -712,6 +713,8 @@ static void api_metrics(api_ctx *x)
     api_metric(&w, "imgate_dedup_bytes", "gauge", "Memory the remembered msgIDs hold (embedded mode).", (long long)dedup_bytes());
     api_metric(&w, "imgate_dedup_cap_bytes", "gauge", "im.dedupMaxBytes.", (long long)g_node.cfg.dedupMaxBytes);
     api_metric(&w, "imgate_resident_memory_bytes", "gauge", "Resident memory of the process.", api_rss_bytes());
+    api_metric(&w, "imgate_rpc_refused_calls_total", "counter",
+               "Incoming gRPC calls refused for a missing or wrong cluster.rpcToken.", rpc_refused_calls());
     size_t len;
     const char *text = jsonw_text(&w, &len);
     http_conn_respond(x->c, 200, "text/plain; version=0.0.4", text ? text : "", text ? len : 0);

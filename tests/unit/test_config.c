@@ -52,6 +52,10 @@ static void assert_config_equal(const config *a, const config *b)
     assert_int_equal(a->dedupMax, b->dedupMax);
     assert_int_equal(a->dedupMaxBytes, b->dedupMaxBytes);
     assert_string_equal(a->allowedOrigins, b->allowedOrigins);
+    assert_string_equal(a->rpcBind, b->rpcBind);
+    assert_string_equal(a->rpcTlsCert, b->rpcTlsCert);
+    assert_string_equal(a->rpcTlsKey, b->rpcTlsKey);
+    assert_string_equal(a->rpcTlsCA, b->rpcTlsCA);
 }
 
 /* Writes text to a new temporary file; its name goes to path[64]. */
@@ -805,6 +809,44 @@ static void test_validate(void **state)
     expect_invalid(&c, "key 'app.tlsCert': app.tlsCert and app.tlsKey must be set together (or both left empty)");
 }
 
+/* cluster.rpcToken: visible ASCII only; cluster.rpcTls*: all three or none. */
+static void test_validate_rpc(void **state)
+{
+    static const char together[] = "cluster.rpcTlsCert, cluster.rpcTlsKey and cluster.rpcTlsCA must be "
+                                   "set together (or all left empty)";
+    char err[256], want[256];
+    config c;
+
+    (void)state;
+    config_defaults(&c);
+    snprintf(c.rpcToken, sizeof c.rpcToken, "a-Z_0.9~!");
+    assert_int_equal(config_validate(&c, err, sizeof err), 0);
+    snprintf(c.rpcToken, sizeof c.rpcToken, "two words");
+    expect_invalid(&c, "key 'cluster.rpcToken': only visible ASCII characters (no spaces or control characters)");
+    snprintf(c.rpcToken, sizeof c.rpcToken, "tab\there");
+    assert_int_equal(config_validate(&c, err, sizeof err), -1);
+    snprintf(c.rpcToken, sizeof c.rpcToken, "caf\xc3\xa9");
+    assert_int_equal(config_validate(&c, err, sizeof err), -1);
+
+    config_defaults(&c);
+    snprintf(c.rpcTlsCert, sizeof c.rpcTlsCert, "node.pem");
+    snprintf(want, sizeof want, "key 'cluster.rpcTlsKey': %s", together);
+    expect_invalid(&c, want);
+    snprintf(c.rpcTlsKey, sizeof c.rpcTlsKey, "node.key");
+    snprintf(want, sizeof want, "key 'cluster.rpcTlsCA': %s", together);
+    expect_invalid(&c, want);
+    snprintf(c.rpcTlsCA, sizeof c.rpcTlsCA, "ca.pem");
+    assert_int_equal(config_validate(&c, err, sizeof err), 0);
+    c.rpcTlsCert[0] = '\0';
+    snprintf(want, sizeof want, "key 'cluster.rpcTlsCert': %s", together);
+    expect_invalid(&c, want);
+
+    config_defaults(&c);
+    assert_int_equal(config_set(&c, "cluster.rpcBind", "10.0.0.5", err, sizeof err), 0);
+    assert_string_equal(c.rpcBind, "10.0.0.5");
+    assert_int_equal(config_validate(&c, err, sizeof err), 0);
+}
+
 /* ---- dump ---------------------------------------------------------------- */
 
 static void test_dump_round_trip(void **state)
@@ -844,12 +886,15 @@ static void test_dump_masks_secrets(void **state)
     (void)state;
     config_defaults(&c);
     snprintf(c.redisPassword, sizeof c.redisPassword, "s3cret");
+    snprintf(c.rpcToken, sizeof c.rpcToken, "n0de-t0ken");
     mem = open_memstream(&out, &len);
     assert_non_null(mem);
     assert_int_equal(config_dump(&c, mem), 0);
     assert_int_equal(fclose(mem), 0);
     assert_null(strstr(out, "s3cret"));
     assert_non_null(strstr(out, "  password: \"***\"\n"));
+    assert_null(strstr(out, "n0de-t0ken"));
+    assert_non_null(strstr(out, "  rpcToken: \"***\"    # IMGATE_RPC_TOKEN\n"));
     assert_non_null(strstr(out, "  httpPort: 8080    # IMGATE_HTTP_PORT\n"));
     assert_non_null(strstr(out, "  appIDs: [101, 102, 103, 104]    # IMGATE_APP_IDS\n"));
     free(out);
@@ -878,6 +923,7 @@ int main(void)
         cmocka_unit_test(test_env_over_file),
         cmocka_unit_test(test_env_errors),
         cmocka_unit_test(test_validate),
+        cmocka_unit_test(test_validate_rpc),
         cmocka_unit_test(test_dump_round_trip),
         cmocka_unit_test(test_dump_masks_secrets),
     };
