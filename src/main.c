@@ -210,12 +210,18 @@ static int main_cluster(void)
 static void main_limits(void)
 {
     g_node.nofile = listen_raise_nofile();
-    long cap = g_node.nofile > MAIN_FD_RESERVE ? g_node.nofile - MAIN_FD_RESERVE : 1;
+    /* The file budget: a reserve for Redis, logs and gRPC, then the HTTP
+     * API's own cap, the rest for WebSocket clients. */
+    long http = g_node.cfg.maxHttpConnections;
+    long cap = g_node.nofile - MAIN_FD_RESERVE - http;
+    if (cap < 1)
+        cap = 1;
     if (g_node.cfg.maxConnections > 0 && g_node.cfg.maxConnections < cap)
         cap = g_node.cfg.maxConnections;
     g_node.max_conns = cap;
-    log_info("open-file limit %ld: this node accepts up to %ld connections%s", g_node.nofile, cap,
-             g_node.cfg.maxConnections > 0 ? " (app.maxConnections)" : "");
+    log_info("open-file limit %ld: this node accepts up to %ld WebSocket connections%s and %ld HTTP API "
+             "connections", g_node.nofile, cap, g_node.cfg.maxConnections > 0 ? " (app.maxConnections)" : "",
+             http);
 }
 
 /* app.tlsCert/app.tlsKey: load them now; a bad file stops start-up. */

@@ -94,7 +94,7 @@ static void conn_on_eof(conn *c)
     const conn_handler *h = conn_layer_of(c);
     c->flags |= CONN_F_EOF;
     conn_pause(c);
-    if (h && h->eof && !(c->flags & CONN_F_TLS))
+    if (h && h->eof)
         h->eof(c);
     else
         conn_close(c);
@@ -134,8 +134,8 @@ static int conn_over_limit(uint8_t kind)
     long total = 0;
     for (int i = 0; i < workers_count(); i++) {
         const worker_stats *s = &worker_at(i)->stats;
-        long http = atomic_load_explicit(&s->http_conns, memory_order_relaxed);
-        total += kind == CONN_KIND_HTTP ? http : atomic_load_explicit(&s->conns, memory_order_relaxed) - http;
+        total += atomic_load_explicit(kind == CONN_KIND_HTTP ? &s->http_conns : &s->ws_port_conns,
+                                      memory_order_relaxed);
     }
     return total > cap;                      /* total includes the new one */
 }
@@ -144,8 +144,8 @@ static void conn_count(conn *c, int delta)
 {
     worker *w = conn_worker(c);
     atomic_fetch_add_explicit(&w->stats.conns, delta, memory_order_relaxed);
-    if (c->kind == CONN_KIND_HTTP)
-        atomic_fetch_add_explicit(&w->stats.http_conns, delta, memory_order_relaxed);
+    atomic_fetch_add_explicit(c->kind == CONN_KIND_HTTP ? &w->stats.http_conns : &w->stats.ws_port_conns,
+                              delta, memory_order_relaxed);
 }
 
 /* A new zeroed connection: a tls_conn when TLS is on. */

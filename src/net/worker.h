@@ -42,6 +42,7 @@ struct worker;
 typedef struct worker_stats {
     atomic_long conns;        /* open TCP connections (HTTP + WS) */
     atomic_long http_conns;   /* those of them on the HTTP API port */
+    atomic_long ws_port_conns; /* and on the WebSocket port (upgraded or not) */
     atomic_long ws_conns;     /* upgraded WebSocket connections */
     atomic_long logged_in;    /* logged-in WebSocket connections */
     atomic_long out_bytes;    /* bytes waiting in outbound queues (WebSocket port) */

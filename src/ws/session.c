@@ -77,29 +77,30 @@ void ws_session_start(struct conn *c, int echo, uint8_t *rest, size_t n)
 
 int ws_session_frame_fits(size_t n) { return n <= g_node.cfg.maxOutboundBytes; }
 
-/* Would n more bytes pass c's cap or the node's? */
+/* Would n more bytes pass c's cap or the node's? Only a connection that
+ * already has a queue can add to the node's total: a frame to an empty
+ * queue goes to the socket (at most its tail, under maxOutboundBytes, is
+ * queued), so a client that reads is never closed for one that does not,
+ * and the fast path reads no other worker's counters. */
 static int ws_session_over_cap(const struct conn *c, size_t n)
 {
-    size_t total_cap = g_node.cfg.maxOutboundBytesTotal;
-    if (conn_queued(c) + n > g_node.cfg.maxOutboundBytes)
+    size_t queued = conn_queued(c), total_cap = g_node.cfg.maxOutboundBytesTotal;
+    if (queued + n > g_node.cfg.maxOutboundBytes)
         return 1;
-    return total_cap && (size_t)conn_ws_queued_total() + n > total_cap;
+    return queued && total_cap && (size_t)conn_ws_queued_total() + n > total_cap;
 }
 
 /* A client that does not read: drop the frames it was not sent any byte
- * of, queue a 1008 close frame after the one being written, stop reading. */
+ * of, queue a 1008 close frame after the one being written, stop reading.
+ * With TLS nothing can be dropped (records carry sequence numbers): the
+ * close frame goes after the whole queue, which is already bounded. */
 static void ws_session_slow_consumer(struct conn *c)
 {
     worker *w = conn_worker(c);
     log_info("closing slow consumer (%zu bytes queued)", conn_queued(c));
     atomic_fetch_add_explicit(&w->stats.slow_closed, 1, memory_order_relaxed);
-    if (c->flags & CONN_F_TLS) {
-        /* Dropping records from a TLS stream breaks it (sequence numbers):
-         * no close frame could be read after them. Drop the connection. */
-        conn_close(c);
-        return;
-    }
-    (void)conn_drop_unstarted(c);
+    if (!(c->flags & CONN_F_TLS))
+        (void)conn_drop_unstarted(c);
     c->flags |= CONN_F_DISCARD;
     ws_session_close(c, WS_CLOSE_POLICY, "outbound queue full");
 }
@@ -243,7 +244,7 @@ static int ws_session_on_message(void *ud, int opcode, uint8_t *data, size_t len
         ws_app->on_text(c, (const char *)data, len);
     else
         ws_app->on_binary(c);
-    return c->state == CONN_CLOSED ? 1 : 0;
+    return c->state != CONN_WS_OPEN;          /* closing: the reader is freed, stop */
 }
 
 static int ws_session_on_ping(void *ud, const uint8_t *data, size_t len)
@@ -253,7 +254,7 @@ static int ws_session_on_ping(void *ud, const uint8_t *data, size_t len)
         ws_session_touch(c);
         (void)ws_session_send(c, WS_OP_PONG, data, len);
     }
-    return c->state == CONN_CLOSED ? 1 : 0;
+    return c->state != CONN_WS_OPEN;          /* closing: the reader is freed, stop */
 }
 
 static int ws_session_on_pong(void *ud, const uint8_t *data, size_t len)

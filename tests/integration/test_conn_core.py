@@ -11,6 +11,7 @@ down (SlowRedisProxy), so that the send stays pending for seconds."""
 import json
 import os
 import socket
+import ssl
 import sys
 import time
 import unittest
@@ -129,6 +130,45 @@ class FrameCapTest(NodeCase):
             slow.close()
 
 
+class NodeCapTest(NodeCase):
+    MAX_OUT = 65536
+    TOTAL = 61440
+    ARGS = ("--set", "app.maxOutboundBytes=%d" % MAX_OUT,
+            "--set", "app.maxOutboundBytesTotal=%d" % TOTAL, "--set", "app.maxMessageSize=1024")
+    NODE_KW = {"workers": 1}
+
+    def test_node_cap_closes_the_slow_client_not_a_reading_one(self):
+        """With a client that does not read holding most of the node's
+        queue cap, a push to a client that reads goes out whole: the
+        node-wide cap only counts against a connection that queues."""
+        node = self.node
+        slow = RawWS(node.ws_port, rcvbuf=4096)
+        fast = RawWS(node.ws_port)
+        try:
+            slow.send(login_frame("hoarder"))
+            self.assertEqual(slow.recv_json()["response"]["code"], 200)
+            fast.send(login_frame("reader"))
+            self.assertEqual(fast.recv_json()["response"]["code"], 200)
+            ten_kb = "\x03" * 1700                      # ~10 KB framed
+            for i in range(3000):                        # until the node holds >= 30 KB for it
+                if node.state()["outQueueBytes"] >= self.TOTAL // 2:
+                    break
+                node.api("/user/sendMessage", form={"appID": 101, "userID": "hoarder",
+                                                    "msgID": "h-%d" % i, "message": ten_kb})
+            state = node.state()
+            self.assertGreaterEqual(state["outQueueBytes"], self.TOTAL // 2, state)
+            self.assertEqual(state["slowConsumersClosed"], 0, state)
+            thirty_kb = "\x04" * 5000                   # ~30 KB framed: with the hoard, over TOTAL
+            r = node.api("/user/sendMessage", form={"appID": 101, "userID": "reader",
+                                                    "msgID": "big-for-reader", "message": thirty_kb})
+            self.assertTrue(r["data"]["sendResults"], r)
+            self.assertIn(b'"big-for-reader"', next_push(fast))
+            self.assertEqual(node.state()["slowConsumersClosed"], 0)
+        finally:
+            slow.close()
+            fast.close()
+
+
 class HttpBackPressureTest(NodeCase):
     def test_pipelining_client_that_never_reads_is_bounded(self):
         """One client pipelines chat-page requests and never reads: the node
@@ -194,6 +234,50 @@ class HttpBackPressureTest(NodeCase):
             ws.close()
 
 
+class TlsHalfCloseTest(unittest.TestCase):
+    def test_tls_request_then_fin_is_answered(self):
+        """Over TLS too: a send answered after delivery, then a TCP FIN from
+        the client (no close_notify): the answer still arrives."""
+        node = Node(tls=True)
+        self.addCleanup(node.stop)
+        ws_ctx = node.ssl_context
+        raw = socket.create_connection(("127.0.0.1", node.ws_port), timeout=IO_TIMEOUT)
+        wsock = ws_ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+        self.addCleanup(wsock.close)
+        key = "dGhlIHNhbXBsZSBub25jZQ=="
+        wsock.sendall(("GET /acc HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                       "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % key).encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = wsock.recv(4096)
+            self.assertTrue(chunk, "EOF during the TLS upgrade")
+            head += chunk
+        self.assertIn(b" 101 ", head.split(b"\r\n", 1)[0])
+        wsock.sendall(login_frame("tlsuser"))
+        s = node.ssl_context.wrap_socket(socket.create_connection(("127.0.0.1", node.http_port),
+                                                                  timeout=IO_TIMEOUT),
+                                         server_hostname="127.0.0.1")
+        try:
+            wait_until(lambda: node.state()["loggedIn"] == 1, what="the TLS user logged in")
+            s.sendall(send_request("tlsuser", "tls-hc", "over tls"))
+            # FIN on the TCP socket under the TLS session (a dup of its fd).
+            socket.socket(fileno=os.dup(s.fileno())).shutdown(socket.SHUT_WR)
+            data = b""
+            s.settimeout(IO_TIMEOUT)
+            while True:
+                try:
+                    chunk = s.recv(65536)
+                except (ssl.SSLError, ConnectionResetError, OSError):
+                    break
+                if not chunk:
+                    break
+                data += chunk
+            self.assertEqual(count_answers(data), 1, data[:300])
+            self.assertIn(b'"sendResults":true', data)
+        finally:
+            s.close()
+
+
 class SeparateCapsTest(NodeCase):
     ARGS = ("--set", "app.maxConnections=4", "--set", "app.maxHttpConnections=3")
 
@@ -226,6 +310,12 @@ class SeparateCapsTest(NodeCase):
         finally:
             for s in idle:
                 s.close()
+        # Every count goes back: only the asking connection is left.
+        def back_to_baseline():
+            status, _, body = node.http("/system/state")   # 503 while the idle ones still close
+            data = json.loads(body)["data"] if status == 200 else {}
+            return data.get("httpConnections") == 1 and data.get("connections") == 1
+        wait_until(back_to_baseline, what="the counters back to the baseline")
 
 
 def state_over(sock):
