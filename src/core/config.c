@@ -15,7 +15,7 @@
 
 /* CT_LIST: a string field holding a comma-separated list, given as such a
  * string or as a YAML list of strings (joined with commas). */
-typedef enum { CT_INT, CT_SIZE, CT_STR, CT_APPIDS, CT_LIST } config_type;
+typedef enum { CT_INT, CT_SIZE, CT_STR, CT_APPIDS, CT_LIST, CT_BOOL } config_type;
 typedef enum { CK_NONE, CK_NONEMPTY, CK_PATH, CK_LEVEL } config_check;
 
 typedef struct config_key {
@@ -66,11 +66,15 @@ static const config_key config_keys[] = {
     {"app.allowedOrigins", NULL, CT_LIST, CONFIG_FIELD(allowedOrigins), 0, 0, CK_NONE, false},
     {"app.tlsCert", "IMGATE_TLS_CERT", CT_STR, CONFIG_FIELD(tlsCert), 0, 0, CK_NONE, false},
     {"app.tlsKey", "IMGATE_TLS_KEY", CT_STR, CONFIG_FIELD(tlsKey), 0, 0, CK_NONE, false},
+    {"app.perMessageDeflate", NULL, CT_BOOL, CONFIG_FIELD(perMessageDeflate), 0, 1, CK_NONE, false},
+    {"app.deflateMinSize", NULL, CT_SIZE, CONFIG_FIELD(deflateMinSize), 0, 1024 * CONFIG_KIB * CONFIG_KIB, CK_NONE, false},
     {"redis.addr", "IMGATE_REDIS", CT_STR, CONFIG_FIELD(redisAddr), 0, 0, CK_NONE, false},
     {"redis.password", NULL, CT_STR, CONFIG_FIELD(redisPassword), 0, 0, CK_NONE, true},
     {"redis.DB", NULL, CT_INT, CONFIG_FIELD(redisDB), 0, INT_MAX, CK_NONE, false},
     {"redis.poolSize", NULL, CT_INT, CONFIG_FIELD(redisPoolSize), 1, 100000, CK_NONE, false},
     {"redis.minIdleConns", NULL, CT_INT, CONFIG_FIELD(redisMinIdleConns), 0, 100000, CK_NONE, false},
+    {"redis.sentinels", NULL, CT_LIST, CONFIG_FIELD(redisSentinels), 0, 0, CK_NONE, false},
+    {"redis.masterName", NULL, CT_STR, CONFIG_FIELD(redisMasterName), 0, 0, CK_NONE, false},
     {"cluster.registerInterval", NULL, CT_INT, CONFIG_FIELD(registerInterval), 1, 3600, CK_NONE, false},
     {"cluster.serverTimeout", NULL, CT_INT, CONFIG_FIELD(serverTimeout), 2, CONFIG_DAY, CK_NONE, false},
     {"cluster.rpcTimeout", NULL, CT_INT, CONFIG_FIELD(rpcTimeout), 10, 600000, CK_NONE, false},
@@ -85,6 +89,13 @@ static const config_key config_keys[] = {
     {"im.dedupMax", NULL, CT_INT, CONFIG_FIELD(dedupMax), 1, INT_MAX, CK_NONE, false},
     {"im.dedupMaxBytes", NULL, CT_SIZE, CONFIG_FIELD(dedupMaxBytes), 64 * CONFIG_KIB, 1024 * CONFIG_KIB * CONFIG_KIB * CONFIG_KIB, CK_NONE, false},
     {"im.presenceEventsMaxRoom", NULL, CT_INT, CONFIG_FIELD(presenceEventsMaxRoom), 0, INT_MAX, CK_NONE, false},
+    {"delivery.enabled", NULL, CT_BOOL, CONFIG_FIELD(deliveryEnabled), 0, 1, CK_NONE, false},
+    {"delivery.ackRequired", NULL, CT_BOOL, CONFIG_FIELD(ackRequired), 0, 1, CK_NONE, false},
+    {"delivery.inboxMax", NULL, CT_INT, CONFIG_FIELD(inboxMax), 1, 10000000, CK_NONE, false},
+    {"delivery.inboxTTL", NULL, CT_INT, CONFIG_FIELD(inboxTTL), 1, 365 * CONFIG_DAY, CK_NONE, false},
+    {"delivery.roomHistoryMax", NULL, CT_INT, CONFIG_FIELD(roomHistoryMax), 0, 10000000, CK_NONE, false},
+    {"delivery.roomHistoryTTL", NULL, CT_INT, CONFIG_FIELD(roomHistoryTTL), 1, 365 * CONFIG_DAY, CK_NONE, false},
+    {"delivery.dir", "IMGATE_DELIVERY_DIR", CT_STR, CONFIG_FIELD(deliveryDir), 0, 0, CK_NONE, false},
     {"auth.secret", "IMGATE_AUTH_SECRET", CT_STR, CONFIG_FIELD(authSecret), 0, 0, CK_NONE, true},
     {"auth.apiKey", "IMGATE_API_KEY", CT_STR, CONFIG_FIELD(apiKey), 0, 0, CK_NONE, true},
 };
@@ -127,6 +138,12 @@ void config_defaults(config *c)
     c->maxOutboundBytesTotal = (size_t)512 * 1024 * 1024;
     c->httpIdleTimeout = 60;
     c->maxHttpConnections = 1024;
+    c->deflateMinSize = 128;
+    c->deliveryEnabled = 1;
+    c->inboxMax = 1000;
+    c->inboxTTL = 7 * 24 * 3600;
+    c->roomHistoryMax = 100;
+    c->roomHistoryTTL = 3600;
     c->maxHeaderBytes = 16 * 1024;
     c->maxBodyBytes = 1024 * 1024;
     c->maxListUsers = 10000;
@@ -298,6 +315,25 @@ static int config_ids_from_string(config *c, const config_key *k, const char *s,
 
 /* ---- one value from a string (env, flags, YAML scalars) ----------------- */
 
+/* true/false (YAML's spellings: also True/TRUE, yes/no, on/off) or 1/0. */
+static int config_parse_bool(const char *s, int *out, char *why, size_t len)
+{
+    static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON", "1"};
+    static const char *const no[] = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF", "0"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        if (strcmp(s, yes[i]) == 0) {
+            *out = 1;
+            return 0;
+        }
+        if (strcmp(s, no[i]) == 0) {
+            *out = 0;
+            return 0;
+        }
+    }
+    snprintf(why, len, "expected true or false, got '%s'", s);
+    return -1;
+}
+
 static int config_set_key(config *c, const config_key *k, const char *value,
                           char *why, size_t len)
 {
@@ -327,6 +363,8 @@ static int config_set_key(config *c, const config_key *k, const char *value,
         return 0;
     case CT_APPIDS:
         return config_ids_from_string(c, k, value, why, len);
+    case CT_BOOL:
+        return config_parse_bool(value, (int *)(void *)field, why, len);
     }
     snprintf(why, len, "internal error: bad key type");
     return -1;
@@ -430,6 +468,7 @@ static const char *config_expected(const config_key *k)
     case CT_STR: return "a string";
     case CT_APPIDS: return "a list of numbers";
     case CT_LIST: return "a string or a list of strings";
+    case CT_BOOL: return "true or false";
     default: return "a number";
     }
 }
@@ -842,6 +881,9 @@ static void config_dump_value(FILE *out, const config *c, const config_key *k)
     case CT_STR:
     case CT_LIST:
         config_dump_string(out, k->secret && *field ? "***" : field);
+        break;
+    case CT_BOOL:
+        fputs(*(const int *)(const void *)field ? "true" : "false", out);
         break;
     case CT_APPIDS:
         fputc('[', out);

@@ -37,6 +37,8 @@ typedef struct config {
     char echoPath[CONFIG_STR];       /* "" = off; e.g. "/echo" */
     int maxConnections;              /* WebSocket port; 0 = only the open-file limit */
     int maxHttpConnections;          /* HTTP API port, counted apart; 0 = no cap; 1024 */
+    int perMessageDeflate;           /* RFC 7692 offered by clients is accepted; false */
+    size_t deflateMinSize;           /* messages under this are sent uncompressed, 128 */
     char logLevel[16];               /* debug|info|warn|error, "info" */
     char requestLog[CONFIG_STR];     /* "" = request log goes with the debug log */
     int maxMessagesPerSecond;        /* per connection, inbound; over it: close 1008; 0 = off; 100 */
@@ -52,6 +54,8 @@ typedef struct config {
     char tlsKey[CONFIG_STR];         /* PEM private key of tlsCert; set both or neither */
     /* redis: (original keys; cluster mode when addr is set) */
     char redisAddr[CONFIG_STR];
+    char redisSentinels[1024];       /* "host:port,..." of Redis Sentinels ("" = off) */
+    char redisMasterName[CONFIG_STR];/* the master's name at the sentinels */
     char redisPassword[CONFIG_STR];
     int redisDB;
     int redisPoolSize;
@@ -73,6 +77,14 @@ typedef struct config {
     int dedupTtl;                    /* seconds a msgID stays used, 43200 */
     int dedupMax;                    /* max remembered msgIDs (bounded memory), 1000000 */
     size_t dedupMaxBytes;            /* max bytes the remembered msgIDs hold, 64 MiB */
+    /* delivery.* (SPEC 7.1): inbox and room history logs */
+    int deliveryEnabled;             /* log messages at all; true */
+    int ackRequired;                 /* only acks move the pushed cursor; false */
+    int inboxMax;                    /* entries per user inbox, 1000 */
+    int inboxTTL;                    /* seconds an inbox entry is kept, 7 days */
+    int roomHistoryMax;              /* entries per room history, 100 */
+    int roomHistoryTTL;              /* seconds a room history entry is kept, 3600 */
+    char deliveryDir[CONFIG_STR];    /* embedded mode: LMDB directory ("" = memory only) */
     int presenceEventsMaxRoom;       /* no enter/exit pushes in rooms with more users
                                         than this on the node (0 = always), 1000 */
     /* auth: (off when empty) */
