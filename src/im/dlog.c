@@ -1,0 +1,304 @@
+/* dlog.c — the delivery logs of embedded mode (see dlog.h): a hash of logs
+ * behind striped locks; each log is a FIFO of entries (one allocation per
+ * entry: header and payload together), its last id, what retention dropped
+ * last (to tell a reader it has a gap) and, for an inbox, the user's pushed
+ * cursor. With delivery.dir every change is also written to im/dlog_disk.c. */
+#include "im/dlog.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/node.h"
+
+#define DLOG_STRIPES 256
+#define DLOG_MAX_UID 64
+
+typedef struct dlog_ent {
+    struct dlog_ent *next;
+    dlog_id id;
+    uint64_t time_ms;
+    uint32_t msglen;
+    uint8_t fromlen;
+    char data[];                   /* from, then msg */
+} dlog_ent;
+
+typedef struct dlog_log {
+    struct dlog_log *next;         /* stripe chain */
+    dlog_ent *head, *tail;         /* oldest first */
+    long count;
+    dlog_id last;                  /* newest id ever given (0-0: none) */
+    dlog_id dropped;               /* newest id retention dropped (0-0: none) */
+    dlog_id cursor;
+    uint8_t has_cursor;
+    uint32_t appid;
+    uint8_t uidlen;                /* 0: a room's history */
+    char uid[];
+} dlog_log;
+
+typedef struct dlog_stripe {
+    pthread_mutex_t lock;
+    dlog_log *logs;
+} dlog_stripe;
+
+static dlog_stripe dlog_stripes[DLOG_STRIPES];
+static int dlog_ready;
+static atomic_long dlog_nlogs, dlog_nentries, dlog_nbytes;
+
+/* ---------- ids ---------- */
+
+static int dlog_u64(const char *s, size_t n, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (n == 0 || n > 20)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+int dlog_id_parse(const char *s, size_t n, dlog_id *out)
+{
+    const char *dash = memchr(s, '-', n);
+    if (!dash)
+        return -1;
+    size_t a = (size_t)(dash - s);
+    return dlog_u64(s, a, &out->ms) == 0 && dlog_u64(dash + 1, n - a - 1, &out->seq) == 0 ? 0 : -1;
+}
+
+size_t dlog_id_format(dlog_id id, char out[DLOG_ID_MAX])
+{
+    int n = snprintf(out, DLOG_ID_MAX, "%" PRIu64 "-%" PRIu64, id.ms, id.seq);
+    return n > 0 ? (size_t)n : 0;
+}
+
+int dlog_id_cmp(dlog_id a, dlog_id b)
+{
+    if (a.ms != b.ms)
+        return a.ms < b.ms ? -1 : 1;
+    return a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0;
+}
+
+static int dlog_id_zero(dlog_id a) { return a.ms == 0 && a.seq == 0; }
+
+static uint64_t dlog_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---------- logs ---------- */
+
+static uint32_t dlog_hash(const dlog_key *k)
+{
+    uint32_t h = 2166136261u ^ k->appid;
+    h *= 16777619u;
+    for (size_t i = 0; i < k->uidlen; i++) {
+        h ^= (uint8_t)k->uid[i];
+        h *= 16777619u;
+    }
+    return h ^ (uint32_t)k->uidlen;
+}
+
+static dlog_stripe *dlog_stripe_of(const dlog_key *k) { return &dlog_stripes[dlog_hash(k) % DLOG_STRIPES]; }
+
+void dlog_lock(const dlog_key *k) { pthread_mutex_lock(&dlog_stripe_of(k)->lock); }
+void dlog_unlock(const dlog_key *k) { pthread_mutex_unlock(&dlog_stripe_of(k)->lock); }
+
+static dlog_log *dlog_find(const dlog_key *k, int create)
+{
+    dlog_stripe *s = dlog_stripe_of(k);
+    for (dlog_log *l = s->logs; l; l = l->next)
+        if (l->appid == k->appid && l->uidlen == k->uidlen && memcmp(l->uid, k->uid, k->uidlen) == 0)
+            return l;
+    if (!create || k->uidlen > DLOG_MAX_UID)
+        return NULL;
+    dlog_log *l = calloc(1, sizeof(*l) + k->uidlen + 1);
+    if (!l)
+        return NULL;
+    l->appid = k->appid;
+    l->uidlen = (uint8_t)k->uidlen;
+    memcpy(l->uid, k->uid, k->uidlen);
+    l->next = s->logs;
+    s->logs = l;
+    atomic_fetch_add(&dlog_nlogs, 1);
+    return l;
+}
+
+static long dlog_max(const dlog_log *l)
+{
+    return l->uidlen ? g_node.cfg.inboxMax : g_node.cfg.roomHistoryMax;
+}
+
+static uint64_t dlog_ttl_ms(const dlog_log *l)
+{
+    return (uint64_t)(l->uidlen ? g_node.cfg.inboxTTL : g_node.cfg.roomHistoryTTL) * 1000;
+}
+
+static size_t dlog_ent_bytes(const dlog_ent *e) { return sizeof(*e) + e->fromlen + e->msglen; }
+
+static void dlog_drop_head(dlog_log *l)
+{
+    dlog_ent *e = l->head;
+    l->head = e->next;
+    if (!l->head)
+        l->tail = NULL;
+    l->count--;
+    l->dropped = e->id;
+    atomic_fetch_sub(&dlog_nentries, 1);
+    atomic_fetch_sub(&dlog_nbytes, (long)dlog_ent_bytes(e));
+    free(e);
+}
+
+/* Retention: the oldest go first, by count and by age. */
+static void dlog_retain(dlog_log *l, uint64_t now)
+{
+    uint64_t ttl = dlog_ttl_ms(l);
+    while (l->head && (l->count > dlog_max(l) || now - l->head->time_ms > ttl))
+        dlog_drop_head(l);
+}
+
+static dlog_id dlog_next_id(const dlog_log *l, uint64_t now)
+{
+    if (now > l->last.ms)
+        return (dlog_id){ now, 0 };
+    return (dlog_id){ l->last.ms, l->last.seq + 1 };
+}
+
+int dlog_append_locked(const dlog_key *k, const char *from, size_t fromlen,
+                       const char *msg, size_t msglen, dlog_id *id)
+{
+    dlog_log *l = dlog_find(k, 1);
+    if (!l || fromlen > 255 || msglen > UINT32_MAX)
+        return -1;
+    dlog_ent *e = malloc(sizeof(*e) + fromlen + msglen);
+    if (!e)
+        return -1;
+    uint64_t now = dlog_now_ms();
+    e->next = NULL;
+    e->id = dlog_next_id(l, now);
+    e->time_ms = now;
+    e->fromlen = (uint8_t)fromlen;
+    e->msglen = (uint32_t)msglen;
+    memcpy(e->data, from, fromlen);
+    memcpy(e->data + fromlen, msg, msglen);
+    if (l->tail)
+        l->tail->next = e;
+    else
+        l->head = e;
+    l->tail = e;
+    l->count++;
+    l->last = e->id;
+    atomic_fetch_add(&dlog_nentries, 1);
+    atomic_fetch_add(&dlog_nbytes, (long)dlog_ent_bytes(e));
+    *id = e->id;
+    dlog_retain(l, now);
+    return 0;
+}
+
+size_t dlog_read_locked(const dlog_key *k, const dlog_id *after, size_t max,
+                        dlog_read_fn fn, void *ud, int *gap)
+{
+    dlog_log *l = dlog_find(k, 0);
+    *gap = 0;
+    if (!l)
+        return 0;
+    dlog_retain(l, dlog_now_ms());
+    if (after && !dlog_id_zero(l->dropped) && dlog_id_cmp(*after, l->dropped) < 0)
+        *gap = 1;                                 /* it had not seen what was dropped */
+    size_t n = 0;
+    for (dlog_ent *e = l->head; e && (max == 0 || n < max); e = e->next) {
+        if (after && dlog_id_cmp(e->id, *after) <= 0)
+            continue;
+        dlog_entry out = { e->id, e->time_ms, e->data, e->fromlen, e->data + e->fromlen, e->msglen };
+        n++;
+        if (fn(&out, ud) != 0)
+            break;
+    }
+    return n;
+}
+
+int dlog_last_locked(const dlog_key *k, dlog_id *id)
+{
+    dlog_log *l = dlog_find(k, 0);
+    if (!l || dlog_id_zero(l->last))
+        return -1;
+    *id = l->last;
+    return 0;
+}
+
+int dlog_cursor_get(const dlog_key *k, dlog_id *id)
+{
+    dlog_lock(k);
+    dlog_log *l = dlog_find(k, 0);
+    int r = l && l->has_cursor ? 0 : -1;
+    if (r == 0)
+        *id = l->cursor;
+    dlog_unlock(k);
+    return r;
+}
+
+void dlog_cursor_set(const dlog_key *k, dlog_id id)
+{
+    dlog_lock(k);
+    dlog_log *l = dlog_find(k, 1);
+    if (l && (!l->has_cursor || dlog_id_cmp(id, l->cursor) > 0)) {
+        l->cursor = id;
+        l->has_cursor = 1;
+    }
+    dlog_unlock(k);
+}
+
+/* ---------- life-cycle ---------- */
+
+int dlog_enabled(void) { return dlog_ready && g_node.cfg.deliveryEnabled; }
+
+int dlog_init(char *err, size_t errlen)
+{
+    (void)err; (void)errlen;
+    for (int i = 0; i < DLOG_STRIPES; i++) {
+        pthread_mutex_init(&dlog_stripes[i].lock, NULL);
+        dlog_stripes[i].logs = NULL;
+    }
+    dlog_ready = 1;
+    return 0;
+}
+
+void dlog_free(void)
+{
+    if (!dlog_ready)
+        return;
+    for (int i = 0; i < DLOG_STRIPES; i++) {
+        dlog_log *l = dlog_stripes[i].logs;
+        while (l) {
+            dlog_log *next = l->next;
+            while (l->head)
+                dlog_drop_head(l);
+            free(l);
+            l = next;
+        }
+        dlog_stripes[i].logs = NULL;
+        pthread_mutex_destroy(&dlog_stripes[i].lock);
+    }
+    atomic_store(&dlog_nlogs, 0);
+    dlog_ready = 0;
+}
+
+void dlog_get_stats(dlog_stats *s)
+{
+    s->logs = atomic_load(&dlog_nlogs);
+    s->entries = atomic_load(&dlog_nentries);
+    s->bytes = atomic_load(&dlog_nbytes);
+}
