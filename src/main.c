@@ -17,6 +17,7 @@
 #include "core/node.h"
 #include "http/http_conn.h"
 #include "im/dedup.h"
+#include "im/dlog.h"
 #include "im/hub.h"
 #include "im/presence.h"
 #include "im/proto.h"
@@ -194,6 +195,20 @@ static int main_rpc_security(void)
     return 0;
 }
 
+/* Embedded mode: the delivery logs (im/dlog.h). Cluster mode does not log
+ * yet: its logs belong in Redis streams (SPEC 7.1). */
+static int main_delivery(void)
+{
+    char err[256];
+    if (g_node.cfg.redisAddr[0] || g_node.cfg.redisSentinels[0] || !g_node.cfg.deliveryEnabled)
+        return 0;
+    if (dlog_init(err, sizeof(err)) != 0) {
+        log_error("delivery: %s", err);
+        return -1;
+    }
+    return 0;
+}
+
 /* Cluster mode: Redis, registration, presence (see cluster/cluster.h). */
 static int main_cluster(void)
 {
@@ -329,7 +344,7 @@ int main(int argc, char **argv)
     main_signals();
     if (ws_fds && http_fds && presence_init() == 0 &&
         dedup_init((uint32_t)c->dedupTtl, (size_t)c->dedupMax, c->dedupMaxBytes) == 0 &&
-        main_listen(nw, ws_fds, http_fds) == 0 && main_rpc() == 0 && main_cluster() == 0 &&
+        main_delivery() == 0 && main_listen(nw, ws_fds, http_fds) == 0 && main_rpc() == 0 && main_cluster() == 0 &&
         workers_start(nw, ws_fds, http_fds) == 0)
         rc = main_run();
     else {                                       /* a start-up step failed */
@@ -338,6 +353,7 @@ int main(int argc, char **argv)
     }
     main_signals_close();
     dedup_free();
+    dlog_free();
     presence_free();
     tls_shutdown();
     rpc_security_free();

@@ -20,6 +20,7 @@
 #include "im/auth.h"
 #include "im/codes.h"
 #include "im/dedup.h"
+#include "im/dlog.h"
 #include "im/hub.h"
 #include "im/presence.h"
 #include "im/proto.h"
@@ -306,6 +307,7 @@ static void api_user_online(api_ctx *x)
 typedef struct api_pending {
     struct conn *c;
     int to_room;
+    int stored;                    /* in the user's inbox: pushed at the next login */
     dedup_ticket ticket;           /* the msgID's reservation */
 } api_pending;
 
@@ -313,13 +315,14 @@ static void api_send_done(void *ud, long delivered)
 {
     api_pending *s = ud;
     int ok = s->to_room || delivered > 0;
-    if (ok)
+    if (ok || s->stored)
         dedup_commit(&s->ticket, (uint32_t)time(NULL));
     else
         dedup_release(&s->ticket);               /* a retry must go out */
     jsonw w;
     api_begin(&w, IM_OK, NULL);
-    jsonw_lit(&w, ok ? "{\"sendResults\":true}}" : "{\"sendResults\":false}}");
+    jsonw_lit(&w, ok ? "{\"sendResults\":true}}"
+                : s->stored ? "{\"sendResults\":false,\"stored\":true}}" : "{\"sendResults\":false}}");
     api_answer(s->c, &w);
     free(s);
 }
@@ -371,12 +374,47 @@ static void api_send_not_new(struct conn *c, int found)
 static int api_frame_refused(api_ctx *x, const sbuf *frame)
 {
     char why[160];
-    if (ws_session_frame_fits(frame->len))
+    size_t id_field = dlog_enabled() ? DLOG_ID_MAX + 8 : 0;   /* ,"id":"..." of a logged push */
+    if (ws_session_frame_fits(frame->len + id_field))
         return 0;
     snprintf(why, sizeof(why), "message is too large: its push frame is %zu bytes, over "
              "app.maxOutboundBytes (%zu)", (size_t)frame->len, g_node.cfg.maxOutboundBytes);
     api_error(x->c, IM_PARAM_ILLEGAL, why);
     return 1;
+}
+
+/* What a send carries, for the logged path. */
+typedef struct api_send_text {
+    uint32_t appid;
+    const char *uid;
+    size_t ulen;
+    const char *msgid;
+    size_t mlen;
+    const char *msg;
+    size_t msglen;
+} api_send_text;
+
+/* Embedded mode with delivery.enabled: the message goes into the user's
+ * inbox (or the room's history) and out to the workers under the log's
+ * lock, so that a login's replay is ordered with it (im/resume.h). A user
+ * message that reaches nobody is stored: pushed at the next login. */
+static int api_send_logged(api_pending *s, const api_send_text *t)
+{
+    dlog_key k = { t->appid, s->to_room ? "" : t->uid, s->to_room ? 0 : t->ulen };
+    size_t except = t->ulen < PRESENCE_MAX_ID ? t->ulen : 0;
+    dlog_id id;
+    int r = -1;
+    dlog_lock(&k);
+    if (dlog_append_locked(&k, t->msgid, t->mlen, t->uid, t->ulen, t->msg, t->msglen, &id) == 0) {
+        sbuf *f = hub_push_frame_id(t->msgid, t->mlen, "msg", t->msg, t->msglen, t->uid, t->ulen, &id);
+        s->stored = !s->to_room;
+        if (f)
+            r = s->to_room ? hub_send_room(t->appid, t->uid, except, f, api_send_done, s)
+                           : hub_send_user_logged(t->appid, t->uid, t->ulen, f, &id, api_send_done, s);
+        sbuf_unref(f);
+    }
+    dlog_unlock(&k);
+    return r;
 }
 
 static void api_send(api_ctx *x, int to_room)
@@ -418,11 +456,11 @@ static void api_send(api_ctx *x, int to_room)
         api_send_not_new(x->c, fresh);
         return;
     }
-    api_pending *s = malloc(sizeof(*s));
+    api_pending *s = calloc(1, sizeof(*s));
     sbuf *frame = s ? hub_push_frame(msgid, mlen, "msg", msg, msglen, uid, ulen) : NULL;
-    free(msg);
     if (!frame || api_frame_refused(x, frame)) {
         free(s);
+        free(msg);
         dedup_release(&ticket);
         if (!frame)
             api_error(x->c, IM_SERVER_ERROR, "out of memory");
@@ -435,13 +473,17 @@ static void api_send(api_ctx *x, int to_room)
     s->ticket = ticket;
     http_conn_defer(x->c);
     int r = 0;
-    if (to_room)                                   /* an impossible sender excludes nobody */
+    if (dlog_enabled() && (to_room || (ulen && ulen < PRESENCE_MAX_ID))) {
+        api_send_text t = { appid, uid, ulen, msgid, mlen, msg, msglen };
+        r = api_send_logged(s, &t);
+    } else if (to_room)                            /* an impossible sender excludes nobody */
         r = hub_send_room(appid, uid, ulen < PRESENCE_MAX_ID ? ulen : 0, frame, api_send_done, s);
     else if (ulen == 0 || ulen >= PRESENCE_MAX_ID)
         api_send_done(s, 0);                       /* no such user can be online */
     else
         r = hub_send_user(appid, uid, ulen, frame, api_send_done, s);
     sbuf_unref(frame);
+    free(msg);
     if (r != 0) {
         s->to_room = 0;
         api_send_done(s, 0);

@@ -24,7 +24,8 @@ typedef struct dlog_ent {
     uint64_t time_ms;
     uint32_t msglen;
     uint8_t fromlen;
-    char data[];                   /* from, then msg */
+    uint8_t seqlen;
+    char data[];                   /* seq, from, then msg */
 } dlog_ent;
 
 typedef struct dlog_log {
@@ -117,6 +118,27 @@ static dlog_stripe *dlog_stripe_of(const dlog_key *k) { return &dlog_stripes[dlo
 void dlog_lock(const dlog_key *k) { pthread_mutex_lock(&dlog_stripe_of(k)->lock); }
 void dlog_unlock(const dlog_key *k) { pthread_mutex_unlock(&dlog_stripe_of(k)->lock); }
 
+/* Stripes are always taken in address order, so two holders of the same
+ * pair never wait for each other. */
+void dlog_lock2(const dlog_key *user, const dlog_key *room)
+{
+    dlog_stripe *a = dlog_stripe_of(user), *b = dlog_stripe_of(room);
+    if (a == b) {
+        pthread_mutex_lock(&a->lock);
+        return;
+    }
+    pthread_mutex_lock(&(a < b ? a : b)->lock);
+    pthread_mutex_lock(&(a < b ? b : a)->lock);
+}
+
+void dlog_unlock2(const dlog_key *user, const dlog_key *room)
+{
+    dlog_stripe *a = dlog_stripe_of(user), *b = dlog_stripe_of(room);
+    pthread_mutex_unlock(&a->lock);
+    if (a != b)
+        pthread_mutex_unlock(&b->lock);
+}
+
 static dlog_log *dlog_find(const dlog_key *k, int create)
 {
     dlog_stripe *s = dlog_stripe_of(k);
@@ -147,7 +169,7 @@ static uint64_t dlog_ttl_ms(const dlog_log *l)
     return (uint64_t)(l->uidlen ? g_node.cfg.inboxTTL : g_node.cfg.roomHistoryTTL) * 1000;
 }
 
-static size_t dlog_ent_bytes(const dlog_ent *e) { return sizeof(*e) + e->fromlen + e->msglen; }
+static size_t dlog_ent_bytes(const dlog_ent *e) { return sizeof(*e) + e->seqlen + e->fromlen + e->msglen; }
 
 static void dlog_drop_head(dlog_log *l)
 {
@@ -170,30 +192,52 @@ static void dlog_retain(dlog_log *l, uint64_t now)
         dlog_drop_head(l);
 }
 
+/* Ids come from one node-wide clock (milliseconds in the high 44 bits of
+ * one atomic word, a sequence within the millisecond in the low 20), so
+ * that they also order entries of different logs: a replay that merges a
+ * user's inbox with its room's history follows the order of the sends.
+ * Lock-free; a clock that steps back keeps the last millisecond. */
+#define DLOG_SEQ_BITS 20
+static _Atomic uint64_t dlog_clock;
+
+static dlog_id dlog_clock_next(uint64_t now)
+{
+    uint64_t v = atomic_load(&dlog_clock), nv;
+    do {
+        nv = (now > (v >> DLOG_SEQ_BITS)) ? now << DLOG_SEQ_BITS : v + 1;
+    } while (!atomic_compare_exchange_weak(&dlog_clock, &v, nv));
+    return (dlog_id){ nv >> DLOG_SEQ_BITS, nv & ((1u << DLOG_SEQ_BITS) - 1) };
+}
+
+/* The next id of l: from the clock, and above l's last id whatever happened
+ * (entries loaded from disk with a clock that was ahead). */
 static dlog_id dlog_next_id(const dlog_log *l, uint64_t now)
 {
-    if (now > l->last.ms)
-        return (dlog_id){ now, 0 };
+    dlog_id id = dlog_clock_next(now);
+    if (dlog_id_cmp(id, l->last) > 0)
+        return id;
     return (dlog_id){ l->last.ms, l->last.seq + 1 };
 }
 
-int dlog_append_locked(const dlog_key *k, const char *from, size_t fromlen,
-                       const char *msg, size_t msglen, dlog_id *id)
+int dlog_append_locked(const dlog_key *k, const char *seq, size_t seqlen, const char *from,
+                       size_t fromlen, const char *msg, size_t msglen, dlog_id *id)
 {
     dlog_log *l = dlog_find(k, 1);
-    if (!l || fromlen > 255 || msglen > UINT32_MAX)
+    if (!l || seqlen > 255 || fromlen > 255 || msglen > UINT32_MAX)
         return -1;
-    dlog_ent *e = malloc(sizeof(*e) + fromlen + msglen);
+    dlog_ent *e = malloc(sizeof(*e) + seqlen + fromlen + msglen);
     if (!e)
         return -1;
     uint64_t now = dlog_now_ms();
     e->next = NULL;
     e->id = dlog_next_id(l, now);
     e->time_ms = now;
+    e->seqlen = (uint8_t)seqlen;
     e->fromlen = (uint8_t)fromlen;
     e->msglen = (uint32_t)msglen;
-    memcpy(e->data, from, fromlen);
-    memcpy(e->data + fromlen, msg, msglen);
+    memcpy(e->data, seq, seqlen);
+    memcpy(e->data + seqlen, from, fromlen);
+    memcpy(e->data + seqlen + fromlen, msg, msglen);
     if (l->tail)
         l->tail->next = e;
     else
@@ -222,7 +266,9 @@ size_t dlog_read_locked(const dlog_key *k, const dlog_id *after, size_t max,
     for (dlog_ent *e = l->head; e && (max == 0 || n < max); e = e->next) {
         if (after && dlog_id_cmp(e->id, *after) <= 0)
             continue;
-        dlog_entry out = { e->id, e->time_ms, e->data, e->fromlen, e->data + e->fromlen, e->msglen };
+        const char *from = e->data + e->seqlen;
+        dlog_entry out = { e->id, e->time_ms, from, e->fromlen, from + e->fromlen, e->msglen,
+                           e->data, e->seqlen };
         n++;
         if (fn(&out, ud) != 0)
             break;
@@ -239,13 +285,19 @@ int dlog_last_locked(const dlog_key *k, dlog_id *id)
     return 0;
 }
 
+int dlog_cursor_get_locked(const dlog_key *k, dlog_id *id)
+{
+    dlog_log *l = dlog_find(k, 0);
+    if (!l || !l->has_cursor)
+        return -1;
+    *id = l->cursor;
+    return 0;
+}
+
 int dlog_cursor_get(const dlog_key *k, dlog_id *id)
 {
     dlog_lock(k);
-    dlog_log *l = dlog_find(k, 0);
-    int r = l && l->has_cursor ? 0 : -1;
-    if (r == 0)
-        *id = l->cursor;
+    int r = dlog_cursor_get_locked(k, id);
     dlog_unlock(k);
     return r;
 }

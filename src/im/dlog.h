@@ -46,6 +46,8 @@ typedef struct dlog_entry {
     size_t fromlen;
     const char *msg;
     size_t msglen;
+    const char *seq;               /* the message's msgID (the push's seq); may be empty */
+    size_t seqlen;
 } dlog_entry;
 
 /* Returns 0 to go on, non-zero to stop. */
@@ -62,11 +64,15 @@ int dlog_enabled(void);
  * holding two: a user's inbox first, then its room's history. */
 void dlog_lock(const dlog_key *k);
 void dlog_unlock(const dlog_key *k);
+/* Both locks (a user's inbox, then its room's history; once if they share
+ * a stripe), and back. */
+void dlog_lock2(const dlog_key *user, const dlog_key *room);
+void dlog_unlock2(const dlog_key *user, const dlog_key *room);
 
 /* Appends an entry (time = now); its id is greater than every id of that
  * log. Drops what retention no longer keeps. 0, or -1 (out of memory). */
-int dlog_append_locked(const dlog_key *k, const char *from, size_t fromlen,
-                       const char *msg, size_t msglen, dlog_id *id);
+int dlog_append_locked(const dlog_key *k, const char *seq, size_t seqlen, const char *from,
+                       size_t fromlen, const char *msg, size_t msglen, dlog_id *id);
 
 /* Calls fn for the entries with an id greater than `after` (all retained
  * entries when after is NULL), oldest first, at most max of them (0 = no
@@ -82,6 +88,7 @@ int dlog_last_locked(const dlog_key *k, dlog_id *id);
  * to (or acked by) any connection of the user. Get returns 0 if set, -1 if
  * never set. Set moves it forward only. */
 int dlog_cursor_get(const dlog_key *k, dlog_id *id);
+int dlog_cursor_get_locked(const dlog_key *k, dlog_id *id);
 void dlog_cursor_set(const dlog_key *k, dlog_id id);
 
 /* Counts for /system/state and /metrics. */

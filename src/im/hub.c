@@ -15,6 +15,7 @@
 #include "core/jsonw.h"
 #include "core/log.h"
 #include "core/node.h"
+#include "im/dlog.h"
 #include "im/presence.h"
 #include "net/conn.h"
 #include "net/worker.h"
@@ -54,7 +55,9 @@ typedef struct hub_job {
     uint32_t appid;
     uint32_t hash;                  /* presence_hash of the user (or except) */
     uint8_t uidlen;
+    uint8_t logged;                 /* a logged user message: its id moves the cursor */
     char uid[PRESENCE_MAX_ID];
+    dlog_id id;
     sbuf *frame;
     task done_task;
     hub_slot slots[];
@@ -165,6 +168,12 @@ void hub_local_each(hub_local *h, void (*fn)(struct conn *c, void *ud), void *ud
 sbuf *hub_push_frame(const char *seq, size_t seqlen, const char *cmd,
                      const char *msg, size_t msglen, const char *from, size_t fromlen)
 {
+    return hub_push_frame_id(seq, seqlen, cmd, msg, msglen, from, fromlen, NULL);
+}
+
+sbuf *hub_push_frame_id(const char *seq, size_t seqlen, const char *cmd, const char *msg,
+                        size_t msglen, const char *from, size_t fromlen, const dlog_id *id)
+{
     jsonw w;
     jsonw_init(&w, 10);                      /* room for the frame header */
     jsonw_lit(&w, "{\"seq\":");
@@ -175,6 +184,11 @@ sbuf *hub_push_frame(const char *seq, size_t seqlen, const char *cmd,
     jsonw_str(&w, msg, msglen);
     jsonw_lit(&w, ",\"from\":");
     jsonw_str(&w, from, fromlen);
+    if (id) {                                /* a logged message: its entry id */
+        char text[DLOG_ID_MAX];
+        jsonw_lit(&w, ",\"id\":");
+        jsonw_str(&w, text, dlog_id_format(*id, text));
+    }
     jsonw_lit(&w, "}}}");
     size_t len;
     const char *text = jsonw_text(&w, &len);
@@ -264,12 +278,16 @@ static void hub_slot_run(struct worker *w, task *t)
     if (n) {                                 /* counted once per job, not per recipient */
         atomic_fetch_add_explicit(&j->delivered, n, memory_order_relaxed);
         atomic_fetch_add_explicit(&w->stats.frames_out, n, memory_order_relaxed);
+        if (j->logged && !g_node.cfg.ackRequired) {   /* pushed: the user's cursor moves */
+            dlog_key k = { j->appid, j->uid, j->uidlen };
+            dlog_cursor_set(&k, j->id);
+        }
     }
     hub_job_finish(w, j);
 }
 
 static int hub_dispatch(enum hub_kind kind, uint32_t appid, const char *uid, size_t len,
-                        sbuf *frame, hub_done_fn done, void *ud)
+                        sbuf *frame, const dlog_id *id, hub_done_fn done, void *ud)
 {
     int n = workers_count();
     if (len >= PRESENCE_MAX_ID)
@@ -287,33 +305,40 @@ static int hub_dispatch(enum hub_kind kind, uint32_t appid, const char *uid, siz
     memcpy(j->uid, uid, len);
     j->hash = presence_hash(appid, uid, len);
     j->frame = sbuf_ref(frame);
+    if (id) {
+        j->logged = 1;
+        j->id = *id;
+    }
     j->done_task.run = hub_job_done_task;
-    /* An API send runs its own worker's share right here. An announcement
-     * (no `done`) may be triggered from inside a room walk (a failed send
-     * closes a connection, whose exit is announced): it always goes through
-     * the inbox, so room walks never nest. */
-    struct worker *self = done ? j->origin : NULL;
+    /* Every share, the origin's too, goes through the workers' inboxes, in
+     * the order the sends were made: a login that hands its replay to its
+     * worker under the same log lock (im/resume.c) is ordered with them,
+     * and room walks never nest (an announcement may be triggered from
+     * inside one). */
     for (int i = 0; i < n; i++) {
         j->slots[i].job = j;
         j->slots[i].t.run = hub_slot_run;
-        if (worker_at(i) != self)
-            worker_post(worker_at(i), &j->slots[i].t);
+        worker_post(worker_at(i), &j->slots[i].t);
     }
-    if (self)
-        hub_slot_run(self, &j->slots[self->id].t);
     return 0;
 }
 
 int hub_send_user(uint32_t appid, const char *uid, size_t len, sbuf *frame,
                   hub_done_fn done, void *ud)
 {
-    return hub_dispatch(HUB_USER, appid, uid, len, frame, done, ud);
+    return hub_dispatch(HUB_USER, appid, uid, len, frame, NULL, done, ud);
+}
+
+int hub_send_user_logged(uint32_t appid, const char *uid, size_t len, sbuf *frame,
+                         const dlog_id *id, hub_done_fn done, void *ud)
+{
+    return hub_dispatch(HUB_USER, appid, uid, len, frame, id, done, ud);
 }
 
 int hub_send_room(uint32_t appid, const char *except, size_t len, sbuf *frame,
                   hub_done_fn done, void *ud)
 {
-    return hub_dispatch(HUB_ROOM, appid, except, len, frame, done, ud);
+    return hub_dispatch(HUB_ROOM, appid, except, len, frame, NULL, done, ud);
 }
 
 /* ---------- attach / detach ---------- */

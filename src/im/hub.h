@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "core/sbuf.h"
+#include "im/dlog.h"
 
 struct conn;
 struct worker;
@@ -61,6 +62,11 @@ typedef void (*hub_done_fn)(void *ud, long delivered);
 /* Sends frame to every connection of (appid, uid) on this node. */
 int hub_send_user(uint32_t appid, const char *uid, size_t len, sbuf *frame,
                   hub_done_fn done, void *ud);
+/* The same for a logged message (its inbox entry id): once it was pushed
+ * to a connection, the user's pushed cursor moves to id (unless
+ * delivery.ackRequired). */
+int hub_send_user_logged(uint32_t appid, const char *uid, size_t len, sbuf *frame,
+                         const dlog_id *id, hub_done_fn done, void *ud);
 /* Sends frame to every connection in room appid except those of user
  * `except` (may be empty) on this node. */
 int hub_send_room(uint32_t appid, const char *except, size_t len, sbuf *frame,
@@ -75,6 +81,10 @@ void hub_announce(const char *cmd, uint32_t appid, const char *uid, size_t len);
  * {"target":"","type":"text","msg","from"}}} as one WebSocket text frame. */
 sbuf *hub_push_frame(const char *seq, size_t seqlen, const char *cmd,
                      const char *msg, size_t msglen, const char *from, size_t fromlen);
+/* The same with the entry id of a logged message in data ("id"); id may be
+ * NULL (no id field). */
+sbuf *hub_push_frame_id(const char *seq, size_t seqlen, const char *cmd, const char *msg,
+                        size_t msglen, const char *from, size_t fromlen, const dlog_id *id);
 
 /* Local counts of the calling worker's hub (for /system/state). */
 long hub_local_users(const hub_local *h);

@@ -17,7 +17,9 @@
 #include "im/auth.h"
 #include "im/codes.h"
 #include "im/hub.h"
+#include "im/dlog.h"
 #include "im/presence.h"
+#include "im/resume.h"
 #include "net/conn.h"
 #include "ws/session.h"
 
@@ -51,7 +53,7 @@ char *proto_reply_encode(const char *seq, size_t seqlen, const char *cmd, size_t
     return w.buf;                 /* no reserve: the text starts the buffer */
 }
 
-static void proto_reply_raw(struct conn *c, const char *seq, size_t seqlen, const char *cmd,
+void proto_reply_raw(struct conn *c, const char *seq, size_t seqlen, const char *cmd,
                             size_t cmdlen, int code, const char *data_json)
 {
     size_t len;
@@ -145,6 +147,31 @@ static int proto_login_token(json_t *data, const char *uid, size_t uidlen)
     return IM_UNAUTHORIZED;
 }
 
+/* An optional entry id of login's data (lastID, lastRoomID): absent or
+ * null is fine; anything but a well-formed id string is 1001. */
+static int proto_login_id(json_t *data, const char *name, int *has, dlog_id *id)
+{
+    json_t *v = json_is_object(data) ? proto_field(data, name) : NULL;
+    *has = 0;
+    if (!v || json_is_null(v))
+        return IM_OK;
+    if (!json_is_string(v) || dlog_id_parse(json_string_value(v), json_string_length(v), id) != 0)
+        return IM_PARAM_ILLEGAL;
+    *has = 1;
+    return IM_OK;
+}
+
+/* A login with the delivery logs: reply and replay come from resume.c. */
+static int proto_login_logged(proto_req *r, uint32_t appid, const char *uid, size_t uidlen)
+{
+    resume_req q = { .appid = appid, .uid = uid, .uidlen = uidlen,
+                     .seq = r->m.seq ? r->m.seq : "", .seqlen = r->m.seqlen };
+    if (proto_login_id(r->m.data, "lastID", &q.has_last, &q.last) != IM_OK ||
+        proto_login_id(r->m.data, "lastRoomID", &q.has_last_room, &q.last_room) != IM_OK)
+        return IM_PARAM_ILLEGAL;
+    return resume_login(r->c, &q);
+}
+
 static int proto_login(proto_req *r)
 {
     struct conn *c = r->c;
@@ -156,8 +183,10 @@ static int proto_login(proto_req *r)
         code = proto_login_token(r->m.data, uid, uidlen);
     if (code != IM_OK)
         return code;
-    if (c->pres)
+    if (c->pres || resume_pending(c))
         return IM_OPERATION_FAILURE;
+    if (dlog_enabled())
+        return proto_login_logged(r, appid, uid, uidlen);
     int first;
     if (hub_attach(c, appid, uid, uidlen, &first) != 0) {
         log_warn("login of %.*s failed: presence store", (int)uidlen, uid);
@@ -174,6 +203,19 @@ static int proto_heartbeat(proto_req *r)
         return IM_NOT_LOGGED_IN;
     hub_heartbeat(r->c, (uint32_t)time(NULL));
     return IM_OK;
+}
+
+/* {"cmd":"ack","data":{"id":"<inbox id>"}}: the client has this one. */
+static int proto_ack(proto_req *r)
+{
+    if (!r->c->pres)
+        return IM_NOT_LOGGED_IN;
+    if (!dlog_enabled())
+        return IM_OK;                                 /* nothing is logged: nothing to move */
+    json_t *id = json_is_object(r->m.data) ? proto_field(r->m.data, "id") : NULL;
+    if (!json_is_string(id))
+        return IM_PARAM_ILLEGAL;
+    return resume_ack(r->c, json_string_value(id), json_string_length(id));
 }
 
 static int proto_ping(proto_req *r)
@@ -199,6 +241,7 @@ static const struct {
     { "heartbeat", proto_heartbeat },
     { "ping", proto_ping },
     { "logout", proto_logout },
+    { "ack", proto_ack },
 };
 
 static void proto_invalid(struct conn *c, const char *why)

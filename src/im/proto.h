@@ -37,6 +37,10 @@ int proto_login_args(json_t *data, uint32_t *appid, const char **uid, size_t *ui
 char *proto_reply_encode(const char *seq, size_t seqlen, const char *cmd, size_t cmdlen,
                          int code, const char *data_json, size_t *len);
 
+/* Sends c a reply (see proto_reply_encode). */
+void proto_reply_raw(struct conn *c, const char *seq, size_t seqlen, const char *cmd,
+                     size_t cmdlen, int code, const char *data_json);
+
 /* Handles one text message from c. */
 void proto_handle(struct conn *c, const char *msg, size_t len);
 /* Answers a binary message (the protocol is text only). */

@@ -1038,6 +1038,19 @@ def presence_json(rpc_port, app, user, client_addr, login_time, heartbeat_time,
                 logout_time, "true" if logoff else "false")
 
 
+def without_id(m):
+    """A push with its delivery-log entry id removed (SPEC 7.1: a logged
+    message's data carries "id": "<ms>-<seq>"); asserts the id is well
+    formed when there is one. For comparing with a push as the original
+    sends it."""
+    data = m.get("response", {}).get("data") if isinstance(m, dict) else None
+    if isinstance(data, dict) and "id" in data:
+        ms, _, seq = data["id"].partition("-")
+        assert ms.isdigit() and seq.isdigit(), "malformed entry id: %r" % (data["id"],)
+        m = dict(m, response=dict(m["response"], data={k: v for k, v in data.items() if k != "id"}))
+    return m
+
+
 def msg_push(msgid, message, frm, cmd="msg"):
     """A server push as the original sends it (SPEC §2)."""
     return {"seq": msgid, "cmd": cmd,

@@ -17,7 +17,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (SLOW, NodeCase, absent_until_marker, close_all, connect,  # noqa: E402
                      expect_pushes, is_push, login, main, recv_json, request, run,
-                     until_marker, wait_idle, wait_until)
+                     until_marker, wait_idle, wait_until, without_id)
 
 
 # ---------- helpers ----------
@@ -146,14 +146,16 @@ class PathsTest(ApiTestBase):
                 self.assertEqual(json.loads(body), {"code": 200, "msg": "Success",
                                                     "data": {"sendResults": True}})
                 m = await recv_json(ws)
-                self.assertEqual(m, expected_push("m-1", "hello sam", "sam"))
+                self.assertEqual(without_id(m), expected_push("m-1", "hello sam", "sam"))
                 await self.nothing_more((ws, 101, "sam"), (other, 101, "tom"),
                                         what="one copy of m-1 at sam and none at tom")
                 # offline user, and a user of another room
+                # (stored in their inboxes for their next login: SPEC 7.1)
                 r = self.send(101, "nobody", "x", "m-2")
-                self.assertEqual(r, {"code": 200, "msg": "Success", "data": {"sendResults": False}})
+                self.assertEqual(r, {"code": 200, "msg": "Success",
+                                     "data": {"sendResults": False, "stored": True}})
                 r = self.send(102, "sam", "x", "m-3")
-                self.assertEqual(r["data"], {"sendResults": False}, r)
+                self.assertEqual(r["data"], {"sendResults": False, "stored": True}, r)
                 r = self.send(101, "s" * 20, "x", "m-4")             # no such userID can log in
                 self.assertEqual(r["data"], {"sendResults": False}, r)
                 # a large message in a POST body
@@ -162,7 +164,7 @@ class PathsTest(ApiTestBase):
                                                         "msgID": "m-big", "message": big})
                 self.assertEqual(r["data"], {"sendResults": True}, r)
                 # nothing from the refused sends came first, and one copy of m-big
-                self.assertEqual(await recv_json(ws), expected_push("m-big", big, "sam"))
+                self.assertEqual(without_id(await recv_json(ws)), expected_push("m-big", big, "sam"))
                 await self.nothing_more((ws, 101, "sam"), what="one copy of m-big")
             finally:
                 await close_all(ws, other)
@@ -191,7 +193,7 @@ class PathsTest(ApiTestBase):
                 self.assertEqual(r, {"code": 200, "msg": "Success", "data": {"sendResults": True}})
                 for ws in (bob1, bob2, carol):
                     m = await recv_json(ws)
-                    self.assertEqual(m, expected_push("all-1", "to the room", "alice"))
+                    self.assertEqual(without_id(m), expected_push("all-1", "to the room", "alice"))
                 await self.nothing_more(*targets, what="one copy at bob's tabs and carol, "
                                         "none at the sender alice or at dave (another room)")
                 # a sender who is not in the room: everyone
@@ -199,7 +201,7 @@ class PathsTest(ApiTestBase):
                 self.assertEqual(r["data"], {"sendResults": True}, r)
                 for ws in (alice1, alice2, bob1, bob2, carol):
                     m = await recv_json(ws)
-                    self.assertEqual(m, expected_push("all-2", "all of you", "system"))
+                    self.assertEqual(without_id(m), expected_push("all-2", "all of you", "system"))
                 await self.nothing_more(*targets, what="one copy in room 102, none in room 101")
             finally:
                 await close_all(*socks)
@@ -357,12 +359,12 @@ class ParamsTest(ApiTestBase):
                         self.assertEqual(r["data"], {"sendResults": True}, (how, msg, r))
                         raw = await asyncio.wait_for(ws.recv(), 5 * SLOW)
                         m = json.loads(raw)
-                        self.assertEqual(m, expected_push(msgid, msg, "exact"), (how, raw))
+                        self.assertEqual(without_id(m), expected_push(msgid, msg, "exact"), (how, raw))
                 # sendMessageAll too
                 r = self.api("/user/sendMessageAll", json_body={
                     "appID": 101, "userID": "someone", "msgID": "exact-all", "message": messages[0]})
                 self.assertEqual(r["data"], {"sendResults": True}, r)
-                self.assertEqual(await recv_json(ws), expected_push("exact-all", messages[0], "someone"))
+                self.assertEqual(without_id(await recv_json(ws)), expected_push("exact-all", messages[0], "someone"))
             finally:
                 await close_all(ws)
         run(t())
@@ -486,7 +488,7 @@ class HttpTest(ApiTestBase):
                 self.assertEqual(ds[1]["data"], {"userID": "piper", "online": True}, ds)
                 self.assertEqual(ds[2]["data"]["userKeys"], ["101_piper"], ds)
                 self.assertEqual(ds[3]["data"], {"userCount": 1, "userList": ["piper"]}, ds)
-                self.assertEqual(await recv_json(ws), expected_push("pipe-1", "piped", "piper"))
+                self.assertEqual(without_id(await recv_json(ws)), expected_push("pipe-1", "piped", "piper"))
             finally:
                 await close_all(ws)
         run(t())
@@ -505,7 +507,7 @@ class DedupTest(ApiTestBase):
                 r = self.send(101, "dup", "second", "dup-1")
                 self.assertEqual(r, {"code": 200, "msg": "Success", "data": {}})
                 m = await recv_json(ws)
-                self.assertEqual(m, expected_push("dup-1", "first", "dup"))
+                self.assertEqual(without_id(m), expected_push("dup-1", "first", "dup"))
                 await self.nothing_more((ws, 101, "dup"), what="no copy of the duplicate send")
                 # the same msgID for another user or path is still a duplicate
                 r = self.send(101, "dup", "third", "dup-1", "/user/sendMessageAll")
@@ -520,14 +522,11 @@ class DedupTest(ApiTestBase):
             ws = None
             try:
                 r = self.send(101, "late", "please retry", "retry-1")
-                self.assertEqual(r["data"], {"sendResults": False}, r)
+                # stored for the next login: the msgID counts as used
+                self.assertEqual(r["data"], {"sendResults": False, "stored": True}, r)
                 ws = await login(self.node, "late", 101)
-                r = self.send(101, "late", "please retry", "retry-1")
-                # delivered by the retry: the msgID of a send that answered
-                # false stays unused (no offline storage)
-                self.assertEqual(r, {"code": 200, "msg": "Success", "data": {"sendResults": True}})
-                m = await recv_json(ws)
-                self.assertEqual(m, expected_push("retry-1", "please retry", "late"))
+                m = await recv_json(ws)                      # pushed right after the login
+                self.assertEqual(without_id(m), expected_push("retry-1", "please retry", "late"))
                 await self.nothing_more((ws, 101, "late"), what="exactly one copy of retry-1")
                 r = self.send(101, "late", "please retry", "retry-1")
                 self.assertEqual(r["data"], {}, r)
@@ -543,7 +542,7 @@ class DedupTest(ApiTestBase):
                 for i in range(2):
                     r = self.send(101, "empty", "e%d" % i, "")
                     self.assertEqual(r["data"], {"sendResults": True}, r)
-                    self.assertEqual(await recv_json(ws), expected_push("", "e%d" % i, "empty"))
+                    self.assertEqual(without_id(await recv_json(ws)), expected_push("", "e%d" % i, "empty"))
                 for i in range(2):                  # msgID absent altogether
                     r = self.api("/user/sendMessage", params={"appID": 101, "userID": "empty",
                                                               "message": "n%d" % i})
@@ -553,7 +552,7 @@ class DedupTest(ApiTestBase):
                 for i in range(2):
                     r = self.send(101, "x", "a%d" % i, "", "/user/sendMessageAll")
                     self.assertEqual(r["data"], {"sendResults": True}, r)
-                    self.assertEqual(await recv_json(ws), expected_push("", "a%d" % i, "x"))
+                    self.assertEqual(without_id(await recv_json(ws)), expected_push("", "a%d" % i, "x"))
                 await self.nothing_more((ws, 101, "empty"), what="one push per send")
             finally:
                 await close_all(ws)
@@ -571,7 +570,7 @@ class DedupTest(ApiTestBase):
                 r = self.send(102, "src", "room twice", "dupall-1", "/user/sendMessageAll")
                 self.assertEqual(r, {"code": 200, "msg": "Success", "data": {}})
                 for ws in (a, b):
-                    self.assertEqual(await recv_json(ws), expected_push("dupall-1", "room once", "src"))
+                    self.assertEqual(without_id(await recv_json(ws)), expected_push("dupall-1", "room once", "src"))
                 await self.nothing_more((a, 102, "dupa"), (b, 102, "dupb"), what="one copy of dupall-1")
                 # and a sendMessage reusing it is a no-op as well
                 r = self.send(102, "dupa", "again", "dupall-1")
@@ -608,7 +607,7 @@ class BroadcastTest(ApiTestBase):
                 got = await until_marker(self.node, [(ws, 104, "u%02d" % i) for i, ws in enumerate(socks)],
                                          room=True)
                 for i, msgs in enumerate(got):
-                    others = [m for m in msgs if not is_push(m, "enter")]
+                    others = [without_id(m) for m in msgs if not is_push(m, "enter")]
                     self.assertEqual(others, [expected_push("b50-1", "to fifty", "system")],
                                      "u%02d: one copy of b50-1 and enter pushes only: %r" % (i, msgs))
             finally:

@@ -194,7 +194,7 @@ class ApiKeyTest(NodeCase):
             self.assertEqual(json.loads(body)["code"], 200)
         status, _, body = self.node.http("/user/sendMessage", headers=self.bearer(), form={
             "appID": 101, "userID": "nobody", "msgID": "", "message": "hi"})
-        self.assertEqual((status, json.loads(body)["data"]), (200, {"sendResults": False}))
+        self.assertEqual((status, json.loads(body)["data"]), (200, {"sendResults": False, "stored": True}))
         self.assertEqual(self.node.http("/system/state", headers=self.bearer())[0], 200)
         self.assertEqual(self.node.http("/metrics", headers=self.bearer())[0], 200)
 

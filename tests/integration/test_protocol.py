@@ -17,7 +17,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (SLOW, NodeCase, absent_until_marker, absent_until_pong,  # noqa: E402
                      close_all, connect, expect_pushes, frame, login, main, online, recv_json,
-                     request, run, upgrade_request, wait_idle, wait_until)
+                     request, run, upgrade_request, wait_idle, wait_until, without_id)
 
 
 # ---------- helpers ----------
@@ -37,8 +37,9 @@ def assert_push(tc, m, cmd, frm, msg=""):
     tc.assertIsInstance(m.get("seq"), str, m)
     tc.assertEqual(set(m), {"seq", "cmd", "response"}, m)
     tc.assertEqual(m["cmd"], cmd, m)
-    tc.assertEqual(m["response"], {"code": 200, "codeMsg": "Ok",
-                                   "data": {"target": "", "type": "text", "msg": msg, "from": frm}}, m)
+    tc.assertEqual(without_id(m)["response"], {"code": 200, "codeMsg": "Ok",
+                                               "data": {"target": "", "type": "text", "msg": msg,
+                                                        "from": frm}}, m)
 
 
 class RawWS:

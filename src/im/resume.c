@@ -1,0 +1,227 @@
+/* resume.c — login and ack with the delivery logs (see resume.h). A login
+ * becomes a resume_job: the replay frames (encoded under the log locks),
+ * the reply's seq, and the task that attaches the connection on its worker.
+ * The job is owned by the task from the moment it is posted; the task frees
+ * it whatever happened to the connection meanwhile. */
+#include "im/resume.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/node.h"
+#include "core/task.h"
+#include "im/codes.h"
+#include "im/hub.h"
+#include "im/presence.h"
+#include "im/proto.h"
+#include "net/conn.h"
+#include "net/worker.h"
+#include "ws/session.h"
+
+/* One replayed entry; inbox and room entries are merged by id (both are
+ * "<ms>-<seq>" of the same clock), so the replay follows the time order. */
+typedef struct resume_item {
+    dlog_id id;
+    size_t order;                  /* read order: ties keep it */
+    sbuf *frame;
+} resume_item;
+
+typedef struct resume_job {
+    task t;
+    struct conn *c;
+    uint32_t appid;
+    uint8_t uidlen;
+    char uid[PRESENCE_MAX_ID];
+    char *seq;                     /* the login's seq, for its reply */
+    size_t seqlen;
+    int resumed;                   /* lastID or lastRoomID given: data says recovered */
+    int recovered;
+    int moves_cursor;              /* inbox entries were replayed: cursor = last */
+    dlog_id cursor;
+    int failed;                    /* out of memory while reading */
+    size_t n, cap;
+    struct resume_item *items;     /* the replay: inbox and room entries */
+} resume_job;
+
+static void resume_job_free(resume_job *j)
+{
+    for (size_t i = 0; i < j->n; i++)
+        sbuf_unref(j->items[i].frame);
+    free(j->items);
+    free(j->seq);
+    free(j);
+}
+
+/* ---------- reading the logs (under their locks) ---------- */
+
+static int resume_add(resume_job *j, dlog_id id, sbuf *f)
+{
+    if (j->n == j->cap) {
+        size_t cap = j->cap ? j->cap * 2 : 16;
+        resume_item *ni = realloc(j->items, cap * sizeof(*ni));
+        if (!ni)
+            return -1;
+        j->items = ni;
+        j->cap = cap;
+    }
+    j->items[j->n] = (resume_item){ id, j->n, f };
+    j->n++;
+    return 0;
+}
+
+static int resume_item_cmp(const void *a, const void *b)
+{
+    const resume_item *x = a, *y = b;
+    int c = dlog_id_cmp(x->id, y->id);
+    return c ? c : (x->order < y->order ? -1 : 1);
+}
+
+static int resume_on_entry(const dlog_entry *e, void *ud)
+{
+    resume_job *j = ud;
+    char idtext[DLOG_ID_MAX];
+    size_t idlen = dlog_id_format(e->id, idtext);
+    const char *seq = e->seqlen ? e->seq : idtext;     /* the msgID, else the id */
+    sbuf *f = hub_push_frame_id(seq, e->seqlen ? e->seqlen : idlen, "msg", e->msg, e->msglen,
+                                e->from, e->fromlen, &e->id);
+    if (!f || resume_add(j, e->id, f) != 0) {
+        sbuf_unref(f);
+        j->failed = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* The inbox entries the user has not seen: after lastID, else after the
+ * pushed cursor, else all that are kept (offline messages). */
+static int resume_read_inbox(resume_job *j, const dlog_key *k, const resume_req *q, int *gap)
+{
+    dlog_id after;
+    const dlog_id *from = NULL;
+    if (q->has_last) {
+        from = &q->last;
+    } else if (dlog_cursor_get_locked(k, &after) == 0) {
+        from = &after;
+    }
+    size_t before = j->n;
+    dlog_read_locked(k, from, 0, resume_on_entry, j, gap);
+    if (!q->has_last)
+        *gap = 0;                                  /* a legacy client cannot be told */
+    if (j->n > before) {
+        j->moves_cursor = 1;
+        dlog_last_locked(k, &j->cursor);
+    }
+    return j->failed ? -1 : 0;
+}
+
+/* An id newer than the newest entry of its log cannot come from this log. */
+static int resume_from_future(const dlog_key *k, const dlog_id *id)
+{
+    dlog_id last;
+    if (dlog_last_locked(k, &last) != 0)
+        return id->ms != 0 || id->seq != 0;
+    return dlog_id_cmp(*id, last) > 0;
+}
+
+/* ---------- the task on the connection's worker ---------- */
+
+static void resume_run(struct worker *w, task *t)
+{
+    (void)w;
+    resume_job *j = (resume_job *)t;
+    struct conn *c = j->c;
+    if (conn_unhold(c) || c->state != CONN_WS_OPEN) {     /* gone meanwhile */
+        resume_job_free(j);
+        return;
+    }
+    int first;
+    if (hub_attach(c, j->appid, j->uid, j->uidlen, &first) != 0) {
+        proto_reply_raw(c, j->seq, j->seqlen, "login", 5, IM_SERVER_ERROR, "null");
+        resume_job_free(j);
+        return;
+    }
+    proto_reply_raw(c, j->seq, j->seqlen, "login", 5, IM_OK,
+                    !j->resumed ? "null" : j->recovered ? "{\"recovered\":true}" : "{\"recovered\":false}");
+    size_t sent = 0;
+    if (j->n > 1)
+        qsort(j->items, j->n, sizeof(*j->items), resume_item_cmp);
+    while (sent < j->n && ws_session_send_frame(c, j->items[sent].frame) == WS_SEND_OK)
+        sent++;
+    if (sent == j->n && j->moves_cursor && !g_node.cfg.ackRequired) {
+        dlog_key k = { j->appid, j->uid, j->uidlen };
+        dlog_cursor_set(&k, j->cursor);
+    }
+    resume_job_free(j);
+}
+
+/* ---------- login and ack ---------- */
+
+int resume_pending(const struct conn *c) { return (c->flags & CONN_F_BUSY) != 0; }
+
+static resume_job *resume_job_new(struct conn *c, const resume_req *q)
+{
+    resume_job *j = calloc(1, sizeof(*j));
+    if (!j)
+        return NULL;
+    j->t.run = resume_run;
+    j->c = c;
+    j->appid = q->appid;
+    j->uidlen = (uint8_t)q->uidlen;
+    memcpy(j->uid, q->uid, q->uidlen);
+    return j;
+}
+
+static int resume_keep_seq(resume_job *j, const resume_req *q, int gap)
+{
+    j->resumed = q->has_last || q->has_last_room;
+    j->recovered = !gap;
+    j->seq = malloc(q->seqlen + 1);
+    if (!j->seq)
+        return -1;
+    memcpy(j->seq, q->seq, q->seqlen);
+    j->seqlen = q->seqlen;
+    return 0;
+}
+
+int resume_login(struct conn *c, const resume_req *q)
+{
+    dlog_key user = { q->appid, q->uid, q->uidlen }, room = { q->appid, "", 0 };
+    resume_job *j = resume_job_new(c, q);
+    if (!j)
+        return IM_SERVER_ERROR;
+    int gap_inbox = 0, gap_room = 0, code = -1;
+    dlog_lock2(&user, &room);
+    if ((q->has_last && resume_from_future(&user, &q->last)) ||
+        (q->has_last_room && resume_from_future(&room, &q->last_room))) {
+        code = IM_PARAM_ILLEGAL;                       /* not an id this node gave */
+    } else if (resume_read_inbox(j, &user, q, &gap_inbox) != 0 ||
+               (q->has_last_room &&
+                (dlog_read_locked(&room, &q->last_room, 0, resume_on_entry, j, &gap_room), j->failed)) ||
+               resume_keep_seq(j, q, gap_inbox || gap_room) != 0) {
+        code = IM_SERVER_ERROR;
+    } else {
+        conn_hold(c);                                  /* until resume_run */
+        worker_post(conn_worker(c), &j->t);            /* ordered with the sends (resume.h) */
+    }
+    dlog_unlock2(&user, &room);
+    if (code != -1)
+        resume_job_free(j);
+    return code;
+}
+
+int resume_ack(struct conn *c, const char *id, size_t len)
+{
+    dlog_id v;
+    if (!c->pres)
+        return IM_NOT_LOGGED_IN;
+    if (dlog_id_parse(id, len, &v) != 0)
+        return IM_PARAM_ILLEGAL;
+    dlog_key k = { c->pres->appid, c->pres->id, c->pres->idlen };
+    dlog_lock(&k);
+    int future = resume_from_future(&k, &v);
+    dlog_unlock(&k);
+    if (future)
+        return IM_PARAM_ILLEGAL;
+    dlog_cursor_set(&k, v);
+    return IM_OK;
+}

@@ -1,0 +1,45 @@
+/* resume.h — login and ack with the delivery logs (SPEC §7.1): the entries
+ * a user has not seen (after lastID / lastRoomID, or after the user's
+ * pushed cursor) are pushed right after the login reply, in order, before
+ * any newer message, never interleaved with live pushes and never twice.
+ *
+ * How: the login reads what it must replay while holding the user's inbox
+ * lock and its room's history lock, and hands the reply, the replay and the
+ * attachment of the connection (hub_attach) to its own worker as one task,
+ * still under those locks. A send appends and hands its push to the
+ * workers under the same lock, and every worker's inbox is FIFO: a push
+ * handed over before the login is in the replay and reaches the worker
+ * while the connection is not attached yet; one handed over after it runs
+ * after the replay. The connection is held (conn_hold) until the task ran. */
+#ifndef IMGATE_RESUME_H
+#define IMGATE_RESUME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "im/dlog.h"
+
+struct conn;
+
+typedef struct resume_req {
+    uint32_t appid;
+    const char *uid;
+    size_t uidlen;
+    const char *seq;               /* the login's seq, for the reply */
+    size_t seqlen;
+    int has_last, has_last_room;   /* lastID / lastRoomID given */
+    dlog_id last, last_room;
+} resume_req;
+
+/* Starts the login of c (validated, not logged in, not logging in). Returns
+ * -1 when the reply and the replay are on their way (from a task on c's
+ * worker), or an IM code to answer now (1001: an id newer than the log). */
+int resume_login(struct conn *c, const resume_req *q);
+
+/* Is a login of c under way (resume_login called, its task not run yet)? */
+int resume_pending(const struct conn *c);
+
+/* The ack command: moves the user's pushed cursor to id. An IM code. */
+int resume_ack(struct conn *c, const char *id, size_t len);
+
+#endif
