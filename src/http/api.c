@@ -245,6 +245,89 @@ static void api_user_list(api_ctx *x)
     jsonw_free(&list);
 }
 
+/* ---------- /user/history ---------- */
+
+#define API_HISTORY_LIMIT 100       /* entries per page unless limit says fewer */
+#define API_HISTORY_MAX 1000
+
+typedef struct api_history {
+    jsonw *w;
+    long n, limit;
+    dlog_id last;                  /* the newest entry listed */
+    int more;                      /* an entry beyond the page exists */
+} api_history;
+
+static int api_history_one(const dlog_entry *e, void *ud)
+{
+    api_history *h = ud;
+    char id[DLOG_ID_MAX];
+    if (h->n == h->limit) {
+        h->more = 1;
+        return 1;
+    }
+    jsonw_lit(h->w, h->n++ ? ",{\"id\":" : "{\"id\":");
+    jsonw_str(h->w, id, dlog_id_format(e->id, id));
+    jsonw_lit(h->w, ",\"from\":");
+    jsonw_str(h->w, e->from, e->fromlen);
+    jsonw_lit(h->w, ",\"msg\":");
+    jsonw_str(h->w, e->msg, e->msglen);
+    jsonw_lit(h->w, ",\"type\":\"text\",\"time\":");
+    jsonw_uint(h->w, e->time_ms);
+    jsonw_lit(h->w, "}");
+    h->last = e->id;
+    return 0;
+}
+
+static void api_history_answer(struct conn *c, jsonw *items, const api_history *h)
+{
+    size_t len;
+    const char *text = jsonw_text(items, &len);
+    jsonw w;
+    api_begin(&w, IM_OK, NULL);
+    jsonw_lit(&w, "{\"messages\":[");
+    jsonw_raw(&w, text ? text : "", text ? len : 0);
+    jsonw_lit(&w, "]");
+    if (h->more) {
+        char id[DLOG_ID_MAX];
+        jsonw_lit(&w, ",\"nextID\":");
+        jsonw_str(&w, id, dlog_id_format(h->last, id));
+    }
+    jsonw_lit(&w, "}}");
+    api_answer(c, &w);
+}
+
+/* A user's inbox (userID given) or the room's history (userID empty),
+ * oldest first, after an id, paged by limit with nextID (SPEC 7.1). */
+static void api_user_history(api_ctx *x)
+{
+    uint32_t appid;
+    char uid[API_ID_MAX], after[DLOG_ID_MAX + 8];
+    size_t ulen, alen;
+    long limit = API_HISTORY_LIMIT;
+    dlog_id from;
+    if (api_appid(x, &appid) != 0 || api_str(x, "userID", 0, uid, sizeof(uid), &ulen) != 0 ||
+        api_str(x, "after", 0, after, sizeof(after), &alen) != 0 || api_count(x, "limit", 1, &limit) != 0)
+        return;
+    if (alen && dlog_id_parse(after, alen, &from) != 0) {
+        api_error(x->c, IM_PARAM_ILLEGAL, "after must be an entry id such as 1733300000000-0");
+        return;
+    }
+    if (!dlog_enabled()) {
+        api_error(x->c, IM_OPERATION_FAILURE, "no history: delivery logging is off on this node");
+        return;
+    }
+    jsonw items;
+    jsonw_init(&items, 0);
+    api_history h = { .w = &items, .limit = limit < API_HISTORY_MAX ? limit : API_HISTORY_MAX };
+    dlog_key k = { appid, uid, ulen };
+    int gap;
+    dlog_lock(&k);
+    dlog_read_locked(&k, alen ? &from : NULL, 0, api_history_one, &h, &gap);
+    dlog_unlock(&k);
+    api_history_answer(x->c, &items, &h);
+    jsonw_free(&items);
+}
+
 static void api_online_answer(struct conn *c, const char *uid, size_t ulen, int on)
 {
     jsonw w;
@@ -581,6 +664,11 @@ static void api_state_body(jsonw *w, const api_totals *t)
     api_num(w, "framesOut", t->frames_out);
     api_num(w, "dedupEntries", (long long)dedup_count());
     api_num(w, "dedupBytes", (long long)dedup_bytes());
+    dlog_stats ds;
+    dlog_get_stats(&ds);
+    api_num(w, "deliveryLogs", ds.logs);
+    api_num(w, "deliveryEntries", ds.entries);
+    api_num(w, "deliveryBytes", ds.bytes);
     struct mallinfo2 mi = mallinfo2();
     jsonw_lit(w, ",\"memory\":{");
     api_num(w, "rssBytes", api_rss_bytes());
@@ -824,6 +912,7 @@ static const struct {
     { "/user/online", api_user_online },
     { "/user/sendMessage", api_send_message },
     { "/user/sendMessageAll", api_send_message_all },
+    { "/user/history", api_user_history },
     { "/system/state", api_system_state },
     { "/home/index", api_home },
     { "/", api_home },

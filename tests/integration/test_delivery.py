@@ -104,6 +104,34 @@ class DeliveryTest(NodeCase):
             ws.close()
 
 
+class HistoryTest(NodeCase):
+    def test_inbox_and_room_history_paged(self):
+        node = self.node
+        for i in range(7):
+            send(node, "hist1", "h-%d" % i, "inbox %d" % i, app=104)
+        for i in range(3):
+            send(node, "hsender", "hr-%d" % i, "room %d" % i, app=104, room=True)
+        page = node.api("/user/history", params={"appID": 104, "userID": "hist1", "limit": 5})
+        msgs = page["data"]["messages"]
+        self.assertEqual([m["msg"] for m in msgs], ["inbox %d" % i for i in range(5)])
+        self.assertEqual(set(msgs[0]), {"id", "from", "msg", "type", "time"})
+        self.assertEqual(page["data"]["nextID"], msgs[-1]["id"])
+        rest = node.api("/user/history", params={"appID": 104, "userID": "hist1",
+                                                 "after": page["data"]["nextID"]})
+        self.assertEqual([m["msg"] for m in rest["data"]["messages"]], ["inbox 5", "inbox 6"])
+        self.assertNotIn("nextID", rest["data"])
+        room = node.api("/user/history", params={"appID": 104})
+        self.assertEqual([(m["from"], m["msg"]) for m in room["data"]["messages"]],
+                         [("hsender", "room %d" % i) for i in range(3)])
+
+    def test_bad_parameters(self):
+        node = self.node
+        for params in ({"appID": 101, "after": "nope"}, {"appID": 101, "limit": 0},
+                       {"appID": 101, "limit": 99999999999999}):
+            r = node.api("/user/history", params=params)
+            self.assertEqual(r["code"], 1001, (params, r))
+
+
 class ResumeTest(NodeCase):
     ARGS = ("--set", "delivery.inboxMax=25")
 
