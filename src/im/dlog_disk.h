@@ -28,4 +28,8 @@ typedef void (*dlog_disk_cursor_fn)(const dlog_key *k, dlog_id id, void *ud);
  * and on_cursor for every stored cursor. 0 or -1. */
 int dlog_disk_load(dlog_disk_entry_fn on_entry, dlog_disk_cursor_fn on_cursor, void *ud);
 
+/* Added by dlog_disk.c (for tests): the map size a store opened after this
+ * call starts with (0 = the default, 1 GiB); the map doubles when full. */
+void dlog_disk_set_map_start(size_t bytes);
+
 #endif
