@@ -13,7 +13,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/log.h"
 #include "core/node.h"
+#include "im/dlog_disk.h"
 
 #define DLOG_STRIPES 256
 #define DLOG_MAX_UID 64
@@ -48,6 +50,7 @@ typedef struct dlog_stripe {
 
 static dlog_stripe dlog_stripes[DLOG_STRIPES];
 static int dlog_ready;
+static int dlog_on_disk;           /* delivery.dir: every change written through */
 static atomic_long dlog_nlogs, dlog_nentries, dlog_nbytes;
 
 /* ---------- ids ---------- */
@@ -171,6 +174,11 @@ static uint64_t dlog_ttl_ms(const dlog_log *l)
 
 static size_t dlog_ent_bytes(const dlog_ent *e) { return sizeof(*e) + e->seqlen + e->fromlen + e->msglen; }
 
+static dlog_key dlog_key_of(const dlog_log *l)
+{
+    return (dlog_key){ l->appid, l->uid, l->uidlen };
+}
+
 static void dlog_drop_head(dlog_log *l)
 {
     dlog_ent *e = l->head;
@@ -184,12 +192,20 @@ static void dlog_drop_head(dlog_log *l)
     free(e);
 }
 
-/* Retention: the oldest go first, by count and by age. */
+/* Retention: the oldest go first, by count and by age (and from the disk
+ * copy in one range delete). */
 static void dlog_retain(dlog_log *l, uint64_t now)
 {
     uint64_t ttl = dlog_ttl_ms(l);
-    while (l->head && (l->count > dlog_max(l) || now - l->head->time_ms > ttl))
+    int dropped = 0;
+    while (l->head && (l->count > dlog_max(l) || now - l->head->time_ms > ttl)) {
         dlog_drop_head(l);
+        dropped = 1;
+    }
+    if (dropped && dlog_on_disk) {
+        dlog_key k = dlog_key_of(l);
+        (void)dlog_disk_trim(&k, l->dropped);       /* logged there; memory is right */
+    }
 }
 
 /* Ids come from one node-wide clock (milliseconds in the high 44 bits of
@@ -219,25 +235,28 @@ static dlog_id dlog_next_id(const dlog_log *l, uint64_t now)
     return (dlog_id){ l->last.ms, l->last.seq + 1 };
 }
 
-int dlog_append_locked(const dlog_key *k, const char *seq, size_t seqlen, const char *from,
-                       size_t fromlen, const char *msg, size_t msglen, dlog_id *id)
+static dlog_ent *dlog_ent_new(dlog_id id, uint64_t time_ms, const char *seq, size_t seqlen,
+                              const char *from, size_t fromlen, const char *msg, size_t msglen)
 {
-    dlog_log *l = dlog_find(k, 1);
-    if (!l || seqlen > 255 || fromlen > 255 || msglen > UINT32_MAX)
-        return -1;
+    if (seqlen > 255 || fromlen > 255 || msglen > UINT32_MAX)
+        return NULL;
     dlog_ent *e = malloc(sizeof(*e) + seqlen + fromlen + msglen);
     if (!e)
-        return -1;
-    uint64_t now = dlog_now_ms();
+        return NULL;
     e->next = NULL;
-    e->id = dlog_next_id(l, now);
-    e->time_ms = now;
+    e->id = id;
+    e->time_ms = time_ms;
     e->seqlen = (uint8_t)seqlen;
     e->fromlen = (uint8_t)fromlen;
     e->msglen = (uint32_t)msglen;
     memcpy(e->data, seq, seqlen);
     memcpy(e->data + seqlen, from, fromlen);
     memcpy(e->data + seqlen + fromlen, msg, msglen);
+    return e;
+}
+
+static void dlog_link(dlog_log *l, dlog_ent *e)
+{
     if (l->tail)
         l->tail->next = e;
     else
@@ -247,6 +266,32 @@ int dlog_append_locked(const dlog_key *k, const char *seq, size_t seqlen, const 
     l->last = e->id;
     atomic_fetch_add(&dlog_nentries, 1);
     atomic_fetch_add(&dlog_nbytes, (long)dlog_ent_bytes(e));
+}
+
+static dlog_entry dlog_view(const dlog_ent *e)
+{
+    const char *from = e->data + e->seqlen;
+    return (dlog_entry){ e->id, e->time_ms, from, e->fromlen, from + e->fromlen, e->msglen,
+                         e->data, e->seqlen };
+}
+
+int dlog_append_locked(const dlog_key *k, const char *seq, size_t seqlen, const char *from,
+                       size_t fromlen, const char *msg, size_t msglen, dlog_id *id)
+{
+    dlog_log *l = dlog_find(k, 1);
+    uint64_t now = dlog_now_ms();
+    dlog_ent *e = l ? dlog_ent_new(dlog_next_id(l, now), now, seq, seqlen, from, fromlen, msg, msglen)
+                    : NULL;
+    if (!e)
+        return -1;
+    if (dlog_on_disk) {                           /* on disk first: what was answered is kept */
+        dlog_entry v = dlog_view(e);
+        if (dlog_disk_put(k, &v) != 0) {
+            free(e);
+            return -1;
+        }
+    }
+    dlog_link(l, e);
     *id = e->id;
     dlog_retain(l, now);
     return 0;
@@ -266,9 +311,7 @@ size_t dlog_read_locked(const dlog_key *k, const dlog_id *after, size_t max,
     for (dlog_ent *e = l->head; e && (max == 0 || n < max); e = e->next) {
         if (after && dlog_id_cmp(e->id, *after) <= 0)
             continue;
-        const char *from = e->data + e->seqlen;
-        dlog_entry out = { e->id, e->time_ms, from, e->fromlen, from + e->fromlen, e->msglen,
-                           e->data, e->seqlen };
+        dlog_entry out = dlog_view(e);
         n++;
         if (fn(&out, ud) != 0)
             break;
@@ -309,6 +352,8 @@ void dlog_cursor_set(const dlog_key *k, dlog_id id)
     if (l && (!l->has_cursor || dlog_id_cmp(id, l->cursor) > 0)) {
         l->cursor = id;
         l->has_cursor = 1;
+        if (dlog_on_disk)
+            (void)dlog_disk_cursor_put(k, id);     /* logged there; memory is right */
     }
     dlog_unlock(k);
 }
@@ -317,14 +362,70 @@ void dlog_cursor_set(const dlog_key *k, dlog_id id)
 
 int dlog_enabled(void) { return dlog_ready && g_node.cfg.deliveryEnabled; }
 
+/* Loading the disk copy: entries come log by log, oldest first. */
+static void dlog_load_entry(const dlog_key *k, const dlog_entry *v, void *ud)
+{
+    long *n = ud;
+    dlog_log *l = dlog_find(k, 1);
+    if (!l || (!dlog_id_zero(l->last) && dlog_id_cmp(v->id, l->last) <= 0))
+        return;
+    dlog_ent *e = dlog_ent_new(v->id, v->time_ms, v->seq, v->seqlen, v->from, v->fromlen, v->msg, v->msglen);
+    if (!e)
+        return;
+    dlog_link(l, e);
+    uint64_t word = (v->id.ms << DLOG_SEQ_BITS) | (v->id.seq & ((1u << DLOG_SEQ_BITS) - 1));
+    uint64_t cur = atomic_load(&dlog_clock);
+    while (word > cur && !atomic_compare_exchange_weak(&dlog_clock, &cur, word))
+        ;                                         /* new ids stay above every loaded one */
+    (*n)++;
+}
+
+static void dlog_load_cursor(const dlog_key *k, dlog_id id, void *ud)
+{
+    (void)ud;
+    dlog_log *l = dlog_find(k, 1);
+    if (l) {
+        l->cursor = id;
+        l->has_cursor = 1;
+    }
+}
+
+/* Applies retention to everything loaded (what aged out while stopped). */
+static void dlog_retain_all(void)
+{
+    uint64_t now = dlog_now_ms();
+    for (int i = 0; i < DLOG_STRIPES; i++)
+        for (dlog_log *l = dlog_stripes[i].logs; l; l = l->next)
+            dlog_retain(l, now);
+}
+
+static int dlog_open_disk(const char *dir, char *err, size_t errlen)
+{
+    long n = 0;
+    if (dlog_disk_open(dir, err, errlen) != 0)
+        return -1;
+    if (dlog_disk_load(dlog_load_entry, dlog_load_cursor, &n) != 0) {
+        snprintf(err, errlen, "delivery.dir %s: the stored logs cannot be read (see the log)", dir);
+        dlog_disk_close();
+        return -1;
+    }
+    dlog_on_disk = 1;
+    dlog_retain_all();
+    log_info("delivery: %ld stored messages loaded from %s", n, dir);
+    return 0;
+}
+
 int dlog_init(char *err, size_t errlen)
 {
-    (void)err; (void)errlen;
     for (int i = 0; i < DLOG_STRIPES; i++) {
         pthread_mutex_init(&dlog_stripes[i].lock, NULL);
         dlog_stripes[i].logs = NULL;
     }
     dlog_ready = 1;
+    if (g_node.cfg.deliveryDir[0] && dlog_open_disk(g_node.cfg.deliveryDir, err, errlen) != 0) {
+        dlog_free();
+        return -1;
+    }
     return 0;
 }
 
@@ -332,6 +433,10 @@ void dlog_free(void)
 {
     if (!dlog_ready)
         return;
+    if (dlog_on_disk) {
+        dlog_on_disk = 0;                         /* memory is freed below, the disk keeps all */
+        dlog_disk_close();
+    }
     for (int i = 0; i < DLOG_STRIPES; i++) {
         dlog_log *l = dlog_stripes[i].logs;
         while (l) {

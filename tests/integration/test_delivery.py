@@ -187,6 +187,49 @@ class ResumeTest(NodeCase):
             ws.close()
 
 
+class RestartTest(unittest.TestCase):
+    """delivery.dir: the logs are on disk, a restart loses nothing."""
+
+    def restart_keeps(self, sig):
+        import signal
+        import tempfile
+        d = tempfile.mkdtemp(prefix="imgate-dlog-")
+        args = ("--set", "delivery.dir=%s" % d)
+        node = Node(*args)
+        try:
+            for i in range(3):
+                r = send(node, "rs-%d" % sig, "keep-%d-%d" % (sig, i), "kept %d" % i)
+                self.assertEqual(r["data"], {"sendResults": False, "stored": True}, r)
+            send(node, "roomer", "keep-room-%d" % sig, "room kept", room=True)
+        finally:
+            node.stop(check=(sig == signal.SIGTERM), sig=sig)
+        node = Node(*args)
+        try:
+            ws, _ = login(node, "rs-%d" % sig)
+            send(node, "rs-%d" % sig, "after-%d" % sig, "after restart")
+            got = pushes_until(ws, "after-%d" % sig)
+            self.assertEqual([m["seq"] for m in got], ["keep-%d-%d" % (sig, i) for i in range(3)])
+            ids = [m["response"]["data"]["id"] for m in got]
+            ws.close()
+            room = node.api("/user/history", params={"appID": 101})["data"]["messages"]
+            self.assertEqual([m["msg"] for m in room], ["room kept"])
+            # new ids stay above the stored ones
+            inbox = node.api("/user/history", params={"appID": 101, "userID": "rs-%d" % sig})
+            last = inbox["data"]["messages"][-1]["id"]
+            self.assertGreater(tuple(int(x) for x in last.split("-")),
+                               tuple(int(x) for x in ids[-1].split("-")))
+        finally:
+            node.stop()
+
+    def test_sigterm(self):
+        import signal
+        self.restart_keeps(signal.SIGTERM)
+
+    def test_kill_9(self):
+        import signal
+        self.restart_keeps(signal.SIGKILL)
+
+
 class AckRequiredTest(NodeCase):
     ARGS = ("--set", "delivery.ackRequired=true")
 
