@@ -7,7 +7,7 @@ set -euo pipefail
 BUILD_PKGS="build-essential cmake pkg-config libuv1-dev libssl-dev libjansson-dev
   libyaml-dev zlib1g-dev libhttp-parser-dev libcmocka-dev libhiredis-dev libgrpc-dev
   libprotobuf-c-dev protobuf-c-compiler liblmdb-dev"
-TEST_PKGS="python3 python3-websockets nodejs npm chromium clang libclang-rt-14-dev valgrind openssl redis-server nginx"
+TEST_PKGS="python3 python3-websockets nodejs npm chromium clang libclang-rt-14-dev valgrind openssl redis-server redis-sentinel nginx"
 
 want="$BUILD_PKGS"
 [ "${1:-}" = "test" ] && want="$want $TEST_PKGS"

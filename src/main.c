@@ -12,6 +12,7 @@
 
 #include "cluster/cluster.h"
 #include "cluster/rpc.h"
+#include "cluster/sentinel.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/node.h"
@@ -117,7 +118,8 @@ static int main_config(int argc, char **argv)
     if (config_load_file(&g_node.cfg, path, must_exist, err, sizeof(err)) != 0 ||
         config_apply_env(&g_node.cfg, err, sizeof(err)) != 0 ||
         main_apply_flags(&g_node.cfg, argc, argv, err, sizeof(err)) != 0 ||
-        config_validate(&g_node.cfg, err, sizeof(err)) != 0) {
+        config_validate(&g_node.cfg, err, sizeof(err)) != 0 ||
+        sentinel_validate(&g_node.cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "imgate: configuration error: %s\n", err);
         return -1;
     }
@@ -166,7 +168,7 @@ static int main_rpc(void)
     config *c = &g_node.cfg;
     const char *bind = c->rpcBind[0] ? c->rpcBind : c->bind;
     char err[256];
-    if (!c->redisAddr[0])
+    if (!cluster_enabled())
         return 0;
     if (rpc_start(bind, c->rpcPort, &g_node.rpc_port, err, sizeof(err)) != 0) {
         log_error("rpc listener: %s", err);
@@ -183,7 +185,7 @@ static int main_rpc_security(void)
 {
     const config *c = &g_node.cfg;
     char err[768];
-    if (!c->redisAddr[0])
+    if (!cluster_enabled())
         return 0;
     if (rpc_security_load(c, err, sizeof(err)) != 0) {
         fprintf(stderr, "imgate: configuration error: %s\n", err);
@@ -213,7 +215,7 @@ static int main_delivery(void)
 static int main_cluster(void)
 {
     char err[256];
-    if (!g_node.cfg.redisAddr[0])
+    if (!cluster_enabled())
         return 0;
     if (cluster_start(NULL, err, sizeof(err)) != 0) {
         log_error("cluster: %s", err);
@@ -333,7 +335,7 @@ int main(int argc, char **argv)
     if (nw < 1)
         nw = 1;
     log_info("imgate %s starting: %d workers, %s mode", IMGATE_VERSION, nw,
-             c->redisAddr[0] ? "cluster" : "embedded");
+             cluster_enabled() ? "cluster" : "embedded");
     main_limits();
     http_conn_init();                            /* the layers above net/ register */
     proto_init();

@@ -18,6 +18,7 @@
 #include "cluster/prec.h"
 #include "cluster/rlink.h"
 #include "cluster/rpc.h"
+#include "cluster/sentinel.h"
 #include "cluster/unodes.h"
 #include "core/jsonw.h"
 #include "core/log.h"
@@ -47,7 +48,10 @@ static struct {
 } g_cl = { .lock = PTHREAD_MUTEX_INITIALIZER, .wait_lock = PTHREAD_MUTEX_INITIALIZER,
            .wait_cond = PTHREAD_COND_INITIALIZER };
 
-int cluster_enabled(void) { return g_node.cfg.redisAddr[0] != '\0'; }
+int cluster_enabled(void)
+{
+    return g_node.cfg.redisAddr[0] != '\0' || sentinel_configured(&g_node.cfg);
+}
 const char *cluster_self(void) { return g_cl.self; }
 
 /* ---------- presence records ---------- */
@@ -272,10 +276,13 @@ static void cl_on_servers(void *ud, const redisReply *reply)
     rlink_val_free(&v);
 }
 
+/* A READONLY answer in sentinel mode is a demoted master, which the link
+ * leaves at once (rlink.h), not a broken registry. */
 static void cl_on_hset(void *ud, const redisReply *reply)
 {
     (void)ud;
-    if (reply && reply->type == REDIS_REPLY_ERROR)
+    if (reply && reply->type == REDIS_REPLY_ERROR &&
+        !(rlink_sentinel_mode() && strncmp(reply->str, "READONLY", 8) == 0))
         cl_registry_state(1, reply->str);
 }
 
@@ -395,6 +402,32 @@ static void cl_advertise_ip(char *out, size_t cap)
     freeifaddrs(ifs);
 }
 
+/* The Redis link: redis.addr, or the master the sentinels name (they win
+ * over redis.addr when both are set). */
+static int cl_start_link(char *err, size_t errlen)
+{
+    const config *c = &g_node.cfg;
+    const rlink_hooks hooks = { .on_up = cl_on_up, .on_stop = cl_on_stop };
+    char addr[CONFIG_STR + 8];
+    if (!sentinel_configured(c)) {
+        if (rlink_start(c->redisAddr, &hooks, err, errlen) != 0)
+            return -1;
+        rlink_addr(addr, sizeof(addr));
+        log_info("cluster mode: Redis %s, this node is %s (register every %d s, peers gone after %d s)",
+                 addr, g_cl.self, c->registerInterval, c->serverTimeout);
+        return 0;
+    }
+    if (c->redisAddr[0])
+        log_warn("cluster: redis.addr %s is ignored: redis.sentinels and redis.masterName are set, and "
+                 "the sentinels name the master", c->redisAddr);
+    if (rlink_start_sentinel(&hooks, err, errlen) != 0)
+        return -1;
+    log_info("cluster mode: Redis through the sentinels %s (master '%s'), this node is %s (register "
+             "every %d s, peers gone after %d s)", c->redisSentinels, c->redisMasterName, g_cl.self,
+             c->registerInterval, c->serverTimeout);
+    return 0;
+}
+
 int cluster_start(const char *self, char *err, size_t errlen)
 {
     if (!cluster_enabled())
@@ -410,14 +443,11 @@ int cluster_start(const char *self, char *err, size_t errlen)
         .join = unodes_join, .leave = unodes_leave, .count = unodes_count, .heartbeat = cluster_user_online,
     };
     hub_set_cluster(&users);                      /* before any worker runs */
-    const rlink_hooks hooks = { .on_up = cl_on_up, .on_stop = cl_on_stop };
-    if (rlink_start(g_node.cfg.redisAddr, &hooks, err, errlen) != 0)
+    if (cl_start_link(err, errlen) != 0)
         return -1;
     static task init = { .run = cl_init_run };
     rlink_post(&init);
     g_cl.started = 1;
-    log_info("cluster mode: Redis %s, this node is %s (register every %d s, peers gone after %d s)",
-             rlink_addr(), g_cl.self, g_node.cfg.registerInterval, g_node.cfg.serverTimeout);
     return 0;
 }
 
@@ -492,13 +522,41 @@ void cluster_stop(void)
     pthread_mutex_unlock(&g_cl.lock);
 }
 
+/* "redisMode", "redisAddr" (the master, in sentinel mode) and in sentinel
+ * mode "redisMasterName", "redisSentinels", "redisSentinelWatch" (the one
+ * heard from, "" = none) and "redisFailovers" (masters followed). */
+static void cl_redis_json(jsonw *w)
+{
+    char addr[CONFIG_STR + 8];
+    int sentinel = rlink_sentinel_mode();
+    rlink_addr(addr, sizeof(addr));
+    jsonw_lit(w, ",\"redisMode\":");
+    jsonw_cstr(w, sentinel ? "sentinel" : "direct");
+    jsonw_lit(w, ",\"redisAddr\":");
+    jsonw_cstr(w, addr);
+    if (!sentinel)
+        return;
+    jsonw_lit(w, ",\"redisMasterName\":");
+    jsonw_cstr(w, g_node.cfg.redisMasterName);
+    jsonw_lit(w, ",\"redisSentinels\":[");
+    for (int i = 0; i < sentinel_count(); i++) {
+        if (i)
+            jsonw_raw(w, ",", 1);
+        jsonw_cstr(w, sentinel_at(i));
+    }
+    sentinel_watching(addr, sizeof(addr));
+    jsonw_lit(w, "],\"redisSentinelWatch\":");
+    jsonw_cstr(w, addr);
+    jsonw_lit(w, ",\"redisFailovers\":");
+    jsonw_int(w, rlink_failovers());
+}
+
 void cluster_state_json(jsonw *w)
 {
     jsonw_lit(w, "{\"self\":");
     jsonw_cstr(w, g_cl.self);
     jsonw_lit(w, rlink_up() ? ",\"redis\":\"up\"" : ",\"redis\":\"down\"");
-    jsonw_lit(w, ",\"redisAddr\":");
-    jsonw_cstr(w, g_node.cfg.redisAddr);
+    cl_redis_json(w);
     jsonw_lit(w, ",\"redisReconnects\":");
     jsonw_int(w, rlink_reconnects());
     jsonw_lit(w, ",\"droppedWrites\":");

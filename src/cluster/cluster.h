@@ -1,4 +1,4 @@
-/* cluster.h — cluster mode (redis.addr set): the node's place in the
+/* cluster.h — cluster mode (redis.addr or Sentinel): the node's place in the
  * cluster, kept in Redis through the Redis link (cluster/rlink.h): its
  * registration in acc:hash:servers, the list of live nodes, the presence
  * records acc:user:online:<appID>_<userID> of the users it holds (rewritten
@@ -19,7 +19,8 @@
 struct pres_entry;
 struct jsonw;
 
-/* Is cluster mode on (redis.addr set)? */
+/* Is cluster mode on (redis.addr set, or redis.sentinels and
+ * redis.masterName: see cluster/sentinel.h)? */
 int cluster_enabled(void);
 
 /* Starts the Redis link and connects (asynchronously: a Redis

@@ -11,15 +11,16 @@
  * worker's inbox: see net/worker.h, a worker outlives the link). */
 #include "cluster/rlink.h"
 
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/sentinel.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/node.h"
@@ -30,7 +31,8 @@
 #define RL_WATCH_MS 250
 #define RL_DRAIN_MS 20
 
-enum rl_state { RL_DOWN, RL_CONNECTING, RL_HANDSHAKE, RL_UP };
+/* RL_RESOLVING: asking the sentinels where the master is (sentinel mode). */
+enum rl_state { RL_DOWN, RL_RESOLVING, RL_CONNECTING, RL_HANDSHAKE, RL_UP };
 
 /* One command in flight: its callback travels as hiredis's privdata. */
 typedef struct rl_cmd {
@@ -69,22 +71,30 @@ static struct {
     int backoff_ms;
     long inflight;                   /* commands sent, not yet answered */
     uint64_t last_progress;          /* uv_now() of the last reply */
-    int handshake_left;              /* AUTH/SELECT/PING replies awaited */
+    int handshake_left;              /* AUTH/SELECT/PING(/ROLE) replies awaited */
     int started, stopping;
     atomic_int open;                 /* the inbox takes tasks (rlink_post) */
     atomic_int posting;              /* rlink_post calls between check and push */
-    char host[CONFIG_STR], addr[CONFIG_STR + 8];
+    char host[CONFIG_STR];           /* where the link connects (the master, with sentinels) */
     int port;
+    pthread_mutex_t addr_lock;       /* guards addr: /system/state reads it */
+    char addr[CONFIG_STR + 8];       /* "host:port" of host and port */
+    int sentinel;                    /* sentinel mode: the sentinels name host and port */
+    char hint_host[CONFIG_STR];      /* a +switch-master not yet followed (hint_port > 0) */
+    int hint_port;
+    char master[CONFIG_STR + 8];     /* the last address verified as the master ("" = none) */
     rlink_hooks hooks;
     atomic_int up;
-    atomic_long reconnects, dropped_writes;
-} g_rl;
+    atomic_long reconnects, dropped_writes, failovers;
+} g_rl = { .addr_lock = PTHREAD_MUTEX_INITIALIZER };
 
 static void rl_connect(void);
+static void rl_demoted(const char *err);
 
 uv_loop_t *rlink_loop(void) { return &g_rl.loop; }
 int rlink_up(void) { return atomic_load(&g_rl.up); }
-const char *rlink_addr(void) { return g_rl.addr; }
+int rlink_sentinel_mode(void) { return g_rl.sentinel; }
+long rlink_failovers(void) { return atomic_load(&g_rl.failovers); }
 long rlink_reconnects(void) { return atomic_load(&g_rl.reconnects); }
 long rlink_dropped_writes(void) { return atomic_load(&g_rl.dropped_writes); }
 
@@ -124,6 +134,74 @@ static void rl_on_wake(uv_async_t *a)
     task_run_all(task_take_all(&g_rl.inbox), NULL);
 }
 
+/* ---------- hiredis on libuv ---------- */
+
+/* hiredis 0.14's own libuv adapter drops a poll callback that carries an
+ * error status, and libuv reports a refused connect (POLLERR) just so,
+ * stopping the poll: the connect would hang until a deadline. This one
+ * hands every error to hiredis, whose read or write then sees it. */
+typedef struct rl_ev {
+    redisAsyncContext *ac;           /* NULL once hiredis cleaned up */
+    uv_poll_t poll;
+    int events;
+} rl_ev;
+
+static void rl_ev_on_poll(uv_poll_t *h, int status, int events)
+{
+    rl_ev *e = h->data;
+    if (status != 0)
+        events = e->events;
+    if (e->ac && (events & UV_READABLE))
+        redisAsyncHandleRead(e->ac);
+    if (e->ac && (events & UV_WRITABLE))
+        redisAsyncHandleWrite(e->ac);
+}
+
+static void rl_ev_set(rl_ev *e, int events)
+{
+    e->events = events;
+    int rc = events ? uv_poll_start(&e->poll, events, rl_ev_on_poll) : uv_poll_stop(&e->poll);
+    if (rc != 0)                                 /* the deadlines drop what then hangs */
+        log_warn("cluster: cannot poll a Redis connection: %s", uv_strerror(rc));
+}
+
+static void rl_ev_add_read(void *p) { rl_ev_set(p, ((rl_ev *)p)->events | UV_READABLE); }
+static void rl_ev_del_read(void *p) { rl_ev_set(p, ((rl_ev *)p)->events & ~UV_READABLE); }
+static void rl_ev_add_write(void *p) { rl_ev_set(p, ((rl_ev *)p)->events | UV_WRITABLE); }
+static void rl_ev_del_write(void *p) { rl_ev_set(p, ((rl_ev *)p)->events & ~UV_WRITABLE); }
+
+static void rl_ev_on_close(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void rl_ev_cleanup(void *p)
+{
+    rl_ev *e = p;
+    e->ac = NULL;
+    uv_close((uv_handle_t *)&e->poll, rl_ev_on_close);
+}
+
+int rlink_attach(redisAsyncContext *ac, uv_loop_t *loop)
+{
+    rl_ev *e = ac->ev.data ? NULL : calloc(1, sizeof(*e));
+    if (!e)
+        return -1;
+    if (uv_poll_init(loop, &e->poll, ac->c.fd) != 0) {
+        free(e);
+        return -1;
+    }
+    e->ac = ac;
+    e->poll.data = e;
+    ac->ev.data = e;
+    ac->ev.addRead = rl_ev_add_read;
+    ac->ev.delRead = rl_ev_del_read;
+    ac->ev.addWrite = rl_ev_add_write;
+    ac->ev.delWrite = rl_ev_del_write;
+    ac->ev.cleanup = rl_ev_cleanup;
+    return 0;
+}
+
 /* ---------- commands ---------- */
 
 static void rl_on_reply(redisAsyncContext *ac, void *reply, void *pd)
@@ -138,6 +216,8 @@ static void rl_on_reply(redisAsyncContext *ac, void *reply, void *pd)
     else if (r && r->type == REDIS_REPLY_ERROR)
         log_warn("redis: %s", r->str);
     free(c);
+    if (r && r->type == REDIS_REPLY_ERROR && g_rl.sentinel && strncmp(r->str, "READONLY", 8) == 0)
+        rl_demoted(r->str);
 }
 
 /* Sends a formatted command, in any state but "no connection". */
@@ -334,6 +414,30 @@ static void rl_set_state(enum rl_state s)
     atomic_store(&g_rl.up, s == RL_UP);
 }
 
+/* "host:port", an IPv6 address in brackets. */
+static void rl_format_addr(char *out, size_t cap, const char *host, int port)
+{
+    int v6 = host[0] != '[' && strchr(host, ':') != NULL;
+    snprintf(out, cap, v6 ? "[%s]:%d" : "%s:%d", host, port);
+}
+
+/* Where the link connects next: host and port, and addr for the readers. */
+static void rl_set_addr(const char *host, int port)
+{
+    snprintf(g_rl.host, sizeof(g_rl.host), "%s", host);
+    g_rl.port = port;
+    pthread_mutex_lock(&g_rl.addr_lock);
+    rl_format_addr(g_rl.addr, sizeof(g_rl.addr), host, port);
+    pthread_mutex_unlock(&g_rl.addr_lock);
+}
+
+void rlink_addr(char *out, size_t cap)
+{
+    pthread_mutex_lock(&g_rl.addr_lock);
+    snprintf(out, cap, "%s", g_rl.addr);
+    pthread_mutex_unlock(&g_rl.addr_lock);
+}
+
 static void rl_on_retry(uv_timer_t *t)
 {
     (void)t;
@@ -352,6 +456,44 @@ static void rl_schedule_retry(void)
     g_rl.backoff_ms = g_rl.backoff_ms * 2 > RL_BACKOFF_MAX_MS ? RL_BACKOFF_MAX_MS : g_rl.backoff_ms * 2;
 }
 
+/* Drops the connection at once: every pending command fails (NULL reply)
+ * and a retry follows (from the disconnect callback once connected; hiredis
+ * calls none before). Inside one of its callbacks hiredis frees it when
+ * the callback returns, refusing new commands meanwhile. */
+static void rl_drop(void)
+{
+    int connecting = g_rl.state == RL_CONNECTING;
+    redisAsyncFree(g_rl.ac);
+    if (connecting)
+        rl_schedule_retry();
+}
+
+/* Sentinel mode: a newly verified master that is not the last one is a
+ * failover followed. */
+static void rl_note_master(void)
+{
+    if (!g_rl.sentinel || strcmp(g_rl.master, g_rl.addr) == 0)
+        return;
+    if (g_rl.master[0]) {
+        atomic_fetch_add(&g_rl.failovers, 1);
+        log_info("cluster: followed the failover of '%s': the master is now %s (was %s)",
+                 g_node.cfg.redisMasterName, g_rl.addr, g_rl.master);
+    }
+    snprintf(g_rl.master, sizeof(g_rl.master), "%s", g_rl.addr);
+}
+
+static void rl_handshake_step(void)
+{
+    if (--g_rl.handshake_left > 0)
+        return;
+    rl_set_state(RL_UP);
+    g_rl.backoff_ms = RL_BACKOFF_MIN_MS;
+    log_info("cluster: connected to Redis at %s%s", g_rl.addr, g_rl.sentinel ? " (the master)" : "");
+    rl_note_master();
+    if (g_rl.hooks.on_up)
+        g_rl.hooks.on_up();
+}
+
 static void rl_on_handshake(void *ud, const redisReply *r)
 {
     const char *step = ud;
@@ -362,13 +504,34 @@ static void rl_on_handshake(void *ud, const redisReply *r)
         redisAsyncDisconnect(g_rl.ac);
         return;
     }
-    if (--g_rl.handshake_left > 0)
+    rl_handshake_step();
+}
+
+/* Sentinel mode: ROLE answers ["master", ...] on the master only. */
+static void rl_on_role(void *ud, const redisReply *r)
+{
+    (void)ud;
+    if (!r)
         return;
-    rl_set_state(RL_UP);
-    g_rl.backoff_ms = RL_BACKOFF_MIN_MS;
-    log_info("cluster: connected to Redis at %s", g_rl.addr);
-    if (g_rl.hooks.on_up)
-        g_rl.hooks.on_up();
+    const char *role = r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+                       r->element[0]->type == REDIS_REPLY_STRING ? r->element[0]->str : NULL;
+    if (role && strcmp(role, "master") == 0) {
+        rl_handshake_step();
+        return;
+    }
+    log_warn("cluster: Redis at %s is not the master (ROLE: %s); asking the sentinels again", g_rl.addr,
+             role ? role : r->type == REDIS_REPLY_ERROR ? r->str : "unreadable");
+    redisAsyncDisconnect(g_rl.ac);               /* the retry asks them, after a back-off */
+}
+
+/* A write answered READONLY: the master we hold was demoted (a failover
+ * we did not hear of). Drop it; the retry asks the sentinels. */
+static void rl_demoted(const char *err)
+{
+    if (!g_rl.ac || (g_rl.ac->c.flags & REDIS_FREEING))
+        return;
+    log_warn("cluster: Redis at %s is no longer the master (%.80s); asking the sentinels", g_rl.addr, err);
+    rl_drop();
 }
 
 static void rl_on_connect(const redisAsyncContext *ac, int status)
@@ -384,15 +547,17 @@ static void rl_on_connect(const redisAsyncContext *ac, int status)
     const char *auth[] = { "AUTH", c->redisPassword };
     const char *sel[] = { "SELECT", db };
     const char *ping[] = { "PING" };
-    const struct { int argc; const char **argv; int on; } steps[] = {
-        { 2, auth, c->redisPassword[0] != '\0' },
-        { 2, sel, c->redisDB != 0 },
-        { 1, ping, 1 },
+    const char *role[] = { "ROLE" };
+    const struct { int argc; const char **argv; int on; rlink_reply_fn fn; } steps[] = {
+        { 2, auth, c->redisPassword[0] != '\0', rl_on_handshake },
+        { 2, sel, c->redisDB != 0, rl_on_handshake },
+        { 1, ping, 1, rl_on_handshake },
+        { 1, role, g_rl.sentinel, rl_on_role },
     };
     rl_set_state(RL_HANDSHAKE);
     g_rl.handshake_left = 0;
     for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
-        if (steps[i].on && rl_sendv(rl_on_handshake, (void *)steps[i].argv[0], steps[i].argc,
+        if (steps[i].on && rl_sendv(steps[i].fn, (void *)steps[i].argv[0], steps[i].argc,
                                     steps[i].argv, NULL) == 0)
             g_rl.handshake_left++;
 }
@@ -408,12 +573,11 @@ static void rl_on_disconnect(const redisAsyncContext *ac, int status)
     rl_schedule_retry();
 }
 
-static void rl_connect(void)
+/* Connects to host:port (the configured Redis, or the master). */
+static void rl_dial(void)
 {
-    if (g_rl.stopping)
-        return;
     redisAsyncContext *ac = redisAsyncConnect(g_rl.host, g_rl.port);
-    if (!ac || ac->err || redisLibuvAttach(ac, &g_rl.loop) != REDIS_OK) {
+    if (!ac || ac->err || rlink_attach(ac, &g_rl.loop) != 0) {
         log_warn("cluster: cannot connect to Redis at %s: %s", g_rl.addr,
                  !ac ? "out of memory" : ac->err ? ac->errstr : "event loop");
         if (ac)
@@ -428,6 +592,67 @@ static void rl_connect(void)
     rl_set_state(RL_CONNECTING);
 }
 
+/* Sentinel mode: an announced switch not yet tried goes first. */
+static int rl_take_hint(void)
+{
+    if (!g_rl.hint_port)
+        return 0;
+    rl_set_addr(g_rl.hint_host, g_rl.hint_port);
+    g_rl.hint_port = 0;
+    return 1;
+}
+
+/* Direct: dial redis.addr. Sentinel mode: dial the switch just announced,
+ * else ask the sentinels first (rl_on_master dials their answer). */
+static void rl_connect(void)
+{
+    if (g_rl.stopping)
+        return;
+    if (!g_rl.sentinel || rl_take_hint()) {
+        rl_dial();
+        return;
+    }
+    rl_set_state(RL_RESOLVING);
+    sentinel_ask();
+}
+
+/* sentinel hook: their answer (host NULL: none named the master). */
+static void rl_on_master(const char *host, int port)
+{
+    if (g_rl.stopping || g_rl.state != RL_RESOLVING)
+        return;
+    if (rl_take_hint()) {                        /* a switch heard meanwhile is newer */
+        rl_dial();
+    } else if (host) {
+        rl_set_addr(host, port);
+        rl_dial();
+    } else {
+        rl_schedule_retry();
+    }
+}
+
+/* sentinel hook: +switch-master of our master. Unless the link is already
+ * there, it goes there now (the retry takes the hint). */
+static void rl_on_switch(const char *host, int port)
+{
+    char addr[CONFIG_STR + 8];
+    rl_format_addr(addr, sizeof(addr), host, port);
+    int there = g_rl.state >= RL_CONNECTING && strcmp(addr, g_rl.addr) == 0;
+    log_info("cluster: the sentinels switched master '%s' to %s%s", g_node.cfg.redisMasterName, addr,
+             there ? " (the link is there)" : "; reconnecting");
+    if (there || g_rl.stopping)
+        return;
+    snprintf(g_rl.hint_host, sizeof(g_rl.hint_host), "%s", host);
+    g_rl.hint_port = port;
+    g_rl.backoff_ms = RL_BACKOFF_MIN_MS;
+    if (g_rl.state == RL_DOWN) {
+        uv_timer_stop(&g_rl.retry_timer);
+        rl_connect();
+    } else if (g_rl.state != RL_RESOLVING) {     /* resolving: rl_on_master takes the hint */
+        rl_drop();
+    }
+}
+
 /* A Redis that stops answering (or a connect that never completes) must not
  * hang the API: drop the connection, which fails every pending command. */
 static void rl_on_watch(uv_timer_t *t)
@@ -439,10 +664,7 @@ static void rl_on_watch(uv_timer_t *t)
     if (!stuck || !g_rl.ac)
         return;
     log_warn("cluster: Redis did not answer within %d ms; reconnecting", g_node.cfg.redisTimeout);
-    int connecting = g_rl.state == RL_CONNECTING;
-    redisAsyncFree(g_rl.ac);                     /* pending callbacks get NULL */
-    if (connecting)                              /* no disconnect callback then */
-        rl_schedule_retry();
+    rl_drop();                                   /* pending callbacks get NULL */
 }
 
 /* ---------- thread, start, stop ---------- */
@@ -456,23 +678,22 @@ static void rl_main(void *arg)
 static int rl_parse_addr(const char *addr, char *err, size_t errlen)
 {
     const char *colon = strrchr(addr, ':');
-    char *end = NULL;
+    char *end = NULL, host[CONFIG_STR];
     long port = colon ? strtol(colon + 1, &end, 10) : 6379;
     if (colon && (end == colon + 1 || *end || port < 1 || port > 65535)) {
         snprintf(err, errlen, "redis.addr '%s': expected host:port", addr);
         return -1;
     }
     size_t hl = colon ? (size_t)(colon - addr) : strlen(addr);
-    snprintf(g_rl.host, sizeof(g_rl.host), "%.*s", (int)hl, addr);
-    g_rl.port = (int)port;
-    snprintf(g_rl.addr, sizeof(g_rl.addr), "%s:%d", g_rl.host, g_rl.port);
+    snprintf(host, sizeof(host), "%.*s", (int)hl, addr);
+    rl_set_addr(host, (int)port);
     return 0;
 }
 
-int rlink_start(const char *addr, const rlink_hooks *hooks, char *err, size_t errlen)
+/* The loop and its handles, the first connection attempt (sentinel mode:
+ * the sentinels' watch and the first question) and the thread. */
+static int rl_start(const rlink_hooks *hooks, char *err, size_t errlen)
 {
-    if (rl_parse_addr(addr, err, errlen) != 0)
-        return -1;
     g_rl.hooks = *hooks;
     g_rl.backoff_ms = RL_BACKOFF_MIN_MS;
     atomic_init(&g_rl.inbox, NULL);
@@ -482,6 +703,9 @@ int rlink_start(const char *addr, const rlink_hooks *hooks, char *err, size_t er
         snprintf(err, errlen, "cannot set up the Redis loop");
         return -1;
     }
+    static const sentinel_hooks sh = { .on_master = rl_on_master, .on_switch = rl_on_switch };
+    if (g_rl.sentinel && sentinel_start(&g_rl.loop, &sh, err, errlen) != 0)
+        return -1;
     uv_timer_start(&g_rl.watch_timer, rl_on_watch, RL_WATCH_MS, RL_WATCH_MS);
     rl_connect();
     atomic_store(&g_rl.open, 1);
@@ -492,6 +716,19 @@ int rlink_start(const char *addr, const rlink_hooks *hooks, char *err, size_t er
     }
     g_rl.started = 1;
     return 0;
+}
+
+int rlink_start(const char *addr, const rlink_hooks *hooks, char *err, size_t errlen)
+{
+    if (rl_parse_addr(addr, err, errlen) != 0)
+        return -1;
+    return rl_start(hooks, err, errlen);
+}
+
+int rlink_start_sentinel(const rlink_hooks *hooks, char *err, size_t errlen)
+{
+    g_rl.sentinel = 1;
+    return rl_start(hooks, err, errlen);
 }
 
 /* Stopping: wait for what is in flight (the workers' last logoff writes),
@@ -523,6 +760,8 @@ static void rl_stop_run(struct worker *w, task *t)
     g_rl.stopping = 1;
     g_rl.state_since = uv_now(&g_rl.loop);       /* the drain's deadline counts from here */
     uv_timer_stop(&g_rl.retry_timer);
+    if (g_rl.sentinel)
+        sentinel_stop();
     if (g_rl.hooks.on_stop)
         g_rl.hooks.on_stop();
     uv_timer_start(&g_rl.watch_timer, rl_on_drain, 0, RL_DRAIN_MS);

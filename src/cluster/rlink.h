@@ -5,6 +5,14 @@
  * unanswered for cluster.redisTimeout (every pending command then fails),
  * so no caller ever waits on a Redis that hangs.
  *
+ * Sentinel mode (rlink_start_sentinel, cluster/sentinel.h): every
+ * connection attempt first asks the sentinels where the master is, and the
+ * handshake ends with ROLE, which must say "master" (else the attempt
+ * fails and is retried with the back-off). The link follows the master:
+ * a +switch-master heard from a sentinel drops the connection at once and
+ * dials the new master; a lost connection or a READONLY answer asks the
+ * sentinels again. on_up runs after each of these reconnects too.
+ *
  * Other threads talk to it through tasks (rlink_post: a lock-free inbox
  * woken by uv_async), queries whose answers come back as a task on the
  * posting worker's loop (rlink_query_*) and fire-and-forget writes
@@ -30,6 +38,9 @@ typedef struct rlink_hooks {
 /* Starts the thread and the first connection attempt to addr "host:port".
  * Returns 0, or -1 with a reason in err. */
 int rlink_start(const char *addr, const rlink_hooks *hooks, char *err, size_t errlen);
+/* The same in sentinel mode: the master is the one redis.sentinels name for
+ * redis.masterName (see above). */
+int rlink_start_sentinel(const rlink_hooks *hooks, char *err, size_t errlen);
 /* Lets what is in flight finish (at most cluster.redisTimeout), then fails
  * what is left (queries answer ok = 0 on their worker: the workers must
  * still exist, see net/worker.h), closes the inbox and the connection and
@@ -45,12 +56,22 @@ void rlink_post(task *t);
 uv_loop_t *rlink_loop(void);
 /* Is the connection up (handshake done)? Any thread. */
 int rlink_up(void);
-/* "host:port" of Redis. */
-const char *rlink_addr(void);
+/* "host:port" of Redis: redis.addr, or in sentinel mode the master the
+ * link is on or trying ("" before the sentinels first named one). Any
+ * thread. */
+void rlink_addr(char *out, size_t cap);
+int rlink_sentinel_mode(void);
+/* Sentinel mode: how many times the link moved to a new master. */
+long rlink_failovers(void);
 long rlink_reconnects(void);
 long rlink_dropped_writes(void);
 
 /* ---- link thread only ---- */
+
+/* Puts a hiredis async context on loop (hiredis 0.14's libuv adapter, but
+ * for a failed connect, which it never reports). 0, or -1: free ac. */
+struct redisAsyncContext;
+int rlink_attach(struct redisAsyncContext *ac, uv_loop_t *loop);
 
 /* reply is NULL when the command failed (connection lost or dropped). */
 typedef void (*rlink_reply_fn)(void *ud, const redisReply *reply);
