@@ -627,7 +627,7 @@ static void api_num(jsonw *w, const char *key, long long v)
 static void api_state_body(jsonw *w, const api_totals *t)
 {
     jsonw_lit(w, "{\"version\":\"" IMGATE_VERSION "\",\"mode\":");
-    jsonw_cstr(w, g_node.cfg.redisAddr[0] ? "cluster" : "embedded");
+    jsonw_cstr(w, cluster_enabled() ? "cluster" : "embedded");
     jsonw_lit(w, tls_enabled() ? ",\"tls\":true" : ",\"tls\":false");
     api_num(w, "uptimeSeconds", time(NULL) - (time_t)g_node.start_unix);
     api_num(w, "numCPU", sysconf(_SC_NPROCESSORS_ONLN));
