@@ -56,7 +56,7 @@ static const config_key config_keys[] = {
     {"app.maxHttpConnections", NULL, CT_INT, CONFIG_FIELD(maxHttpConnections), 0, 100000000, CK_NONE, false},
     {"app.logLevel", "IMGATE_LOG_LEVEL", CT_STR, CONFIG_FIELD(logLevel), 0, 0, CK_LEVEL, false},
     {"app.requestLog", NULL, CT_STR, CONFIG_FIELD(requestLog), 0, 0, CK_NONE, false},
-    {"app.maxMessagesPerSecond", NULL, CT_INT, CONFIG_FIELD(maxMessagesPerSecond), 0, 4000, CK_NONE, false},
+    {"app.maxMessagesPerSecond", NULL, CT_INT, CONFIG_FIELD(maxMessagesPerSecond), 0, CONFIG_MAX_RATE, CK_NONE, false},
     {"app.maxOutboundBytesTotal", NULL, CT_SIZE, CONFIG_FIELD(maxOutboundBytesTotal), 0, 1024 * CONFIG_KIB * CONFIG_KIB * CONFIG_KIB, CK_NONE, false},
     {"app.httpIdleTimeout", NULL, CT_INT, CONFIG_FIELD(httpIdleTimeout), 1, CONFIG_DAY, CK_NONE, false},
     {"app.maxHeaderBytes", NULL, CT_SIZE, CONFIG_FIELD(maxHeaderBytes), 1024, 1024 * CONFIG_KIB, CK_NONE, false},

@@ -13,6 +13,9 @@
 
 #define CONFIG_MAX_APPIDS 64
 #define CONFIG_STR 256
+/* Highest app.maxMessagesPerSecond: the per-connection counter is 11 bits
+ * (net/conn.h, CONN_MAX_RATE). */
+#define CONFIG_MAX_RATE 2000
 
 typedef struct config {
     /* app: (original keys) */

@@ -28,6 +28,7 @@
 #include "net/tls.h"
 #include "net/worker.h"
 #include "web/web.h"
+#include "ws/deflate.h"
 #include "ws/session.h"
 #include "ws/utf8.h"
 
@@ -624,6 +625,28 @@ static void api_num(jsonw *w, const char *key, long long v)
     jsonw_int(w, v);
 }
 
+/* permessage-deflate: what the workers compressed and inflated, and the
+ * memory of their zlib streams (no connection holds any). */
+static void api_deflate_state(jsonw *w)
+{
+    ws_deflate_stats d;
+    ws_deflate_stats_get(&d);
+    jsonw_lit(w, g_node.cfg.perMessageDeflate ? ",\"deflate\":{\"enabled\":true"
+                                              : ",\"deflate\":{\"enabled\":false");
+    api_num(w, "minSize", (long long)g_node.cfg.deflateMinSize);
+    api_num(w, "connections", d.connections);
+    api_num(w, "messagesCompressed", d.compressed);
+    api_num(w, "compressSkipped", d.compress_skipped);
+    api_num(w, "compressBytesIn", d.compress_in);
+    api_num(w, "compressBytesOut", d.compress_out);
+    api_num(w, "messagesInflated", d.inflated);
+    api_num(w, "inflateBytesIn", d.inflate_in);
+    api_num(w, "inflateBytesOut", d.inflate_out);
+    api_num(w, "inflateErrors", d.inflate_errors);
+    api_num(w, "zlibBytes", d.zlib_bytes);
+    jsonw_lit(w, "}");
+}
+
 static void api_state_body(jsonw *w, const api_totals *t)
 {
     jsonw_lit(w, "{\"version\":\"" IMGATE_VERSION "\",\"mode\":");
@@ -669,6 +692,7 @@ static void api_state_body(jsonw *w, const api_totals *t)
     api_num(w, "deliveryLogs", ds.logs);
     api_num(w, "deliveryEntries", ds.entries);
     api_num(w, "deliveryBytes", ds.bytes);
+    api_deflate_state(w);
     struct mallinfo2 mi = mallinfo2();
     jsonw_lit(w, ",\"memory\":{");
     api_num(w, "rssBytes", api_rss_bytes());
@@ -816,6 +840,24 @@ static void api_metric(jsonw *w, const char *name, const char *type, const char 
     jsonw_raw(w, line, (size_t)n);
 }
 
+static void api_deflate_metrics(jsonw *w)
+{
+    ws_deflate_stats d;
+    ws_deflate_stats_get(&d);
+    api_metric(w, "imgate_deflate_connections", "gauge", "Open connections that negotiated permessage-deflate.", d.connections);
+    api_metric(w, "imgate_deflate_messages_total", "counter",
+               "Messages compressed: a push once per worker that has such a recipient, a reply or echo once.", d.compressed);
+    api_metric(w, "imgate_deflate_skipped_total", "counter", "Messages compressed that did not shrink (sent plain).", d.compress_skipped);
+    api_metric(w, "imgate_deflate_in_bytes_total", "counter", "Payload bytes given to compression.", d.compress_in);
+    api_metric(w, "imgate_deflate_out_bytes_total", "counter", "Payload bytes compression gave back (plain when it did not shrink).", d.compress_out);
+    api_metric(w, "imgate_inflate_messages_total", "counter", "Compressed messages received and inflated.", d.inflated);
+    api_metric(w, "imgate_inflate_in_bytes_total", "counter", "Compressed payload bytes of those messages.", d.inflate_in);
+    api_metric(w, "imgate_inflate_out_bytes_total", "counter", "Their bytes once inflated.", d.inflate_out);
+    api_metric(w, "imgate_inflate_errors_total", "counter", "Compressed messages refused: bad data (1007) or too big once inflated (1009).",
+               d.inflate_errors);
+    api_metric(w, "imgate_deflate_zlib_bytes", "gauge", "Memory of the workers' zlib streams and buffers.", d.zlib_bytes);
+}
+
 static void api_metrics(api_ctx *x)
 {
     api_totals t;
@@ -845,6 +887,7 @@ static void api_metrics(api_ctx *x)
     api_metric(&w, "imgate_resident_memory_bytes", "gauge", "Resident memory of the process.", api_rss_bytes());
     api_metric(&w, "imgate_rpc_refused_calls_total", "counter",
                "Incoming gRPC calls refused for a missing or wrong cluster.rpcToken.", rpc_refused_calls());
+    api_deflate_metrics(&w);
     size_t len;
     const char *text = jsonw_text(&w, &len);
     http_conn_respond(x->c, 200, "text/plain; version=0.0.4", text ? text : "", text ? len : 0);

@@ -18,6 +18,7 @@
 #include "net/conn.h"
 #include "net/worker.h"
 #include "ws/handshake.h"
+#include "ws/pmd.h"
 #include "ws/session.h"
 
 /* Unsent answer bytes over which a client is not read until they drain. */
@@ -25,7 +26,7 @@
 
 static const char *const http_hdr_names[HTTP_H_COUNT] = {
     "host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version",
-    "origin", "content-type", "authorization",
+    "origin", "content-type", "authorization", "sec-websocket-extensions",
 };
 
 const char *http_status_text(int status)
@@ -368,6 +369,20 @@ void http_conn_defer(struct conn *c) { conn_hold(c); }
 
 /* ---------- upgrade ---------- */
 
+/* permessage-deflate (app.perMessageDeflate): whether the client's offers
+ * hold one to accept; *answer gets the Sec-WebSocket-Extensions value. */
+static int http_upgrade_deflate(const http_req *r, char *answer, size_t cap)
+{
+    const char *offers = r->hv[HTTP_H_WS_EXTENSIONS], *why = NULL;
+    if (!g_node.cfg.perMessageDeflate || !offers)
+        return 0;
+    int rc = ws_pmd_negotiate(offers, answer, cap, &why);
+    if (rc != WS_PMD_ACCEPTED)
+        log_debug("ws: permessage-deflate %s: %s", rc == WS_PMD_MALFORMED ? "header malformed"
+                                                                          : "declined", why);
+    return rc == WS_PMD_ACCEPTED;
+}
+
 static void http_upgrade(struct conn *c, http_req *r, uint8_t *rest, size_t n)
 {
     const config *cfg = &g_node.cfg;
@@ -408,13 +423,14 @@ static void http_upgrade(struct conn *c, http_req *r, uint8_t *rest, size_t n)
         http_conn_reject(c, status, reason);
         return;
     }
-    char resp[256];
-    size_t rl = ws_handshake_response(resp, sizeof(resp), req.key);
+    char resp[256 + WS_PMD_ANSWER_MAX], ext[WS_PMD_ANSWER_MAX];
+    int deflate = http_upgrade_deflate(r, ext, sizeof(ext));
+    size_t rl = ws_handshake_response_ext(resp, sizeof(resp), req.key, deflate ? ext : NULL);
     http_log(c, r, 101, 0);
     http_conn_free(c);
     if (rl == 0 || conn_send_bytes(c, resp, rl) != 0)
         return;
-    ws_session_start(c, echo, rest, n);
+    ws_session_start(c, (echo ? WS_SESSION_ECHO : 0) | (deflate ? WS_SESSION_DEFLATE : 0), rest, n);
 }
 
 /* ---------- parsing ---------- */

@@ -1,7 +1,9 @@
 /* hub.c — per-worker user tables and rooms, and cross-worker delivery jobs
  * (see hub.h). The per-recipient path is: hash chain or room list walk,
- * then ws_session_send_frame() of the one shared frame — no allocation, no lock,
- * no copy unless the socket cannot take the bytes right away. */
+ * then ws_session_send_push() of the one shared frame — no allocation, no lock,
+ * no copy unless the socket cannot take the bytes right away. Recipients that
+ * negotiated permessage-deflate share its compressed twin, made once per
+ * push by each worker that has such a recipient (ws_push). */
 #include "im/hub.h"
 
 #include <stdio.h>
@@ -215,20 +217,20 @@ static int hub_is_user(const struct conn *c, const hub_job *j)
            memcmp(p->id, j->uid, j->uidlen) == 0;
 }
 
-static long hub_run_user(hub_local *h, hub_job *j)
+static long hub_run_user(hub_local *h, hub_job *j, ws_push *p)
 {
     long n = 0;
     struct conn *c = h->buckets[j->hash & h->mask];
     while (c) {
         struct conn *next = c->unext;        /* a failed send may unlink c */
-        if (hub_is_user(c, j) && ws_session_send_frame(c, j->frame) == WS_SEND_OK)
+        if (hub_is_user(c, j) && ws_session_send_push(c, p) == WS_SEND_OK)
             n++;
         c = next;
     }
     return n;
 }
 
-static long hub_run_room(hub_local *h, hub_job *j)
+static long hub_run_room(hub_local *h, hub_job *j, ws_push *p)
 {
     int r = hub_room_index(j->appid);
     if (r < 0)
@@ -237,7 +239,7 @@ static long hub_run_room(hub_local *h, hub_job *j)
     struct conn *c = h->rooms[r];
     while (c) {
         struct conn *next = c->rnext;
-        if ((j->uidlen == 0 || !hub_is_user(c, j)) && ws_session_send_frame(c, j->frame) == WS_SEND_OK)
+        if ((j->uidlen == 0 || !hub_is_user(c, j)) && ws_session_send_push(c, p) == WS_SEND_OK)
             n++;
         c = next;
     }
@@ -274,7 +276,9 @@ static void hub_job_finish(struct worker *w, hub_job *j)
 static void hub_slot_run(struct worker *w, task *t)
 {
     hub_job *j = ((hub_slot *)t)->job;
-    long n = j->kind == HUB_USER ? hub_run_user(w->hub, j) : hub_run_room(w->hub, j);
+    ws_push p = { .plain = j->frame };       /* this worker's share of the push */
+    long n = j->kind == HUB_USER ? hub_run_user(w->hub, j, &p) : hub_run_room(w->hub, j, &p);
+    ws_push_release(&p);
     if (n) {                                 /* counted once per job, not per recipient */
         atomic_fetch_add_explicit(&j->delivered, n, memory_order_relaxed);
         atomic_fetch_add_explicit(&w->stats.frames_out, n, memory_order_relaxed);

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "core/config.h"
 #include "core/sbuf.h"
 
 struct pres_entry;
@@ -28,6 +29,8 @@ struct conn_out;
 struct worker;
 
 enum conn_kind { CONN_KIND_HTTP = 1, CONN_KIND_WS = 2 };
+
+#define CONN_MSGS_BITS 11           /* width of conn.msgs */
 
 enum conn_state {
     CONN_HTTP = 0,       /* reading HTTP requests (API, or the upgrade request) */
@@ -46,6 +49,7 @@ enum conn_flags {
     CONN_F_TLS = 1 << 6,           /* a tls_conn (net/tls.h): bytes on the wire are TLS */
     CONN_F_PAUSED = 1 << 7,        /* reading stopped (conn_pause) */
     CONN_F_EOF = 1 << 8,           /* the peer sent FIN */
+    CONN_F_DEFLATE = 1 << 9,       /* permessage-deflate negotiated (ws/deflate.h) */
 };
 
 typedef struct conn {
@@ -59,11 +63,14 @@ typedef struct conn {
     uint32_t kind : 2;              /* enum conn_kind */
     uint32_t state : 3;             /* enum conn_state */
     uint32_t room : 6;              /* room index (position in app.appIDs, < 64) */
-    uint32_t flags : 9;             /* enum conn_flags */
-    uint32_t msgs : 12;             /* messages received in the current second */
+    uint32_t flags : 10;            /* enum conn_flags */
+    uint32_t msgs : CONN_MSGS_BITS; /* messages received in the current second */
 } conn;
 
-#define CONN_MAX_RATE 4000          /* msgs counts up to this (12 bits) */
+/* msgs counts up to app.maxMessagesPerSecond + 1, so the key's maximum
+ * (CONFIG_MAX_RATE, core/config.h) must fit its bits. */
+#define CONN_MAX_RATE CONFIG_MAX_RATE
+_Static_assert(CONN_MAX_RATE + 1 < (1 << CONN_MSGS_BITS), "app.maxMessagesPerSecond outgrew conn.msgs");
 
 /* The layer that owns a connection in a given state registers these
  * (http/ for CONN_HTTP, ws/ for CONN_WS_OPEN and CONN_WS_CLOSING). */

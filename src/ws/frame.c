@@ -16,10 +16,10 @@ static int ws_opcode_known(uint8_t op)
 }
 
 /* Checks everything the first two bytes decide; returns 0 or -1002. */
-static int ws_frame_check_start(const ws_frame_hdr *h, uint8_t len7)
+static int ws_frame_check_start(const ws_frame_hdr *h, uint8_t len7, uint8_t rsv_ok)
 {
-    if (h->rsv || !ws_opcode_known(h->opcode) || !h->masked) return -WS_CLOSE_PROTOCOL;
-    if ((h->opcode & 0x8) && (!h->fin || len7 > WS_MAX_CONTROL)) return -WS_CLOSE_PROTOCOL;
+    if ((h->rsv & ~rsv_ok) || !ws_opcode_known(h->opcode) || !h->masked) return -WS_CLOSE_PROTOCOL;
+    if ((h->opcode & 0x8) && (h->rsv || !h->fin || len7 > WS_MAX_CONTROL)) return -WS_CLOSE_PROTOCOL;
     return 0;
 }
 
@@ -32,13 +32,19 @@ static uint64_t ws_be_read(const uint8_t *p, size_t n)
 
 int ws_frame_parse_header(const uint8_t *p, size_t n, uint64_t max_payload, ws_frame_hdr *h)
 {
+    return ws_frame_parse_header_ext(p, n, max_payload, 0, h);
+}
+
+int ws_frame_parse_header_ext(const uint8_t *p, size_t n, uint64_t max_payload,
+                              uint8_t rsv_ok, ws_frame_hdr *h)
+{
     if (n < 2) return 0;
     h->fin = p[0] >> 7;
     h->rsv = (p[0] >> 4) & 7;
     h->opcode = p[0] & 0x0F;
     h->masked = p[1] >> 7;
     uint8_t len7 = p[1] & 0x7F;
-    int rc = ws_frame_check_start(h, len7);
+    int rc = ws_frame_check_start(h, len7, rsv_ok);
     if (rc) return rc;
 
     size_t ext = len7 == 126 ? 2 : len7 == 127 ? 8 : 0;

@@ -40,6 +40,15 @@ typedef struct ws_frame_hdr {
  *             -1009 (payload longer than max_payload). */
 int ws_frame_parse_header(const uint8_t *p, size_t n, uint64_t max_payload, ws_frame_hdr *h);
 
+/* The rsv value of RSV1 (permessage-deflate: a compressed message). */
+#define WS_RSV1 4
+/* The same, also letting the RSV bits in rsv_ok through on data frames (a
+ * negotiated extension: WS_RSV1 for permessage-deflate). A control frame
+ * with any RSV bit is still -1002; which data frames may carry the bit is
+ * the reader's rule. */
+int ws_frame_parse_header_ext(const uint8_t *p, size_t n, uint64_t max_payload,
+                              uint8_t rsv_ok, ws_frame_hdr *h);
+
 /* XORs n bytes with the mask key; `offset` is the payload offset of p[0]
  * (so a payload can be unmasked in pieces). */
 void ws_unmask(uint8_t *p, size_t n, const uint8_t mask[4], uint64_t offset);

@@ -136,6 +136,11 @@ void ws_accept_key(const char *key, char out[29])
 
 size_t ws_handshake_response(char *out, size_t cap, const char *key)
 {
+    return ws_handshake_response_ext(out, cap, key, NULL);
+}
+
+size_t ws_handshake_response_ext(char *out, size_t cap, const char *key, const char *extensions)
+{
     char accept[29];
     ws_accept_key(key, accept);
     if (!accept[0]) return 0;
@@ -143,7 +148,10 @@ size_t ws_handshake_response(char *out, size_t cap, const char *key)
                      "HTTP/1.1 101 Switching Protocols\r\n"
                      "Upgrade: websocket\r\n"
                      "Connection: Upgrade\r\n"
-                     "Sec-WebSocket-Accept: %s\r\n\r\n", accept);
+                     "Sec-WebSocket-Accept: %s\r\n"
+                     "%s%s%s\r\n", accept,
+                     extensions ? "Sec-WebSocket-Extensions: " : "",
+                     extensions ? extensions : "", extensions ? "\r\n" : "");
     if (n < 0 || (size_t)n >= cap) return 0;
     return (size_t)n;
 }

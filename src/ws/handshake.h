@@ -30,5 +30,8 @@ void ws_accept_key(const char *key, char out[29]);
 /* Writes the complete "101 Switching Protocols" response (ending with the
  * blank line) into out. Returns its length, or 0 if cap is too small. */
 size_t ws_handshake_response(char *out, size_t cap, const char *key);
+/* The same with a Sec-WebSocket-Extensions line holding extensions (the
+ * accepted ones, ws/pmd.h), or without one when it is NULL. */
+size_t ws_handshake_response_ext(char *out, size_t cap, const char *key, const char *extensions);
 
 #endif

@@ -10,6 +10,11 @@
  * Only bytes of incomplete frames and fragmented messages are copied: data
  * payload into buf (owned by the reader), control payload into ctl.
  *
+ * A compressed message (permessage-deflate) takes the same paths with its
+ * compressed bytes and is inflated when its last frame is in: straight from
+ * the input when it came whole in one frame, else from buf. The inflated
+ * bytes live in a buffer of their own until the callback returns.
+ *
  * Callbacks may free the reader (ws_reader_free on the same pointer) only if
  * they return non-zero; the reader then returns -1 without touching it. */
 #include "ws/reader.h"
@@ -17,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ws/deflate.h"
 #include "ws/frame.h"
 #include "ws/utf8.h"
 
@@ -30,6 +36,7 @@ struct ws_reader {
     uint8_t in_frame;               /* fh is valid, payload incomplete */
     uint8_t hlen;                   /* bytes of a partial header in hbuf */
     uint8_t msg_op;                 /* open message: TEXT/BINARY, 0 = none */
+    uint8_t msg_z;                  /* ... and it is compressed (RSV1) */
     uint8_t hbuf[WS_MAX_HEADER];
     uint32_t utf8;                  /* validator state of an open text message */
     uint8_t *buf;                   /* open message payload (owned) */
@@ -43,6 +50,8 @@ typedef struct ws_feed {
     const ws_reader_cb *cb;
     void *ud;
     uint64_t max_message;
+    uint64_t max_wire;              /* cap of a compressed message's bytes */
+    unsigned ext;                   /* WS_READER_* */
 } ws_feed;
 
 static int ws_is_control(uint8_t opcode)
@@ -89,6 +98,7 @@ static void ws_reader_end_message(ws_reader *r)
     r->buf = NULL;
     r->len = r->cap = 0;
     r->msg_op = 0;
+    r->msg_z = 0;
 }
 
 /* Validates (text) and appends unmasked payload to the open message. */
@@ -96,11 +106,11 @@ static int ws_reader_append(ws_feed *f, const uint8_t *p, size_t n)
 {
     ws_reader *r = *f->rd;
     if (n == 0) return 0;
-    if (r->msg_op == WS_OP_TEXT) {
+    if (r->msg_op == WS_OP_TEXT && !r->msg_z) {
         r->utf8 = utf8_validate(r->utf8, p, n);
         if (r->utf8 == UTF8_REJECT) return WS_CLOSE_BAD_DATA;
     }
-    int rc = ws_reader_reserve(r, r->len + n, f->max_message);
+    int rc = ws_reader_reserve(r, r->len + n, r->msg_z ? f->max_wire : f->max_message);
     if (rc) return rc;
     memcpy(r->buf + r->len, p, n);
     r->len += n;
@@ -114,20 +124,35 @@ static int ws_reader_call_message(ws_feed *f, int opcode, uint8_t *p, size_t n)
     return f->cb->on_message(f->ud, opcode, n ? p : &empty, n) ? WS_STOP : 0;
 }
 
+/* Inflates a complete compressed message p[0..n) and delivers it. */
+static int ws_reader_deliver_z(ws_feed *f, int opcode, const uint8_t *p, size_t n)
+{
+    uint8_t *out;
+    size_t len;
+    int rc = ws_inflate_message(p, n, (size_t)f->max_message, &out, &len);
+    if (rc) return rc;
+    if (opcode == WS_OP_TEXT && utf8_validate(UTF8_ACCEPT, out, len) != UTF8_ACCEPT)
+        rc = WS_CLOSE_BAD_DATA;
+    else
+        rc = ws_reader_call_message(f, opcode, out, len);
+    free(out);
+    return rc;
+}
+
 /* The final fragment arrived: delivers the accumulated message. */
 static int ws_reader_finish_message(ws_feed *f)
 {
     ws_reader *r = *f->rd;
-    if (r->msg_op == WS_OP_TEXT && r->utf8 != UTF8_ACCEPT) return WS_CLOSE_BAD_DATA;
+    if (r->msg_op == WS_OP_TEXT && !r->msg_z && r->utf8 != UTF8_ACCEPT) return WS_CLOSE_BAD_DATA;
     /* The message is over whatever the callback answers: a callback that
      * stops the feed without freeing the reader must not leave it open
      * (its buffer is the callback's to scribble on). */
     uint8_t *buf = r->buf;
     size_t len = r->len;
-    int op = r->msg_op;
+    int op = r->msg_op, z = r->msg_z;
     r->buf = NULL;
     ws_reader_end_message(r);
-    int rc = ws_reader_call_message(f, op, buf, len);
+    int rc = z ? ws_reader_deliver_z(f, op, buf, len) : ws_reader_call_message(f, op, buf, len);
     free(buf);
     return rc;
 }
@@ -159,8 +184,11 @@ static int ws_reader_check_header(const ws_feed *f, const ws_frame_hdr *h)
     if (ws_is_control(h->opcode)) return 0;
     if (h->opcode == WS_OP_CONT && !open) return WS_CLOSE_PROTOCOL;
     if (h->opcode != WS_OP_CONT && open) return WS_CLOSE_PROTOCOL;
+    if (h->opcode == WS_OP_CONT && h->rsv) return WS_CLOSE_PROTOCOL;   /* RSV1: first frame only */
+    int z = h->opcode == WS_OP_CONT ? r->msg_z : (h->rsv & WS_RSV1) != 0;
+    uint64_t cap = z ? f->max_wire : f->max_message;
     uint64_t have = open ? r->len : 0;
-    if (h->len > f->max_message - have) return WS_CLOSE_TOO_BIG;
+    if (h->len > cap - have) return WS_CLOSE_TOO_BIG;
     return 0;
 }
 
@@ -171,6 +199,7 @@ static int ws_reader_open_message(ws_feed *f, const ws_frame_hdr *h)
     ws_reader *r = ws_reader_state(f);
     if (!r) return WS_CLOSE_INTERNAL;
     r->msg_op = h->opcode;
+    r->msg_z = (h->rsv & WS_RSV1) != 0;
     r->utf8 = UTF8_ACCEPT;
     return 0;
 }
@@ -180,6 +209,7 @@ static int ws_reader_whole_frame(ws_feed *f, const ws_frame_hdr *h, uint8_t *p, 
 {
     if (ws_is_control(h->opcode)) return ws_reader_deliver_control(f, h->opcode, p, n);
     if (h->fin && h->opcode != WS_OP_CONT) {     /* unfragmented: zero copy */
+        if (h->rsv & WS_RSV1) return ws_reader_deliver_z(f, h->opcode, p, n);
         if (h->opcode == WS_OP_TEXT && utf8_validate(UTF8_ACCEPT, p, n) != UTF8_ACCEPT)
             return WS_CLOSE_BAD_DATA;
         return ws_reader_call_message(f, h->opcode, p, n);
@@ -208,13 +238,15 @@ static int ws_reader_begin_partial(ws_feed *f, const ws_frame_hdr *h)
  * or a negated close code. */
 static int ws_reader_header(ws_feed *f, const uint8_t *p, size_t n, ws_frame_hdr *h, size_t *used)
 {
-    uint64_t max_payload = f->max_message > WS_MAX_CONTROL ? f->max_message : WS_MAX_CONTROL;
+    uint64_t lim = (f->ext & WS_READER_DEFLATE) ? f->max_wire : f->max_message;
+    uint64_t max_payload = lim > WS_MAX_CONTROL ? lim : WS_MAX_CONTROL;
+    uint8_t rsv_ok = (f->ext & WS_READER_DEFLATE) ? WS_RSV1 : 0;
     ws_reader *r = *f->rd;
     size_t old = r ? r->hlen : 0;
     int k;
 
     if (old == 0) {
-        k = ws_frame_parse_header(p, n, max_payload, h);
+        k = ws_frame_parse_header_ext(p, n, max_payload, rsv_ok, h);
         if (k > 0) *used = (size_t)k;
         if (k != 0) return k;
         if (!(r = ws_reader_state(f))) return -WS_CLOSE_INTERNAL;
@@ -224,7 +256,7 @@ static int ws_reader_header(ws_feed *f, const uint8_t *p, size_t n, ws_frame_hdr
     }
     size_t take = n < WS_MAX_HEADER - old ? n : WS_MAX_HEADER - old;
     memcpy(r->hbuf + old, p, take);
-    k = ws_frame_parse_header(r->hbuf, old + take, max_payload, h);
+    k = ws_frame_parse_header_ext(r->hbuf, old + take, max_payload, rsv_ok, h);
     if (k == 0) r->hlen = (uint8_t)(old + take);
     if (k > 0) {
         *used = (size_t)k - old;
@@ -280,7 +312,14 @@ static int ws_reader_take_payload(ws_feed *f, uint8_t *p, size_t n, size_t *pos)
 int ws_reader_feed(ws_reader **rd, uint8_t *data, size_t len, uint64_t max_message,
                    const ws_reader_cb *cb, void *ud)
 {
-    ws_feed f = { rd, cb, ud, max_message };
+    return ws_reader_feed_ext(rd, data, len, max_message, 0, cb, ud);
+}
+
+int ws_reader_feed_ext(ws_reader **rd, uint8_t *data, size_t len, uint64_t max_message,
+                       unsigned ext, const ws_reader_cb *cb, void *ud)
+{
+    uint64_t wire = max_message > UINT64_MAX / 2 ? max_message : WS_DEFLATE_WIRE_CAP(max_message);
+    ws_feed f = { rd, cb, ud, max_message, wire, ext };
     size_t pos = 0;
     int rc = 0;
 

@@ -34,6 +34,19 @@ typedef struct ws_reader_cb {
 int ws_reader_feed(ws_reader **rd, uint8_t *data, size_t len, uint64_t max_message,
                    const ws_reader_cb *cb, void *ud);
 
+/* Extensions the connection negotiated, for ws_reader_feed_ext. */
+#define WS_READER_DEFLATE 1u
+/* ws_reader_feed for a connection with extensions. WS_READER_DEFLATE
+ * (permessage-deflate, RFC 7692): RSV1 on the first frame of a data message
+ * marks it compressed (on a continuation or control frame: 1002); its
+ * compressed bytes may take WS_DEFLATE_WIRE_CAP(max_message) (ws/deflate.h,
+ * else 1009); once complete it is inflated with the thread's stream and
+ * handed on like any message: over max_message 1009 (inflating stops
+ * there), bad DEFLATE data 1007, then UTF-8 of text (1007). Nothing about
+ * compression outlives the message. */
+int ws_reader_feed_ext(ws_reader **rd, uint8_t *data, size_t len, uint64_t max_message,
+                       unsigned ext, const ws_reader_cb *cb, void *ud);
+
 /* Frees the state (if any) and sets *rd to NULL. */
 void ws_reader_free(ws_reader **rd);
 

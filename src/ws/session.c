@@ -8,6 +8,7 @@
 #include "core/sbuf.h"
 #include "net/conn.h"
 #include "net/worker.h"
+#include "ws/deflate.h"
 #include "ws/frame.h"
 #include "ws/reader.h"
 
@@ -60,14 +61,19 @@ static void ws_session_touch(struct conn *c)
     }
 }
 
-void ws_session_start(struct conn *c, int echo, uint8_t *rest, size_t n)
+void ws_session_start(struct conn *c, unsigned opts, uint8_t *rest, size_t n)
 {
     worker *w = conn_worker(c);
     c->tcp.data = NULL;
     c->state = CONN_WS_OPEN;
     c->last_active = worker_now(w);           /* connectionTimeout counts from here */
-    if (echo)
+    if (opts & WS_SESSION_ECHO)
         c->flags |= CONN_F_ECHO;
+    if (opts & WS_SESSION_DEFLATE) {
+        c->flags |= CONN_F_DEFLATE;
+        ws_deflate_conn(1);
+        ws_deflate_prepare();
+    }
     atomic_fetch_add_explicit(&w->stats.ws_conns, 1, memory_order_relaxed);
     if (n)
         ws_session_feed(c, rest, n);
@@ -128,12 +134,47 @@ int ws_session_send_frame(struct conn *c, sbuf *frame)
     return conn_send_shared(c, frame) == 0 ? WS_SEND_OK : WS_SEND_CLOSED;
 }
 
+int ws_session_send_push(struct conn *c, ws_push *p)
+{
+    if (!(c->flags & CONN_F_DEFLATE))
+        return ws_session_send_frame(c, p->plain);
+    if (!p->tried && c->state == CONN_WS_OPEN) {
+        p->tried = 1;
+        p->deflated = ws_deflate_push(p->plain);
+    }
+    return ws_session_send_frame(c, p->deflated ? p->deflated : p->plain);
+}
+
+void ws_push_release(ws_push *p)
+{
+    sbuf_unref(p->deflated);
+    p->deflated = NULL;
+}
+
+/* Whether a data message of n bytes goes compressed to c (if it shrinks). */
+static int ws_session_deflates(const struct conn *c, int opcode, size_t n)
+{
+    return (c->flags & CONN_F_DEFLATE) && (opcode == WS_OP_TEXT || opcode == WS_OP_BINARY) &&
+           n >= g_node.cfg.deflateMinSize && c->state == CONN_WS_OPEN;
+}
+
+/* Sends a compressed frame made for c alone. */
+static int ws_session_send_own(struct conn *c, sbuf *b)
+{
+    int r = ws_session_send_frame(c, b);
+    sbuf_unref(b);
+    return r;
+}
+
 /* Frames and sends a control or data payload (policy as above); small ones
  * are framed on the stack and copied only if the socket cannot take them. */
 static int ws_session_send(struct conn *c, int opcode, const void *p, size_t n)
 {
     uint8_t stackbuf[10 + 256];
     uint8_t hdr[10];
+    sbuf *z = ws_session_deflates(c, opcode, n) ? ws_deflate_frame(opcode, p, n) : NULL;
+    if (z)
+        return ws_session_send_own(c, z);
     size_t hl = ws_frame_header_encode(hdr, opcode, 1, n);
     int r = ws_session_admit(c, hl + n);
     if (r != WS_SEND_OK)
@@ -159,17 +200,26 @@ int ws_session_send_text(struct conn *c, const char *p, size_t n)
     return ws_session_send(c, WS_OP_TEXT, p, n);
 }
 
+/* The reason sent with a reader's close code. */
+static const char *ws_session_why(const struct conn *c, int code)
+{
+    if (code == WS_CLOSE_TOO_BIG)
+        return "message too big";
+    if (code == WS_CLOSE_BAD_DATA)
+        return (c->flags & CONN_F_DEFLATE) ? "invalid UTF-8 or compressed data" : "invalid UTF-8";
+    return code == WS_CLOSE_INTERNAL ? "internal error" : "protocol error";
+}
+
 static void ws_session_feed(struct conn *c, uint8_t *p, size_t n)
 {
-    int r = ws_reader_feed(ws_session_reader(c), p, n, g_node.cfg.maxMessageSize,
-                           &ws_session_cb, c);
+    unsigned ext = (c->flags & CONN_F_DEFLATE) ? WS_READER_DEFLATE : 0;
+    int r = ws_reader_feed_ext(ws_session_reader(c), p, n, g_node.cfg.maxMessageSize, ext,
+                               &ws_session_cb, c);
     if (r > 0) {
         log_debug("ws: protocol error, closing with %d", r);
         ws_reader_free(ws_session_reader(c));
         c->flags |= CONN_F_DISCARD;
-        ws_session_close(c, (uint16_t)r, r == WS_CLOSE_TOO_BIG ? "message too big"
-                                         : r == WS_CLOSE_BAD_DATA ? "invalid UTF-8"
-                                                                  : "protocol error");
+        ws_session_close(c, (uint16_t)r, ws_session_why(c, r));
     }
 }
 
@@ -201,6 +251,8 @@ void ws_session_close(struct conn *c, uint16_t code, const char *reason)
 
 static void ws_session_release(struct conn *c)
 {
+    if (c->flags & CONN_F_DEFLATE)
+        ws_deflate_conn(-1);                  /* once: release runs once per connection */
     ws_session_leave_open(c);
 }
 

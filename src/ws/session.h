@@ -27,8 +27,12 @@ typedef struct ws_session_app {
 void ws_session_init(const ws_session_app *app);
 
 /* Switches c to WebSocket after the 101 answer was queued; `rest` holds
- * bytes the client sent after its upgrade request (may be empty). */
-void ws_session_start(struct conn *c, int echo, uint8_t *rest, size_t n);
+ * bytes the client sent after its upgrade request (may be empty). opts:
+ * WS_SESSION_ECHO (upgraded on app.echoPath), WS_SESSION_DEFLATE (the 101
+ * accepted permessage-deflate: compressed messages are read, and sent when
+ * they reach app.deflateMinSize and shrink). */
+enum { WS_SESSION_ECHO = 1, WS_SESSION_DEFLATE = 2 };
+void ws_session_start(struct conn *c, unsigned opts, uint8_t *rest, size_t n);
 
 /* Sends a close frame with code and reason, then FIN once everything before
  * it is written; the connection is dropped when the peer closes or after a
@@ -46,6 +50,22 @@ enum { WS_SEND_OK = 0, WS_SEND_CLOSED = -1, WS_SEND_TOO_BIG = -2 };
 int ws_session_send_frame(struct conn *c, sbuf *frame);
 /* Can a frame of n bytes ever be sent (n <= app.maxOutboundBytes)? */
 int ws_session_frame_fits(size_t n);
+
+/* One push for many connections (a hub job's share on one worker): the
+ * plain frame, and its permessage-deflate twin, made on the first
+ * recipient that negotiated the extension (so at most once per push per
+ * worker, and never without such a recipient) and shared like the plain
+ * one. Zero-initialise with .plain set; ws_push_release when done. */
+typedef struct ws_push {
+    sbuf *plain;                    /* borrowed */
+    sbuf *deflated;                 /* owned; NULL: not made, or no gain */
+    int tried;
+} ws_push;
+/* ws_session_send_frame of the frame that fits c: the compressed twin for
+ * a connection that negotiated permessage-deflate (when the push reaches
+ * app.deflateMinSize and shrinks), else the plain frame. */
+int ws_session_send_push(struct conn *c, ws_push *p);
+void ws_push_release(ws_push *p);
 
 /* Sends one text message (framed here) to c. */
 int ws_session_send_text(struct conn *c, const char *p, size_t n);
