@@ -7,6 +7,13 @@
 #                         bench/results/quick.json and bench/results/quick.html.
 #   bench/run.sh tiny     the same with 200 connections in a few seconds
 #                         (bench/results/tiny.*, not committed).
+#   bench/run.sh deflate  permessage-deflate off vs on, side by side in one
+#                         imgate-bench run: 10,000 connections to a fresh node
+#                         with app.perMessageDeflate false, then 10,000 that
+#                         negotiate it to a second fresh node with it true;
+#                         hold, 20 broadcasts of a 512-byte-padded push each.
+#                         Writes bench/results/deflate.json and .html (N=...
+#                         for another size: deflate-nN.*, not committed).
 #   bench/run.sh c1m      1,000,000 connections over a cluster of nodes with a
 #                         real redis-server (bench/c1m.sh: needs root for the
 #                         kernel settings it raises and restores; <= 20 min).
@@ -33,6 +40,11 @@ OUT=${OUT:-$ROOT/bench/results}
 WORKERS=${WORKERS:-$(nproc)}
 
 case "$MODE" in
+deflate)
+    N=${N:-10000} PROCS=4
+    ARGS="--connect-rate 5000 --hold-duration 5 --heartbeat 5 --rounds 20 --interval 1
+          --pad 512 --deflate"
+    ;;
 quick)
     N=10000 PROCS=4
     ARGS="--connect-rate 5000 --hold-duration 20 --heartbeat 5 --rounds 20 --interval 1
@@ -44,7 +56,7 @@ tiny)
           --p2p-rate 200 --p2p-duration 2 --settle 0.3 --drain 5 --floor-trials 2"
     ;;
 *)
-    echo "usage: bench/run.sh quick|tiny|c1m" >&2
+    echo "usage: bench/run.sh quick|tiny|deflate|c1m" >&2
     exit 2
     ;;
 esac
@@ -55,64 +67,96 @@ if [ ! -x "$IMGATE" ] || [ ! -x "$BENCH" ]; then
 fi
 mkdir -p "$OUT"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/imgate-bench.XXXXXX")
-NODE=
+NODES=
 
-stop_node() {
-    if [ -n "$NODE" ] && kill -0 "$NODE" 2>/dev/null; then
-        kill -TERM "$NODE" 2>/dev/null || true
+stop_node() {  # PID
+    if kill -0 "$1" 2>/dev/null; then
+        kill -TERM "$1" 2>/dev/null || true
         i=0
-        while kill -0 "$NODE" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
-        kill -0 "$NODE" 2>/dev/null && kill -KILL "$NODE" 2>/dev/null || true
-        wait "$NODE" 2>/dev/null || true
+        while kill -0 "$1" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
+        kill -0 "$1" 2>/dev/null && kill -KILL "$1" 2>/dev/null || true
+        wait "$1" 2>/dev/null || true
     fi
-    NODE=
 }
-cleanup() { stop_node; rm -rf "$TMP"; }
+stop_nodes() {
+    for p in $NODES; do stop_node "$p"; done
+    NODES=
+}
+cleanup() { stop_nodes; rm -rf "$TMP"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# start_node NAME [FLAGS...]: a fresh node in $TMP/NAME; sets NODE, HTTP, WS.
 # Rooms above 10 users get no enter/exit pushes: a 10,000-user room would
 # otherwise cost N^2 presence frames while it connects.
-# shellcheck disable=SC2086
-(cd "$TMP" && exec "$IMGATE" --http-port 0 --ws-port 0 --bind 127.0.0.1 \
-    --workers "$WORKERS" --set im.presenceEventsMaxRoom=10 ${NODE_ARGS:-} \
-    >"$TMP/node.out" 2>"$TMP/node.err") &
-NODE=$!
-
-HTTP= WS= i=0
-while [ $i -lt 150 ]; do
-    HTTP=$(sed -n 's/^http listening on .*:\([0-9][0-9]*\)$/\1/p' "$TMP/node.out")
-    WS=$(sed -n 's/^ws listening on .*:\([0-9][0-9]*\)$/\1/p' "$TMP/node.out")
-    [ -n "$HTTP" ] && [ -n "$WS" ] && break
-    kill -0 "$NODE" 2>/dev/null || { echo "imgate exited:" >&2; cat "$TMP/node.err" >&2; exit 1; }
-    sleep 0.1
-    i=$((i + 1))
-done
-if [ -z "$HTTP" ] || [ -z "$WS" ]; then
-    echo "imgate did not print its ports" >&2
-    exit 1
-fi
-echo "imgate pid $NODE: http 127.0.0.1:$HTTP, ws 127.0.0.1:$WS" >&2
+start_node() {
+    name=$1
+    shift
+    mkdir -p "$TMP/$name"
+    # shellcheck disable=SC2086
+    (cd "$TMP/$name" && exec "$IMGATE" --http-port 0 --ws-port 0 --bind 127.0.0.1 \
+        --workers "$WORKERS" --set im.presenceEventsMaxRoom=10 "$@" ${NODE_ARGS:-} \
+        >"$TMP/$name/node.out" 2>"$TMP/$name/node.err") &
+    NODE=$!
+    NODES="$NODES $NODE"
+    HTTP= WS= i=0
+    while [ $i -lt 150 ]; do
+        HTTP=$(sed -n 's/^http listening on .*:\([0-9][0-9]*\)$/\1/p' "$TMP/$name/node.out")
+        WS=$(sed -n 's/^ws listening on .*:\([0-9][0-9]*\)$/\1/p' "$TMP/$name/node.out")
+        [ -n "$HTTP" ] && [ -n "$WS" ] && break
+        kill -0 "$NODE" 2>/dev/null || { echo "imgate exited:" >&2; cat "$TMP/$name/node.err" >&2; exit 1; }
+        sleep 0.1
+        i=$((i + 1))
+    done
+    if [ -z "$HTTP" ] || [ -z "$WS" ]; then
+        echo "imgate did not print its ports" >&2
+        exit 1
+    fi
+    echo "imgate ($name) pid $NODE: http 127.0.0.1:$HTTP, ws 127.0.0.1:$WS" >&2
+}
 
 # Warm-up: the first handshakes page in libcrypto's code (~2 MB of shared
 # library pages, once per process); without it that one-time cost would be
 # counted as per-connection memory. It must succeed: a node that cannot log
 # 200 connections in is not worth measuring.
-if ! "$BENCH" connect -n 200 --procs 1 --ws "ws://127.0.0.1:$WS/acc" \
-    --api "http://127.0.0.1:$HTTP" -q >"$TMP/warmup.out" 2>&1; then
-    echo "warm-up failed:" >&2
-    tail -5 "$TMP/warmup.out" >&2
-    exit 1
-fi
-sleep 1
+warm_up() {  # WS HTTP
+    if ! "$BENCH" connect -n 200 --procs 1 --ws "ws://127.0.0.1:$1/acc" \
+        --api "http://127.0.0.1:$2" -q >"$TMP/warmup.out" 2>&1; then
+        echo "warm-up failed:" >&2
+        tail -5 "$TMP/warmup.out" >&2
+        exit 1
+    fi
+}
 
 rc=0
-# shellcheck disable=SC2086
-"$BENCH" connect,hold,broadcast,p2p --with-floor -n "$N" --procs "$PROCS" \
-    --ws "ws://127.0.0.1:$WS/acc" --api "http://127.0.0.1:$HTTP" --pid "$NODE" \
-    --node-workers "$WORKERS" --json "$OUT/$MODE.json" --html "$OUT/$MODE.html" \
-    $ARGS ${BENCH_ARGS:-} || rc=$?
+NAME=$MODE
+if [ "$MODE" = deflate ]; then
+    [ "$N" = 10000 ] || NAME=deflate-n$N
+    # Two fresh nodes, so that each pass's memory per connection is the
+    # growth of a node that served nothing before.
+    start_node off --set app.perMessageDeflate=false
+    NODE_A=$NODE HTTP_A=$HTTP WS_A=$WS
+    start_node on --set app.perMessageDeflate=true
+    warm_up "$WS_A" "$HTTP_A"
+    warm_up "$WS" "$HTTP"
+    sleep 1
+    # shellcheck disable=SC2086
+    "$BENCH" connect,hold,broadcast -n "$N" --procs "$PROCS" \
+        --ws "ws://127.0.0.1:$WS_A/acc" --api "http://127.0.0.1:$HTTP_A" --pid "$NODE_A" \
+        --deflate-ws "ws://127.0.0.1:$WS/acc" --deflate-api "http://127.0.0.1:$HTTP" \
+        --deflate-pid "$NODE" --node-workers "$WORKERS" \
+        --json "$OUT/$NAME.json" --html "$OUT/$NAME.html" $ARGS ${BENCH_ARGS:-} || rc=$?
+else
+    start_node node
+    warm_up "$WS" "$HTTP"
+    sleep 1
+    # shellcheck disable=SC2086
+    "$BENCH" connect,hold,broadcast,p2p --with-floor -n "$N" --procs "$PROCS" \
+        --ws "ws://127.0.0.1:$WS/acc" --api "http://127.0.0.1:$HTTP" --pid "$NODE" \
+        --node-workers "$WORKERS" --json "$OUT/$NAME.json" --html "$OUT/$NAME.html" \
+        $ARGS ${BENCH_ARGS:-} || rc=$?
+fi
 
-stop_node
-echo "results: $OUT/$MODE.json $OUT/$MODE.html" >&2
+stop_nodes
+echo "results: $OUT/$NAME.json $OUT/$NAME.html" >&2
 exit $rc

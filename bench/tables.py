@@ -343,7 +343,50 @@ def c1m_seed():
     return table(["", "seed: Netty", "seed: Undertow", "seed: Spray", "imgate, `c1m`"], rows)
 
 
+def bench_deflate():
+    """--deflate: the same broadcast without and with permessage-deflate."""
+    r = need("deflate.json")
+    d, c = r["deflate"], r["config"]
+    off, on = d["off"], d["on"]
+
+    def both(f):
+        return [f(off), f(on)]
+
+    def rel(key):
+        return ratio(on[key] / off[key]) if off.get(key) else ""
+
+    def last(p):
+        return "%s (best %s, max %s)" % (ms(p["last_delivery_ms_median"]), ms(p["last_delivery_ms_best"]),
+                                        ms(p["last_delivery_ms_max"]))
+
+    rows = [
+        ["connections logged in (each pass on a fresh node)"] + both(lambda p: n(p["connections"])) + [""],
+        ["memory per idle logged-in connection (node RSS growth ÷ connections)"]
+        + both(lambda p: "**%s B**" % n(p["server_rss_bytes_per_conn"])) + [rel("server_rss_bytes_per_conn")],
+        ["push frame on the wire"] + both(lambda p: "**%s B**" % n(p["frame_bytes"])) + [rel("frame_bytes")],
+        ["pushes that arrived compressed"] + both(lambda p: n(p["compressed_pushes"])) + [""],
+        ["bytes the clients read in the broadcast phase (pushes, heartbeat replies)"]
+        + both(lambda p: "%.1f MB (%.0f B per delivery)" % (p["broadcast_rx_bytes"] / 1e6,
+                                                            p["broadcast_rx_bytes_per_delivery"]))
+        + [rel("broadcast_rx_bytes")],
+        ["time to last delivery, median of %d" % c["rounds"]] + both(last) + [rel("last_delivery_ms_median")],
+        ["node CPU in the broadcast phase (user + system)"]
+        + both(lambda p: "%.2f s (%.2f µs per delivery)" % (p["node_cpu_s"], p["node_cpu_us_per_delivery"]))
+        + [rel("node_cpu_s")],
+        ["latency of every delivery, p50 / p99"]
+        + both(lambda p: "%s / %s" % (ms(p["latency_ms"]["p50"]), ms(p["latency_ms"]["p99"]))) + [""],
+        ["delivered / lost / duplicated"]
+        + both(lambda p: "%s / %s / %s" % (n(p["delivered"]), n(p["lost"]), n(p["duplicated"]))) + [""],
+    ]
+    note = ("%s connections per pass; %d broadcasts %g s apart, each message padded with %d bytes of "
+            "prose (%s-byte frame plain); %d node worker threads; nodes and clients share the "
+            "machine's %d cores.\n" % (n(c["conns"]), c["rounds"], c["interval_s"], c["pad"],
+                                       n(off["frame_bytes"]), c["node_workers"], r["machine"]["cpus"]))
+    return table(["", "permessage-deflate off", "on", "on ÷ off"], rows) + "\n" + note
+
+
 RENDER = {
+    "bench-deflate": bench_deflate,
     "readme-headline": readme_headline,
     "readme-quick": readme_quick,
     "readme-cluster-latency": readme_cluster_latency,

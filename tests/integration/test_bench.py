@@ -485,6 +485,50 @@ class BenchCase(unittest.TestCase):
         self.assertEqual(len(c["handshake_statuses"]), 1, c)
         self.assertNotIn("101", c["handshake_statuses"])
 
+    def test_deflate_side_by_side(self):
+        """--deflate runs the scenarios twice, the second time with clients
+        that negotiate permessage-deflate (here against a second node that
+        has it on): every push of that pass arrives compressed and smaller,
+        and the two passes are reported side by side. A second pass against
+        a node that does not grant it fails its set-up, by reason."""
+        n, rounds = 100, 2
+        base = ("--set", "im.presenceEventsMaxRoom=1")       # no enter pushes to compress
+        with Node(*base) as off, Node(*base, "--set", "app.perMessageDeflate=true") as on:
+            r, d, html = run_bench(off, "broadcast", "--deflate", "-n", str(n), "--procs", "2",
+                                   "--rounds", str(rounds), "--interval", "0.2", "--pad", "400",
+                                   "--deflate-ws", on.ws_url(), "--deflate-api", on.http_url(""),
+                                   "--deflate-pid", str(on.proc.pid), tmp=self.tmp)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            # once per push per worker (2), not per recipient (100); the
+            # first user's enter push may add one per worker
+            compressed = on.state()["deflate"]["messagesCompressed"]
+            self.assertTrue(rounds * 2 <= compressed <= rounds * 2 + 2, compressed)
+            refused = run_bench(off, "connect", "--deflate", "-n", "10", "--procs", "1",
+                                tmp=self.tmp)
+        z = d["deflate"]
+        self.assertEqual(d["config"]["pad"], 400)
+        self.assertEqual((z["off"]["compressed_pushes"], z["on"]["compressed_pushes"]),
+                         (0, n * rounds))
+        for p in (z["off"], z["on"]):
+            self.assertEqual((p["connections"], p["delivered"], p["lost"], p["duplicated"]),
+                             (n, n * rounds, 0, 0))
+            self.assertEqual(p["failures"], [])
+            self.assertGreaterEqual(p["node_cpu_s"], 0)
+        self.assertLess(z["on"]["frame_bytes"], z["off"]["frame_bytes"] * 0.8)
+        self.assertTrue(close_to(z["on_vs_off"]["frame_bytes"],
+                                 z["on"]["frame_bytes"] / z["off"]["frame_bytes"]))
+        self.assertLess(z["on"]["broadcast_rx_bytes"], z["off"]["broadcast_rx_bytes"])
+        self.assertEqual(d["broadcast"]["frame_bytes_max"], z["off"]["frame_bytes"])
+        self.assertIn("permessage-deflate: off and on", html)
+        self.assertIn("on/off", r.stdout)
+        r, d, _ = refused
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertEqual(d["deflate"]["on"]["failed"], 10)
+        self.assertIn("FAILED (permessage-deflate pass): 10 of 10 connections did not log in",
+                      r.stderr)
+        r = bench(["connect", "--deflate-ws", "ws://127.0.0.1:1/acc"], timeout=10)
+        self.assertEqual(r.returncode, 2, (r.stdout, r.stderr))
+
     def test_usage_errors(self):
         for args in (["nosuch"], ["connect", "--ws", "ws://10.0.0.1:80/acc"],
                      ["connect", "--api", "http://example.com:80"], ["connect", "-n", "0"],

@@ -2,12 +2,17 @@
  * a loopback source address, upgrade, login, then heartbeats, pongs and the
  * timing of every push. Reads go into one buffer shared by the worker; only
  * an incomplete frame (or handshake answer) is copied into a per-connection
- * heap buffer, freed as soon as it is complete. */
+ * heap buffer, freed as soon as it is complete. With --deflate's second pass
+ * the clients offer permessage-deflate, fail the set-up if it is not
+ * granted with no context takeover, and inflate compressed messages with
+ * one zlib stream per worker process, reset per message (no state per
+ * connection). */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "clock.h"
 #include "jscan.h"
@@ -24,6 +29,7 @@ struct client_rx {
     uint8_t *frag;           /* payload of a fragmented message so far */
     size_t frag_len, frag_wire;  /* its payload bytes; its frames' bytes on the wire */
     int frag_op;             /* 0: no fragmented message in progress */
+    int frag_z;              /* ... and it is compressed */
 };
 
 typedef struct client_wreq {
@@ -32,7 +38,7 @@ typedef struct client_wreq {
 } client_wreq;
 
 enum { FR_CONNECT, FR_STATUS, FR_ACCEPT, FR_LOGIN, FR_TO_CONNECT, FR_TO_HANDSHAKE,
-       FR_TO_LOGIN, FR_CLOSED, FR_PROTOCOL };
+       FR_TO_LOGIN, FR_CLOSED, FR_PROTOCOL, FR_EXT };
 enum { DR_EOF, DR_ERROR, DR_CLOSE, DR_PROTOCOL };
 
 static uint8_t g_client_rbuf[65536];      /* reads of every connection land here */
@@ -92,6 +98,7 @@ static void client_fail(worker *w, bench_conn *c, int reason, int32_t detail)
     case FR_TO_HANDSHAKE: k->f_to_handshake++; break;
     case FR_TO_LOGIN: k->f_to_login++; break;
     case FR_CLOSED: k->f_closed++; break;
+    case FR_EXT: k->f_ext++; break;
     default: k->f_protocol++; break;
     }
     w->inflight--;
@@ -216,7 +223,8 @@ static void client_connect_cb(uv_connect_t *req, int status)
     char key[WSC_KEY_LEN + 1], head[600];
     client_key(w, c, key);
     const url *u = opts_ws_for(w->o, client_index(w, c));
-    size_t n = wsc_request(head, sizeof(head), u->host, u->path, key);
+    size_t n = wsc_request(head, sizeof(head), u->host, u->path, key,
+                           w->o->offer_deflate ? WSC_DEFLATE_OFFER : NULL);
     int r = uv_read_start((uv_stream_t *)&c->tcp, client_alloc_cb, client_read_cb);
     if (r == 0)
         r = client_write(c, head, n);
@@ -306,6 +314,10 @@ static size_t client_handshake(worker *w, bench_conn *c, const uint8_t *p, size_
             client_fail(w, c, FR_STATUS, status);
         else
             client_fail(w, c, FR_ACCEPT, 0);
+        return (size_t)-1;
+    }
+    if (w->o->offer_deflate && !wsc_deflate_accepted((const char *)p, hl)) {
+        client_fail(w, c, FR_EXT, 0);
         return (size_t)-1;
     }
     w->st.c.upgraded++;
@@ -410,6 +422,7 @@ static void client_bc(worker *w, bench_conn *c, uint64_t seq, uint64_t ts, uint6
         return;
     }
     w->st.c.bc_rx++;
+    w->st.c.bc_z += w->rx_z;
     client_bc_frame(w);
     w->bc_cnt[seq]++;
     if (!w->bc_first[seq] || now < w->bc_first[seq])
@@ -495,6 +508,87 @@ static void client_message(worker *w, bench_conn *c, const uint8_t *pp, size_t n
         w->st.c.other_rx++;
 }
 
+/* ---------- permessage-deflate ---------- */
+
+static z_stream g_client_inf;             /* one per worker process */
+static int g_client_inf_ready;
+static uint8_t *g_client_zout;            /* inflated message, kept for the next one */
+static size_t g_client_zcap;
+
+static int client_zgrow(void)
+{
+    size_t cap = g_client_zcap ? g_client_zcap * 2 : 4096;
+    if (cap > WSC_MAX_PAYLOAD)
+        return -1;
+    uint8_t *nb = realloc(g_client_zout, cap);
+    if (!nb)
+        return -1;
+    g_client_zout = nb;
+    g_client_zcap = cap;
+    return 0;
+}
+
+/* Runs the stream over in[0..n) into g_client_zout from *out on. Returns
+ * 0, 1 (the DEFLATE stream ended) or -1 (bad data, too big). */
+static int client_zfeed(const uint8_t *in, size_t n, size_t *out)
+{
+    g_client_inf.next_in = (Bytef *)in;
+    g_client_inf.avail_in = (uInt)n;
+    for (;;) {
+        if (*out == g_client_zcap && client_zgrow() != 0)
+            return -1;
+        g_client_inf.next_out = g_client_zout + *out;
+        g_client_inf.avail_out = (uInt)(g_client_zcap - *out);
+        int rc = inflate(&g_client_inf, Z_SYNC_FLUSH);
+        *out = g_client_zcap - g_client_inf.avail_out;
+        if (rc == Z_STREAM_END)
+            return 1;
+        if (rc != Z_OK && rc != Z_BUF_ERROR)
+            return -1;
+        if (g_client_inf.avail_out != 0)
+            return 0;                     /* the input is used up */
+    }
+}
+
+/* A compressed message's payload inflated from a fresh state (RFC 7692:
+ * the 00 00 ff ff tail appended); NULL if it is not valid. */
+static const uint8_t *client_inflate(const uint8_t *p, size_t n, size_t *len)
+{
+    static const uint8_t tail[4] = { 0x00, 0x00, 0xff, 0xff };
+    int ok = g_client_inf_ready ? inflateReset(&g_client_inf) == Z_OK
+                                : inflateInit2(&g_client_inf, -15) == Z_OK;
+    if (!ok || n > UINT32_MAX)
+        return NULL;
+    g_client_inf_ready = 1;
+    size_t out = 0;
+    int rc = client_zfeed(p, n, &out);
+    if (rc == 0)
+        rc = client_zfeed(tail, sizeof(tail), &out);
+    if (rc < 0)
+        return NULL;
+    *len = out;
+    return g_client_zout;
+}
+
+/* A complete text message, compressed or not. Returns 0 or -1. */
+static int client_text(worker *w, bench_conn *c, const uint8_t *p, size_t n, int z,
+                       uint64_t now)
+{
+    if (!z) {
+        client_message(w, c, p, n, now);
+        return 0;
+    }
+    size_t len = 0;
+    const uint8_t *m = client_inflate(p, n, &len);
+    if (!m)
+        return -1;
+    w->st.c.z_rx++;
+    w->rx_z = 1;
+    client_message(w, c, m, len, now);
+    w->rx_z = 0;
+    return 0;
+}
+
 /* ---------- frames ---------- */
 
 static client_rx *client_rx_get(bench_conn *c)
@@ -512,6 +606,8 @@ static int client_frag(worker *w, bench_conn *c, const wsc_frame *f, const uint8
         return -1;
     if ((f->opcode == WSC_CONT) != (rx->frag_op != 0))
         return -1;                         /* continuation of nothing, or a new start */
+    if (f->opcode == WSC_CONT && f->rsv1)
+        return -1;                         /* RSV1 only on a message's first frame */
     if (rx->frag_len + f->len > WSC_MAX_PAYLOAD)
         return -1;
     uint8_t *nb = realloc(rx->frag, rx->frag_len + f->len + 1);
@@ -521,18 +617,20 @@ static int client_frag(worker *w, bench_conn *c, const wsc_frame *f, const uint8
     memcpy(rx->frag + rx->frag_len, pl, f->len);
     rx->frag_len += f->len;
     rx->frag_wire += f->head + f->len;
-    if (f->opcode != WSC_CONT)
+    if (f->opcode != WSC_CONT) {
         rx->frag_op = (int)f->opcode;
+        rx->frag_z = (int)f->rsv1;
+    }
     if (!f->fin)
         return 0;
     w->rx_frame = (uint32_t)rx->frag_wire;
-    if (rx->frag_op == WSC_TEXT)
-        client_message(w, c, rx->frag, rx->frag_len, now);
+    int rc = rx->frag_op == WSC_TEXT ? client_text(w, c, rx->frag, rx->frag_len, rx->frag_z, now)
+                                     : 0;
     free(rx->frag);
     rx->frag = NULL;
     rx->frag_len = rx->frag_wire = 0;
-    rx->frag_op = 0;
-    return 0;
+    rx->frag_op = rx->frag_z = 0;
+    return rc;
 }
 
 static void client_close_frame(worker *w, bench_conn *c, const uint8_t *pl, size_t n)
@@ -567,9 +665,8 @@ static int client_frame(worker *w, bench_conn *c, const wsc_frame *f, const uint
     if (f->fin && f->opcode != WSC_CONT && !in_frag) {
         w->rx_frame = (uint32_t)(f->head + f->len);
         if (f->opcode == WSC_TEXT)
-            client_message(w, c, pl, f->len, now);
-        else
-            w->st.c.other_rx++;
+            return client_text(w, c, pl, f->len, (int)f->rsv1, now);
+        w->st.c.other_rx++;
         return 0;
     }
     return client_frag(w, c, f, pl, now);
@@ -581,7 +678,7 @@ static size_t client_frames(worker *w, bench_conn *c, const uint8_t *p, size_t n
     size_t off = 0;
     while (off < n && (c->state == CS_LOGIN || c->state == CS_READY)) {
         wsc_frame f;
-        int r = wsc_parse(p + off, n - off, &f);
+        int r = wsc_parse(p + off, n - off, w->o->offer_deflate, &f);
         if (r == WSC_F_NEED)
             break;
         if (r == WSC_F_BAD || client_frame(w, c, &f, p + off + f.head, now) != 0) {

@@ -382,16 +382,31 @@ size_t coord_bc_frame_bytes(const bench_opts *o)
     return len + (len < 126 ? 2 : len < 65536 ? 4 : 10);    /* unmasked server frame */
 }
 
+/* The --pad text as it goes in a form body: " " + words, spaces as '+'. */
+static const char *coord_bc_pad(const bench_opts *o)
+{
+    static char pad[OPTS_MAX_PAD + 2];
+    if (o->pad == 0)
+        return "";
+    pad[0] = ' ';
+    opts_pad_text(o, pad + 1);
+    for (char *p = pad; *p; p++)
+        if (*p == ' ')
+            *p = '+';
+    return pad;
+}
+
 static void coord_bc_send(coord *c, long seq)
 {
     const bench_opts *o = c->o;
     res_msg *m = &c->r->bc[seq];
-    char body[256], id[32], msg[64], uid[16];
+    static char body[OPTS_MAX_PAD + 256];
+    char id[32], msg[64], uid[16];
     uint64_t ts = clock_ns();
     coord_bc_text(o, seq, ts, id, sizeof(id), msg, sizeof(msg));
     coord_bc_sender(o, uid, sizeof(uid));
-    int n = snprintf(body, sizeof(body), "appID=%d&userID=%s&msgID=%s&message=%s", o->app_id,
-                     uid, id, msg);
+    int n = snprintf(body, sizeof(body), "appID=%d&userID=%s&msgID=%s&message=%s%s", o->app_id,
+                     uid, id, msg, coord_bc_pad(o));
     m->sent_ns = ts;
     m->ok = coord_post(c, "/user/sendMessageAll", body, n, &m->status, NULL);
     m->answer_ns = clock_ns();
@@ -426,7 +441,9 @@ static void coord_broadcast(coord *c)
     coord_agg(c, &a);
     r->bc_ran = 1;
     r->bc_expected_per = (long)a.alive;
-    uint64_t start = clock_ns(), base_rx = a.bc_rx;
+    int cpu_ok = c->o->npids > 0;
+    double cpu0 = mem_cpu_s(c->o->pids, c->o->npids, &cpu_ok);
+    uint64_t start = clock_ns(), base_rx = a.bc_rx, base_bytes = a.rx_bytes;
     for (int round = 0; round < o->rounds && !g_coord_stop; round++) {
         coord_sleep_until(c, start + (uint64_t)(round * o->interval_s * 1e9));
         for (int k = 0; k < o->messages && !g_coord_stop; k++)
@@ -435,6 +452,10 @@ static void coord_broadcast(coord *c)
     }
     coord_drain(c, 0, base_rx + r->bc_accepted * (uint64_t)r->bc_expected_per);
     r->bc_phase_s = (double)(clock_ns() - start) / 1e9;
+    double cpu1 = mem_cpu_s(c->o->pids, c->o->npids, &cpu_ok);
+    r->bc_node_cpu_s = cpu_ok ? cpu1 - cpu0 : NAN;
+    coord_agg(c, &a);
+    r->bc_rx_bytes = a.rx_bytes - base_bytes;
 }
 
 /* The global indexes of the connections logged in when set-up was over. */

@@ -1,6 +1,7 @@
 /* main.c — imgate-bench: parses the command line, checks the limits of the
- * machine, runs the WebSocket scenarios (coord.c) and the floor (floor.c),
- * and writes the summary, JSON and HTML reports. */
+ * machine, runs the WebSocket scenarios (coord.c; twice with --deflate:
+ * without, then with permessage-deflate) and the floor (floor.c), and
+ * writes the summary, JSON and HTML reports. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +32,8 @@ static double main_max_time(const bench_opts *o)
         t += o->rounds * o->interval_s + o->drain_s + (double)o->rounds * o->messages;
     if (o->scenarios & SC_P2P)
         t += o->p2p_s + o->drain_s;
-    return t + 5 * o->settle_s + 120;
+    t += 5 * o->settle_s;
+    return (o->deflate ? 2 * t : t) + 120;
 }
 
 static int main_check_limits(const bench_opts *o)
@@ -57,25 +59,52 @@ static int main_check_limits(const bench_opts *o)
     return 0;
 }
 
+/* The push frame of this run as SPEC §3 writes it, with the --pad text. */
+static size_t main_frame_bytes(const bench_opts *o)
+{
+    size_t f = coord_bc_frame_bytes(o);
+    size_t len = f - (f < 128 ? 2 : f < 65540 ? 4 : 10) + (o->pad ? (size_t)o->pad + 1 : 0);
+    return len + (len < 126 ? 2 : len < 65536 ? 4 : 10);
+}
+
 /* The floor sends what one push frame of the broadcast weighs on the wire:
  * as received when the broadcast ran, else as SPEC §3 writes it. */
 static int main_floor(const bench_opts *o, result *r)
 {
     int measured = r->bc_frame_max > 0;
-    int payload = measured ? (int)r->bc_frame_max : (int)coord_bc_frame_bytes(o);
+    int payload = measured ? (int)r->bc_frame_max : (int)main_frame_bytes(o);
     int rc = floor_run(o, o->conns, payload, &r->fl);
     r->fl.payload_measured = measured;
     return rc;
 }
 
 /* Every reason the run cannot be trusted, on stderr; 0 if none. */
-static int main_verdict(result *r)
+static int main_verdict(result *r, const char *pass)
 {
     if (result_verdict(r) == 0)
         return 0;
     for (int i = 0; i < r->nfailures; i++)
-        fprintf(stderr, "imgate-bench: FAILED: %s\n", r->failures[i]);
+        fprintf(stderr, "imgate-bench: FAILED%s: %s\n", pass, r->failures[i]);
     return -1;
+}
+
+/* --deflate: the same scenarios again with clients that negotiate
+ * permessage-deflate, into r2 (set beside r in the reports). */
+static int main_deflate_pass(const bench_opts *o, result *r, result *r2)
+{
+    static bench_opts o2;
+    if (opts_deflate_pass(o, &o2) != 0)
+        return -1;
+    r2->o = &o2;
+    r2->t0 = clock_ns();
+    r2->cpus = r->cpus;
+    r2->mem_total = r->mem_total;
+    r2->page_size = r->page_size;
+    memcpy(r2->kernel, r->kernel, sizeof(r->kernel));
+    r->deflate_on = r2;
+    int rc = coord_run(&o2, r2);
+    r2->total_s = (double)(clock_ns() - r2->t0) / 1e9;
+    return rc;
 }
 
 static void main_machine(result *r)
@@ -108,7 +137,7 @@ static int main_reports(const result *r)
 int main(int argc, char **argv)
 {
     static bench_opts o;
-    static result r;
+    static result r, r2;
     int pr = opts_parse(argc, argv, &o);
     if (pr != 0)
         return pr < 0 ? 2 : 0;
@@ -126,11 +155,16 @@ int main(int argc, char **argv)
     int rc = 0;
     if (o.scenarios & SC_WS)
         rc = coord_run(&o, &r);
+    if (o.deflate && (o.scenarios & SC_WS) && !coord_interrupted())
+        rc |= main_deflate_pass(&o, &r, &r2);
     if ((o.scenarios & SC_FLOOR) && !coord_interrupted())
         rc |= main_floor(&o, &r);
     r.total_s = (double)(clock_ns() - r.t0) / 1e9;
-    rc |= main_verdict(&r);
+    rc |= main_verdict(&r, "");
+    if (r.deflate_on)
+        rc |= main_verdict(&r2, " (permessage-deflate pass)");
     rc |= main_reports(&r);
     result_free(&r);
+    result_free(&r2);
     return rc ? 1 : 0;
 }

@@ -24,6 +24,10 @@ void mem_read(const int *pids, int npids, mem_sample *m);
 /* Sum of VmRSS of the processes, bytes; *ok cleared if one is unreadable. */
 uint64_t mem_rss(const int *pids, int npids, int *ok);
 
+/* CPU time (user + system) the processes have used so far, seconds;
+ * *ok cleared if one is unreadable. */
+double mem_cpu_s(const int *pids, int npids, int *ok);
+
 /* MemTotal in bytes (0 if unknown). */
 uint64_t mem_total(void);
 

@@ -2,6 +2,7 @@
 #include "opts.h"
 
 #include <getopt.h>
+#include <stdint.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,12 +57,19 @@ static const char OPTS_USAGE[] =
     "  --html FILE           write a self-contained HTML report\n"
     "  --max-time S          hard limit of the whole run (derived from the phases)\n"
     "  --tag T               run tag in userIDs and msgIDs (random)\n"
+    "  --pad N               broadcast: N bytes of prose after each message's text\n"
+    "                        (0; compressible like a real push)\n"
+    "  --deflate             run the WebSocket scenarios twice: clients without,\n"
+    "                        then with permessage-deflate (RFC 7692); side by side\n"
+    "  --deflate-ws URL, --deflate-api URL, --deflate-pid PID\n"
+    "                        the second pass's nodes (default: the same as the first)\n"
     "  -q, --quiet           no progress line\n"
     "  -h, --help\n";
 
 enum { O_WS = 256, O_API, O_PROCS, O_RATE, O_CRATE, O_PRATE, O_INFL, O_TIMEOUT, O_APP,
        O_DUR, O_HDUR, O_PDUR, O_HB, O_INTERVAL, O_MSGS, O_ROUNDS, O_DRAIN, O_SETTLE,
-       O_FLOOR, O_FSEND, O_FTRIALS, O_NWORKERS, O_PID, O_NOBIND, O_JSON, O_HTML, O_MAXT, O_TAG };
+       O_FLOOR, O_FSEND, O_FTRIALS, O_NWORKERS, O_PID, O_NOBIND, O_JSON, O_HTML, O_MAXT, O_TAG,
+       O_PAD, O_DEFLATE, O_DWS, O_DAPI, O_DPID };
 
 static const struct option OPTS_LONG[] = {
     { "ws", 1, 0, O_WS }, { "api", 1, 0, O_API }, { "conns", 1, 0, 'n' },
@@ -75,6 +83,8 @@ static const struct option OPTS_LONG[] = {
     { "floor-senders", 1, 0, O_FSEND }, { "node-workers", 1, 0, O_NWORKERS }, { "floor-trials", 1, 0, O_FTRIALS }, { "pid", 1, 0, O_PID },
     { "no-bind-sources", 0, 0, O_NOBIND }, { "json", 1, 0, O_JSON }, { "html", 1, 0, O_HTML },
     { "max-time", 1, 0, O_MAXT }, { "tag", 1, 0, O_TAG }, { "quiet", 0, 0, 'q' },
+    { "pad", 1, 0, O_PAD }, { "deflate", 0, 0, O_DEFLATE }, { "deflate-ws", 1, 0, O_DWS },
+    { "deflate-api", 1, 0, O_DAPI }, { "deflate-pid", 1, 0, O_DPID },
     { "help", 0, 0, 'h' }, { 0, 0, 0, 0 }
 };
 
@@ -153,9 +163,38 @@ typedef struct opts_pending {
     int have_rate, have_dur;
 } opts_pending;
 
+/* The options of --deflate and --pad; returns 0, or -1. */
+static int opts_deflate_one(bench_opts *o, int c, const char *a)
+{
+    double v = 0;
+    switch (c) {
+    case O_PAD:
+        if (opts_num("pad", a, 0, OPTS_MAX_PAD, &v))
+            return -1;
+        o->pad = (int)v;
+        return 0;
+    case O_DEFLATE: o->deflate = 1; return 0;
+    case O_DWS:
+        if (o->ndws >= OPTS_MAX_WS) {
+            fprintf(stderr, "imgate-bench: at most %d --deflate-ws\n", OPTS_MAX_WS);
+            return -1;
+        }
+        snprintf(o->dws_text[o->ndws++], sizeof(o->dws_text[0]), "%s", a);
+        return 0;
+    case O_DAPI: snprintf(o->dapi_text, sizeof(o->dapi_text), "%s", a); return 0;
+    default:
+        if (o->ndpids >= OPTS_MAX_PIDS || opts_num("deflate-pid", a, 1, 1 << 30, &v))
+            return -1;
+        o->dpids[o->ndpids++] = (int)v;
+        return 0;
+    }
+}
+
 /* One option; returns 0, 1 (help) or -1. */
 static int opts_one(bench_opts *o, int c, const char *a, opts_pending *pd)
 {
+    if (c >= O_PAD && c <= O_DPID)
+        return opts_deflate_one(o, c, a);
     double v = 0;
     switch (c) {
     case O_WS:
@@ -305,7 +344,73 @@ static int opts_finish(bench_opts *o, unsigned given, const opts_pending *pd)
         fprintf(stderr, "imgate-bench: --p2p-rate x --p2p-duration above %d\n", OPTS_MAX_P2P);
         return -1;
     }
+    if ((o->ndws || o->dapi_text[0] || o->ndpids) && !o->deflate) {
+        fprintf(stderr, "imgate-bench: --deflate-ws/--deflate-api/--deflate-pid need --deflate\n");
+        return -1;
+    }
     return 0;
+}
+
+/* A second tag as wide as the first, so both passes' frames weigh the same. */
+static void opts_other_tag(char *tag)
+{
+    static const char A[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+    const char *at = strchr(A, tag[0]);
+    tag[0] = A[((at ? at - A : 0) + 18) % 36];
+}
+
+int opts_deflate_pass(const bench_opts *o, bench_opts *out)
+{
+    char err[400];
+    *out = *o;
+    out->offer_deflate = 1;
+    out->json_path = out->html_path = NULL;
+    opts_other_tag(out->tag);
+    if (o->ndws) {
+        out->nws = o->ndws;
+        for (int i = 0; i < o->ndws; i++) {
+            snprintf(out->ws_text[i], sizeof(out->ws_text[i]), "%s", o->dws_text[i]);
+            if (url_parse(out->ws_text[i], "ws", &out->ws[i], err, sizeof(err)) != 0) {
+                fprintf(stderr, "imgate-bench: --deflate-ws: %s\n", err);
+                return -1;
+            }
+        }
+    }
+    if (o->dapi_text[0]) {
+        snprintf(out->api_text, sizeof(out->api_text), "%s", o->dapi_text);
+        if (url_parse(out->api_text, "http", &out->api, err, sizeof(err)) != 0) {
+            fprintf(stderr, "imgate-bench: --deflate-api: %s\n", err);
+            return -1;
+        }
+    }
+    if (o->ndpids) {
+        out->npids = o->ndpids;
+        memcpy(out->pids, o->dpids, sizeof(o->dpids));
+    }
+    return 0;
+}
+
+void opts_pad_text(const bench_opts *o, char *out)
+{
+    static const char *const words[] = {
+        "your", "order", "has", "shipped", "and", "will", "arrive", "on", "tuesday",
+        "between", "nine", "noon", "the", "courier", "calls", "before", "delivery",
+        "track", "it", "in", "app", "reply", "stop", "to", "unsubscribe", "from", "these",
+        "updates", "thank", "you", "for", "shopping", "with", "us", "room", "message",
+    };
+    uint32_t x = 2463534242u;
+    int n = 0;
+    while (n < o->pad) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        const char *w = words[x % (sizeof(words) / sizeof(words[0]))];
+        for (size_t i = 0; w[i] && n < o->pad; i++)
+            out[n++] = w[i];
+        if (n < o->pad)
+            out[n++] = ' ';
+    }
+    out[n] = '\0';
 }
 
 int opts_parse(int argc, char **argv, bench_opts *o)

@@ -15,6 +15,7 @@ enum {
 #define OPTS_MAX_BCAST 100000          /* broadcast messages in one run */
 #define OPTS_MAX_P2P 5000000           /* p2p messages in one run */
 #define OPTS_MAX_SEEN (64u << 20)      /* a worker's broadcast duplicate bitmap, bytes */
+#define OPTS_MAX_PAD 16384             /* --pad: text after a broadcast's fixed part */
 
 typedef struct bench_opts {
     unsigned scenarios;
@@ -40,6 +41,16 @@ typedef struct bench_opts {
     double max_time_s;
     int quiet;
     char tag[8];                   /* makes userIDs and msgIDs unique per run */
+    int pad;                       /* --pad: bytes of prose after each broadcast's text */
+    /* --deflate: the WebSocket scenarios run twice, first with clients that
+     * do not offer permessage-deflate, then (the second pass) with clients
+     * that offer it, must get it and inflate what is compressed; the second
+     * pass may go to other nodes (--deflate-ws, --deflate-api, --deflate-pid) */
+    int deflate;
+    int offer_deflate;             /* this pass's clients offer permessage-deflate */
+    char dws_text[OPTS_MAX_WS][300], dapi_text[300];
+    int ndws;
+    int dpids[OPTS_MAX_PIDS], ndpids;
 } bench_opts;
 
 /* Parses argv. Returns 0 to run, 1 if help was printed, -1 on a usage error
@@ -48,6 +59,13 @@ int opts_parse(int argc, char **argv, bench_opts *o);
 
 /* Names of the scenario bits, in run order ("connect", ...). */
 const char *opts_scenario_name(unsigned bit);
+
+/* The options of the second pass of --deflate: o's, with the clients
+ * offering permessage-deflate, the --deflate-* targets, another tag. */
+int opts_deflate_pass(const bench_opts *o, bench_opts *out);
+
+/* The --pad text (o->pad bytes, fixed for a run; words and spaces). */
+void opts_pad_text(const bench_opts *o, char *out);
 
 /* The WebSocket address of connection i. */
 const url *opts_ws_for(const bench_opts *o, long i);

@@ -330,6 +330,47 @@ static void rh_head(FILE *f, const result *r)
     }
 }
 
+static void rh_cell(FILE *f, const char *fmt, double v)
+{
+    fputs("<td class=n>", f);
+    if (isnan(v))
+        fputs("–", f);
+    else
+        fprintf(f, fmt, v);
+    fputs("</td>", f);
+}
+
+/* --deflate: the two passes side by side. */
+static void rh_deflate(FILE *f, const result *r)
+{
+    rd_row rows[RD_MAX_ROWS];
+    int n = report_deflate_rows(r, rows);
+    if (!n)
+        return;
+    fputs("<h2>permessage-deflate: off and on</h2>\n<p class=meta>The same scenarios twice: "
+          "clients that do not offer permessage-deflate, then clients that offer it and "
+          "inflate what is compressed (second pass: ", f);
+    svg_text(f, r->deflate_on->o->ws_text[0]);
+    fputs(").</p>\n", f);
+    if (r->deflate_on->error[0]) {
+        fputs("<p class=bad>Second pass failed: ", f);
+        svg_text(f, r->deflate_on->error);
+        fputs("</p>\n", f);
+    }
+    fputs("<table><tr><th></th><th>off</th><th>on</th><th>on / off</th></tr>\n", f);
+    for (int i = 0; i < n; i++) {
+        double q = rows[i].off > 0 && !isnan(rows[i].on) ? rows[i].on / rows[i].off : NAN;
+        fputs("<tr><td>", f);
+        svg_text(f, rows[i].name);
+        fputs("</td>", f);
+        rh_cell(f, rows[i].fmt, rows[i].off);
+        rh_cell(f, rows[i].fmt, rows[i].on);
+        rh_cell(f, "%.2f ×", q);
+        fputs("</tr>\n", f);
+    }
+    fputs("</table>\n", f);
+}
+
 int report_html(const result *r, const char *path)
 {
     FILE *f = fopen(path, "w");
@@ -341,6 +382,7 @@ int report_html(const result *r, const char *path)
     snprintf(title, sizeof(title), "Latency histogram (%s)", hn);
     rh_head(f, r);
     rh_headline(f, r);
+    rh_deflate(f, r);
     fputs("<h2>Charts</h2>\n", f);
     rh_histogram(f, h, title);
     if (r->p2p_ran && r->bc_ran)

@@ -1,6 +1,7 @@
 /* report_json.c — results as JSON: the headline keys first (connections,
  * bytes per connection, rates, broadcast times, losses, latency), then one
- * object per phase, memory steps and the timeline. */
+ * object per phase, memory steps and the timeline; with --deflate, the two
+ * passes side by side ("deflate": off, on, on_vs_off). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -126,6 +127,7 @@ static void rj_connect(jw *w, const result *r)
     jw_int(w, "timeout_login", (long long)k->f_to_login);
     jw_int(w, "closed", (long long)k->f_closed);
     jw_int(w, "protocol", (long long)k->f_protocol);
+    jw_int(w, "extension_refused", (long long)k->f_ext);
     jw_end(w, '}');
     rj_kv(w, "connect_errors", k->connect_errs, 1);
     rj_kv(w, "handshake_statuses", k->statuses, 0);
@@ -201,6 +203,9 @@ static void rj_broadcast(jw *w, const result *r)
     jw_num(w, "last_delivery_ms_median", r->bc_ran ? result_bc_last_median(r) : NAN);
     jw_num(w, "last_delivery_ms_max", r->bc_ran ? result_bc_last_max(r) : NAN);
     jw_num(w, "phase_s", r->bc_phase_s);
+    jw_num(w, "node_cpu_s", r->bc_ran ? r->bc_node_cpu_s : NAN);
+    jw_int(w, "rx_bytes", (long long)r->bc_rx_bytes);
+    jw_int(w, "compressed_pushes", (long long)r->st.c.bc_z);
     rj_latency(w, "latency_ms", &r->st.bc);
     rj_messages(w, r);
     jw_end(w, '}');
@@ -318,6 +323,9 @@ static void rj_config(jw *w, const result *r)
     jw_int(w, "floor_trials", o->floor_trials);
     jw_bool(w, "bind_sources", o->bind_sources);
     jw_str(w, "tag", o->tag);
+    jw_int(w, "pad", o->pad);
+    jw_bool(w, "deflate", o->deflate);
+    jw_bool(w, "offer_deflate", o->offer_deflate);
     jw_end(w, '}');
     jw_obj(w, "machine");
     jw_int(w, "cpus", r->cpus);
@@ -333,6 +341,68 @@ static void rj_scenarios(jw *w, const result *r)
         if (r->o->scenarios & b)
             jw_str(w, NULL, opts_scenario_name(b));
     jw_end(w, ']');
+}
+
+static double rj_ratio(double a, double b)
+{
+    return isnan(a) || isnan(b) || !(b > 0) ? NAN : a / b;
+}
+
+static double rj_per_delivery(const result *r, double total)
+{
+    return r->bc_delivered ? total / (double)r->bc_delivered : NAN;
+}
+
+/* One pass of --deflate, in the figures the comparison is about. */
+static void rj_pass(jw *w, const char *key, const result *r)
+{
+    const counters *k = &r->st.c;
+    jw_obj(w, key);
+    jw_str(w, "ws_url", r->o->ws_text[0]);
+    jw_bool(w, "clients_offer_deflate", r->o->offer_deflate);
+    jw_arr(w, "failures");
+    for (int i = 0; i < r->nfailures; i++)
+        jw_str(w, NULL, r->failures[i]);
+    jw_end(w, ']');
+    jw_int(w, "connections", r->logged_in);
+    jw_int(w, "failed", (long long)k->failed);
+    jw_int(w, "dropped", (long long)k->dropped);
+    jw_num(w, "server_rss_bytes_per_conn", result_server_bytes_per_conn(r));
+    jw_num(w, "kernel_bytes_per_conn", result_kernel_bytes_per_conn(r, 0));
+    jw_num(w, "frame_bytes", r->bc_frame_max > 0 ? (double)r->bc_frame_max : NAN);
+    jw_int(w, "compressed_pushes", (long long)k->bc_z);
+    jw_int(w, "delivered", (long long)r->bc_delivered);
+    jw_int(w, "expected", (long long)r->bc_expected);
+    jw_int(w, "lost", (long long)r->bc_lost);
+    jw_int(w, "duplicated", (long long)r->bc_dup);
+    jw_int(w, "broadcast_rx_bytes", (long long)r->bc_rx_bytes);
+    jw_num(w, "broadcast_rx_bytes_per_delivery", rj_per_delivery(r, (double)r->bc_rx_bytes));
+    jw_num(w, "last_delivery_ms_median", r->bc_ran ? result_bc_last_median(r) : NAN);
+    jw_num(w, "last_delivery_ms_best", r->bc_ran ? result_bc_last_min(r) : NAN);
+    jw_num(w, "last_delivery_ms_max", r->bc_ran ? result_bc_last_max(r) : NAN);
+    jw_num(w, "node_cpu_s", r->bc_ran ? r->bc_node_cpu_s : NAN);
+    jw_num(w, "node_cpu_us_per_delivery", rj_per_delivery(r, r->bc_node_cpu_s * 1e6));
+    rj_latency(w, "latency_ms", &r->st.bc);
+    jw_end(w, '}');
+}
+
+static void rj_deflate(jw *w, const result *r)
+{
+    const result *z = r->deflate_on;
+    if (!z)
+        return;
+    jw_obj(w, "deflate");
+    rj_pass(w, "off", r);
+    rj_pass(w, "on", z);
+    jw_obj(w, "on_vs_off");
+    jw_num(w, "frame_bytes", rj_ratio((double)z->bc_frame_max, (double)r->bc_frame_max));
+    jw_num(w, "broadcast_rx_bytes", rj_ratio((double)z->bc_rx_bytes, (double)r->bc_rx_bytes));
+    jw_num(w, "last_delivery_ms_median", rj_ratio(result_bc_last_median(z), result_bc_last_median(r)));
+    jw_num(w, "node_cpu_s", rj_ratio(z->bc_node_cpu_s, r->bc_node_cpu_s));
+    jw_num(w, "server_rss_bytes_per_conn", rj_ratio(result_server_bytes_per_conn(z),
+                                                    result_server_bytes_per_conn(r)));
+    jw_end(w, '}');
+    jw_end(w, '}');
 }
 
 int report_json(const result *r, const char *path)
@@ -352,6 +422,7 @@ int report_json(const result *r, const char *path)
     jw_end(&w, ']');
     jw_num(&w, "duration_s", r->total_s);
     rj_headline(&w, r);
+    rj_deflate(&w, r);
     rj_config(&w, r);
     rj_connect(&w, r);
     rj_hold(&w, r);

@@ -39,6 +39,36 @@ static void rt_floor(FILE *f, const result *r)
                 "broadcast / floor", result_ratio_median(r), result_ratio_best(r));
 }
 
+static void rt_value(FILE *f, const char *fmt, double v)
+{
+    char s[32] = "-";
+    if (!isnan(v))
+        snprintf(s, sizeof(s), fmt, v);
+    fprintf(f, " %12s", s);
+}
+
+/* --deflate: the passes side by side. */
+static void rt_deflate(const result *r, FILE *f)
+{
+    rd_row rows[RD_MAX_ROWS];
+    int n = report_deflate_rows(r, rows);
+    if (!n)
+        return;
+    fprintf(f, "  permessage-deflate, second pass (%s)%s\n", r->deflate_on->o->ws_text[0],
+            r->deflate_on->error[0] ? ": ERROR" : "");
+    if (r->deflate_on->error[0])
+        fprintf(f, "  ERROR: %s\n", r->deflate_on->error);
+    fprintf(f, "  %-54s %12s %12s %12s\n", "", "off", "on", "on/off");
+    for (int i = 0; i < n; i++) {
+        double q = rows[i].off > 0 && !isnan(rows[i].on) ? rows[i].on / rows[i].off : NAN;
+        fprintf(f, "  %-54s", rows[i].name);
+        rt_value(f, rows[i].fmt, rows[i].off);
+        rt_value(f, rows[i].fmt, rows[i].on);
+        rt_value(f, "%.2fx", q);
+        fputc('\n', f);
+    }
+}
+
 void report_summary(const result *r, FILE *f)
 {
     const counters *k = &r->st.c;
@@ -80,4 +110,5 @@ void report_summary(const result *r, FILE *f)
     }
     if (r->fl.ran)
         rt_floor(f, r);
+    rt_deflate(r, f);
 }

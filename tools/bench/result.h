@@ -54,6 +54,8 @@ typedef struct result {
     uint64_t bc_accepted, bc_expected, bc_delivered, bc_lost, bc_dup, bc_http_err;
     double bc_phase_s;
     long bc_frame_min, bc_frame_max;  /* wire bytes of the push frames received (0: none) */
+    double bc_node_cpu_s;         /* CPU the --pid processes used in the phase (NaN: unknown) */
+    uint64_t bc_rx_bytes;         /* bytes the clients read in the phase (pushes, replies) */
 
     /* p2p */
     int p2p_ran;
@@ -67,6 +69,10 @@ typedef struct result {
     mem_sample *tl;
     int ntl;
     double tl_every;
+
+    /* --deflate: the second pass (clients with permessage-deflate), which
+     * the reports set beside this one; NULL without --deflate */
+    const struct result *deflate_on;
 } result;
 
 /* Derived figures (NaN when not measured). */

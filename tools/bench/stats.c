@@ -50,13 +50,14 @@ void counters_merge(counters *d, const counters *s)
     STATS_SUM(alive); STATS_SUM(failed); STATS_SUM(dropped);
     STATS_SUM(f_connect); STATS_SUM(f_status); STATS_SUM(f_accept); STATS_SUM(f_login);
     STATS_SUM(f_to_connect); STATS_SUM(f_to_handshake); STATS_SUM(f_to_login);
-    STATS_SUM(f_closed); STATS_SUM(f_protocol);
+    STATS_SUM(f_closed); STATS_SUM(f_protocol); STATS_SUM(f_ext);
     STATS_SUM(d_eof); STATS_SUM(d_error); STATS_SUM(d_close); STATS_SUM(d_protocol);
     STATS_SUM(hb_sent); STATS_SUM(hb_ok); STATS_SUM(hb_err);
     STATS_SUM(bc_rx); STATS_SUM(bc_dup); STATS_SUM(p2p_rx);
     STATS_SUM(p2p_dup); STATS_SUM(p2p_wrong); STATS_SUM(msg_bad);
     STATS_SUM(enter_rx); STATS_SUM(exit_rx); STATS_SUM(other_rx); STATS_SUM(ping_rx);
     STATS_SUM(write_err); STATS_SUM(rx_bytes); STATS_SUM(rss_start);
+    STATS_SUM(z_rx); STATS_SUM(bc_z);
     kv_merge(d->connect_errs, s->connect_errs);
     kv_merge(d->statuses, s->statuses);
     kv_merge(d->login_codes, s->login_codes);

@@ -18,7 +18,7 @@ typedef struct counters {
     uint64_t attempted, tcp_ok, upgraded, logged_in, alive, failed, dropped;
     /* why a set-up failed */
     uint64_t f_connect, f_status, f_accept, f_login, f_to_connect, f_to_handshake, f_to_login,
-        f_closed, f_protocol;
+        f_closed, f_protocol, f_ext;   /* f_ext: permessage-deflate asked for, not granted */
     /* why a logged-in connection went away */
     uint64_t d_eof, d_error, d_close, d_protocol;
     kv connect_errs[KV_MAX];     /* errno (negative libuv code) -> count */
@@ -29,6 +29,7 @@ typedef struct counters {
     uint64_t hb_sent, hb_ok, hb_err;
     uint64_t bc_rx, bc_dup, p2p_rx, p2p_dup, p2p_wrong, msg_bad;
     uint64_t bc_frame_min, bc_frame_max;  /* wire bytes of a broadcast push frame */
+    uint64_t z_rx, bc_z;             /* messages / broadcast pushes that came compressed */
     uint64_t enter_rx, exit_rx, other_rx, ping_rx, write_err, rx_bytes;
     uint64_t rss_start;              /* the worker's VmRSS before its first connection */
 } counters;

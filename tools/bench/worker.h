@@ -45,6 +45,7 @@ typedef struct worker {
     uint8_t *bc_seen;                 /* bit seq * count + i: conns[i] got broadcast seq */
     uint8_t *p2p_cnt;
     uint32_t rx_frame;                /* wire bytes of the message being handled */
+    uint8_t rx_z;                     /* ... and it came compressed (permessage-deflate) */
     char prefix[8];                   /* "<tag>." at the start of our messages */
     size_t prefix_len;
 } worker;

@@ -59,12 +59,15 @@ int wsc_accept(const char *key, char out[WSC_ACCEPT_LEN + 1])
     return 0;
 }
 
-size_t wsc_request(char *out, size_t cap, const char *host, const char *path, const char *key)
+size_t wsc_request(char *out, size_t cap, const char *host, const char *path, const char *key,
+                   const char *extensions)
 {
     int n = snprintf(out, cap,
                      "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                     "Sec-WebSocket-Version: 13\r\n\r\n", path, host, key);
+                     "Sec-WebSocket-Version: 13\r\n%s%s%s\r\n", path, host, key,
+                     extensions ? "Sec-WebSocket-Extensions: " : "",
+                     extensions ? extensions : "", extensions ? "\r\n" : "");
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
@@ -119,6 +122,35 @@ int wsc_response(const char *p, size_t n, const char *key, int *status, int *acc
     return WSC_HS_DONE;
 }
 
+/* Whether the ';'-separated list v[0..n) holds the element `want`. */
+static int wsc_has_param(const char *v, size_t n, const char *want)
+{
+    size_t wl = strlen(want);
+    const char *end = v + n;
+    while (v < end) {
+        const char *semi = memchr(v, ';', (size_t)(end - v));
+        const char *e = semi ? semi : end;
+        while (v < e && (*v == ' ' || *v == '\t'))
+            v++;
+        const char *t = e;
+        while (t > v && (t[-1] == ' ' || t[-1] == '\t'))
+            t--;
+        if ((size_t)(t - v) == wl && memcmp(v, want, wl) == 0)
+            return 1;
+        v = semi ? semi + 1 : end;
+    }
+    return 0;
+}
+
+int wsc_deflate_accepted(const char *p, size_t n)
+{
+    size_t vl;
+    const char *v = wsc_header(p, n, "Sec-WebSocket-Extensions", &vl);
+    return v && vl >= 18 && memcmp(v, "permessage-deflate", 18) == 0 &&
+           wsc_has_param(v, vl, "server_no_context_takeover") &&
+           wsc_has_param(v, vl, "client_no_context_takeover");
+}
+
 size_t wsc_encode(uint8_t *out, size_t cap, unsigned opcode, const void *payload, size_t n,
                   uint32_t mask)
 {
@@ -152,13 +184,15 @@ static int wsc_opcode_ok(unsigned op)
     return op <= WSC_BINARY || (op >= WSC_CLOSE && op <= WSC_PONG);
 }
 
-int wsc_parse(const uint8_t *p, size_t n, wsc_frame *f)
+int wsc_parse(const uint8_t *p, size_t n, int deflate, wsc_frame *f)
 {
     if (n < 2)
         return WSC_F_NEED;
     f->fin = p[0] >> 7;
     f->opcode = p[0] & 0x0F;
-    if ((p[0] & 0x70) || (p[1] & 0x80) || !wsc_opcode_ok(f->opcode))
+    f->rsv1 = (p[0] >> 6) & 1;
+    uint8_t rsv = p[0] & (deflate && f->opcode < WSC_CLOSE ? 0x30 : 0x70);
+    if (rsv || (p[1] & 0x80) || !wsc_opcode_ok(f->opcode))
         return WSC_F_BAD;
     uint64_t len = p[1] & 0x7F;
     size_t head = 2;

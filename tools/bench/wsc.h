@@ -24,8 +24,13 @@ void wsc_key(uint64_t seed, char out[WSC_KEY_LEN + 1]);
  * Returns 0, -1 if the digest failed. */
 int wsc_accept(const char *key, char out[WSC_ACCEPT_LEN + 1]);
 
-/* Writes the upgrade request. Returns its length, 0 if cap is too small. */
-size_t wsc_request(char *out, size_t cap, const char *host, const char *path, const char *key);
+/* What a client offers for permessage-deflate (RFC 7692), as browsers do. */
+#define WSC_DEFLATE_OFFER "permessage-deflate; client_max_window_bits"
+
+/* Writes the upgrade request, with a Sec-WebSocket-Extensions line holding
+ * extensions unless it is NULL. Returns its length, 0 if cap is too small. */
+size_t wsc_request(char *out, size_t cap, const char *host, const char *path, const char *key,
+                   const char *extensions);
 
 enum { WSC_HS_NEED = 0, WSC_HS_DONE = 1, WSC_HS_BAD = -1 };
 
@@ -36,6 +41,11 @@ enum { WSC_HS_NEED = 0, WSC_HS_DONE = 1, WSC_HS_BAD = -1 };
  * head including the blank line (frames may follow). */
 int wsc_response(const char *p, size_t n, const char *key, int *status, int *accept_ok,
                  size_t *head_len);
+/* Whether the answer head p[0..n) accepted permessage-deflate with no
+ * context takeover for either side (what a client that keeps no state
+ * between messages needs: the server must then compress each message
+ * alone). */
+int wsc_deflate_accepted(const char *p, size_t n);
 
 /* One masked frame (fin set) of payload into out. Returns the frame length,
  * 0 if cap is too small. */
@@ -44,6 +54,7 @@ size_t wsc_encode(uint8_t *out, size_t cap, unsigned opcode, const void *payload
 
 typedef struct wsc_frame {
     unsigned fin, opcode;
+    unsigned rsv1;           /* a compressed message (permessage-deflate) */
     size_t head;             /* header bytes */
     size_t len;              /* payload bytes */
 } wsc_frame;
@@ -53,7 +64,9 @@ enum { WSC_F_NEED = 0, WSC_F_OK = 1, WSC_F_BAD = -1 };
 /* Parses one server frame from p[0..n). WSC_F_OK: the whole frame is there
  * (payload at p + f->head); WSC_F_NEED: more bytes needed; WSC_F_BAD: a
  * protocol violation (masked, RSV bits, unknown opcode, bad control frame,
- * longer than WSC_MAX_PAYLOAD). */
-int wsc_parse(const uint8_t *p, size_t n, wsc_frame *f);
+ * longer than WSC_MAX_PAYLOAD). With deflate (permessage-deflate
+ * negotiated) RSV1 is let through on data frames (f->rsv1); which of them
+ * may carry it is the caller's rule. */
+int wsc_parse(const uint8_t *p, size_t n, int deflate, wsc_frame *f);
 
 #endif
