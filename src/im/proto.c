@@ -311,6 +311,8 @@ void proto_handle(struct conn *c, const char *msg, size_t len)
 {
     proto_req r = { .c = c };
     const char *why;
+    if (resume_pending(c) && resume_defer(c, msg, len) == 0)
+        return;                                   /* after the pending login's reply */
     if (proto_parse(msg, len, &r.m, &why) != 0) {
         proto_invalid(c, why);
         return;

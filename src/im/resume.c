@@ -26,8 +26,19 @@ typedef struct resume_item {
     sbuf *frame;
 } resume_item;
 
+/* A message the client sent while its login was pending: handled after the
+ * login's reply and replay, so that replies keep the order of requests. */
+typedef struct resume_later {
+    struct resume_later *next;
+    size_t len;
+    char text[];
+} resume_later;
+
 typedef struct resume_job {
     task t;
+    struct resume_job *next;       /* the worker's pending logins */
+    struct worker *w;              /* the worker that owns the job */
+    resume_later *later, **later_tail;
     struct conn *c;
     uint32_t appid;
     uint8_t uidlen;
@@ -43,8 +54,36 @@ typedef struct resume_job {
     struct resume_item *items;     /* the replay: inbox and room entries */
 } resume_job;
 
+/* The logins of this worker whose task has not run yet (a handful at most:
+ * each lives for one trip through the worker's inbox). */
+static _Thread_local resume_job *resume_pending_jobs;
+
+static resume_job *resume_job_of(const struct conn *c)
+{
+    for (resume_job *j = resume_pending_jobs; j; j = j->next)
+        if (j->c == c)
+            return j;
+    return NULL;
+}
+
+static void resume_unlist(resume_job *j)
+{
+    if (worker_self() != j->w)
+        return;                                   /* final drain: that thread's list is gone */
+    for (resume_job **p = &resume_pending_jobs; *p; p = &(*p)->next)
+        if (*p == j) {
+            *p = j->next;
+            return;
+        }
+}
+
 static void resume_job_free(resume_job *j)
 {
+    while (j->later) {
+        resume_later *l = j->later;
+        j->later = l->next;
+        free(l);
+    }
     for (size_t i = 0; i < j->n; i++)
         sbuf_unref(j->items[i].frame);
     free(j->items);
@@ -130,6 +169,7 @@ static void resume_run(struct worker *w, task *t)
     (void)w;
     resume_job *j = (resume_job *)t;
     struct conn *c = j->c;
+    resume_unlist(j);
     if (conn_unhold(c) || c->state != CONN_WS_OPEN) {     /* gone meanwhile */
         resume_job_free(j);
         return;
@@ -151,7 +191,23 @@ static void resume_run(struct worker *w, task *t)
         dlog_key k = { j->appid, j->uid, j->uidlen };
         dlog_cursor_set(&k, j->cursor);
     }
+    for (resume_later *l = j->later; l && c->state == CONN_WS_OPEN && !resume_pending(c); l = l->next)
+        proto_handle(c, l->text, l->len);         /* may start another login: it waits its turn */
     resume_job_free(j);
+}
+
+int resume_defer(struct conn *c, const char *msg, size_t len)
+{
+    resume_job *j = resume_job_of(c);
+    resume_later *l = j ? malloc(sizeof(*l) + len) : NULL;
+    if (!l)
+        return -1;
+    l->next = NULL;
+    l->len = len;
+    memcpy(l->text, msg, len);
+    *j->later_tail = l;
+    j->later_tail = &l->next;
+    return 0;
 }
 
 /* ---------- login and ack ---------- */
@@ -164,6 +220,8 @@ static resume_job *resume_job_new(struct conn *c, const resume_req *q)
     if (!j)
         return NULL;
     j->t.run = resume_run;
+    j->w = conn_worker(c);
+    j->later_tail = &j->later;
     j->c = c;
     j->appid = q->appid;
     j->uidlen = (uint8_t)q->uidlen;
@@ -201,6 +259,8 @@ int resume_login(struct conn *c, const resume_req *q)
         code = IM_SERVER_ERROR;
     } else {
         conn_hold(c);                                  /* until resume_run */
+        j->next = resume_pending_jobs;
+        resume_pending_jobs = j;
         worker_post(conn_worker(c), &j->t);            /* ordered with the sends (resume.h) */
     }
     dlog_unlock2(&user, &room);

@@ -38,6 +38,10 @@ int resume_login(struct conn *c, const resume_req *q);
 
 /* Is a login of c under way (resume_login called, its task not run yet)? */
 int resume_pending(const struct conn *c);
+/* Keeps a message c sent while its login is under way: it is handled right
+ * after the login's reply and replay (replies keep the order of requests).
+ * Returns 0, or -1 (out of memory: the caller answers it now). */
+int resume_defer(struct conn *c, const char *msg, size_t len);
 
 /* The ack command: moves the user's pushed cursor to id. An IM code. */
 int resume_ack(struct conn *c, const char *id, size_t len);

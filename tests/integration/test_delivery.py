@@ -81,6 +81,29 @@ class DeliveryTest(NodeCase):
         finally:
             ws.close()
 
+    def test_replies_keep_the_order_of_requests(self):
+        """Commands sent right behind a login are answered after it: login,
+        ping, a second login (1009), heartbeat — in that order."""
+        node = self.node
+        send(node, "ord1", "ord-stored", "waiting")            # a replay is pending too
+        ws = RawWS(node.ws_port)
+        try:
+            frames = [cmd_json("login", {"serviceToken": "", "appID": 101, "userID": "ord1"}, seq="o1"),
+                      cmd_json("ping", seq="o2"),
+                      cmd_json("login", {"serviceToken": "", "appID": 101, "userID": "ord1"}, seq="o3"),
+                      cmd_json("heartbeat", seq="o4")]
+            ws.send(b"".join(text(f) for f in frames))
+            got = []
+            while len(got) < 4:
+                m = next_json(ws)
+                if m["cmd"] == "msg":
+                    self.assertEqual(got, ["o1"])              # the replay follows the login reply
+                    continue
+                got.append((m["seq"], m["response"]["code"]) if m["seq"] != "o1" else "o1")
+            self.assertEqual(got, ["o1", ("o2", 200), ("o3", 1009), ("o4", 200)])
+        finally:
+            ws.close()
+
     def test_bad_ids_and_ack_before_login(self):
         node = self.node
         ws = RawWS(node.ws_port)
