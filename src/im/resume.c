@@ -50,6 +50,7 @@ typedef struct resume_job {
     int moves_cursor;              /* inbox entries were replayed: cursor = last */
     dlog_id cursor;
     int failed;                    /* out of memory while reading */
+    int room_pass;                 /* reading the room's history: skip the user's own sends */
     size_t n, cap;
     struct resume_item *items;     /* the replay: inbox and room entries */
 } resume_job;
@@ -119,6 +120,8 @@ static int resume_on_entry(const dlog_entry *e, void *ud)
 {
     resume_job *j = ud;
     char idtext[DLOG_ID_MAX];
+    if (j->room_pass && e->fromlen == j->uidlen && memcmp(e->from, j->uid, j->uidlen) == 0)
+        return 0;                                  /* live room pushes skip their sender too */
     size_t idlen = dlog_id_format(e->id, idtext);
     const char *seq = e->seqlen ? e->seq : idtext;     /* the msgID, else the id */
     sbuf *f = hub_push_frame_id(seq, e->seqlen ? e->seqlen : idlen, "msg", e->msg, e->msglen,
@@ -133,12 +136,26 @@ static int resume_on_entry(const dlog_entry *e, void *ud)
 
 /* The inbox entries the user has not seen: after lastID, else after the
  * pushed cursor, else all that are kept (offline messages). */
+static int resume_from_future(const dlog_key *k, const dlog_id *id);
+
+/* An id this log never gave (newer than its newest entry: the node lost
+ * its memory, or the id comes from elsewhere) cannot say what was seen:
+ * everything kept is replayed and the client is told it may have a gap. */
+static const dlog_id *resume_after(const dlog_key *k, const dlog_id *id, int *gap)
+{
+    if (!resume_from_future(k, id))
+        return id;
+    *gap = 1;
+    return NULL;
+}
+
 static int resume_read_inbox(resume_job *j, const dlog_key *k, const resume_req *q, int *gap)
 {
     dlog_id after;
     const dlog_id *from = NULL;
+    int unknown = 0;
     if (q->has_last) {
-        from = &q->last;
+        from = resume_after(k, &q->last, &unknown);
     } else if (dlog_cursor_get_locked(k, &after) == 0) {
         from = &after;
     }
@@ -146,10 +163,22 @@ static int resume_read_inbox(resume_job *j, const dlog_key *k, const resume_req 
     dlog_read_locked(k, from, 0, resume_on_entry, j, gap);
     if (!q->has_last)
         *gap = 0;                                  /* a legacy client cannot be told */
+    *gap |= unknown;
     if (j->n > before) {
         j->moves_cursor = 1;
         dlog_last_locked(k, &j->cursor);
     }
+    return j->failed ? -1 : 0;
+}
+
+static int resume_read_room(resume_job *j, const dlog_key *k, const resume_req *q, int *gap)
+{
+    int unknown = 0;
+    const dlog_id *from = resume_after(k, &q->last_room, &unknown);
+    j->room_pass = 1;
+    dlog_read_locked(k, from, 0, resume_on_entry, j, gap);
+    j->room_pass = 0;
+    *gap |= unknown;
     return j->failed ? -1 : 0;
 }
 
@@ -164,6 +193,27 @@ static int resume_from_future(const dlog_key *k, const dlog_id *id)
 
 /* ---------- the task on the connection's worker ---------- */
 
+/* The commands that waited for j's login, in order. One of them may start
+ * another login: the rest then wait for that one (moved to its job). */
+static void resume_run_later(resume_job *j, struct conn *c)
+{
+    while (j->later && c->state == CONN_WS_OPEN) {
+        if (resume_pending(c)) {
+            resume_job *next = resume_job_of(c);
+            if (next) {                            /* its list is empty: ours go first */
+                *next->later_tail = j->later;
+                next->later_tail = j->later_tail;
+                j->later = NULL;
+            }
+            return;
+        }
+        resume_later *l = j->later;
+        j->later = l->next;
+        proto_handle(c, l->text, l->len);
+        free(l);
+    }
+}
+
 static void resume_run(struct worker *w, task *t)
 {
     (void)w;
@@ -177,6 +227,7 @@ static void resume_run(struct worker *w, task *t)
     int first;
     if (hub_attach(c, j->appid, j->uid, j->uidlen, &first) != 0) {
         proto_reply_raw(c, j->seq, j->seqlen, "login", 5, IM_SERVER_ERROR, "null");
+        resume_run_later(j, c);
         resume_job_free(j);
         return;
     }
@@ -191,8 +242,7 @@ static void resume_run(struct worker *w, task *t)
         dlog_key k = { j->appid, j->uid, j->uidlen };
         dlog_cursor_set(&k, j->cursor);
     }
-    for (resume_later *l = j->later; l && c->state == CONN_WS_OPEN && !resume_pending(c); l = l->next)
-        proto_handle(c, l->text, l->len);         /* may start another login: it waits its turn */
+    resume_run_later(j, c);
     resume_job_free(j);
 }
 
@@ -248,14 +298,13 @@ int resume_login(struct conn *c, const resume_req *q)
     if (!j)
         return IM_SERVER_ERROR;
     int gap_inbox = 0, gap_room = 0, code = -1;
-    dlog_lock2(&user, &room);
-    if ((q->has_last && resume_from_future(&user, &q->last)) ||
-        (q->has_last_room && resume_from_future(&room, &q->last_room))) {
-        code = IM_PARAM_ILLEGAL;                       /* not an id this node gave */
-    } else if (resume_read_inbox(j, &user, q, &gap_inbox) != 0 ||
-               (q->has_last_room &&
-                (dlog_read_locked(&room, &q->last_room, 0, resume_on_entry, j, &gap_room), j->failed)) ||
-               resume_keep_seq(j, q, gap_inbox || gap_room) != 0) {
+    if (q->has_last_room)                              /* the room's lock only when it replays */
+        dlog_lock2(&user, &room);
+    else
+        dlog_lock(&user);
+    if (resume_read_inbox(j, &user, q, &gap_inbox) != 0 ||
+        (q->has_last_room && resume_read_room(j, &room, q, &gap_room) != 0) ||
+        resume_keep_seq(j, q, gap_inbox || gap_room) != 0) {
         code = IM_SERVER_ERROR;
     } else {
         conn_hold(c);                                  /* until resume_run */
@@ -263,7 +312,10 @@ int resume_login(struct conn *c, const resume_req *q)
         resume_pending_jobs = j;
         worker_post(conn_worker(c), &j->t);            /* ordered with the sends (resume.h) */
     }
-    dlog_unlock2(&user, &room);
+    if (q->has_last_room)
+        dlog_unlock2(&user, &room);
+    else
+        dlog_unlock(&user);
     if (code != -1)
         resume_job_free(j);
     return code;

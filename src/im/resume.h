@@ -33,7 +33,9 @@ typedef struct resume_req {
 
 /* Starts the login of c (validated, not logged in, not logging in). Returns
  * -1 when the reply and the replay are on their way (from a task on c's
- * worker), or an IM code to answer now (1001: an id newer than the log). */
+ * worker), or an IM code to answer now. An id newer than its log (the node
+ * lost its memory, or the id is not its own) replays everything kept and
+ * answers recovered:false. */
 int resume_login(struct conn *c, const resume_req *q);
 
 /* Is a login of c under way (resume_login called, its task not run yet)? */
