@@ -37,6 +37,10 @@ typedef struct coord {
     int tty;
     const char *phase;
     uint64_t next_tl, next_line;
+    struct coord *peer;              /* --interleave: the other pass, pumped along */
+    uint64_t bc_base_rx, bc_base_bytes;      /* the broadcast phase in progress */
+    double bc_cpu0;
+    int bc_cpu_ok;
 } coord;
 
 static volatile sig_atomic_t g_coord_stop;
@@ -164,7 +168,7 @@ static void coord_line(coord *c)
             (unsigned long)a.p2p_rx, m ? (double)m->rss / 1048576.0 : 0.0);
 }
 
-static void coord_pump(coord *c, int timeout_ms)
+static void coord_pump_one(coord *c, int timeout_ms, int line)
 {
     proc_poll(c->ps, c->n, timeout_ms);
     for (int i = 0; i < c->n; i++) {
@@ -178,10 +182,19 @@ static void coord_pump(coord *c, int timeout_ms)
         coord_timeline(c);
         c->next_tl = now + (uint64_t)(c->r->tl_every * 1e9);
     }
-    if (c->tty && now >= c->next_line) {
+    if (line && c->tty && now >= c->next_line) {
         coord_line(c);
         c->next_line = now + COORD_LINE_MS * 1000000ull;
     }
+}
+
+/* Reads the workers' pipes (waiting up to timeout_ms), and the other
+ * pass's when both run at once, so that neither's workers stall. */
+static void coord_pump(coord *c, int timeout_ms)
+{
+    coord_pump_one(c, timeout_ms, 1);
+    if (c->peer)
+        coord_pump_one(c->peer, 0, 0);
 }
 
 /* httpc's wait hook: while an API call is awaited (a cluster-wide broadcast
@@ -209,12 +222,20 @@ static void coord_add_step(result *r, const mem_sample *m)
         r->steps[r->nsteps++] = *m;
 }
 
-static void coord_step(coord *c, const char *name)
+/* After --settle, a memory sample of each pass under `name`. */
+static void coord_steps(coord **cs, int n, const char *name)
 {
     mem_sample m;
-    coord_sleep_until(c, clock_ns() + (uint64_t)(c->o->settle_s * 1e9));
-    coord_sample(c, &m, name);
-    coord_add_step(c->r, &m);
+    coord_sleep_until(cs[0], clock_ns() + (uint64_t)(cs[0]->o->settle_s * 1e9));
+    for (int i = 0; i < n; i++) {
+        coord_sample(cs[i], &m, name);
+        coord_add_step(cs[i]->r, &m);
+    }
+}
+
+static void coord_step(coord *c, const char *name)
+{
+    coord_steps(&c, 1, name);
 }
 
 void coord_step_now(result *r, const char *name, long conns)
@@ -242,6 +263,20 @@ static int coord_worker_entry(void *argp, int cmd, int out)
     return worker_main(a->o, a->index, a->first, a->count, cmd, out);
 }
 
+/* The processes a new worker must close the pipes of: its siblings, and
+ * the other pass's workers when both run at once. */
+static const proc *coord_others(const coord *c, int i, int *n)
+{
+    static proc all[2 * OPTS_MAX_PROCS];
+    *n = i;
+    if (!c->peer || !c->peer->n)
+        return c->ps;
+    memcpy(all, c->ps, sizeof(proc) * (size_t)i);
+    memcpy(all + i, c->peer->ps, sizeof(proc) * (size_t)c->peer->n);
+    *n = i + c->peer->n;
+    return all;
+}
+
 static int coord_spawn(coord *c)
 {
     const bench_opts *o = c->o;
@@ -250,7 +285,9 @@ static int coord_spawn(coord *c)
         a.count = o->conns * (i + 1) / o->procs - a.first;
         c->first[i] = a.first;
         c->count[i] = a.count;
-        if (proc_spawn(&c->ps[i], c->ps, i, coord_worker_entry, &a) != 0)
+        int no;
+        const proc *others = coord_others(c, i, &no);
+        if (proc_spawn(&c->ps[i], others, no, coord_worker_entry, &a) != 0)
             return -1;
         c->wpids[i] = (int)c->ps[i].pid;
         c->n = i + 1;
@@ -317,21 +354,26 @@ static int coord_connect(coord *c)
     return 0;
 }
 
-static void coord_hold(coord *c)
+/* The passes in cs hold their connections idle at the same time. */
+static void coord_hold(coord **cs, int n)
 {
-    result *r = c->r;
-    counters a, b;
-    c->phase = "hold";
-    coord_agg(c, &a);
+    counters a[2], b;
+    for (int i = 0; i < n; i++) {
+        cs[i]->phase = "hold";
+        coord_agg(cs[i], &a[i]);
+    }
     uint64_t t = clock_ns();
-    coord_sleep_until(c, t + (uint64_t)(c->o->hold_s * 1e9));
-    coord_pump(c, 250);                   /* the last progress of the workers */
-    coord_agg(c, &b);
-    r->hold_ran = 1;
-    r->hold_s = (double)(clock_ns() - t) / 1e9;
-    r->hold_drops = b.dropped - a.dropped;
-    r->hold_hb_sent = b.hb_sent - a.hb_sent;
-    r->hold_hb_ok = b.hb_ok - a.hb_ok;
+    coord_sleep_until(cs[0], t + (uint64_t)(cs[0]->o->hold_s * 1e9));
+    coord_pump(cs[0], 250);               /* the last progress of the workers */
+    for (int i = 0; i < n; i++) {
+        result *r = cs[i]->r;
+        coord_agg(cs[i], &b);
+        r->hold_ran = 1;
+        r->hold_s = (double)(clock_ns() - t) / 1e9;
+        r->hold_drops = b.dropped - a[i].dropped;
+        r->hold_hb_sent = b.hb_sent - a[i].hb_sent;
+        r->hold_hb_ok = b.hb_ok - a[i].hb_ok;
+    }
 }
 
 /* Posts one API message; returns 1 if the API accepted it (code 200),
@@ -432,30 +474,56 @@ static void coord_drain(coord *c, int p2p, uint64_t want)
     coord_sleep_until(c, clock_ns() + 300000000ull);
 }
 
-static void coord_broadcast(coord *c)
+static void coord_bc_begin(coord *c)
 {
-    const bench_opts *o = c->o;
     result *r = c->r;
     counters a;
     c->phase = "broadcast";
     coord_agg(c, &a);
     r->bc_ran = 1;
     r->bc_expected_per = (long)a.alive;
-    int cpu_ok = c->o->npids > 0;
-    double cpu0 = mem_cpu_s(c->o->pids, c->o->npids, &cpu_ok);
-    uint64_t start = clock_ns(), base_rx = a.bc_rx, base_bytes = a.rx_bytes;
-    for (int round = 0; round < o->rounds && !g_coord_stop; round++) {
-        coord_sleep_until(c, start + (uint64_t)(round * o->interval_s * 1e9));
-        for (int k = 0; k < o->messages && !g_coord_stop; k++)
-            coord_bc_send(c, (long)round * o->messages + k);
-        coord_pump(c, 0);
-    }
-    coord_drain(c, 0, base_rx + r->bc_accepted * (uint64_t)r->bc_expected_per);
+    c->bc_cpu_ok = c->o->npids > 0;
+    c->bc_cpu0 = mem_cpu_s(c->o->pids, c->o->npids, &c->bc_cpu_ok);
+    c->bc_base_rx = a.bc_rx;
+    c->bc_base_bytes = a.rx_bytes;
+}
+
+static void coord_bc_end(coord *c, uint64_t start)
+{
+    result *r = c->r;
+    counters a;
     r->bc_phase_s = (double)(clock_ns() - start) / 1e9;
-    double cpu1 = mem_cpu_s(c->o->pids, c->o->npids, &cpu_ok);
-    r->bc_node_cpu_s = cpu_ok ? cpu1 - cpu0 : NAN;
+    double cpu1 = mem_cpu_s(c->o->pids, c->o->npids, &c->bc_cpu_ok);
+    r->bc_node_cpu_s = c->bc_cpu_ok ? cpu1 - c->bc_cpu0 : NAN;
     coord_agg(c, &a);
-    r->bc_rx_bytes = a.rx_bytes - base_bytes;
+    r->bc_rx_bytes = a.rx_bytes - c->bc_base_bytes;
+}
+
+/* The broadcast phase of the passes in cs (one, or two at once): round k
+ * of pass j is sent at k x interval + j x interval / n from the start, pass
+ * (k + j) mod n, so that with two passes they alternate half an interval
+ * apart and go first every other round. */
+static void coord_broadcast(coord **cs, int n)
+{
+    const bench_opts *o = cs[0]->o;
+    for (int i = 0; i < n; i++)
+        coord_bc_begin(cs[i]);
+    uint64_t start = clock_ns();
+    for (int round = 0; round < o->rounds && !g_coord_stop; round++) {
+        for (int j = 0; j < n && !g_coord_stop; j++) {
+            coord *c = cs[(round + j) % n];
+            coord_sleep_until(cs[0], start + (uint64_t)((round + (double)j / n) *
+                                                        o->interval_s * 1e9));
+            for (int k = 0; k < o->messages && !g_coord_stop; k++)
+                coord_bc_send(c, (long)round * o->messages + k);
+            coord_pump(c, 0);
+        }
+    }
+    for (int i = 0; i < n; i++)
+        coord_drain(cs[i], 0, cs[i]->bc_base_rx +
+                    cs[i]->r->bc_accepted * (uint64_t)cs[i]->r->bc_expected_per);
+    for (int i = 0; i < n; i++)
+        coord_bc_end(cs[i], start);
 }
 
 /* The global indexes of the connections logged in when set-up was over. */
@@ -574,62 +642,128 @@ static void coord_free(coord *c)
     httpc_free(&c->http);
 }
 
-static void coord_phases(coord *c)
+/* Sets up a pass: memory before, connections, memory with them. */
+static int coord_open(coord *c)
 {
-    const bench_opts *o = c->o;
+    coord_step_now(c->r, "before", 0);
     if (coord_connect(c) != 0 || g_coord_stop)
-        return;
+        return -1;
     coord_step(c, "connected");
+    return 0;
+}
+
+/* The phases of one pass, or of two at once: each sets up in turn, then
+ * they hold together, broadcast alternately, and run p2p in turn. */
+static void coord_phases(coord **cs, int n)
+{
+    const bench_opts *o = cs[0]->o;
+    coord *up[2], *bc[2];
+    int nu = 0, nb = 0;
+    for (int i = 0; i < n && !g_coord_stop; i++)
+        if (coord_open(cs[i]) == 0)
+            up[nu++] = cs[i];
+    if (!nu)
+        return;
     if ((o->scenarios & SC_HOLD) && !g_coord_stop) {
-        coord_hold(c);
-        coord_step(c, "held");
+        coord_hold(up, nu);
+        coord_steps(up, nu, "held");
     }
-    if ((o->scenarios & SC_BROADCAST) && !g_coord_stop && coord_any_alive(c, "broadcast")) {
-        coord_broadcast(c);
-        coord_step(c, "broadcast");
+    for (int i = 0; i < nu && (o->scenarios & SC_BROADCAST) && !g_coord_stop; i++)
+        if (coord_any_alive(up[i], "broadcast"))
+            bc[nb++] = up[i];
+    if (nb) {
+        coord_broadcast(bc, nb);
+        coord_steps(bc, nb, "broadcast");
     }
-    if ((o->scenarios & SC_P2P) && !g_coord_stop && !c->r->error[0] &&
-        coord_any_alive(c, "p2p")) {
-        coord_p2p(c);
-        coord_step(c, "p2p");
+    for (int i = 0; i < nu; i++) {
+        coord *c = up[i];
+        if ((o->scenarios & SC_P2P) && !g_coord_stop && !c->r->error[0] &&
+            coord_any_alive(c, "p2p")) {
+            coord_p2p(c);
+            coord_step(c, "p2p");
+        }
     }
+}
+
+static int coord_init(coord *c, const bench_opts *o, result *r)
+{
+    memset(c, 0, sizeof(*c));
+    c->o = o;
+    c->r = r;
+    c->tty = isatty(2) && !o->quiet;
+    c->phase = "start";
+    r->tl_every = COORD_TL_MS / 1000.0;
+    r->workers = o->procs;
+    cstats_init(&r->st);
+    httpc_init(&c->http, &o->api);
+    c->http.on_wait = coord_http_wait;
+    c->http.wait_ud = c;
+    if (coord_alloc(c) == 0)
+        return 0;
+    snprintf(r->error, sizeof(r->error), "out of memory");
+    coord_free(c);
+    return -1;
+}
+
+/* Stops a pass's workers and merges what they measured. */
+static void coord_finish(coord *c)
+{
+    result *r = c->r;
+    if (g_coord_stop && !r->error[0])
+        snprintf(r->error, sizeof(r->error), "interrupted");
+    coord_stop_workers(c);
+    if (c->tty)
+        fputc('\n', stderr);
+    coord_collect(c);
+    if (r->workers_reported < c->n && !r->error[0])
+        snprintf(r->error, sizeof(r->error), "%d of %d workers sent no final report",
+                 c->n - r->workers_reported, c->n);
+    if (c->peer) {                        /* its workers are gone: pump it no more */
+        c->peer->peer = NULL;
+        c->peer = NULL;
+    }
+}
+
+static int coord_run_passes(const bench_opts *const *os, result *const *rs, int n)
+{
+    static coord cs[2];
+    coord *live[2];
+    int nl = 0, rc = 0;
+    for (int i = 0; i < n; i++) {
+        if (coord_init(&cs[i], os[i], rs[i]) != 0)
+            rc = -1;
+        else
+            live[nl++] = &cs[i];
+    }
+    if (nl == 2) {
+        live[0]->peer = live[1];
+        live[1]->peer = live[0];
+    }
+    if (nl)
+        coord_phases(live, nl);
+    for (int i = 0; i < nl; i++)
+        coord_finish(live[i]);
+    const bench_opts *o = os[0];
+    if (nl && o->settle_s > 0) {
+        struct timespec ts = { (time_t)o->settle_s, (long)(fmod(o->settle_s, 1) * 1e9) };
+        nanosleep(&ts, NULL);
+    }
+    for (int i = 0; i < nl; i++) {
+        coord_step_now(live[i]->r, "closed", 0);
+        coord_free(live[i]);
+        rc |= live[i]->r->error[0] ? -1 : 0;
+    }
+    return rc;
 }
 
 int coord_run(const bench_opts *o, result *r)
 {
-    static coord c;
-    memset(&c, 0, sizeof(c));
-    c.o = o;
-    c.r = r;
-    c.tty = isatty(2) && !o->quiet;
-    c.phase = "start";
-    r->tl_every = COORD_TL_MS / 1000.0;
-    r->workers = o->procs;
-    cstats_init(&r->st);
-    httpc_init(&c.http, &o->api);
-    c.http.on_wait = coord_http_wait;
-    c.http.wait_ud = &c;
-    if (coord_alloc(&c) != 0) {
-        snprintf(r->error, sizeof(r->error), "out of memory");
-        coord_free(&c);
-        return -1;
-    }
-    coord_step_now(r, "before", 0);
-    coord_phases(&c);
-    if (g_coord_stop && !r->error[0])
-        snprintf(r->error, sizeof(r->error), "interrupted");
-    coord_stop_workers(&c);
-    if (c.tty)
-        fputc('\n', stderr);
-    coord_collect(&c);
-    if (r->workers_reported < c.n && !r->error[0])
-        snprintf(r->error, sizeof(r->error), "%d of %d workers sent no final report",
-                 c.n - r->workers_reported, c.n);
-    if (o->settle_s > 0) {
-        struct timespec ts = { (time_t)o->settle_s, (long)(fmod(o->settle_s, 1) * 1e9) };
-        nanosleep(&ts, NULL);
-    }
-    coord_step_now(r, "closed", 0);
-    coord_free(&c);
-    return r->error[0] ? -1 : 0;
+    return coord_run_passes(&o, &r, 1);
+}
+
+int coord_run_interleaved(const bench_opts *o1, result *r1, const bench_opts *o2, result *r2)
+{
+    const bench_opts *os[2] = { o1, o2 };
+    result *rs[2] = { r1, r2 };
+    return coord_run_passes(os, rs, 2);
 }

@@ -10,6 +10,13 @@
  * caller). Returns 0, or -1 with r->error set (r holds what was measured). */
 int coord_run(const bench_opts *o, result *r);
 
+/* --interleave: two passes at once (o1/r1 and o2/r2, each with its own
+ * workers, nodes and API): each sets up in turn (its memory measured while
+ * the other's connections, if any, idle on), they hold together, and their
+ * broadcast rounds alternate half an interval apart, who goes first
+ * swapping every round, so that the machine's noise hits both alike. */
+int coord_run_interleaved(const bench_opts *o1, result *r1, const bench_opts *o2, result *r2);
+
 /* Samples memory into r->steps under `name` (no workers involved). */
 void coord_step_now(result *r, const char *name, long conns);
 

@@ -1,7 +1,9 @@
 /* main.c — imgate-bench: parses the command line, checks the limits of the
- * machine, runs the WebSocket scenarios (coord.c; twice with --deflate:
- * without, then with permessage-deflate) and the floor (floor.c), and
- * writes the summary, JSON and HTML reports. */
+ * machine, runs the WebSocket scenarios (coord.c; twice with a second pass:
+ * --deflate, without then with permessage-deflate; --second-*, the same
+ * clients against other nodes; one after the other, or at once with
+ * --interleave) and the floor (floor.c), and writes the summary, JSON and
+ * HTML reports. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +35,7 @@ static double main_max_time(const bench_opts *o)
     if (o->scenarios & SC_P2P)
         t += o->p2p_s + o->drain_s;
     t += 5 * o->settle_s;
-    return (o->deflate ? 2 * t : t) + 120;
+    return (o->second ? 2 * t : t) + 120;
 }
 
 static int main_check_limits(const bench_opts *o)
@@ -88,21 +90,40 @@ static int main_verdict(result *r, const char *pass)
     return -1;
 }
 
-/* --deflate: the same scenarios again with clients that negotiate
- * permessage-deflate, into r2 (set beside r in the reports). */
-static int main_deflate_pass(const bench_opts *o, result *r, result *r2)
+/* The second pass's result, set beside r in the reports. */
+static void main_second_result(const result *r, result *r2, const bench_opts *o2)
 {
-    static bench_opts o2;
-    if (opts_deflate_pass(o, &o2) != 0)
-        return -1;
-    r2->o = &o2;
+    r2->o = o2;
     r2->t0 = clock_ns();
     r2->cpus = r->cpus;
     r2->mem_total = r->mem_total;
     r2->page_size = r->page_size;
     memcpy(r2->kernel, r->kernel, sizeof(r->kernel));
-    r->deflate_on = r2;
-    int rc = coord_run(&o2, r2);
+}
+
+/* The WebSocket scenarios: once, or with a second pass (--deflate,
+ * --second-*) after the first or, with --interleave, at the same time. */
+static int main_passes(const bench_opts *o, result *r, result *r2)
+{
+    static bench_opts o2;
+    if (!o->second)
+        return coord_run(o, r);
+    if (opts_second_pass(o, &o2) != 0)
+        return -1;
+    if (o->interleave) {
+        main_second_result(r, r2, &o2);
+        r2->t0 = r->t0;                   /* one time axis for both */
+        r->second = r2;
+        int rc = coord_run_interleaved(o, r, &o2, r2);
+        r2->total_s = (double)(clock_ns() - r2->t0) / 1e9;
+        return rc;
+    }
+    int rc = coord_run(o, r);
+    if (coord_interrupted())
+        return rc;
+    main_second_result(r, r2, &o2);
+    r->second = r2;
+    rc |= coord_run(&o2, r2);
     r2->total_s = (double)(clock_ns() - r2->t0) / 1e9;
     return rc;
 }
@@ -154,15 +175,17 @@ int main(int argc, char **argv)
     main_machine(&r);
     int rc = 0;
     if (o.scenarios & SC_WS)
-        rc = coord_run(&o, &r);
-    if (o.deflate && (o.scenarios & SC_WS) && !coord_interrupted())
-        rc |= main_deflate_pass(&o, &r, &r2);
+        rc = main_passes(&o, &r, &r2);
     if ((o.scenarios & SC_FLOOR) && !coord_interrupted())
         rc |= main_floor(&o, &r);
     r.total_s = (double)(clock_ns() - r.t0) / 1e9;
     rc |= main_verdict(&r, "");
-    if (r.deflate_on)
-        rc |= main_verdict(&r2, " (permessage-deflate pass)");
+    if (r.second) {
+        char pass[80] = " (permessage-deflate pass)";
+        if (!o.deflate)
+            snprintf(pass, sizeof(pass), " (second pass: %s)", o.second_label);
+        rc |= main_verdict(&r2, pass);
+    }
     rc |= main_reports(&r);
     result_free(&r);
     result_free(&r2);

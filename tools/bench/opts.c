@@ -63,13 +63,23 @@ static const char OPTS_USAGE[] =
     "                        then with permessage-deflate (RFC 7692); side by side\n"
     "  --deflate-ws URL, --deflate-api URL, --deflate-pid PID\n"
     "                        the second pass's nodes (default: the same as the first)\n"
+    "  --second-ws URL, --second-api URL, --second-pid PID\n"
+    "                        run the WebSocket scenarios a second time, same clients,\n"
+    "                        against these nodes (repeatable like --ws, --pid);\n"
+    "                        side by side, one floor for both\n"
+    "  --first-label T, --second-label T\n"
+    "                        the passes' names in the reports (first/second; off/on)\n"
+    "  --interleave          with a second pass: both passes' connections at once,\n"
+    "                        their broadcast rounds alternating half an --interval\n"
+    "                        apart (who goes first swaps every round)\n"
     "  -q, --quiet           no progress line\n"
     "  -h, --help\n";
 
 enum { O_WS = 256, O_API, O_PROCS, O_RATE, O_CRATE, O_PRATE, O_INFL, O_TIMEOUT, O_APP,
        O_DUR, O_HDUR, O_PDUR, O_HB, O_INTERVAL, O_MSGS, O_ROUNDS, O_DRAIN, O_SETTLE,
        O_FLOOR, O_FSEND, O_FTRIALS, O_NWORKERS, O_PID, O_NOBIND, O_JSON, O_HTML, O_MAXT, O_TAG,
-       O_PAD, O_DEFLATE, O_DWS, O_DAPI, O_DPID };
+       O_PAD, O_DEFLATE, O_DWS, O_DAPI, O_DPID, O_SWS, O_SAPI, O_SPID, O_FLABEL, O_SLABEL,
+       O_INTERLEAVE };
 
 static const struct option OPTS_LONG[] = {
     { "ws", 1, 0, O_WS }, { "api", 1, 0, O_API }, { "conns", 1, 0, 'n' },
@@ -85,6 +95,9 @@ static const struct option OPTS_LONG[] = {
     { "max-time", 1, 0, O_MAXT }, { "tag", 1, 0, O_TAG }, { "quiet", 0, 0, 'q' },
     { "pad", 1, 0, O_PAD }, { "deflate", 0, 0, O_DEFLATE }, { "deflate-ws", 1, 0, O_DWS },
     { "deflate-api", 1, 0, O_DAPI }, { "deflate-pid", 1, 0, O_DPID },
+    { "second-ws", 1, 0, O_SWS }, { "second-api", 1, 0, O_SAPI }, { "second-pid", 1, 0, O_SPID },
+    { "first-label", 1, 0, O_FLABEL }, { "second-label", 1, 0, O_SLABEL },
+    { "interleave", 0, 0, O_INTERLEAVE },
     { "help", 0, 0, 'h' }, { 0, 0, 0, 0 }
 };
 
@@ -163,29 +176,57 @@ typedef struct opts_pending {
     int have_rate, have_dur;
 } opts_pending;
 
-/* The options of --deflate and --pad; returns 0, or -1. */
-static int opts_deflate_one(bench_opts *o, int c, const char *a)
+/* --first-label, --second-label: printable, at most 47 bytes. */
+static int opts_label(const char *name, const char *a, char *out, size_t cap)
+{
+    size_t n = strlen(a);
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)a[i] < 0x20 || a[i] == 0x7f)
+            n = 0;
+    }
+    if (n == 0 || n >= cap) {
+        fprintf(stderr, "imgate-bench: --%s: 1-%zu printable bytes\n", name, cap - 1);
+        return -1;
+    }
+    snprintf(out, cap, "%s", a);
+    return 0;
+}
+
+/* The options of the second pass (--deflate, --second-*, --deflate-*,
+ * the labels, --interleave) and --pad; returns 0, or -1. */
+static int opts_pass_one(bench_opts *o, int c, const char *a)
 {
     double v = 0;
+    if (c == O_DWS || c == O_DAPI || c == O_DPID)
+        o->deflate_named = 1;
+    else if (c == O_SWS || c == O_SAPI || c == O_SPID || c == O_SLABEL)
+        o->second = 1;
     switch (c) {
     case O_PAD:
         if (opts_num("pad", a, 0, OPTS_MAX_PAD, &v))
             return -1;
         o->pad = (int)v;
         return 0;
-    case O_DEFLATE: o->deflate = 1; return 0;
+    case O_DEFLATE: o->deflate = o->second = 1; return 0;
+    case O_INTERLEAVE: o->interleave = 1; return 0;
+    case O_FLABEL: return opts_label("first-label", a, o->label, sizeof(o->label));
+    case O_SLABEL: return opts_label("second-label", a, o->second_label, sizeof(o->second_label));
     case O_DWS:
-        if (o->ndws >= OPTS_MAX_WS) {
-            fprintf(stderr, "imgate-bench: at most %d --deflate-ws\n", OPTS_MAX_WS);
+    case O_SWS:
+        if (o->nsecond_ws >= OPTS_MAX_WS) {
+            fprintf(stderr, "imgate-bench: at most %d --second-ws\n", OPTS_MAX_WS);
             return -1;
         }
-        snprintf(o->dws_text[o->ndws++], sizeof(o->dws_text[0]), "%s", a);
+        snprintf(o->second_ws_text[o->nsecond_ws++], sizeof(o->second_ws_text[0]), "%s", a);
         return 0;
-    case O_DAPI: snprintf(o->dapi_text, sizeof(o->dapi_text), "%s", a); return 0;
+    case O_DAPI:
+    case O_SAPI:
+        snprintf(o->second_api_text, sizeof(o->second_api_text), "%s", a);
+        return 0;
     default:
-        if (o->ndpids >= OPTS_MAX_PIDS || opts_num("deflate-pid", a, 1, 1 << 30, &v))
+        if (o->nsecond_pids >= OPTS_MAX_PIDS || opts_num("second-pid", a, 1, 1 << 30, &v))
             return -1;
-        o->dpids[o->ndpids++] = (int)v;
+        o->second_pids[o->nsecond_pids++] = (int)v;
         return 0;
     }
 }
@@ -193,8 +234,8 @@ static int opts_deflate_one(bench_opts *o, int c, const char *a)
 /* One option; returns 0, 1 (help) or -1. */
 static int opts_one(bench_opts *o, int c, const char *a, opts_pending *pd)
 {
-    if (c >= O_PAD && c <= O_DPID)
-        return opts_deflate_one(o, c, a);
+    if (c >= O_PAD && c <= O_INTERLEAVE)
+        return opts_pass_one(o, c, a);
     double v = 0;
     switch (c) {
     case O_WS:
@@ -290,6 +331,30 @@ static int opts_one(bench_opts *o, int c, const char *a, opts_pending *pd)
     }
 }
 
+/* The second pass's options: what needs what, and the default labels. */
+static int opts_finish_passes(bench_opts *o)
+{
+    if (o->deflate_named && !o->deflate) {
+        fprintf(stderr, "imgate-bench: --deflate-ws/--deflate-api/--deflate-pid need --deflate\n");
+        return -1;
+    }
+    if (o->interleave && !(o->second && (o->scenarios & SC_WS))) {
+        fprintf(stderr, "imgate-bench: --interleave needs a second pass (--second-*, --deflate)"
+                " and a WebSocket scenario\n");
+        return -1;
+    }
+    if (o->label[0] && !o->second) {
+        fprintf(stderr, "imgate-bench: --first-label needs a second pass\n");
+        return -1;
+    }
+    if (!o->label[0])
+        snprintf(o->label, sizeof(o->label), "%s", o->deflate ? "off" : "first");
+    if (!o->second_label[0])
+        snprintf(o->second_label, sizeof(o->second_label), "%s", o->deflate ? "on" : "second");
+    static bench_opts check;                 /* its URLs parse: refused up front */
+    return o->second ? opts_second_pass(o, &check) : 0;
+}
+
 /* Applies --rate/--duration and checks what only makes sense together. */
 static int opts_finish(bench_opts *o, unsigned given, const opts_pending *pd)
 {
@@ -344,11 +409,7 @@ static int opts_finish(bench_opts *o, unsigned given, const opts_pending *pd)
         fprintf(stderr, "imgate-bench: --p2p-rate x --p2p-duration above %d\n", OPTS_MAX_P2P);
         return -1;
     }
-    if ((o->ndws || o->dapi_text[0] || o->ndpids) && !o->deflate) {
-        fprintf(stderr, "imgate-bench: --deflate-ws/--deflate-api/--deflate-pid need --deflate\n");
-        return -1;
-    }
-    return 0;
+    return opts_finish_passes(o);
 }
 
 /* A second tag as wide as the first, so both passes' frames weigh the same. */
@@ -359,33 +420,34 @@ static void opts_other_tag(char *tag)
     tag[0] = A[((at ? at - A : 0) + 18) % 36];
 }
 
-int opts_deflate_pass(const bench_opts *o, bench_opts *out)
+int opts_second_pass(const bench_opts *o, bench_opts *out)
 {
     char err[400];
     *out = *o;
-    out->offer_deflate = 1;
+    out->offer_deflate = o->deflate;
     out->json_path = out->html_path = NULL;
+    snprintf(out->label, sizeof(out->label), "%s", o->second_label);
     opts_other_tag(out->tag);
-    if (o->ndws) {
-        out->nws = o->ndws;
-        for (int i = 0; i < o->ndws; i++) {
-            snprintf(out->ws_text[i], sizeof(out->ws_text[i]), "%s", o->dws_text[i]);
+    if (o->nsecond_ws) {
+        out->nws = o->nsecond_ws;
+        for (int i = 0; i < o->nsecond_ws; i++) {
+            snprintf(out->ws_text[i], sizeof(out->ws_text[i]), "%s", o->second_ws_text[i]);
             if (url_parse(out->ws_text[i], "ws", &out->ws[i], err, sizeof(err)) != 0) {
-                fprintf(stderr, "imgate-bench: --deflate-ws: %s\n", err);
+                fprintf(stderr, "imgate-bench: the second pass's --ws: %s\n", err);
                 return -1;
             }
         }
     }
-    if (o->dapi_text[0]) {
-        snprintf(out->api_text, sizeof(out->api_text), "%s", o->dapi_text);
+    if (o->second_api_text[0]) {
+        snprintf(out->api_text, sizeof(out->api_text), "%s", o->second_api_text);
         if (url_parse(out->api_text, "http", &out->api, err, sizeof(err)) != 0) {
-            fprintf(stderr, "imgate-bench: --deflate-api: %s\n", err);
+            fprintf(stderr, "imgate-bench: the second pass's --api: %s\n", err);
             return -1;
         }
     }
-    if (o->ndpids) {
-        out->npids = o->ndpids;
-        memcpy(out->pids, o->dpids, sizeof(o->dpids));
+    if (o->nsecond_pids) {
+        out->npids = o->nsecond_pids;
+        memcpy(out->pids, o->second_pids, sizeof(o->second_pids));
     }
     return 0;
 }

@@ -42,15 +42,22 @@ typedef struct bench_opts {
     int quiet;
     char tag[8];                   /* makes userIDs and msgIDs unique per run */
     int pad;                       /* --pad: bytes of prose after each broadcast's text */
-    /* --deflate: the WebSocket scenarios run twice, first with clients that
-     * do not offer permessage-deflate, then (the second pass) with clients
-     * that offer it, must get it and inflate what is compressed; the second
-     * pass may go to other nodes (--deflate-ws, --deflate-api, --deflate-pid) */
+    /* A second pass: the WebSocket scenarios run again in the same
+     * invocation, reported beside the first. --deflate asks for one whose
+     * clients offer permessage-deflate, must get it and inflate what is
+     * compressed; --second-* for one with the same clients, usually against
+     * another node. Its targets: second_ws/second_api/second_pids (default:
+     * the first pass's). */
     int deflate;
+    int second;                    /* a second pass runs (--deflate or --second-*) */
+    int deflate_named;             /* --deflate-ws/-api/-pid given: need --deflate */
+    int interleave;                /* both passes' connections at once, broadcast
+                                    * rounds alternating between them */
     int offer_deflate;             /* this pass's clients offer permessage-deflate */
-    char dws_text[OPTS_MAX_WS][300], dapi_text[300];
-    int ndws;
-    int dpids[OPTS_MAX_PIDS], ndpids;
+    char label[48], second_label[48];   /* this pass's name; the second pass's */
+    char second_ws_text[OPTS_MAX_WS][300], second_api_text[300];
+    int nsecond_ws;
+    int second_pids[OPTS_MAX_PIDS], nsecond_pids;
 } bench_opts;
 
 /* Parses argv. Returns 0 to run, 1 if help was printed, -1 on a usage error
@@ -60,9 +67,10 @@ int opts_parse(int argc, char **argv, bench_opts *o);
 /* Names of the scenario bits, in run order ("connect", ...). */
 const char *opts_scenario_name(unsigned bit);
 
-/* The options of the second pass of --deflate: o's, with the clients
- * offering permessage-deflate, the --deflate-* targets, another tag. */
-int opts_deflate_pass(const bench_opts *o, bench_opts *out);
+/* The options of the second pass: o's, with the --second-* (--deflate-*)
+ * targets, the second label, another tag, and with --deflate clients that
+ * offer permessage-deflate. */
+int opts_second_pass(const bench_opts *o, bench_opts *out);
 
 /* The --pad text (o->pad bytes, fixed for a run; words and spaces). */
 void opts_pad_text(const bench_opts *o, char *out);

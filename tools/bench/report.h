@@ -17,13 +17,16 @@ const hist *report_main_hist(const result *r, const char **name);
 /* Names of libuv/errno codes for failure tables. */
 const char *report_err_name(int code);
 
-/* --deflate: one figure of both passes (report_deflate.c). */
-#define RD_MAX_ROWS 24
-typedef struct rd_row {
+/* A second pass (--deflate, --second-*): one figure of both passes
+ * (report_passes.c). */
+#define RP_MAX_ROWS 24
+typedef struct rp_row {
     const char *name, *fmt;       /* fmt: for one double */
-    double off, on;               /* NaN: not measured */
-} rd_row;
-/* The rows comparing r with r->deflate_on; 0 without --deflate. */
-int report_deflate_rows(const result *r, rd_row *rows);
+    double first, second;         /* NaN: not measured */
+} rp_row;
+/* The rows comparing r with r->second; 0 without a second pass. */
+int report_pass_rows(const result *r, rp_row *rows);
+/* The heading of the second ÷ first column ("on/off" with --deflate). */
+const char *report_pass_quotient(const result *r);
 
 #endif

@@ -340,32 +340,48 @@ static void rh_cell(FILE *f, const char *fmt, double v)
     fputs("</td>", f);
 }
 
-/* --deflate: the two passes side by side. */
-static void rh_deflate(FILE *f, const result *r)
+/* A second pass: both side by side. */
+static void rh_passes(FILE *f, const result *r)
 {
-    rd_row rows[RD_MAX_ROWS];
-    int n = report_deflate_rows(r, rows);
+    rp_row rows[RP_MAX_ROWS];
+    const result *z = r->second;
+    int n = report_pass_rows(r, rows);
     if (!n)
         return;
-    fputs("<h2>permessage-deflate: off and on</h2>\n<p class=meta>The same scenarios twice: "
-          "clients that do not offer permessage-deflate, then clients that offer it and "
-          "inflate what is compressed (second pass: ", f);
-    svg_text(f, r->deflate_on->o->ws_text[0]);
+    if (r->o->deflate) {
+        fputs("<h2>permessage-deflate: off and on</h2>\n<p class=meta>The same scenarios twice: "
+              "clients that do not offer permessage-deflate, then clients that offer it and "
+              "inflate what is compressed (second pass: ", f);
+    } else {
+        fputs("<h2>Two passes: ", f);
+        svg_text(f, r->o->label);
+        fputs(" and ", f);
+        svg_text(f, z->o->label);
+        fputs("</h2>\n<p class=meta>The same scenarios twice with the same clients", f);
+        fputs(r->o->interleave ? ", at once (broadcast rounds alternating)" : "", f);
+        fputs("; the floor, if it ran, is the first pass's, for both (second pass: ", f);
+    }
+    svg_text(f, z->o->ws_text[0]);
     fputs(").</p>\n", f);
-    if (r->deflate_on->error[0]) {
+    if (z->error[0]) {
         fputs("<p class=bad>Second pass failed: ", f);
-        svg_text(f, r->deflate_on->error);
+        svg_text(f, z->error);
         fputs("</p>\n", f);
     }
-    fputs("<table><tr><th></th><th>off</th><th>on</th><th>on / off</th></tr>\n", f);
+    fputs("<table><tr><th></th><th>", f);
+    svg_text(f, r->o->label);
+    fputs("</th><th>", f);
+    svg_text(f, z->o->label);
+    fprintf(f, "</th><th>%s</th></tr>\n", r->o->deflate ? "on / off" : "second / first");
     for (int i = 0; i < n; i++) {
-        double q = rows[i].off > 0 && !isnan(rows[i].on) ? rows[i].on / rows[i].off : NAN;
+        double q = rows[i].first > 0 && !isnan(rows[i].second) ? rows[i].second / rows[i].first
+                                                                : NAN;
         fputs("<tr><td>", f);
         svg_text(f, rows[i].name);
         fputs("</td>", f);
-        rh_cell(f, rows[i].fmt, rows[i].off);
-        rh_cell(f, rows[i].fmt, rows[i].on);
-        rh_cell(f, "%.2f ×", q);
+        rh_cell(f, rows[i].fmt, rows[i].first);
+        rh_cell(f, rows[i].fmt, rows[i].second);
+        rh_cell(f, "%.3f ×", q);
         fputs("</tr>\n", f);
     }
     fputs("</table>\n", f);
@@ -382,7 +398,7 @@ int report_html(const result *r, const char *path)
     snprintf(title, sizeof(title), "Latency histogram (%s)", hn);
     rh_head(f, r);
     rh_headline(f, r);
-    rh_deflate(f, r);
+    rh_passes(f, r);
     fputs("<h2>Charts</h2>\n", f);
     rh_histogram(f, h, title);
     if (r->p2p_ran && r->bc_ran)

@@ -1,7 +1,8 @@
 /* report_json.c — results as JSON: the headline keys first (connections,
  * bytes per connection, rates, broadcast times, losses, latency), then one
- * object per phase, memory steps and the timeline; with --deflate, the two
- * passes side by side ("deflate": off, on, on_vs_off). */
+ * object per phase, memory steps and the timeline; with a second pass, the
+ * two side by side ("deflate": off, on, on_vs_off with --deflate; else
+ * "passes": first, second, second_vs_first). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -326,6 +327,8 @@ static void rj_config(jw *w, const result *r)
     jw_int(w, "pad", o->pad);
     jw_bool(w, "deflate", o->deflate);
     jw_bool(w, "offer_deflate", o->offer_deflate);
+    jw_bool(w, "second_pass", o->second);
+    jw_bool(w, "interleave", o->interleave);
     jw_end(w, '}');
     jw_obj(w, "machine");
     jw_int(w, "cpus", r->cpus);
@@ -353,11 +356,13 @@ static double rj_per_delivery(const result *r, double total)
     return r->bc_delivered ? total / (double)r->bc_delivered : NAN;
 }
 
-/* One pass of --deflate, in the figures the comparison is about. */
-static void rj_pass(jw *w, const char *key, const result *r)
+/* One of two passes, in the figures the comparison is about; fl: the
+ * run's floor, which both are set against. */
+static void rj_pass(jw *w, const char *key, const result *r, const floor_result *fl)
 {
     const counters *k = &r->st.c;
     jw_obj(w, key);
+    jw_str(w, "label", r->o->label);
     jw_str(w, "ws_url", r->o->ws_text[0]);
     jw_bool(w, "clients_offer_deflate", r->o->offer_deflate);
     jw_arr(w, "failures");
@@ -380,27 +385,52 @@ static void rj_pass(jw *w, const char *key, const result *r)
     jw_num(w, "last_delivery_ms_median", r->bc_ran ? result_bc_last_median(r) : NAN);
     jw_num(w, "last_delivery_ms_best", r->bc_ran ? result_bc_last_min(r) : NAN);
     jw_num(w, "last_delivery_ms_max", r->bc_ran ? result_bc_last_max(r) : NAN);
+    jw_arr(w, "last_delivery_ms_per_message");
+    for (long i = 0; i < r->bc_sent; i++)
+        jw_num(w, NULL, result_msg_last_ms(r, i));
+    jw_end(w, ']');
+    if (fl->ran) {
+        jw_num(w, "broadcast_ratio_median", result_ratio_median_to(r, fl));
+        jw_num(w, "broadcast_ratio_best", result_ratio_best_to(r, fl));
+    }
     jw_num(w, "node_cpu_s", r->bc_ran ? r->bc_node_cpu_s : NAN);
     jw_num(w, "node_cpu_us_per_delivery", rj_per_delivery(r, r->bc_node_cpu_s * 1e6));
     rj_latency(w, "latency_ms", &r->st.bc);
     jw_end(w, '}');
 }
 
-static void rj_deflate(jw *w, const result *r)
+/* The second pass beside the first: "deflate" (off, on, on_vs_off) with
+ * --deflate, else "passes" (first, second, second_vs_first). */
+static void rj_passes(jw *w, const result *r)
 {
-    const result *z = r->deflate_on;
+    const result *z = r->second;
+    const floor_result *fl = &r->fl;
+    int d = r->o->deflate;
     if (!z)
         return;
-    jw_obj(w, "deflate");
-    rj_pass(w, "off", r);
-    rj_pass(w, "on", z);
-    jw_obj(w, "on_vs_off");
+    jw_obj(w, d ? "deflate" : "passes");
+    jw_bool(w, "interleaved", r->o->interleave);
+    if (fl->ran) {                        /* one floor, set against both passes */
+        jw_num(w, "floor_ms_median", fl->last_delivery_ms_median);
+        jw_num(w, "floor_ms_best", fl->last_delivery_ms);
+        jw_num(w, "floor_frame_bytes", (double)fl->payload);
+    }
+    rj_pass(w, d ? "off" : "first", r, fl);
+    rj_pass(w, d ? "on" : "second", z, fl);
+    jw_obj(w, d ? "on_vs_off" : "second_vs_first");
     jw_num(w, "frame_bytes", rj_ratio((double)z->bc_frame_max, (double)r->bc_frame_max));
     jw_num(w, "broadcast_rx_bytes", rj_ratio((double)z->bc_rx_bytes, (double)r->bc_rx_bytes));
     jw_num(w, "last_delivery_ms_median", rj_ratio(result_bc_last_median(z), result_bc_last_median(r)));
     jw_num(w, "node_cpu_s", rj_ratio(z->bc_node_cpu_s, r->bc_node_cpu_s));
     jw_num(w, "server_rss_bytes_per_conn", rj_ratio(result_server_bytes_per_conn(z),
                                                     result_server_bytes_per_conn(r)));
+    if (fl->ran) {
+        double q = rj_ratio(result_ratio_median_to(z, fl), result_ratio_median_to(r, fl));
+        jw_num(w, "broadcast_ratio_median", q);
+        jw_num(w, "broadcast_ratio_median_change", q - 1);
+        jw_num(w, "broadcast_ratio_best", rj_ratio(result_ratio_best_to(z, fl),
+                                                   result_ratio_best_to(r, fl)));
+    }
     jw_end(w, '}');
     jw_end(w, '}');
 }
@@ -422,7 +452,7 @@ int report_json(const result *r, const char *path)
     jw_end(&w, ']');
     jw_num(&w, "duration_s", r->total_s);
     rj_headline(&w, r);
-    rj_deflate(&w, r);
+    rj_passes(&w, r);
     rj_config(&w, r);
     rj_connect(&w, r);
     rj_hold(&w, r);

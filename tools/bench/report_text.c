@@ -47,24 +47,31 @@ static void rt_value(FILE *f, const char *fmt, double v)
     fprintf(f, " %12s", s);
 }
 
-/* --deflate: the passes side by side. */
-static void rt_deflate(const result *r, FILE *f)
+/* A second pass: both side by side. */
+static void rt_passes(const result *r, FILE *f)
 {
-    rd_row rows[RD_MAX_ROWS];
-    int n = report_deflate_rows(r, rows);
+    rp_row rows[RP_MAX_ROWS];
+    const result *z = r->second;
+    int n = report_pass_rows(r, rows);
     if (!n)
         return;
-    fprintf(f, "  permessage-deflate, second pass (%s)%s\n", r->deflate_on->o->ws_text[0],
-            r->deflate_on->error[0] ? ": ERROR" : "");
-    if (r->deflate_on->error[0])
-        fprintf(f, "  ERROR: %s\n", r->deflate_on->error);
-    fprintf(f, "  %-54s %12s %12s %12s\n", "", "off", "on", "on/off");
+    if (r->o->deflate)
+        fprintf(f, "  permessage-deflate, second pass (%s)%s\n", z->o->ws_text[0],
+                z->error[0] ? ": ERROR" : "");
+    else
+        fprintf(f, "  second pass%s (%s)%s\n", r->o->interleave ? ", interleaved" : "",
+                z->o->ws_text[0], z->error[0] ? ": ERROR" : "");
+    if (z->error[0])
+        fprintf(f, "  ERROR: %s\n", z->error);
+    fprintf(f, "  %-54s %12s %12s %12s\n", "", r->o->label, z->o->label,
+            report_pass_quotient(r));
     for (int i = 0; i < n; i++) {
-        double q = rows[i].off > 0 && !isnan(rows[i].on) ? rows[i].on / rows[i].off : NAN;
+        double q = rows[i].first > 0 && !isnan(rows[i].second) ? rows[i].second / rows[i].first
+                                                                : NAN;
         fprintf(f, "  %-54s", rows[i].name);
-        rt_value(f, rows[i].fmt, rows[i].off);
-        rt_value(f, rows[i].fmt, rows[i].on);
-        rt_value(f, "%.2fx", q);
+        rt_value(f, rows[i].fmt, rows[i].first);
+        rt_value(f, rows[i].fmt, rows[i].second);
+        rt_value(f, "%.3fx", q);
         fputc('\n', f);
     }
 }
@@ -110,5 +117,5 @@ void report_summary(const result *r, FILE *f)
     }
     if (r->fl.ran)
         rt_floor(f, r);
-    rt_deflate(r, f);
+    rt_passes(r, f);
 }

@@ -119,19 +119,23 @@ static double result_ratio(double a, double b)
     return isnan(a) || isnan(b) || !(b > 0) ? NAN : a / b;
 }
 
-double result_ratio_median(const result *r)
+double result_ratio_median_to(const result *r, const floor_result *fl)
 {
-    if (!r->bc_ran || !r->fl.ran)
+    if (!r->bc_ran || !fl->ran)
         return NAN;
-    return result_ratio(result_bc_last_median(r), r->fl.last_delivery_ms_median);
+    return result_ratio(result_bc_last_median(r), fl->last_delivery_ms_median);
 }
 
-double result_ratio_best(const result *r)
+double result_ratio_best_to(const result *r, const floor_result *fl)
 {
-    if (!r->bc_ran || !r->fl.ran)
+    if (!r->bc_ran || !fl->ran)
         return NAN;
-    return result_ratio(result_bc_last_min(r), r->fl.last_delivery_ms);
+    return result_ratio(result_bc_last_min(r), fl->last_delivery_ms);
 }
+
+double result_ratio_median(const result *r) { return result_ratio_median_to(r, &r->fl); }
+
+double result_ratio_best(const result *r) { return result_ratio_best_to(r, &r->fl); }
 
 __attribute__((format(printf, 2, 3)))
 static void result_fail(result *r, const char *fmt, ...)

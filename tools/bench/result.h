@@ -70,9 +70,10 @@ typedef struct result {
     int ntl;
     double tl_every;
 
-    /* --deflate: the second pass (clients with permessage-deflate), which
-     * the reports set beside this one; NULL without --deflate */
-    const struct result *deflate_on;
+    /* the second pass (--deflate: clients with permessage-deflate;
+     * --second-*: the same clients, other nodes), which the reports set
+     * beside this one, with this one's floor; NULL without one */
+    const struct result *second;
 } result;
 
 /* Derived figures (NaN when not measured). */
@@ -91,6 +92,9 @@ double result_bc_last_min(const result *r);
  * best message / best floor trial (NaN when either is missing). */
 double result_ratio_median(const result *r);
 double result_ratio_best(const result *r);
+/* The same against another pass's floor (the second pass has none). */
+double result_ratio_median_to(const result *r, const floor_result *fl);
+double result_ratio_best_to(const result *r, const floor_result *fl);
 
 /* Checks what a trustworthy run needs — every connection logged in and
  * stayed, no broadcast or p2p message lost, duplicated, misdelivered or
