@@ -14,6 +14,19 @@
 #                         hold, 20 broadcasts of a 512-byte-padded push each.
 #                         Writes bench/results/deflate.json and .html (N=...
 #                         for another size: deflate-nN.*, not committed).
+#   bench/run.sh history  delivery logging (room history) off vs on, side by
+#                         side in one imgate-bench run: a fresh node with
+#                         delivery.enabled=false and a fresh node with it true,
+#                         10,000 plain connections to each, connected in turn,
+#                         then held and broadcast to at the same time: 20
+#                         broadcasts per node, the two nodes' rounds alternating
+#                         half a second apart (who goes first swaps every round)
+#                         so that this shared machine's noise hits both alike;
+#                         then one raw-TCP floor for both. Reports each node's
+#                         memory per idle connection and broadcast ÷ floor,
+#                         and how much that ratio moved. Writes
+#                         bench/results/history.json and .html (history-nN.*
+#                         for another N, not committed). ~2 minutes.
 #   bench/run.sh c1m      1,000,000 connections over a cluster of nodes with a
 #                         real redis-server (bench/c1m.sh: needs root for the
 #                         kernel settings it raises and restores; <= 20 min).
@@ -45,6 +58,11 @@ deflate)
     ARGS="--connect-rate 5000 --hold-duration 5 --heartbeat 5 --rounds 20 --interval 1
           --pad 512 --deflate"
     ;;
+history)
+    N=${N:-10000} PROCS=4
+    ARGS="--connect-rate 5000 --hold-duration 5 --heartbeat 5 --rounds 20 --interval 1
+          --with-floor --interleave"
+    ;;
 quick)
     N=10000 PROCS=4
     ARGS="--connect-rate 5000 --hold-duration 20 --heartbeat 5 --rounds 20 --interval 1
@@ -56,7 +74,7 @@ tiny)
           --p2p-rate 200 --p2p-duration 2 --settle 0.3 --drain 5 --floor-trials 2"
     ;;
 *)
-    echo "usage: bench/run.sh quick|tiny|deflate|c1m" >&2
+    echo "usage: bench/run.sh quick|tiny|deflate|history|c1m" >&2
     exit 2
     ;;
 esac
@@ -130,21 +148,31 @@ warm_up() {  # WS HTTP
 
 rc=0
 NAME=$MODE
-if [ "$MODE" = deflate ]; then
-    [ "$N" = 10000 ] || NAME=deflate-n$N
+if [ "$MODE" = deflate ] || [ "$MODE" = history ]; then
+    [ "$N" = 10000 ] || NAME=$MODE-n$N
     # Two fresh nodes, so that each pass's memory per connection is the
     # growth of a node that served nothing before.
-    start_node off --set app.perMessageDeflate=false
-    NODE_A=$NODE HTTP_A=$HTTP WS_A=$WS
-    start_node on --set app.perMessageDeflate=true
+    if [ "$MODE" = deflate ]; then
+        start_node off --set app.perMessageDeflate=false
+        NODE_A=$NODE HTTP_A=$HTTP WS_A=$WS
+        start_node on --set app.perMessageDeflate=true
+        SECOND=--deflate
+        set --
+    else
+        start_node off --set delivery.enabled=false
+        NODE_A=$NODE HTTP_A=$HTTP WS_A=$WS
+        start_node on --set delivery.enabled=true
+        SECOND=--second
+        set -- --first-label "delivery off" --second-label "delivery on"
+    fi
     warm_up "$WS_A" "$HTTP_A"
     warm_up "$WS" "$HTTP"
     sleep 1
     # shellcheck disable=SC2086
     "$BENCH" connect,hold,broadcast -n "$N" --procs "$PROCS" \
         --ws "ws://127.0.0.1:$WS_A/acc" --api "http://127.0.0.1:$HTTP_A" --pid "$NODE_A" \
-        --deflate-ws "ws://127.0.0.1:$WS/acc" --deflate-api "http://127.0.0.1:$HTTP" \
-        --deflate-pid "$NODE" --node-workers "$WORKERS" \
+        $SECOND-ws "ws://127.0.0.1:$WS/acc" $SECOND-api "http://127.0.0.1:$HTTP" \
+        $SECOND-pid "$NODE" --node-workers "$WORKERS" "$@" \
         --json "$OUT/$NAME.json" --html "$OUT/$NAME.html" $ARGS ${BENCH_ARGS:-} || rc=$?
 else
     start_node node
