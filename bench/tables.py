@@ -343,22 +343,38 @@ def c1m_seed():
     return table(["", "seed: Netty", "seed: Undertow", "seed: Spray", "imgate, `c1m`"], rows)
 
 
-def bench_deflate():
-    """--deflate: the same broadcast without and with permessage-deflate."""
-    r = need("deflate.json")
-    d, c = r["deflate"], r["config"]
-    off, on = d["off"], d["on"]
-
+def pass_helpers(off, on):
+    """For a table of two passes of one run: both(f) (a cell each), rel(key)
+    (on ÷ off), and the rows every such table ends with."""
     def both(f):
         return [f(off), f(on)]
 
     def rel(key):
         return ratio(on[key] / off[key]) if off.get(key) else ""
 
-    def last(p):
-        return "%s (best %s, max %s)" % (ms(p["last_delivery_ms_median"]), ms(p["last_delivery_ms_best"]),
-                                        ms(p["last_delivery_ms_max"]))
+    tail = [
+        ["node CPU in the broadcast phase (user + system)"]
+        + both(lambda p: "%.2f s (%.2f µs per delivery)" % (p["node_cpu_s"], p["node_cpu_us_per_delivery"]))
+        + [rel("node_cpu_s")],
+        ["latency of every delivery, p50 / p99"]
+        + both(lambda p: "%s / %s" % (ms(p["latency_ms"]["p50"]), ms(p["latency_ms"]["p99"]))) + [""],
+        ["delivered / lost / duplicated"]
+        + both(lambda p: "%s / %s / %s" % (n(p["delivered"]), n(p["lost"]), n(p["duplicated"]))) + [""],
+    ]
+    return both, rel, tail
 
+
+def last_delivery(p):
+    return "%s (best %s, max %s)" % (ms(p["last_delivery_ms_median"]), ms(p["last_delivery_ms_best"]),
+                                    ms(p["last_delivery_ms_max"]))
+
+
+def bench_deflate():
+    """--deflate: the same broadcast without and with permessage-deflate."""
+    r = need("deflate.json")
+    d, c = r["deflate"], r["config"]
+    off, on = d["off"], d["on"]
+    both, rel, tail = pass_helpers(off, on)
     rows = [
         ["connections logged in (each pass on a fresh node)"] + both(lambda p: n(p["connections"])) + [""],
         ["memory per idle logged-in connection (node RSS growth ÷ connections)"]
@@ -369,15 +385,9 @@ def bench_deflate():
         + both(lambda p: "%.1f MB (%.0f B per delivery)" % (p["broadcast_rx_bytes"] / 1e6,
                                                             p["broadcast_rx_bytes_per_delivery"]))
         + [rel("broadcast_rx_bytes")],
-        ["time to last delivery, median of %d" % c["rounds"]] + both(last) + [rel("last_delivery_ms_median")],
-        ["node CPU in the broadcast phase (user + system)"]
-        + both(lambda p: "%.2f s (%.2f µs per delivery)" % (p["node_cpu_s"], p["node_cpu_us_per_delivery"]))
-        + [rel("node_cpu_s")],
-        ["latency of every delivery, p50 / p99"]
-        + both(lambda p: "%s / %s" % (ms(p["latency_ms"]["p50"]), ms(p["latency_ms"]["p99"]))) + [""],
-        ["delivered / lost / duplicated"]
-        + both(lambda p: "%s / %s / %s" % (n(p["delivered"]), n(p["lost"]), n(p["duplicated"]))) + [""],
-    ]
+        ["time to last delivery, median of %d" % c["rounds"]] + both(last_delivery)
+        + [rel("last_delivery_ms_median")],
+    ] + tail
     note = ("%s connections per pass; %d broadcasts %g s apart, each message padded with %d bytes of "
             "prose (%s-byte frame plain); %d node worker threads; nodes and clients share the "
             "machine's %d cores.\n" % (n(c["conns"]), c["rounds"], c["interval_s"], c["pad"],
@@ -385,8 +395,42 @@ def bench_deflate():
     return table(["", "permessage-deflate off", "on", "on ÷ off"], rows) + "\n" + note
 
 
+def bench_history():
+    """--second-* --interleave: the same broadcast from a node with delivery
+    logging off and one with it on, against one raw-TCP floor."""
+    r = need("history.json")
+    d, c = r["passes"], r["config"]
+    off, on, vs = d["first"], d["second"], d["second_vs_first"]
+    both, rel, tail = pass_helpers(off, on)
+    rows = [
+        ["connections logged in (each node fresh)"] + both(lambda p: n(p["connections"])) + [""],
+        ["memory per idle logged-in connection (node RSS growth ÷ connections; target ≤ 512 B)"]
+        + both(lambda p: "**%s B**" % n(p["server_rss_bytes_per_conn"])) + [rel("server_rss_bytes_per_conn")],
+        ["push frame on the wire"] + both(lambda p: "%s B" % n(p["frame_bytes"])) + [rel("frame_bytes")],
+        ["time to last delivery, median of %d" % c["rounds"]] + both(last_delivery)
+        + [rel("last_delivery_ms_median")],
+        ["raw-TCP floor, median of %d trials (one floor for both: %s-byte sends)"
+         % (len(r["floor"]["trials_last_delivery_ms"]), n(d["floor_frame_bytes"]))]
+        + [ms(d["floor_ms_median"])] * 2 + [""],
+        ["broadcast ÷ floor, median to median (target: moves ≤ 5 %)"]
+        + both(lambda p: "**%.3f ×**" % p["broadcast_ratio_median"])
+        + ["**%+.1f %%**" % (100 * vs["broadcast_ratio_median_change"])],
+        ["broadcast ÷ floor, best to best"] + both(lambda p: "%.3f ×" % p["broadcast_ratio_best"])
+        + ["%+.1f %%" % (100 * (vs["broadcast_ratio_best"] - 1))],
+    ] + tail
+    how = ("at once: %d broadcasts per node %g s apart, the two nodes' rounds alternating %g s apart "
+           "(who goes first swaps every round)" % (c["rounds"], c["interval_s"], c["interval_s"] / 2)
+           if d["interleaved"] else
+           "one pass after the other: %d broadcasts per node %g s apart" % (c["rounds"], c["interval_s"]))
+    note = ("%s connections per node, %s; the floor after both, %d sending processes; %d node worker "
+            "threads each; nodes and clients share the machine's %d cores.\n"
+            % (n(c["conns"]), how, r["floor"]["senders"], c["node_workers"], r["machine"]["cpus"]))
+    return table(["", "delivery off", "delivery on", "on vs off"], rows) + "\n" + note
+
+
 RENDER = {
     "bench-deflate": bench_deflate,
+    "bench-history": bench_history,
     "readme-headline": readme_headline,
     "readme-quick": readme_quick,
     "readme-cluster-latency": readme_cluster_latency,
