@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cluster/clog.h"
 #include "cluster/prec.h"
 #include "cluster/rlink.h"
 #include "cluster/rpc.h"
@@ -441,8 +442,10 @@ int cluster_start(const char *self, char *err, size_t errlen)
     }
     static const hub_cluster_hooks users = {
         .join = unodes_join, .leave = unodes_leave, .count = unodes_count, .heartbeat = cluster_user_online,
+        .pushed = clog_cursor_move,
     };
     hub_set_cluster(&users);                      /* before any worker runs */
+    clog_init();                                  /* the delivery logs in Redis, when on */
     if (cl_start_link(err, errlen) != 0)
         return -1;
     static task init = { .run = cl_init_run };

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cluster/clog.h"
 #include "cluster/cluster.h"
 #include "cluster/prec.h"
 #include "cluster/rlink.h"
@@ -57,6 +58,8 @@ typedef struct route_op {
     char *msgid, *msg;
     size_t msgidlen, msglen;
     sbuf *frame;
+    int logged;                         /* appended to its log (clog.h): id */
+    dlog_id id;
     long delivered;
     int remote_ok;
     int err;                            /* answer this code instead (msgID released) */
@@ -191,15 +194,16 @@ static void route_on_dedup_done(void *ud, int ok, rlink_val *rep, int n)
     if (!ok)
         log_warn("cluster: could not record the outcome of msgID %s in Redis", op->msgid);
     if (op->err)
-        op->done.send(op->ud, op->err, op->why, 0, 0);
-    else
-        op->done.send(op->ud, IM_OK, NULL, 0, sent);
+        op->done.send(op->ud, op->err, op->why, 0, 0, 0);
+    else                                         /* in the inbox: pushed at the next login */
+        op->done.send(op->ud, IM_OK, NULL, 0, sent, !sent && op->logged && !op->to_room);
     route_op_free(op);
 }
 
 static void route_finish_send(route_op *op)
 {
-    int sent = !op->err && (op->to_room || op->delivered > 0 || op->remote_ok);
+    /* a stored message counts as sent: its msgID stays used (SPEC 7.1) */
+    int sent = !op->err && (op->to_room || op->delivered > 0 || op->remote_ok || op->logged);
     char seq[300], flight[300], ttl[24];
     snprintf(seq, sizeof(seq), ROUTE_SEQ_PREFIX "%.*s", (int)op->msgidlen, op->msgid);
     snprintf(flight, sizeof(flight), ROUTE_FLIGHT_PREFIX "%.*s", (int)op->msgidlen, op->msgid);
@@ -313,7 +317,8 @@ static void route_call(route_op *op, const char *peer)
     r->op = op;
     snprintf(r->peer, sizeof(r->peer), "%s", peer);
     rpc_msg m = { .seq = op->msgid, .seqlen = op->msgidlen, .appid = op->appid, .uid = op->uid,
-                  .uidlen = op->uidlen, .cms = "msg", .msg = op->msg, .msglen = op->msglen };
+                  .uidlen = op->uidlen, .cms = "msg", .msg = op->msg, .msglen = op->msglen,
+                  .id = op->logged ? &op->id : NULL };
     int rc;
     op->pending++;
     if (op->kind == ROUTE_LIST)
@@ -363,18 +368,39 @@ static void route_send_user_remote(route_op *op, const rlink_val *pres, const rl
     route_call(op, node);
 }
 
-/* The msgID check of a send: 0 = go on; else the send was answered. */
+/* The push of a logged message carries its id: re-encoded once here. */
+static int route_frame_id(route_op *op)
+{
+    sbuf *f = hub_push_frame_id(op->msgid, op->msgidlen, "msg", op->msg, op->msglen, op->uid,
+                                op->uidlen, &op->id);
+    if (!f)
+        return -1;
+    sbuf_unref(op->frame);
+    op->frame = f;
+    return 0;
+}
+
+/* The msgID check (and, with logging, the append) of a send: 0 = go on;
+ * else the send was answered. */
 static int route_send_dedup(route_op *op, const rlink_val *d)
 {
-    if (d->type == REDIS_REPLY_INTEGER && d->integer == 1)
-        return 0;
-    if (d->type == REDIS_REPLY_ERROR)
-        op->done.send(op->ud, IM_SERVER_ERROR, "Redis refused the msgID check", 0, 0);
-    else if (d->type == REDIS_REPLY_INTEGER && d->integer == 2)
-        op->done.send(op->ud, IM_OPERATION_FAILURE,
-                      "a send with this msgID is in progress; retry when it has answered", 0, 0);
+    int st;
+    if (op->logged)
+        st = clog_send_reply(d, &op->id);
     else
-        op->done.send(op->ud, IM_OK, NULL, 1, 0);
+        st = d->type == REDIS_REPLY_INTEGER ? (int)d->integer : -1;
+    if (st == 1 && (!op->logged || route_frame_id(op) == 0))
+        return 0;
+    if (st == 1)
+        op->done.send(op->ud, IM_SERVER_ERROR, "out of memory", 0, 0, 0);
+    else if (st == -1)
+        op->done.send(op->ud, IM_SERVER_ERROR, d->type == REDIS_REPLY_ERROR && d->str ? d->str
+                      : "Redis refused the msgID check", 0, 0, 0);
+    else if (st == 2)
+        op->done.send(op->ud, IM_OPERATION_FAILURE,
+                      "a send with this msgID is in progress; retry when it has answered", 0, 0, 0);
+    else
+        op->done.send(op->ud, IM_OK, NULL, 1, 0, 0);
     route_op_free(op);
     return -1;
 }
@@ -385,11 +411,11 @@ static void route_on_send_query(void *ud, int ok, rlink_val *rep, int n)
     route_op *op = ud;
     int i = 0;
     if (!ok) {
-        op->done.send(op->ud, IM_SERVER_ERROR, ROUTE_REDIS_DOWN, 0, 0);
+        op->done.send(op->ud, IM_SERVER_ERROR, ROUTE_REDIS_DOWN, 0, 0, 0);
         route_op_free(op);
         return;
     }
-    if (op->msgidlen && route_send_dedup(op, &rep[i++]) != 0)
+    if ((op->msgidlen || op->logged) && route_send_dedup(op, &rep[i++]) != 0)
         return;
     const rlink_val *pres = op->to_room ? NULL : &rep[i++];
     const rlink_val *nodes = op->to_room ? NULL : &rep[i++];
@@ -410,8 +436,11 @@ static void route_on_send_query(void *ud, int ok, rlink_val *rep, int n)
     free(peers);
     /* local delivery: the room's users here, or the user's connections here
      * (also when the record names another node: a user may be on both) */
-    int r = op->to_room ? hub_send_room(op->appid, op->uid, op->uidlen, op->frame, route_local_done, op)
-                        : hub_send_user(op->appid, op->uid, op->uidlen, op->frame, route_local_done, op);
+    const dlog_id *id = op->logged ? &op->id : NULL;
+    int r = op->to_room ? hub_send_room_logged(op->appid, op->uid, op->uidlen, op->frame, id,
+                                               route_local_done, op)
+                        : hub_send_user_logged(op->appid, op->uid, op->uidlen, op->frame, id,
+                                               route_local_done, op);
     if (r != 0)
         route_local_done(op, 0);
 }
@@ -442,7 +471,12 @@ int route_send(const route_send_args *a, route_send_fn done, void *ud)
         op->msglen = a->msglen;
     }
     char seq[300], flight[300], ttl[24], key[96], nkey[96];
-    if (!bad && a->msgidlen) {
+    /* a logged send appends before it reads where the user is (clog.h) */
+    op->logged = clog_enabled() && op->uidlen == a->uidlen && (a->to_room || op->uidlen > 0);
+    if (!bad && op->logged) {
+        bad = clog_send_add(q, a->to_room, a->appid, op->uid, op->uidlen, a->msgid, a->msgidlen,
+                            a->msg, a->msglen) != 0;
+    } else if (!bad && a->msgidlen) {
         snprintf(seq, sizeof(seq), ROUTE_SEQ_PREFIX "%.*s", (int)a->msgidlen, a->msgid);
         snprintf(flight, sizeof(flight), ROUTE_FLIGHT_PREFIX "%.*s", (int)a->msgidlen, a->msgid);
         snprintf(ttl, sizeof(ttl), "%d", g_node.cfg.rpcTimeout * 3 / 1000 + 10);

@@ -19,11 +19,13 @@ typedef struct route_send_args {
     const char *uid; size_t uidlen;     /* recipient, or excluded sender */
     const char *msgid; size_t msgidlen;
     const char *msg; size_t msglen;
-    sbuf *frame;                        /* the push, for local delivery */
+    sbuf *frame;                        /* the push, for local delivery (a logged
+                                           message's is re-encoded with its id) */
 } route_send_args;
 
-/* dup: the msgID was already used (a no-op); sent: sendResults. */
-typedef void (*route_send_fn)(void *ud, int code, const char *why, int dup, int sent);
+/* dup: the msgID was already used (a no-op); sent: sendResults; stored:
+ * nobody had it, it is in the user's inbox (delivery logging on). */
+typedef void (*route_send_fn)(void *ud, int code, const char *why, int dup, int sent, int stored);
 /* The names are valid during the call only; count of distinct users. */
 typedef void (*route_list_fn)(void *ud, int code, const char *why, const char *const *names,
                               const size_t *lens, size_t count);

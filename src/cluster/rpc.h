@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "im/dlog.h"
+
 struct jsonw;
 struct config;
 
@@ -50,6 +52,7 @@ typedef struct rpc_msg {
     const char *uid; size_t uidlen;     /* SendMsg: recipient; SendMsgAll: excluded sender */
     const char *cms;                    /* "msg", "enter" or "exit" */
     const char *msg; size_t msglen;     /* the text */
+    const dlog_id *id;                  /* a logged message's entry id, or NULL */
 } rpc_msg;
 
 /* The outcome of a client call. ok = 0: the call failed (transport error,

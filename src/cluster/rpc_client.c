@@ -408,15 +408,18 @@ static int rpc_cli_send(const char *peer, rpc_method method, const rpc_msg *m, r
     char *uid = rpc_cli_dup(m->uid, m->uidlen);
     char *msg = rpc_cli_dup(m->msg, m->msglen);
     char *cms = rpc_cli_dup(m->cms, m->cms ? strlen(m->cms) : 0);
+    char id[DLOG_ID_MAX] = "";                   /* "" = not logged (what a Go node sends) */
+    if (m->id)
+        dlog_id_format(*m->id, id);
     grpc_byte_buffer *out = NULL;
     if (seq && uid && msg && cms && method == RPC_M_SEND_MSG) {
         Protobuf__SendMsgReq r = PROTOBUF__SEND_MSG_REQ__INIT;
-        r.seq = seq, r.appid = m->appid, r.userid = uid, r.cms = cms, r.msg = msg;
+        r.seq = seq, r.appid = m->appid, r.userid = uid, r.cms = cms, r.msg = msg, r.id = id;
         r.type = (char *)"text";
         out = rpc_cli_pack(&r.base);
     } else if (seq && uid && msg && cms) {
         Protobuf__SendMsgAllReq r = PROTOBUF__SEND_MSG_ALL_REQ__INIT;
-        r.seq = seq, r.appid = m->appid, r.userid = uid, r.cms = cms, r.msg = msg;
+        r.seq = seq, r.appid = m->appid, r.userid = uid, r.cms = cms, r.msg = msg, r.id = id;
         r.type = (char *)"text";
         out = rpc_cli_pack(&r.base);
     }

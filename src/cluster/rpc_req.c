@@ -116,9 +116,13 @@ static void rpc_req_view(const char **s, size_t *n, const char *v)
 
 /* Fills the views of a SendMsg / SendMsgAll (same field layout). */
 static void rpc_req_fill_send(rpc_req *r, const char *seq, uint32_t appid, const char *uid,
-                              const char *cms, const char *msg)
+                              const char *cms, const char *msg, const char *id)
 {
     r->appid = appid;
+    if (id && *id) {                             /* an imgate peer's logged message */
+        r->has_id = 1;
+        r->id_ok = dlog_id_parse(id, strlen(id), &r->id) == 0;
+    }
     rpc_req_view(&r->seq, &r->seqlen, seq);
     rpc_req_view(&r->uid, &r->uidlen, uid);
     rpc_req_view(&r->cms, &r->cmslen, cms);
@@ -138,12 +142,12 @@ static void rpc_req_fill(rpc_req *r)
     }
     case RPC_M_SEND_MSG: {
         const Protobuf__SendMsgReq *q = (const void *)r->pb;
-        rpc_req_fill_send(r, q->seq, q->appid, q->userid, q->cms, q->msg);
+        rpc_req_fill_send(r, q->seq, q->appid, q->userid, q->cms, q->msg, q->id);
         break;
     }
     case RPC_M_SEND_MSG_ALL: {
         const Protobuf__SendMsgAllReq *q = (const void *)r->pb;
-        rpc_req_fill_send(r, q->seq, q->appid, q->userid, q->cms, q->msg);
+        rpc_req_fill_send(r, q->seq, q->appid, q->userid, q->cms, q->msg, q->id);
         r->except_len = r->uidlen < PRESENCE_MAX_ID ? r->uidlen : 0;
         break;
     }
@@ -184,6 +188,8 @@ int rpc_req_decode(const char *path, size_t pathlen, const uint8_t *data, size_t
     rpc_req_fill(out);
     if (out->method == RPC_M_SEND_MSG && (out->uidlen == 0 || out->uidlen >= PRESENCE_MAX_ID))
         rpc_req_refuse(out, IM_USER_ID_ILLEGAL, "userID must be 1 to 19 bytes");
+    else if (out->has_id && !out->id_ok)
+        rpc_req_refuse(out, IM_PARAM_ILLEGAL, "id must be an entry id such as 1733300000000-0");
     else if (rpc_req_has_nul(desc, data, len))
         rpc_req_refuse(out, IM_PARAM_ILLEGAL, "strings must not contain NUL bytes");
     else if (!rpc_req_strings_utf8(out->pb))

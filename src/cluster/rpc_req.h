@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "im/dlog.h"
+
 struct ProtobufCMessage;
 
 #define RPC_PATH_PREFIX "/protobuf.AccServer/"
@@ -42,6 +44,8 @@ typedef struct rpc_req {
     size_t except_len;           /* SendMsgAll: bytes of uid to exclude (0 = nobody) */
     const char *cms; size_t cmslen;   /* "msg" when the request left it empty */
     const char *msg; size_t msglen;
+    int has_id, id_ok;           /* SendMsg/SendMsgAll of an imgate peer: the entry id */
+    dlog_id id;                  /* (inbox or room history) of a logged message */
     struct ProtobufCMessage *pb;
 } rpc_req;
 
@@ -55,7 +59,7 @@ const char *rpc_req_path(rpc_method m);
  * UNIMPLEMENTED (unknown method), RESOURCE_EXHAUSTED (len > maxlen),
  * INVALID_ARGUMENT (not a valid encoding of the request), or OK; with OK,
  * out->code is 0 or the retCode to answer without acting (1001 invalid
- * UTF-8 or a NUL in a string; 1002 a SendMsg userID that is empty or not
+ * UTF-8, a NUL in a string, or an id that is not "<ms>-<seq>"; 1002 a SendMsg userID that is empty or not
  * shorter than PRESENCE_MAX_ID bytes). out must be freed with rpc_req_free
  * whatever the result. */
 int rpc_req_decode(const char *path, size_t pathlen, const uint8_t *data, size_t len,

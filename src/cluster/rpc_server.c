@@ -350,7 +350,8 @@ static void rpc_srv_send(rpc_scall *s)
         rpc_srv_answer_send(s, 0);
         return;
     }
-    sbuf *f = hub_push_frame(r->seq, r->seqlen, r->cms, r->msg, r->msglen, r->uid, r->uidlen);
+    const dlog_id *id = r->has_id ? &r->id : NULL;    /* an imgate peer logged it */
+    sbuf *f = hub_push_frame_id(r->seq, r->seqlen, r->cms, r->msg, r->msglen, r->uid, r->uidlen, id);
     if (!f) {
         rpc_srv_answer(s, IM_SERVER_ERROR, "out of memory", 0);
         return;
@@ -359,7 +360,7 @@ static void rpc_srv_send(rpc_scall *s)
         /* A room push is answered once it is queued on every worker: the
          * sender needs no count, and a big room on a busy node must not
          * run the sender's deadline out (its peer would look unhealthy). */
-        int rc = hub_send_room(r->appid, r->uid, r->except_len, f, NULL, NULL);
+        int rc = hub_send_room_logged(r->appid, r->uid, r->except_len, f, id, NULL, NULL);
         sbuf_unref(f);
         if (rc == 0)
             rpc_srv_answer(s, IM_OK, im_code_msg(IM_OK), 0);
@@ -374,7 +375,7 @@ static void rpc_srv_send(rpc_scall *s)
     g_rpc.ops++;
     rpc_srv.counts.handed++;
     pthread_mutex_unlock(&g_rpc.mu);
-    int rc = hub_send_user(r->appid, r->uid, r->uidlen, f, rpc_srv_hub_done, s);
+    int rc = hub_send_user_logged(r->appid, r->uid, r->uidlen, f, id, rpc_srv_hub_done, s);
     sbuf_unref(f);
     if (rc == 0)
         return;                                  /* rpc_srv_hub_done answers */

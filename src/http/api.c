@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster/clog.h"
 #include "cluster/cluster.h"
 #include "cluster/route.h"
 #include "cluster/rpc.h"
@@ -297,6 +298,32 @@ static void api_history_answer(struct conn *c, jsonw *items, const api_history *
     api_answer(c, &w);
 }
 
+/* Cluster mode: the streams in Redis (cluster/clog.h). */
+static void api_history_routed(void *ud, int ok, const dlog_entry *e, size_t n, int more)
+{
+    struct conn *c = ud;
+    if (!ok) {
+        api_error(c, IM_SERVER_ERROR, "Redis is unavailable; the history cannot be read");
+        return;
+    }
+    jsonw items;
+    jsonw_init(&items, 0);
+    api_history h = { .w = &items, .limit = (long)n };
+    for (size_t i = 0; i < n; i++)
+        api_history_one(&e[i], &h);
+    h.more = more;
+    api_history_answer(c, &items, &h);
+    jsonw_free(&items);
+}
+
+static void api_history_cluster(struct conn *c, uint32_t appid, const char *uid, size_t ulen,
+                                const dlog_id *after, long limit)
+{
+    http_conn_defer(c);
+    if (clog_history(appid, uid, ulen, after, (size_t)limit, api_history_routed, c) != 0)
+        api_history_routed(c, 0, NULL, 0, 0);
+}
+
 /* A user's inbox (userID given) or the room's history (userID empty),
  * oldest first, after an id, paged by limit with nextID (SPEC 7.1). */
 static void api_user_history(api_ctx *x)
@@ -313,13 +340,18 @@ static void api_user_history(api_ctx *x)
         api_error(x->c, IM_PARAM_ILLEGAL, "after must be an entry id such as 1733300000000-0");
         return;
     }
-    if (!dlog_enabled()) {
+    if (!g_node.cfg.deliveryEnabled) {
         api_error(x->c, IM_OPERATION_FAILURE, "no history: delivery logging is off on this node");
+        return;
+    }
+    limit = limit < API_HISTORY_MAX ? limit : API_HISTORY_MAX;
+    if (cluster_enabled()) {
+        api_history_cluster(x->c, appid, uid, ulen, alen ? &from : NULL, limit);
         return;
     }
     jsonw items;
     jsonw_init(&items, 0);
-    api_history h = { .w = &items, .limit = limit < API_HISTORY_MAX ? limit : API_HISTORY_MAX };
+    api_history h = { .w = &items, .limit = limit };
     dlog_key k = { appid, uid, ulen };
     int gap;
     dlog_lock(&k);
@@ -412,7 +444,7 @@ static void api_send_done(void *ud, long delivered)
 }
 
 /* Cluster mode: cluster-wide de-dup and routing (cluster/route.h). */
-static void api_send_routed(void *ud, int code, const char *why, int dup, int sent)
+static void api_send_routed(void *ud, int code, const char *why, int dup, int sent, int stored)
 {
     struct conn *c = ud;
     jsonw w;
@@ -421,7 +453,8 @@ static void api_send_routed(void *ud, int code, const char *why, int dup, int se
         return;
     }
     api_begin(&w, IM_OK, NULL);
-    jsonw_lit(&w, dup ? "{}}" : sent ? "{\"sendResults\":true}}" : "{\"sendResults\":false}}");
+    jsonw_lit(&w, dup ? "{}}" : sent ? "{\"sendResults\":true}}"
+                : stored ? "{\"sendResults\":false,\"stored\":true}}" : "{\"sendResults\":false}}");
     api_answer(c, &w);
 }
 
@@ -429,9 +462,9 @@ static void api_send_cluster(api_ctx *x, const route_send_args *a)
 {
     http_conn_defer(x->c);
     if (!a->to_room && (a->uidlen == 0 || a->uidlen >= PRESENCE_MAX_ID))
-        api_send_routed(x->c, IM_OK, NULL, 0, 0);   /* no such user can be online */
+        api_send_routed(x->c, IM_OK, NULL, 0, 0, 0);   /* no such user can be online */
     else if (route_send(a, api_send_routed, x->c) != 0)
-        api_send_routed(x->c, IM_SERVER_ERROR, "out of memory", 0, 0);
+        api_send_routed(x->c, IM_SERVER_ERROR, "out of memory", 0, 0, 0);
 }
 
 /* The answer when dedup_reserve did not reserve the msgID. */
@@ -458,7 +491,7 @@ static void api_send_not_new(struct conn *c, int found)
 static int api_frame_refused(api_ctx *x, const sbuf *frame)
 {
     char why[160];
-    size_t id_field = dlog_enabled() ? DLOG_ID_MAX + 8 : 0;   /* ,"id":"..." of a logged push */
+    size_t id_field = g_node.cfg.deliveryEnabled ? DLOG_ID_MAX + 8 : 0;   /* ,"id":"..." of a logged push */
     if (ws_session_frame_fits(frame->len + id_field))
         return 0;
     snprintf(why, sizeof(why), "message is too large: its push frame is %zu bytes, over "

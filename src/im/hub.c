@@ -24,14 +24,20 @@
 #include "ws/frame.h"
 #include "ws/session.h"
 
+struct hub_gate;
+
 struct hub_local {
     struct conn **buckets;          /* user table, chained through conn.unext */
     uint32_t mask;
     uint32_t count;                 /* logged-in connections */
     struct conn *rooms[CONFIG_MAX_APPIDS];
+    struct hub_gate **gates;        /* gated connections by address (hub_gate_hold) */
+    uint32_t gmask, ngates;         /* ngates == 0: the delivery path never looks */
 };
 
 enum hub_kind { HUB_USER, HUB_ROOM };
+/* What a push's id is: none, a user's inbox entry, a room's history entry. */
+enum hub_log { HUB_LOG_NONE, HUB_LOG_INBOX, HUB_LOG_ROOM };
 
 /* Set by cluster/ at start-up (hub_set_cluster); NULL in embedded mode. */
 static const hub_cluster_hooks *hub_cluster;
@@ -57,7 +63,7 @@ typedef struct hub_job {
     uint32_t appid;
     uint32_t hash;                  /* presence_hash of the user (or except) */
     uint8_t uidlen;
-    uint8_t logged;                 /* a logged user message: its id moves the cursor */
+    uint8_t logged;                 /* enum hub_log: a logged inbox message moves the cursor */
     char uid[PRESENCE_MAX_ID];
     dlog_id id;
     sbuf *frame;
@@ -81,10 +87,13 @@ hub_local *hub_local_new(void)
     return h;
 }
 
+static void hub_gates_free(hub_local *h);
+
 void hub_local_free(hub_local *h)
 {
     if (!h)
         return;
+    hub_gates_free(h);
     free(h->buckets);
     free(h);
 }
@@ -217,14 +226,25 @@ static int hub_is_user(const struct conn *c, const hub_job *j)
            memcmp(p->id, j->uid, j->uidlen) == 0;
 }
 
+static int hub_gate_check(hub_local *h, struct conn *c, const hub_job *j);
+
+/* One recipient: a gated connection's push is held or dropped (counted as
+ * delivered: it is, or the replay had it), else sent. 1 if delivered. */
+static int hub_deliver(hub_local *h, struct conn *c, const hub_job *j, ws_push *p)
+{
+    if (h->ngates && hub_gate_check(h, c, j))
+        return 1;
+    return ws_session_send_push(c, p) == WS_SEND_OK;
+}
+
 static long hub_run_user(hub_local *h, hub_job *j, ws_push *p)
 {
     long n = 0;
     struct conn *c = h->buckets[j->hash & h->mask];
     while (c) {
         struct conn *next = c->unext;        /* a failed send may unlink c */
-        if (hub_is_user(c, j) && ws_session_send_push(c, p) == WS_SEND_OK)
-            n++;
+        if (hub_is_user(c, j))
+            n += hub_deliver(h, c, j, p);
         c = next;
     }
     return n;
@@ -239,8 +259,8 @@ static long hub_run_room(hub_local *h, hub_job *j, ws_push *p)
     struct conn *c = h->rooms[r];
     while (c) {
         struct conn *next = c->rnext;
-        if ((j->uidlen == 0 || !hub_is_user(c, j)) && ws_session_send_push(c, p) == WS_SEND_OK)
-            n++;
+        if (j->uidlen == 0 || !hub_is_user(c, j))
+            n += hub_deliver(h, c, j, p);
         c = next;
     }
     return n;
@@ -282,10 +302,8 @@ static void hub_slot_run(struct worker *w, task *t)
     if (n) {                                 /* counted once per job, not per recipient */
         atomic_fetch_add_explicit(&j->delivered, n, memory_order_relaxed);
         atomic_fetch_add_explicit(&w->stats.frames_out, n, memory_order_relaxed);
-        if (j->logged && !g_node.cfg.ackRequired) {   /* pushed: the user's cursor moves */
-            dlog_key k = { j->appid, j->uid, j->uidlen };
-            dlog_cursor_set(&k, j->id);
-        }
+        if (j->logged == HUB_LOG_INBOX && !g_node.cfg.ackRequired)   /* pushed: the cursor moves */
+            hub_cursor_move(j->appid, j->uid, j->uidlen, j->id);
     }
     hub_job_finish(w, j);
 }
@@ -310,7 +328,7 @@ static int hub_dispatch(enum hub_kind kind, uint32_t appid, const char *uid, siz
     j->hash = presence_hash(appid, uid, len);
     j->frame = sbuf_ref(frame);
     if (id) {
-        j->logged = 1;
+        j->logged = kind == HUB_USER ? HUB_LOG_INBOX : HUB_LOG_ROOM;
         j->id = *id;
     }
     j->done_task.run = hub_job_done_task;
@@ -343,6 +361,214 @@ int hub_send_room(uint32_t appid, const char *except, size_t len, sbuf *frame,
                   hub_done_fn done, void *ud)
 {
     return hub_dispatch(HUB_ROOM, appid, except, len, frame, NULL, done, ud);
+}
+
+int hub_send_room_logged(uint32_t appid, const char *except, size_t len, sbuf *frame,
+                         const dlog_id *id, hub_done_fn done, void *ud)
+{
+    return hub_dispatch(HUB_ROOM, appid, except, len, frame, id, done, ud);
+}
+
+void hub_cursor_move(uint32_t appid, const char *uid, size_t len, dlog_id id)
+{
+    if (hub_cluster && hub_cluster->pushed) {
+        hub_cluster->pushed(appid, uid, len, id);
+        return;
+    }
+    dlog_key k = { appid, uid, len };
+    dlog_cursor_set(&k, id);
+}
+
+/* ---------- gates (see hub.h) ---------- */
+
+/* A push held while its connection's replay is read. */
+typedef struct hub_held {
+    struct hub_held *next;
+    sbuf *frame;
+    uint8_t log;                    /* enum hub_log */
+    dlog_id id;
+} hub_held;
+
+typedef struct hub_gate {
+    struct hub_gate *next;          /* bucket chain */
+    struct conn *c;
+    int holding;                    /* the replay is being read */
+    uint64_t until;                 /* open: drop replayed ids until then (uv_now) */
+    int has_inbox, has_room;
+    dlog_id inbox_max, room_max;
+    hub_held *held, **held_tail;
+    uint32_t nheld;
+} hub_gate;
+
+static uint32_t hub_gate_slot(const hub_local *h, const struct conn *c)
+{
+    uintptr_t v = (uintptr_t)c >> 4;
+    return (uint32_t)(v ^ (v >> 13)) & h->gmask;
+}
+
+static void hub_gate_free(hub_gate *g)
+{
+    while (g->held) {
+        hub_held *x = g->held;
+        g->held = x->next;
+        sbuf_unref(x->frame);
+        free(x);
+    }
+    free(g);
+}
+
+static void hub_gates_free(hub_local *h)
+{
+    for (uint32_t b = 0; h->gates && b <= h->gmask; b++)
+        while (h->gates[b]) {
+            hub_gate *g = h->gates[b];
+            h->gates[b] = g->next;
+            hub_gate_free(g);
+        }
+    free(h->gates);
+    h->gates = NULL;
+    h->ngates = 0;
+}
+
+/* Unlinks and frees *pp's gate. */
+static void hub_gate_drop(hub_local *h, hub_gate **pp)
+{
+    hub_gate *g = *pp;
+    *pp = g->next;
+    hub_gate_free(g);
+    h->ngates--;
+}
+
+/* The gate of c (NULL if none); an open gate past its time is dropped. */
+static hub_gate **hub_gate_find(hub_local *h, const struct conn *c, uint64_t now)
+{
+    if (!h->gates)
+        return NULL;
+    for (hub_gate **pp = &h->gates[hub_gate_slot(h, c)]; *pp;) {
+        hub_gate *g = *pp;
+        if (!g->holding && g->until <= now) {
+            hub_gate_drop(h, pp);
+            continue;
+        }
+        if (g->c == c)
+            return pp;
+        pp = &g->next;
+    }
+    return NULL;
+}
+
+static void hub_gates_grow(hub_local *h)
+{
+    uint32_t nmask = h->gates ? h->gmask * 2 + 1 : 63;
+    hub_gate **nb = calloc((size_t)nmask + 1, sizeof(*nb));
+    if (!nb)
+        return;                              /* longer chains, still correct */
+    uint32_t omask = h->gmask;
+    hub_gate **old = h->gates;
+    h->gates = nb;
+    h->gmask = nmask;
+    for (uint32_t b = 0; old && b <= omask; b++)
+        while (old[b]) {
+            hub_gate *g = old[b];
+            old[b] = g->next;
+            uint32_t i = hub_gate_slot(h, g->c);
+            g->next = nb[i];
+            nb[i] = g;
+        }
+    free(old);
+}
+
+/* Was this logged push in the replay of g's connection? */
+static int hub_gate_replayed(const hub_gate *g, uint8_t log, dlog_id id)
+{
+    if (log == HUB_LOG_INBOX)
+        return g->has_inbox && dlog_id_cmp(id, g->inbox_max) <= 0;
+    if (log == HUB_LOG_ROOM)
+        return g->has_room && dlog_id_cmp(id, g->room_max) <= 0;
+    return 0;
+}
+
+/* 1: the push of j to c was held or dropped here; 0: send it. */
+static int hub_gate_check(hub_local *h, struct conn *c, const hub_job *j)
+{
+    hub_gate **pp = hub_gate_find(h, c, uv_now(&conn_worker(c)->loop));
+    if (!pp)
+        return 0;
+    hub_gate *g = *pp;
+    if (!g->holding)
+        return hub_gate_replayed(g, j->logged, j->id);
+    hub_held *x = g->nheld < HUB_GATE_MAX_HELD ? malloc(sizeof(*x)) : NULL;
+    if (!x) {                                /* its client resumes from its last id */
+        ws_session_close(c, 1008, "too many messages while logging in");
+        return 1;
+    }
+    x->next = NULL;
+    x->frame = sbuf_ref(j->frame);
+    x->log = j->logged;
+    x->id = j->id;
+    *g->held_tail = x;
+    g->held_tail = &x->next;
+    g->nheld++;
+    return 1;
+}
+
+int hub_gate_hold(struct conn *c)
+{
+    hub_local *h = conn_worker(c)->hub;
+    if (hub_gate_find(h, c, uv_now(&conn_worker(c)->loop)))
+        return -1;                           /* one login at a time */
+    if (h->ngates >= (h->gates ? h->gmask + 1 : 0))
+        hub_gates_grow(h);
+    hub_gate *g = h->gates ? calloc(1, sizeof(*g)) : NULL;
+    if (!g)
+        return -1;
+    g->c = c;
+    g->holding = 1;
+    g->held_tail = &g->held;
+    uint32_t i = hub_gate_slot(h, c);
+    g->next = h->gates[i];
+    h->gates[i] = g;
+    h->ngates++;
+    return 0;
+}
+
+void hub_gate_open(struct conn *c, const dlog_id *inbox_max, const dlog_id *room_max,
+                   uint32_t keep_ms)
+{
+    hub_local *h = conn_worker(c)->hub;
+    uint64_t now = uv_now(&conn_worker(c)->loop);
+    hub_gate **pp = hub_gate_find(h, c, now);
+    if (!pp)
+        return;
+    hub_gate *g = *pp;
+    g->holding = 0;
+    g->until = now + keep_ms;
+    if (inbox_max) {
+        g->has_inbox = 1;
+        g->inbox_max = *inbox_max;
+    }
+    if (room_max) {
+        g->has_room = 1;
+        g->room_max = *room_max;
+    }
+    hub_held *list = g->held;                /* sent in the order they came */
+    hub_gate seen = *g;                      /* a failed send may end c, and its gate */
+    g->held = NULL;
+    g->held_tail = &g->held;
+    g->nheld = 0;
+    if (!g->has_inbox && !g->has_room)
+        hub_gate_drop(h, pp);                /* nothing to filter later */
+    while (list) {
+        hub_held *x = list;
+        list = x->next;
+        if (!hub_gate_replayed(&seen, x->log, x->id) && c->state == CONN_WS_OPEN) {
+            ws_push p = { .plain = x->frame };
+            (void)ws_session_send_push(c, &p);   /* a failure closes c */
+            ws_push_release(&p);
+        }
+        sbuf_unref(x->frame);
+        free(x);
+    }
 }
 
 /* ---------- attach / detach ---------- */
@@ -457,6 +683,9 @@ void hub_detach(struct conn *c)
     struct worker *w = conn_worker(c);
     hub_edge x = { .room = c->room, .c = c };
     hub_unlink(w->hub, c);
+    hub_gate **g = w->hub->ngates ? hub_gate_find(w->hub, c, uv_now(&w->loop)) : NULL;
+    if (g)
+        hub_gate_drop(w->hub, g);
     c->pres = NULL;
     atomic_fetch_sub_explicit(&w->stats.logged_in, 1, memory_order_relaxed);
     presence_release(p, hub_on_release, &x);     /* p may be gone now */

@@ -50,6 +50,9 @@ typedef struct hub_cluster_hooks {
     void (*leave)(const struct pres_entry *e, int announce);
     void (*count)(const struct pres_entry *e);
     void (*heartbeat)(const struct pres_entry *e);
+    /* A logged inbox message was pushed to (or acked by) a connection of
+     * the user: the pushed cursor lives in Redis. Any worker. */
+    void (*pushed)(uint32_t appid, const char *uid, size_t len, dlog_id id);
 } hub_cluster_hooks;
 void hub_set_cluster(const hub_cluster_hooks *hooks);
 
@@ -71,6 +74,28 @@ int hub_send_user_logged(uint32_t appid, const char *uid, size_t len, sbuf *fram
  * `except` (may be empty) on this node. */
 int hub_send_room(uint32_t appid, const char *except, size_t len, sbuf *frame,
                   hub_done_fn done, void *ud);
+/* The same for a logged room message (its history entry id). */
+int hub_send_room_logged(uint32_t appid, const char *except, size_t len, sbuf *frame,
+                         const dlog_id *id, hub_done_fn done, void *ud);
+
+/* The user's pushed cursor moves forward to id: in Redis in cluster mode
+ * (hub_cluster_hooks.pushed), else in the node's logs (im/dlog.h). */
+void hub_cursor_move(uint32_t appid, const char *uid, size_t len, dlog_id id);
+
+/* Gates: a login whose replay is read from a store the node must wait for
+ * (Redis, in cluster mode). The connection is attached first, so that no
+ * push sent meanwhile can miss it, and gated: every push to it is held
+ * (the login reply and the replay go first). hub_gate_open then sends
+ * what was held, except the logged messages the replay already had (an id
+ * not newer than inbox_max, or room_max, the logs' newest ids when the
+ * replay was read; NULL: that log was not replayed), and for keep_ms more
+ * drops such late duplicates too (a push routed while the replay was read
+ * may arrive after it). On c's worker; a gate ends with hub_detach. More
+ * than HUB_GATE_MAX_HELD held pushes close c (1008): its client resumes. */
+#define HUB_GATE_MAX_HELD 4096
+int hub_gate_hold(struct conn *c);               /* 0, or -1 (no memory) */
+void hub_gate_open(struct conn *c, const dlog_id *inbox_max, const dlog_id *room_max,
+                   uint32_t keep_ms);
 
 /* Announces cmd ("enter"/"exit") of user uid to this node's room appid,
  * the user excluded; nothing in a room over im.presenceEventsMaxRoom. Any

@@ -185,7 +185,7 @@ static int proto_login(proto_req *r)
         return code;
     if (c->pres || resume_pending(c))
         return IM_OPERATION_FAILURE;
-    if (dlog_enabled())
+    if (resume_enabled())
         return proto_login_logged(r, appid, uid, uidlen);
     int first;
     if (hub_attach(c, appid, uid, uidlen, &first) != 0) {
@@ -210,7 +210,7 @@ static int proto_ack(proto_req *r)
 {
     if (!r->c->pres)
         return IM_NOT_LOGGED_IN;
-    if (!dlog_enabled())
+    if (!resume_enabled())
         return IM_OK;                                 /* nothing is logged: nothing to move */
     json_t *id = json_is_object(r->m.data) ? proto_field(r->m.data, "id") : NULL;
     if (!json_is_string(id))

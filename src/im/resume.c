@@ -214,6 +214,19 @@ static void resume_run_later(resume_job *j, struct conn *c)
     }
 }
 
+/* The login's reply, then the replay in id order. 1 if all of it went out. */
+static int resume_reply_and_replay(resume_job *j, struct conn *c)
+{
+    proto_reply_raw(c, j->seq, j->seqlen, "login", 5, IM_OK,
+                    !j->resumed ? "null" : j->recovered ? "{\"recovered\":true}" : "{\"recovered\":false}");
+    size_t sent = 0;
+    if (j->n > 1)
+        qsort(j->items, j->n, sizeof(*j->items), resume_item_cmp);
+    while (sent < j->n && ws_session_send_frame(c, j->items[sent].frame) == WS_SEND_OK)
+        sent++;
+    return sent == j->n;
+}
+
 static void resume_run(struct worker *w, task *t)
 {
     (void)w;
@@ -231,14 +244,7 @@ static void resume_run(struct worker *w, task *t)
         resume_job_free(j);
         return;
     }
-    proto_reply_raw(c, j->seq, j->seqlen, "login", 5, IM_OK,
-                    !j->resumed ? "null" : j->recovered ? "{\"recovered\":true}" : "{\"recovered\":false}");
-    size_t sent = 0;
-    if (j->n > 1)
-        qsort(j->items, j->n, sizeof(*j->items), resume_item_cmp);
-    while (sent < j->n && ws_session_send_frame(c, j->items[sent].frame) == WS_SEND_OK)
-        sent++;
-    if (sent == j->n && j->moves_cursor && !g_node.cfg.ackRequired) {
+    if (resume_reply_and_replay(j, c) && j->moves_cursor && !g_node.cfg.ackRequired) {
         dlog_key k = { j->appid, j->uid, j->uidlen };
         dlog_cursor_set(&k, j->cursor);
     }
@@ -291,8 +297,77 @@ static int resume_keep_seq(resume_job *j, const resume_req *q, int gap)
     return 0;
 }
 
+/* ---------- logins that wait for a store (cluster mode) ---------- */
+
+static const resume_store *resume_store_remote;
+
+void resume_set_store(const resume_store *s) { resume_store_remote = s; }
+
+int resume_enabled(void) { return resume_store_remote != NULL || dlog_enabled(); }
+
+/* The store's answer, on c's worker: the reply, the replay, then what the
+ * gate held (hub_gate_open). */
+static void resume_found_run(void *ud, const resume_found *f)
+{
+    resume_job *j = ud;
+    struct conn *c = j->c;
+    resume_unlist(j);
+    if (conn_unhold(c) || c->state != CONN_WS_OPEN) {     /* gone: hub_detach ended the gate */
+        resume_job_free(j);
+        return;
+    }
+    for (size_t i = 0; f->ok && i < f->ninbox && !j->failed; i++)
+        resume_on_entry(&f->inbox[i], j);
+    size_t ninbox = j->n;
+    j->room_pass = 1;
+    for (size_t i = 0; f->ok && i < f->nroom && !j->failed; i++)
+        resume_on_entry(&f->room[i], j);
+    j->recovered = f->ok && !f->gap && !j->failed;
+    if (resume_reply_and_replay(j, c) && ninbox && !g_node.cfg.ackRequired)
+        hub_cursor_move(j->appid, j->uid, j->uidlen, f->inbox[f->ninbox - 1].id);
+    if (c->state == CONN_WS_OPEN)
+        hub_gate_open(c, f->ok ? f->inbox_max : NULL, f->ok ? f->room_max : NULL,
+                      resume_store_remote->keep_ms);
+    resume_run_later(j, c);
+    resume_job_free(j);
+}
+
+/* Attach now, gated; the store answers later (resume_found_run). */
+static int resume_login_remote(struct conn *c, const resume_req *q)
+{
+    resume_job *j = resume_job_new(c, q);
+    int first;
+    if (!j || resume_keep_seq(j, q, 0) != 0) {
+        if (j)
+            resume_job_free(j);
+        return IM_SERVER_ERROR;
+    }
+    if (hub_attach(c, q->appid, q->uid, q->uidlen, &first) != 0) {
+        resume_job_free(j);
+        return IM_SERVER_ERROR;
+    }
+    if (hub_gate_hold(c) != 0) {
+        hub_detach(c);
+        resume_job_free(j);
+        return IM_SERVER_ERROR;
+    }
+    conn_hold(c);                                /* until resume_found_run */
+    j->next = resume_pending_jobs;
+    resume_pending_jobs = j;
+    if (resume_store_remote->read(q, resume_found_run, j) != 0) {
+        resume_unlist(j);
+        conn_unhold(c);
+        hub_detach(c);                           /* ends the gate too */
+        resume_job_free(j);
+        return IM_SERVER_ERROR;
+    }
+    return -1;
+}
+
 int resume_login(struct conn *c, const resume_req *q)
 {
+    if (resume_store_remote)
+        return resume_login_remote(c, q);
     dlog_key user = { q->appid, q->uid, q->uidlen }, room = { q->appid, "", 0 };
     resume_job *j = resume_job_new(c, q);
     if (!j)
@@ -328,6 +403,10 @@ int resume_ack(struct conn *c, const char *id, size_t len)
         return IM_NOT_LOGGED_IN;
     if (dlog_id_parse(id, len, &v) != 0)
         return IM_PARAM_ILLEGAL;
+    if (resume_store_remote) {                   /* the store ignores an id its inbox never gave */
+        hub_cursor_move(c->pres->appid, c->pres->id, c->pres->idlen, v);
+        return IM_OK;
+    }
     dlog_key k = { c->pres->appid, c->pres->id, c->pres->idlen };
     dlog_lock(&k);
     int future = resume_from_future(&k, &v);

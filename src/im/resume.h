@@ -31,6 +31,32 @@ typedef struct resume_req {
     dlog_id last, last_room;
 } resume_req;
 
+/* A store the login must wait for (cluster mode: Redis streams, see
+ * cluster/clog.h). Then a login attaches the connection at once, gated
+ * (im/hub.h: pushes to it are held), asks the store, and on its answer
+ * sends the reply, the replay, and what was held but not replayed. */
+typedef struct resume_found {
+    int ok;                        /* the store answered (else: no replay, recovered:false) */
+    const dlog_entry *inbox;       /* after lastID, or after the pushed cursor; in order */
+    size_t ninbox;
+    const dlog_entry *room;        /* after lastRoomID, in order (the user's own included) */
+    size_t nroom;
+    int gap;                       /* entries the client asked for were dropped (or unknown) */
+    const dlog_id *inbox_max;      /* the logs' newest ids when read (NULL: empty, or not read) */
+    const dlog_id *room_max;
+} resume_found;
+typedef void (*resume_found_fn)(void *ud, const resume_found *f);
+typedef struct resume_store {
+    /* On c's worker; fn runs once, later, on the same worker (pointers
+     * valid during the call). 0, or -1 (fn will not run). */
+    int (*read)(const resume_req *q, resume_found_fn fn, void *ud);
+    uint32_t keep_ms;              /* how long late duplicates are dropped (hub_gate_open) */
+} resume_store;
+/* At start-up, before the workers run (cluster/ registers Redis). */
+void resume_set_store(const resume_store *s);
+/* Are messages logged (embedded logs on, or a store registered)? */
+int resume_enabled(void);
+
 /* Starts the login of c (validated, not logged in, not logging in). Returns
  * -1 when the reply and the replay are on their way (from a task on c's
  * worker), or an IM code to answer now. An id newer than its log (the node

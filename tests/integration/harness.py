@@ -291,6 +291,32 @@ class NodeCase(unittest.TestCase):
             cls.node.stop()
 
 
+class ClusterCase(unittest.TestCase):
+    """A TestCase class whose tests share one redis-server and N cluster
+    nodes (start_cluster(redis, N, *ARGS)), started before the first test
+    and stopped (and checked) after the last one. A test that kills a node
+    on purpose removes it from cls.nodes."""
+    N = 2
+    ARGS = ()
+    nodes = []
+
+    @classmethod
+    def setUpClass(cls):
+        cls.redis = RedisServer()
+        try:
+            cls.nodes = start_cluster(cls.redis, cls.N, *cls.ARGS)
+        except BaseException:
+            cls.redis.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            stop_all(cls.nodes)
+        finally:
+            cls.redis.stop()
+
+
 # ---- WebSocket helpers (python3-websockets) ----
 
 def run(coro):

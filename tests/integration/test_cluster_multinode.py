@@ -23,12 +23,11 @@ import os
 import signal
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Node, RedisServer, await_until, close_all, cluster_args,  # noqa: E402
+from harness import (without_id, ClusterCase, Node, await_until, close_all, cluster_args,  # noqa: E402
                      cluster_state, copies, free_port, is_push, login, main, msg_push,
-                     presence_key, recv_until, run, start_cluster, stop_all, until_marker,
+                     presence_key, recv_until, run, until_marker,
                      wait_cluster, wait_until)
 
 SERVERS = "acc:hash:servers"
@@ -55,28 +54,12 @@ def about(m, user):
     return is_push(m, "enter", user) or is_push(m, "exit", user)
 
 
-class ClusterBase(unittest.TestCase):
+class ClusterBase(ClusterCase):
     """A redis-server and N nodes shared by the tests of the class; each
     test uses its own users and leaves no client."""
     N = 3
     redis = None
     nodes = []
-
-    @classmethod
-    def setUpClass(cls):
-        cls.redis = RedisServer()
-        try:
-            cls.nodes = start_cluster(cls.redis, cls.N)
-        except BaseException:
-            cls.redis.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            stop_all(cls.nodes)
-        finally:
-            cls.redis.stop()
 
     def setUp(self):
         for node in self.nodes:
@@ -157,7 +140,7 @@ class ClusterBase(unittest.TestCase):
         self.assertEqual(r, {"code": 200, "msg": "Success", "data": {"sendResults": True}},
                          "sendMessage of %s via %s" % (user, sender.self_addr))
         m, _ = await recv_until(ws, lambda m: is_push(m, "msg", seq=msgid), "%s via %s" % (msgid, sender.self_addr))
-        self.assertEqual(m, msg_push(msgid, message, user))
+        self.assertEqual(without_id(m), msg_push(msgid, message, user))
         before = (await until_marker(sender, [(ws, app, user)]))[0]
         self.assertEqual(copies(before, msgid), [], "a second copy of %s" % msgid)
 
@@ -272,7 +255,7 @@ class OneUserTwoNodesTest(ClusterBase):
                     for ws in (ta, tb):
                         m, _ = await recv_until(ws, lambda m: is_push(m, "msg", seq=msgid),
                                                 "%s via node %d at both tabs" % (msgid, i))
-                        self.assertEqual(m, msg_push(msgid, text, user))
+                        self.assertEqual(without_id(m), msg_push(msgid, text, user))
                     got = await until_marker(sender, [(ta, app, user), (tb, app, user)])
                     self.assertEqual([copies(g, msgid) for g in got], [[], []], "one copy per tab")
                 self.assertEqual(self.redis.hgetall(nodes_key(app, user)),

@@ -308,6 +308,14 @@ class FailoverTest(SentinelCase):
                 socks = [(a1, u1), (b1, u2)]
                 await self.send_to(A, b1, 101, u2, "before, A to B")
                 await self.send_to(B, a1, 101, u1, "before, B to A")
+                # stored for an offline user, replicated before the master dies
+                uoff = "s3-" + RUN[-6:]
+                stored = [mid("%s-stored-%d" % (uoff, i)) for i in range(3)]
+                for i, msgid in enumerate(stored):
+                    r = self.api(A, "/user/sendMessage", appID=101, userID=uoff, msgID=msgid,
+                                 message="stored %d" % i)
+                    self.assertEqual(r, {"sendResults": False, "stored": True})
+                self.assertEqual(self.master.cmd("WAIT", "1", "5000"), 1)
 
                 self.master.kill()                               # kill -9
                 await await_until(lambda: self.sentinels_name(self.replica.addr), timeout=FAILOVER_BOUND,
@@ -323,6 +331,14 @@ class FailoverTest(SentinelCase):
                 self.assert_keys_on(self.replica, {u1: A, u2: B, user3: A})
                 for n in self.nodes:
                     self.assertIn("followed the failover of '%s'" % MASTER, n.stderr())
+                # what was stored before the failover is delivered after it
+                off = await login(B, uoff, 101)
+                socks.append((off, uoff))
+                got = []
+                for i in range(3):
+                    m, _ = await recv_until(off, lambda m: is_push(m, "msg"), "stored message %d" % i)
+                    got.append((m["seq"], m["response"]["data"]["msg"]))
+                self.assertEqual(got, [(msgid, "stored %d" % i) for i, msgid in enumerate(stored)])
             finally:
                 await close_all(*[ws for ws, _ in socks])
         run(t())

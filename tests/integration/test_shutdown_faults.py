@@ -260,8 +260,12 @@ class PendingRequest:
 
 
 def slow_node_args(proxy):
+    # delivery logging off: with it, a login first reads its replay from
+    # Redis, and this Redis answers one reply per DELAY on purpose (the
+    # tests build a backlog of queries, logins must not wait behind it)
     return cluster_args(proxy) + ["--set", "cluster.redisTimeout=%d" % REDIS_TIMEOUT_MS,
-                                  "--set", "app.shutdownGrace=%d" % GRACE_S]
+                                  "--set", "app.shutdownGrace=%d" % GRACE_S,
+                                  "--set", "delivery.enabled=false"]
 
 
 class SlowRedisCase(unittest.TestCase):

@@ -1,0 +1,395 @@
+/* clog.c — the delivery logs of cluster mode in Redis streams (see clog.h).
+ * Each operation is one Lua script, so that what it reads and writes is
+ * atomic in Redis; ids are compared in Lua as "<ms>-<seq>" text (digits
+ * only, no leading zeros: Redis's own ids and dlog_id_format's). */
+#include "cluster/clog.h"
+
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cluster/cluster.h"
+#include "cluster/rlink.h"
+#include "core/log.h"
+#include "core/node.h"
+#include "im/presence.h"
+#include "im/resume.h"
+
+#define CLOG_INBOX_PREFIX "acc:user:inbox:"
+#define CLOG_ROOM_PREFIX "acc:room:history:"
+#define CLOG_CURSOR_PREFIX "acc:user:cursor:"
+#define CLOG_CLOCK_KEY "acc:delivery:clock"
+
+/* a < b for two ids */
+#define CLOG_LUA_LT                                                             \
+    "local function lt(a, b) "                                                  \
+    "local am, as = string.match(a, '^(%d+)-(%d+)$') "                          \
+    "local bm, bs = string.match(b, '^(%d+)-(%d+)$') "                          \
+    "if not am or not bm then return false end "                                \
+    "if #am ~= #bm then return #am < #bm end "                                  \
+    "if am ~= bm then return am < bm end "                                      \
+    "if #as ~= #bs then return #as < #bs end "                                  \
+    "return as < bs end "
+
+/* KEYS: log, msgID key, in-flight key, the clock. ARGV: msgID ttl, max
+ * entries, max age ms, key ttl s, from, msg, seq, "1" if there is a msgID.
+ * The msgID check is route.c's (SET NX of the original's key); then XADD
+ * with an id from one clock for every log (acc:delivery:clock, "<ms>-<seq>"
+ * of Redis's time), so that ids order an inbox's and a room's entries
+ * together (a resume merges both by id), as embedded mode's do. Retention
+ * drops the oldest entries with XDEL (not XADD MAXLEN / XTRIM), because
+ * only XDEL moves the stream's max-deleted-entry-id, which tells a resume
+ * whether entries after its id are gone (a few aged ones per append; reads
+ * skip the rest). */
+static const char clog_send_lua[] =
+    CLOG_LUA_LT
+    "if ARGV[8] == '1' then "
+    "if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then "
+    "if redis.call('EXISTS', KEYS[3]) == 1 then return {2, ''} end return {0, ''} end "
+    "redis.call('SET', KEYS[3], '1', 'EX', ARGV[1]) end "
+    "local t = redis.call('TIME') "
+    "local min = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[3]) "
+    "local minid = string.format('%.0f', math.max(min, 0)) .. '-0' "
+    "local over = redis.call('XLEN', KEYS[1]) + 1 - tonumber(ARGV[2]) "
+    "local old = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', math.max(over, 0) + 4) "
+    "local drop = {} "
+    "for i, e in ipairs(old) do "
+    "if i <= over or lt(e[1], minid) then drop[#drop + 1] = e[1] else break end end "
+    "if #drop > 0 then redis.call('XDEL', KEYS[1], unpack(drop)) end "
+    "local ms, seq = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), 0 "
+    "local clk = redis.call('GET', KEYS[4]) "
+    "if clk then local cm, cs = string.match(clk, '^(%d+)-(%d+)$') "
+    "if cm and tonumber(cm) >= ms then ms, seq = tonumber(cm), tonumber(cs) + 1 end end "
+    "local id = string.format('%.0f-%.0f', ms, seq) "
+    "local r = redis.pcall('XADD', KEYS[1], id, 'from', ARGV[5], 'msg', ARGV[6], 'seq', ARGV[7]) "
+    "if type(r) == 'table' and r.err then "          /* the clock was lost: the log's own */
+    "id = redis.call('XADD', KEYS[1], '*', 'from', ARGV[5], 'msg', ARGV[6], 'seq', ARGV[7]) end "
+    "redis.call('SET', KEYS[4], id) "
+    "redis.call('EXPIRE', KEYS[1], ARGV[4]) "
+    "return {1, id}";
+
+/* KEYS: inbox, cursor, room history. ARGV: lastID ("" = the cursor),
+ * lastRoomID ("" = no room replay), inbox count, room count. Returns
+ * {inbox part, the id read after, legacy (1: the cursor's)[, room part]};
+ * a part is {newest id ("" = no log), max-deleted id, 1 if the asked id
+ * was newer than the log (then read from the start), entries}. */
+static const char clog_login_lua[] =
+    CLOG_LUA_LT
+    "local function part(k, after, n) "
+    "if redis.call('EXISTS', k) == 0 then return {'', '', 0, {}} end "
+    "local x = redis.call('XINFO', 'STREAM', k) "
+    "local last, md = '', '' "
+    "for i = 1, #x - 1, 2 do "
+    "if x[i] == 'last-generated-id' then last = x[i + 1] "
+    "elseif x[i] == 'max-deleted-entry-id' then md = x[i + 1] end end "
+    "local future = 0 "
+    "if lt(last, after) then future = 1 after = '0-0' end "
+    "return {last, md, future, redis.call('XRANGE', k, '(' .. after, '+', 'COUNT', n)} end "
+    "local after, legacy = ARGV[1], 0 "
+    "if after == '' then after = redis.call('GET', KEYS[2]) or '0-0' legacy = 1 end "
+    "local r = {part(KEYS[1], after, ARGV[3]), after, legacy} "
+    "if ARGV[2] ~= '' then r[4] = part(KEYS[3], ARGV[2], ARGV[4]) end "
+    "return r";
+
+/* KEYS: cursor, inbox. ARGV: id, ttl. Forward only, never past the inbox. */
+static const char clog_cursor_lua[] =
+    CLOG_LUA_LT
+    "local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1) "
+    "if #top == 0 or lt(top[1][1], ARGV[1]) then return 0 end "
+    "local c = redis.call('GET', KEYS[1]) "
+    "if c and not lt(c, ARGV[1]) then return 0 end "
+    "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) return 1";
+
+int clog_enabled(void) { return cluster_enabled() && g_node.cfg.deliveryEnabled; }
+
+/* The key of a user's inbox or cursor (prefix), or of the room's history
+ * (uidlen 0). Its length, or -1. */
+static int clog_key(char *out, size_t cap, const char *prefix, uint32_t appid, const char *uid,
+                    size_t uidlen)
+{
+    int n = uidlen ? snprintf(out, cap, "%s%u_%.*s", prefix, appid, (int)uidlen, uid)
+                   : snprintf(out, cap, "%s%u", prefix, appid);
+    return n < 0 || (size_t)n >= cap ? -1 : n;
+}
+
+static uint64_t clog_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* The age limit of a log, in ms. */
+static uint64_t clog_ttl_ms(int room) { return (uint64_t)(room ? g_node.cfg.roomHistoryTTL : g_node.cfg.inboxTTL) * 1000u; }
+
+/* ---------- sends ---------- */
+
+int clog_send_add(struct rlink_query *q, int to_room, uint32_t appid, const char *uid,
+                  size_t uidlen, const char *msgid, size_t msgidlen, const char *msg,
+                  size_t msglen)
+{
+    char key[128], seq[300], flight[300], dttl[24], max[24], age[24], ttl[24];
+    const config *c = &g_node.cfg;
+    if ((to_room ? clog_key(key, sizeof(key), CLOG_ROOM_PREFIX, appid, "", 0)
+                 : clog_key(key, sizeof(key), CLOG_INBOX_PREFIX, appid, uid, uidlen)) < 0)
+        return -1;
+    snprintf(seq, sizeof(seq), "acc:submit:again:seq:%.*s", (int)msgidlen, msgid);
+    snprintf(flight, sizeof(flight), "acc:submit:inflight:%.*s", (int)msgidlen, msgid);
+    snprintf(dttl, sizeof(dttl), "%d", c->rpcTimeout * 3 / 1000 + 10);
+    snprintf(max, sizeof(max), "%d", to_room ? c->roomHistoryMax : c->inboxMax);
+    snprintf(age, sizeof(age), "%llu", (unsigned long long)clog_ttl_ms(to_room));
+    snprintf(ttl, sizeof(ttl), "%d", to_room ? c->roomHistoryTTL : c->inboxTTL);
+    const char *argv[] = { "EVAL", clog_send_lua, "4", key, seq, flight, CLOG_CLOCK_KEY, dttl, max,
+                           age, ttl, uid, msg, msgid, msgidlen ? "1" : "0" };
+    size_t lens[15];
+    for (int i = 0; i < 15; i++)
+        lens[i] = strlen(argv[i]);
+    lens[11] = uidlen;
+    lens[12] = msglen;
+    lens[13] = msgidlen;
+    return rlink_query_add(q, 15, argv, lens);
+}
+
+int clog_send_reply(const rlink_val *v, dlog_id *id)
+{
+    if (v->type != REDIS_REPLY_ARRAY || v->n != 2 || v->elem[0].type != REDIS_REPLY_INTEGER)
+        return -1;
+    long long st = v->elem[0].integer;
+    if (st != 1)
+        return st == 0 || st == 2 ? (int)st : -1;
+    const rlink_val *s = &v->elem[1];
+    if (!s->str || dlog_id_parse(s->str, s->len, id) != 0)
+        return -1;
+    return 1;
+}
+
+/* ---------- the pushed cursor ---------- */
+
+void clog_cursor_move(uint32_t appid, const char *uid, size_t len, dlog_id id)
+{
+    char ckey[128], ikey[128], text[DLOG_ID_MAX], ttl[24];
+    if (clog_key(ckey, sizeof(ckey), CLOG_CURSOR_PREFIX, appid, uid, len) < 0 ||
+        clog_key(ikey, sizeof(ikey), CLOG_INBOX_PREFIX, appid, uid, len) < 0)
+        return;
+    dlog_id_format(id, text);
+    snprintf(ttl, sizeof(ttl), "%d", g_node.cfg.inboxTTL);
+    const char *argv[] = { "EVAL", clog_cursor_lua, "2", ckey, ikey, text, ttl };
+    rlink_write(7, argv, NULL);
+}
+
+/* ---------- entries of a reply ---------- */
+
+/* The entries of an XRANGE reply, parsed into a new array (views into v),
+ * oldest first, without those older than the log's age limit (*aged says
+ * if there were any). Returns the count; *out NULL when there are none or
+ * on no memory (*failed). */
+static size_t clog_entries(const rlink_val *v, int room, dlog_entry **out, int *aged, int *failed)
+{
+    *out = NULL;
+    if (v->type != REDIS_REPLY_ARRAY || v->n == 0)
+        return 0;
+    dlog_entry *e = calloc(v->n, sizeof(*e));
+    if (!e) {
+        *failed = 1;
+        return 0;
+    }
+    uint64_t now = clog_now_ms(), ttl = clog_ttl_ms(room);
+    size_t n = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        const rlink_val *x = &v->elem[i];
+        if (x->type != REDIS_REPLY_ARRAY || x->n != 2 || !x->elem[0].str ||
+            dlog_id_parse(x->elem[0].str, x->elem[0].len, &e[n].id) != 0)
+            continue;
+        if (e[n].id.ms + ttl < now) {
+            *aged = 1;
+            continue;
+        }
+        e[n].time_ms = e[n].id.ms;
+        e[n].from = e[n].msg = e[n].seq = "";
+        const rlink_val *f = &x->elem[1];
+        for (size_t k = 0; f->type == REDIS_REPLY_ARRAY && k + 1 < f->n; k += 2) {
+            const rlink_val *name = &f->elem[k], *val = &f->elem[k + 1];
+            if (!name->str || !val->str)
+                continue;
+            if (strcmp(name->str, "from") == 0)
+                e[n].from = val->str, e[n].fromlen = val->len;
+            else if (strcmp(name->str, "msg") == 0)
+                e[n].msg = val->str, e[n].msglen = val->len;
+            else if (strcmp(name->str, "seq") == 0)
+                e[n].seq = val->str, e[n].seqlen = val->len;
+        }
+        n++;
+    }
+    *out = e;
+    return n;
+}
+
+/* ---------- logins (im/resume.h store) ---------- */
+
+typedef struct clog_login {
+    resume_found_fn fn;
+    void *ud;
+    int has_last_room;
+    dlog_id last_room;
+} clog_login;
+
+/* One part of the login script's reply: its entries, the log's newest id
+ * (*max, *has_max), and whether entries after `after` are missing (gap). */
+typedef struct clog_part {
+    dlog_entry *e;
+    size_t n;
+    dlog_id max;
+    int has_max, gap;
+} clog_part;
+
+static void clog_part_read(const rlink_val *p, const dlog_id *after, int room, clog_part *out,
+                           int *failed)
+{
+    memset(out, 0, sizeof(*out));
+    if (p->type != REDIS_REPLY_ARRAY || p->n != 4 || !p->elem[0].str || !p->elem[1].str) {
+        *failed = 1;
+        return;
+    }
+    const rlink_val *last = &p->elem[0], *md = &p->elem[1];
+    dlog_id del;
+    int aged = 0;
+    if (last->len) {
+        out->has_max = dlog_id_parse(last->str, last->len, &out->max) == 0;
+        /* an entry after `after` was trimmed away */
+        out->gap = md->len && dlog_id_parse(md->str, md->len, &del) == 0 && dlog_id_cmp(del, *after) > 0;
+    } else {                                       /* no log: gone, unless nothing was asked */
+        out->gap = after->ms != 0 || after->seq != 0;
+    }
+    out->gap |= p->elem[2].type == REDIS_REPLY_INTEGER && p->elem[2].integer == 1;
+    out->n = clog_entries(&p->elem[3], room, &out->e, &aged, failed);
+    out->gap |= aged;
+}
+
+static void clog_on_login(void *ud, int ok, rlink_val *rep, int n)
+{
+    clog_login *l = ud;
+    resume_found f = { 0 };
+    clog_part in = { 0 }, rm = { 0 };
+    int failed = !ok || n != 1 || rep[0].type != REDIS_REPLY_ARRAY || rep[0].n < 3;
+    if (ok && n == 1 && rep[0].type == REDIS_REPLY_ERROR)
+        log_warn("cluster: reading a login's replay failed: %s", rep[0].str);
+    dlog_id after = { 0, 0 };
+    if (!failed) {
+        const rlink_val *r = &rep[0];
+        int legacy = r->elem[2].type == REDIS_REPLY_INTEGER && r->elem[2].integer == 1;
+        if (!r->elem[1].str || dlog_id_parse(r->elem[1].str, r->elem[1].len, &after) != 0)
+            failed = 1;
+        else
+            clog_part_read(&r->elem[0], &after, 0, &in, &failed);
+        if (legacy)
+            in.gap = 0;                            /* a legacy client cannot be told */
+        if (!failed && l->has_last_room && r->n >= 4)
+            clog_part_read(&r->elem[3], &l->last_room, 1, &rm, &failed);
+    }
+    if (!failed) {
+        f.ok = 1;
+        f.inbox = in.e, f.ninbox = in.n;
+        f.room = rm.e, f.nroom = rm.n;
+        f.gap = in.gap || rm.gap;
+        f.inbox_max = in.has_max ? &in.max : NULL;
+        f.room_max = rm.has_max ? &rm.max : NULL;
+    }
+    l->fn(l->ud, &f);
+    free(in.e);
+    free(rm.e);
+    free(l);
+}
+
+static int clog_login_read(const resume_req *q, resume_found_fn fn, void *ud)
+{
+    char ikey[128], ckey[128], rkey[128], last[DLOG_ID_MAX] = "", lroom[DLOG_ID_MAX] = "";
+    char nin[24], nroom[24];
+    clog_login *l = calloc(1, sizeof(*l));
+    rlink_query *q2 = l ? rlink_query_new(1, clog_on_login, l) : NULL;
+    if (!q2 || clog_key(ikey, sizeof(ikey), CLOG_INBOX_PREFIX, q->appid, q->uid, q->uidlen) < 0 ||
+        clog_key(ckey, sizeof(ckey), CLOG_CURSOR_PREFIX, q->appid, q->uid, q->uidlen) < 0 ||
+        clog_key(rkey, sizeof(rkey), CLOG_ROOM_PREFIX, q->appid, "", 0) < 0)
+        goto fail;
+    l->fn = fn;
+    l->ud = ud;
+    l->has_last_room = q->has_last_room;
+    l->last_room = q->last_room;
+    if (q->has_last)
+        dlog_id_format(q->last, last);
+    if (q->has_last_room)
+        dlog_id_format(q->last_room, lroom);
+    snprintf(nin, sizeof(nin), "%d", g_node.cfg.inboxMax);
+    snprintf(nroom, sizeof(nroom), "%d", g_node.cfg.roomHistoryMax);
+    const char *argv[] = { "EVAL", clog_login_lua, "3", ikey, ckey, rkey, last, lroom, nin, nroom };
+    if (rlink_query_add(q2, 10, argv, NULL) != 0)
+        goto fail;
+    rlink_query_submit(q2);
+    return 0;
+fail:
+    if (q2)
+        rlink_query_cancel(q2);
+    free(l);
+    return -1;
+}
+
+void clog_init(void)
+{
+    /* late duplicates: a push routed while the replay was read comes at
+     * most one gRPC deadline after it */
+    static resume_store store = { .read = clog_login_read };
+    if (!clog_enabled())
+        return;
+    store.keep_ms = (uint32_t)g_node.cfg.rpcTimeout + 1000u;
+    resume_set_store(&store);
+}
+
+/* ---------- /user/history ---------- */
+
+typedef struct clog_hist {
+    clog_history_fn fn;
+    void *ud;
+    int room;
+    size_t limit;
+} clog_hist;
+
+static void clog_on_history(void *ud, int ok, rlink_val *rep, int n)
+{
+    clog_hist *h = ud;
+    dlog_entry *e = NULL;
+    int aged = 0, failed = 0;
+    size_t cnt = ok && n == 1 ? clog_entries(&rep[0], h->room, &e, &aged, &failed) : 0;
+    int good = ok && n == 1 && rep[0].type != REDIS_REPLY_ERROR && !failed;
+    h->fn(h->ud, good, e, cnt > h->limit ? h->limit : cnt, cnt > h->limit);
+    free(e);
+    free(h);
+}
+
+int clog_history(uint32_t appid, const char *uid, size_t uidlen, const dlog_id *after,
+                 size_t limit, clog_history_fn fn, void *ud)
+{
+    char key[128], from[DLOG_ID_MAX + 1] = "-", count[24];
+    clog_hist *h = calloc(1, sizeof(*h));
+    rlink_query *q = h ? rlink_query_new(1, clog_on_history, h) : NULL;
+    int bad = !q || (uidlen ? clog_key(key, sizeof(key), CLOG_INBOX_PREFIX, appid, uid, uidlen)
+                            : clog_key(key, sizeof(key), CLOG_ROOM_PREFIX, appid, "", 0)) < 0;
+    if (!bad && after) {
+        from[0] = '(';
+        dlog_id_format(*after, from + 1);
+    }
+    snprintf(count, sizeof(count), "%zu", limit + 1);
+    const char *argv[] = { "XRANGE", key, from, "+", "COUNT", count };
+    if (bad || rlink_query_add(q, 6, argv, NULL) != 0) {
+        if (q)
+            rlink_query_cancel(q);
+        free(h);
+        return -1;
+    }
+    h->fn = fn;
+    h->ud = ud;
+    h->room = uidlen == 0;
+    h->limit = limit;
+    rlink_query_submit(q);
+    return 0;
+}

@@ -1,0 +1,284 @@
+"""Reliable delivery in cluster mode (SPEC 7.1): the inbox, the room
+history and the pushed cursor are Redis streams, so a message stored
+through one node is delivered at a login on another, also after the first
+node died (kill -9); resume with lastID / lastRoomID across nodes; ids
+carried between nodes over gRPC; the gate that holds live pushes while a
+login's replay is read (nothing lost, nothing twice while messages keep
+coming); ackRequired; /user/history from Redis; retention. A real
+redis-server and real nodes on 127.0.0.1; absence is proven by order (a
+later marker push), never by a quiet window."""
+
+import os
+import signal
+import sys
+import threading
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import ClusterCase, RawWS, cmd_json, main, text, wait_until  # noqa: E402
+import test_delivery as td  # noqa: E402  (its RawWS helpers; its tests are not run here)
+
+login, next_json, pushes_until, send = td.login, td.next_json, td.pushes_until, td.send
+
+
+def idt(m):
+    return tuple(int(x) for x in m["response"]["data"]["id"].split("-"))
+
+
+class DeliveryCase(ClusterCase):
+    """Two nodes (A, B) and one redis-server per class."""
+
+    def logged_in(self, node, n):
+        wait_until(lambda: node.state()["loggedIn"] == n, what="%d logged in" % n)
+
+
+class OfflineTest(DeliveryCase):
+    def test_stored_through_a_delivered_at_login_on_b(self):
+        a, b = self.nodes
+        for i in range(5):
+            r = send(a, "co1", "co1-%d" % i, "stored %d" % i)
+            self.assertEqual(r["data"], {"sendResults": False, "stored": True}, r)
+        self.assertEqual(self.redis.cmd("XLEN", "acc:user:inbox:101_co1"), 5)
+        ws, reply = login(b, "co1")
+        try:
+            self.assertEqual(reply["response"]["code"], 200)
+            self.assertIsNone(reply["response"]["data"])          # legacy login: unchanged reply
+            r = send(a, "co1", "co1-live", "live")                # through A, over gRPC to B
+            self.assertEqual(r["data"], {"sendResults": True}, r)
+            got, live = pushes_until(ws, "co1-live", with_marker=True)
+            self.assertEqual([m["seq"] for m in got], ["co1-%d" % i for i in range(5)])
+            self.assertEqual([m["response"]["data"]["msg"] for m in got],
+                             ["stored %d" % i for i in range(5)])
+            ids = [idt(m) for m in got] + [idt(live)]
+            self.assertEqual(ids, sorted(set(ids)))                # ids from B's push too
+        finally:
+            ws.close()
+        self.logged_in(b, 0)
+        # pushed once: the cursor in Redis says so; the next login (on A) gets nothing old
+        self.assertEqual(self.redis.cmd("GET", "acc:user:cursor:101_co1"),
+                         live["response"]["data"]["id"])
+        ws, _ = login(a, "co1")
+        try:
+            send(b, "co1", "co1-m2", "marker")
+            self.assertEqual(pushes_until(ws, "co1-m2"), [])
+        finally:
+            ws.close()
+
+    def test_room_history_is_shared(self):
+        a, b = self.nodes
+        for i in range(3):
+            send(a, "cr-sender", "cr-%d" % i, "room %d" % i, app=102, room=True)
+        hist = b.api("/user/history", params={"appID": 102})["data"]["messages"]
+        self.assertEqual([(m["from"], m["msg"]) for m in hist],
+                         [("cr-sender", "room %d" % i) for i in range(3)])
+        ws, _ = login(b, "cr-reader", app=102, lastRoomID=hist[0]["id"])
+        try:
+            send(a, "cr-reader", "cr-mark", "marker", app=102)
+            got = pushes_until(ws, "cr-mark")
+            self.assertEqual([m["seq"] for m in got], ["cr-1", "cr-2"])
+            self.assertEqual([m["response"]["data"]["id"] for m in got], [hist[1]["id"], hist[2]["id"]])
+        finally:
+            ws.close()
+
+    def test_history_api_pages_from_redis(self):
+        a, b = self.nodes
+        for i in range(7):
+            send(a, "ch1", "ch-%d" % i, "inbox %d" % i, app=104)
+        page = b.api("/user/history", params={"appID": 104, "userID": "ch1", "limit": 5})
+        msgs = page["data"]["messages"]
+        self.assertEqual([m["msg"] for m in msgs], ["inbox %d" % i for i in range(5)])
+        self.assertEqual(set(msgs[0]), {"id", "from", "msg", "type", "time"})
+        self.assertEqual(page["data"]["nextID"], msgs[-1]["id"])
+        rest = b.api("/user/history", params={"appID": 104, "userID": "ch1",
+                                              "after": page["data"]["nextID"]})
+        self.assertEqual([m["msg"] for m in rest["data"]["messages"]], ["inbox 5", "inbox 6"])
+        self.assertNotIn("nextID", rest["data"])
+        for params in ({"appID": 104, "after": "nope"}, {"appID": 104, "limit": 0}):
+            self.assertEqual(b.api("/user/history", params=params)["code"], 1001, params)
+
+    def test_bad_ids(self):
+        a, b = self.nodes
+        ws = RawWS(b.ws_port)
+        try:
+            ws.send(text(cmd_json("ack", {"id": "1-0"}, seq="a0")))
+            self.assertEqual(next_json(ws)["response"]["code"], 1000)      # before login
+            for bad in ("x", "1-", "1-2-3", 12):
+                ws.send(text(cmd_json("login", {"serviceToken": "", "appID": 101, "userID": "cb1",
+                                                "lastID": bad}, seq="b")))
+                self.assertEqual(next_json(ws)["response"]["code"], 1001, bad)
+            send(a, "cb1", "cb-kept", "kept")
+            # an id from the future: everything kept, and a gap
+            ws.send(text(cmd_json("login", {"serviceToken": "", "appID": 101, "userID": "cb1",
+                                            "lastID": "99999999999999-0"}, seq="f")))
+            r = next_json(ws)
+            self.assertEqual((r["response"]["code"], r["response"]["data"]), (200, {"recovered": False}))
+            self.assertEqual(next_json(ws)["seq"], "cb-kept")
+            ws.send(text(cmd_json("ack", {"id": "nope"}, seq="a1")))
+            self.assertEqual(next_json(ws)["response"]["code"], 1001)
+        finally:
+            ws.close()
+
+
+class ResumeTest(DeliveryCase):
+    ARGS = ("--set", "delivery.inboxMax=25")
+
+    def test_resume_on_the_other_node_exactly_what_was_missed(self):
+        """Reads 10 messages on A, drops its socket, 20 more are sent (10 to
+        it, 10 to its room, through B), comes back on B with lastID and
+        lastRoomID: exactly the 20, in order, nothing twice, recovered:true."""
+        a, b = self.nodes
+        sender, _ = login(b, "crs-sender", app=103)
+        ws, _ = login(a, "crs1", app=103)
+        for i in range(5):
+            send(a, "crs1", "q1-%d" % i, "one %d" % i, app=103)
+            send(b, "crs-sender", "q1-r%d" % i, "room %d" % i, app=103, room=True)
+        send(b, "crs1", "q1-mark", "mark", app=103)
+        before, marker = pushes_until(ws, "q1-mark", with_marker=True)
+        last_id = marker["response"]["data"]["id"]
+        last_room = [m for m in before if m["seq"].startswith("q1-r")][-1]["response"]["data"]["id"]
+        ws.close()
+        self.logged_in(a, 0)
+        expected = []
+        for i in range(10):
+            send(b, "crs1", "q2-%d" % i, "two %d" % i, app=103)
+            send(b, "crs-sender", "q2-r%d" % i, "room two %d" % i, app=103, room=True)
+            expected += ["q2-%d" % i, "q2-r%d" % i]
+        ws2, reply = login(b, "crs1", app=103, lastID=last_id, lastRoomID=last_room)
+        try:
+            self.assertEqual(reply["response"]["data"], {"recovered": True}, reply)
+            send(a, "crs1", "q3-live", "live", app=103)
+            got = [m["seq"] for m in pushes_until(ws2, "q3-live") if m["cmd"] == "msg"]
+            self.assertEqual(got, expected)
+        finally:
+            ws2.close()
+            sender.close()
+
+    def test_older_than_retention_is_not_recovered(self):
+        a, b = self.nodes
+        for i in range(30):                                    # inboxMax is 25
+            self.assertTrue(send(a, "crt1", "crt-%d" % i, "m%d" % i)["data"].get("stored"))
+        self.assertEqual(self.redis.cmd("XLEN", "acc:user:inbox:101_crt1"), 25)
+        ws, reply = login(b, "crt1", lastID="1-0")
+        try:
+            self.assertEqual(reply["response"]["data"], {"recovered": False}, reply)
+            send(a, "crt1", "crt-live", "live")
+            got = [m["seq"] for m in pushes_until(ws, "crt-live") if m["cmd"] == "msg"]
+            self.assertEqual(got, ["crt-%d" % i for i in range(5, 30)])
+        finally:
+            ws.close()
+
+class GateTest(DeliveryCase):
+    def test_reconnecting_while_messages_keep_coming(self):
+        """A sender pushes 150 messages through A while the client, on B,
+        keeps dropping its socket and resuming with lastID: at the end it
+        has every message exactly once, in order (the gate holds what comes
+        during a replay and drops what the replay already had)."""
+        a, b = self.nodes
+        total = 150
+        errors = []
+
+        def sender():
+            try:
+                for i in range(total):
+                    send(a, "cg1", "cg-%d" % i, "m%d" % i)
+            except Exception as e:                     # noqa: B902 - reported below
+                errors.append(e)
+        t = threading.Thread(target=sender)
+        seen, last = [], None
+        t.start()
+        try:
+            for round_ in range(60):
+                extra = {"lastID": last} if last else {}
+                ws, reply = login(b, "cg1", seq="L%d" % round_, **extra)
+                self.assertEqual(reply["response"]["code"], 200, reply)
+                if last:
+                    self.assertEqual(reply["response"]["data"], {"recovered": True}, reply)
+                for _ in range(3):                     # read a few, then drop the socket
+                    if len(seen) == total:
+                        break
+                    m = next_json(ws)
+                    self.assertEqual(m["cmd"], "msg", m)
+                    seen.append(m["seq"])
+                    last = m["response"]["data"]["id"]
+                ws.close()
+                self.logged_in(b, 0)
+                if len(seen) == total:
+                    break
+        finally:
+            t.join(60)
+        self.assertEqual(errors, [])
+        if len(seen) < total:                          # the sender was faster: the rest
+            ws, _ = login(b, "cg1", lastID=last)
+            try:
+                while len(seen) < total:
+                    seen.append(next_json(ws)["seq"])
+            finally:
+                ws.close()
+        self.assertEqual(seen, ["cg-%d" % i for i in range(total)])
+
+
+class AckRequiredTest(DeliveryCase):
+    ARGS = ("--set", "delivery.ackRequired=true")
+
+    def test_unacked_push_is_pushed_again_on_the_other_node(self):
+        a, b = self.nodes
+        ws, _ = login(a, "cak1")
+        self.assertTrue(send(b, "cak1", "cak-1", "please ack")["data"]["sendResults"])
+        self.assertEqual(next_json(ws)["seq"], "cak-1")      # read, never acked
+        ws.close()
+        self.logged_in(a, 0)
+        ws, _ = login(b, "cak1")
+        try:
+            m = next_json(ws)
+            self.assertEqual(m["seq"], "cak-1")                # again: at least once
+            ws.send(text(cmd_json("ack", {"id": m["response"]["data"]["id"]}, seq="k")))
+            self.assertEqual(next_json(ws)["response"]["code"], 200)
+        finally:
+            ws.close()
+        self.logged_in(b, 0)
+        ws, _ = login(a, "cak1")
+        try:
+            send(b, "cak1", "cak-mark", "marker")
+            self.assertEqual(pushes_until(ws, "cak-mark"), [])  # acked: not again
+        finally:
+            ws.close()
+
+
+class NodeDeathTest(DeliveryCase):
+    N = 3
+
+    def test_stored_through_a_node_killed_then_login_elsewhere(self):
+        a, b, c = self.nodes
+        for i in range(3):
+            r = send(a, "cd1", "cd-%d" % i, "before the crash %d" % i)
+            self.assertEqual(r["data"], {"sendResults": False, "stored": True}, r)
+        a.stop(check=False, sig=signal.SIGKILL)
+        self.nodes.remove(a)                               # not stopped again at the end
+        ws, _ = login(b, "cd1")
+        try:
+            send(c, "cd1", "cd-live", "after")
+            got = pushes_until(ws, "cd-live")
+            self.assertEqual([m["seq"] for m in got], ["cd-%d" % i for i in range(3)])
+        finally:
+            ws.close()
+
+
+class DisabledTest(DeliveryCase):
+    ARGS = ("--set", "delivery.enabled=false")
+
+    def test_original_behaviour(self):
+        a, b = self.nodes
+        r = send(a, "cx1", "cx-1", "lost")
+        self.assertEqual(r["data"], {"sendResults": False})
+        self.assertEqual(self.redis.cmd("EXISTS", "acc:user:inbox:101_cx1"), 0)
+        ws, _ = login(b, "cx1")
+        try:
+            self.assertEqual(send(a, "cx1", "cx-2", "live")["data"], {"sendResults": True})
+            m = next_json(ws)
+            self.assertEqual(m["seq"], "cx-2")
+            self.assertNotIn("id", m["response"]["data"])
+        finally:
+            ws.close()
+
+
+if __name__ == "__main__":
+    main(sys.modules[__name__])
