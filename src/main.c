@@ -197,8 +197,17 @@ static int main_rpc_security(void)
     return 0;
 }
 
-/* Embedded mode: the delivery logs (im/dlog.h). Cluster mode does not log
- * yet: its logs belong in Redis streams (SPEC 7.1). */
+/* Embedded mode: the delivery logs (im/dlog.h), and their sweep on this
+ * loop (64 of the 256 stripes a second: every log about every 4 s).
+ * Cluster mode keeps them in Redis (cluster/clog.h). */
+static uv_timer_t main_dlog_sweep;
+
+static void main_on_dlog_sweep(uv_timer_t *t)
+{
+    (void)t;
+    dlog_sweep(64);
+}
+
 static int main_delivery(void)
 {
     char err[256];
@@ -208,7 +217,16 @@ static int main_delivery(void)
         log_error("delivery: %s", err);
         return -1;
     }
+    uv_timer_init(uv_default_loop(), &main_dlog_sweep);
+    uv_timer_start(&main_dlog_sweep, main_on_dlog_sweep, 1000, 1000);
     return 0;
+}
+
+/* Before the main loop's last run (main_signals_close). */
+static void main_delivery_stop(void)
+{
+    if (uv_is_active((uv_handle_t *)&main_dlog_sweep))
+        uv_close((uv_handle_t *)&main_dlog_sweep, NULL);
 }
 
 /* Cluster mode: Redis, registration, presence (see cluster/cluster.h). */
@@ -353,6 +371,7 @@ int main(int argc, char **argv)
         cluster_stop();
         rpc_stop();
     }
+    main_delivery_stop();
     main_signals_close();
     dedup_free();
     dlog_free();

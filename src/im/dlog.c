@@ -17,7 +17,6 @@
 #include "core/node.h"
 #include "im/dlog_disk.h"
 
-#define DLOG_STRIPES 256
 #define DLOG_MAX_UID 64
 
 typedef struct dlog_ent {
@@ -356,6 +355,43 @@ void dlog_cursor_set(const dlog_key *k, dlog_id id)
             (void)dlog_disk_cursor_put(k, id);     /* logged there; memory is right */
     }
     dlog_unlock(k);
+}
+
+/* ---------- the sweep ---------- */
+
+/* Retention runs when a log is written or read; the sweep also applies it
+ * to logs nobody touches, and frees a log once it is empty and its newest
+ * id is past the age limit (nothing of it can be replayed any more: a
+ * resume from one of its ids then answers recovered:false, as a log whose
+ * Redis key expired does in cluster mode). */
+static int dlog_sweep_log(dlog_log **pp, uint64_t now)
+{
+    dlog_log *l = *pp;
+    dlog_retain(l, now);
+    if (l->head || l->last.ms + dlog_ttl_ms(l) >= now)
+        return 0;
+    *pp = l->next;
+    if (dlog_on_disk && l->has_cursor) {
+        dlog_key k = dlog_key_of(l);
+        (void)dlog_disk_cursor_del(&k);           /* logged there; memory is right */
+    }
+    atomic_fetch_sub(&dlog_nlogs, 1);
+    free(l);
+    return 1;
+}
+
+void dlog_sweep(int stripes)
+{
+    static atomic_uint next;                      /* the stripe to sweep next */
+    uint64_t now = dlog_now_ms();
+    for (int i = 0; dlog_ready && i < stripes; i++) {
+        dlog_stripe *s = &dlog_stripes[atomic_fetch_add(&next, 1) % DLOG_STRIPES];
+        pthread_mutex_lock(&s->lock);
+        for (dlog_log **pp = &s->logs; *pp;)
+            if (!dlog_sweep_log(pp, now))
+                pp = &(*pp)->next;
+        pthread_mutex_unlock(&s->lock);
+    }
 }
 
 /* ---------- life-cycle ---------- */

@@ -91,6 +91,12 @@ int dlog_cursor_get(const dlog_key *k, dlog_id *id);
 int dlog_cursor_get_locked(const dlog_key *k, dlog_id *id);
 void dlog_cursor_set(const dlog_key *k, dlog_id id);
 
+/* Applies retention to `stripes` of the DLOG_STRIPES lock stripes (the
+ * next ones in turn) and frees the logs left with nothing to replay. Any
+ * thread; the node calls it once a second (main.c). */
+#define DLOG_STRIPES 256
+void dlog_sweep(int stripes);
+
 /* Counts for /system/state and /metrics. */
 typedef struct dlog_stats {
     long logs;                     /* inboxes and histories held */

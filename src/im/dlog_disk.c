@@ -487,6 +487,22 @@ int dlog_disk_cursor_put(const dlog_key *k, dlog_id id)
     return dd_result(dd_write(dd_cursor_txn, &c), "cursor", k, id);
 }
 
+static int dd_cursor_del_txn(MDB_txn *txn, void *ctx)
+{
+    const dlog_key *k = ctx;
+    unsigned char kb[DD_PREFIX_MAX];
+    MDB_val key = { dd_prefix(k, kb), kb };
+    if (key.mv_size == 0)
+        return MDB_BAD_VALSIZE;
+    int rc = mdb_del(txn, g_dd.cursors, &key, NULL);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int dlog_disk_cursor_del(const dlog_key *k)
+{
+    return dd_result(dd_write(dd_cursor_del_txn, (void *)k), "cursor delete", k, (dlog_id){ 0, 0 });
+}
+
 /* ---- load ----
  * Copies up to DD_CHUNK bytes of records per read transaction (under the
  * lock), then calls the callbacks with the lock released, so they may call

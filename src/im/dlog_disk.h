@@ -21,6 +21,8 @@ int dlog_disk_put(const dlog_key *k, const dlog_entry *e);
 int dlog_disk_trim(const dlog_key *k, dlog_id upto);
 /* A user's pushed cursor. 0 or -1. */
 int dlog_disk_cursor_put(const dlog_key *k, dlog_id id);
+/* Forgets the cursor of a log that was dropped whole (dlog_sweep). */
+int dlog_disk_cursor_del(const dlog_key *k);
 
 typedef void (*dlog_disk_entry_fn)(const dlog_key *k, const dlog_entry *e, void *ud);
 typedef void (*dlog_disk_cursor_fn)(const dlog_key *k, dlog_id id, void *ud);

@@ -322,6 +322,32 @@ class AckRequiredTest(NodeCase):
             ws.close()
 
 
+class SweepTest(NodeCase):
+    """Retention also reaches logs nobody touches: entries past their age
+    go, and a log left empty is freed (the node's memory does not keep every
+    user that ever got a message)."""
+    ARGS = ("--set", "delivery.inboxTTL=1", "--set", "delivery.roomHistoryTTL=1")
+
+    def test_idle_logs_are_emptied_and_freed(self):
+        node = self.node
+        for i in range(3):
+            r = send(node, "sw%d" % i, "sw-%d" % i, "soon gone")
+            self.assertEqual(r["data"], {"sendResults": False, "stored": True}, r)
+        send(node, "sw-sender", "sw-room", "soon gone too", room=True)
+        s = node.state()
+        self.assertEqual((s["deliveryLogs"], s["deliveryEntries"]), (4, 4), s)
+        # nothing touches them: the node's sweep drops the entries and the logs
+        wait_until(lambda: (lambda s: (s["deliveryLogs"], s["deliveryEntries"]))(node.state()) == (0, 0),
+                   timeout=15, what="the idle logs swept away")
+        ws, reply = login(node, "sw0", lastID="1-0")
+        try:
+            self.assertEqual(reply["response"]["data"], {"recovered": False})   # gone: a gap
+            send(node, "sw0", "sw-mark", "marker")
+            self.assertEqual([m["seq"] for m in pushes_until(ws, "sw-mark")], [])
+        finally:
+            ws.close()
+
+
 class DisabledTest(NodeCase):
     ARGS = ("--set", "delivery.enabled=false")
 
