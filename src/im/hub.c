@@ -88,6 +88,7 @@ hub_local *hub_local_new(void)
 }
 
 static void hub_gates_free(hub_local *h);
+static void hub_local_sweep(hub_local *h, uint64_t now);
 
 void hub_local_free(hub_local *h)
 {
@@ -100,7 +101,8 @@ void hub_local_free(hub_local *h)
 
 void hub_init(void)
 {
-    static const worker_local_ops ops = { .create = hub_local_new, .destroy = hub_local_free };
+    static const worker_local_ops ops = { .create = hub_local_new, .destroy = hub_local_free,
+                                          .sweep = hub_local_sweep };
     workers_set_local(&ops);
 }
 
@@ -455,6 +457,24 @@ static hub_gate **hub_gate_find(hub_local *h, const struct conn *c, uint64_t now
         pp = &g->next;
     }
     return NULL;
+}
+
+/* The worker's sweep: open gates past their time go (a quiet connection's
+ * gate is never looked up again), and the table with the last of them. */
+static void hub_local_sweep(hub_local *h, uint64_t now)
+{
+    for (uint32_t b = 0; h->gates && b <= h->gmask; b++)
+        for (hub_gate **pp = &h->gates[b]; *pp;) {
+            if (!(*pp)->holding && (*pp)->until <= now)
+                hub_gate_drop(h, pp);
+            else
+                pp = &(*pp)->next;
+        }
+    if (h->gates && h->ngates == 0) {
+        free(h->gates);
+        h->gates = NULL;
+        h->gmask = 0;
+    }
 }
 
 static void hub_gates_grow(hub_local *h)

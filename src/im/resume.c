@@ -323,7 +323,7 @@ static void resume_found_run(void *ud, const resume_found *f)
     for (size_t i = 0; f->ok && i < f->nroom && !j->failed; i++)
         resume_on_entry(&f->room[i], j);
     j->recovered = f->ok && !f->gap && !j->failed;
-    if (resume_reply_and_replay(j, c) && ninbox && !g_node.cfg.ackRequired)
+    if (resume_reply_and_replay(j, c) && ninbox && !j->failed && !g_node.cfg.ackRequired)
         hub_cursor_move(j->appid, j->uid, j->uidlen, f->inbox[f->ninbox - 1].id);
     if (c->state == CONN_WS_OPEN)
         hub_gate_open(c, f->ok ? f->inbox_max : NULL, f->ok ? f->room_max : NULL,

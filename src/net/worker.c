@@ -77,6 +77,8 @@ static void worker_on_sweep(uv_timer_t *t)
     worker *w = t->data;
     uint32_t now = worker_now(w);
     uv_walk(&w->loop, worker_sweep_walk, &now);
+    if (g_local.sweep && w->hub)
+        g_local.sweep(w->hub, uv_now(&w->loop));
 }
 
 static void worker_close_walk(uv_handle_t *h, void *arg)

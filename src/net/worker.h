@@ -81,6 +81,8 @@ typedef struct worker {
 typedef struct worker_local_ops {
     struct hub_local *(*create)(void);
     void (*destroy)(struct hub_local *h);
+    /* Every app.sweepInterval on the worker's loop (may be NULL). */
+    void (*sweep)(struct hub_local *h, uint64_t now_ms);
 } worker_local_ops;
 void workers_set_local(const worker_local_ops *ops);
 
