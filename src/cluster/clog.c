@@ -10,7 +10,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "cluster/cluster.h"
 #include "cluster/rlink.h"
 #include "core/log.h"
 #include "core/node.h"
@@ -102,7 +101,9 @@ static const char clog_cursor_lua[] =
     "if c and not lt(c, ARGV[1]) then return 0 end "
     "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) return 1";
 
-int clog_enabled(void) { return cluster_enabled() && g_node.cfg.deliveryEnabled; }
+static int clog_on;                      /* clog_init: cluster mode with delivery.enabled */
+
+int clog_enabled(void) { return clog_on; }
 
 /* The key of a user's inbox or cursor (prefix), or of the room's history
  * (uidlen 0). Its length, or -1. */
@@ -339,7 +340,8 @@ void clog_init(void)
     /* late duplicates: a push routed while the replay was read comes at
      * most one gRPC deadline after it */
     static resume_store store = { .read = clog_login_read };
-    if (!clog_enabled())
+    clog_on = g_node.cfg.deliveryEnabled;
+    if (!clog_on)
         return;
     store.keep_ms = (uint32_t)g_node.cfg.rpcTimeout + 1000u;
     resume_set_store(&store);

@@ -27,8 +27,9 @@
 struct rlink_query;
 struct rlink_val;
 
-/* Registers the login store (im/resume.h) when delivery.enabled. Start-up,
- * before the workers run. */
+/* Cluster mode (cluster_start): logging is on when delivery.enabled, and
+ * the login store (im/resume.h) is registered. Start-up, before the
+ * workers run. */
 void clog_init(void);
 /* Is logging on (cluster mode and delivery.enabled)? */
 int clog_enabled(void);
