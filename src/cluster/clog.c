@@ -40,7 +40,7 @@
  * together (a resume merges both by id), as embedded mode's do. Retention
  * drops the oldest entries with XDEL (not XADD MAXLEN / XTRIM), because
  * only XDEL moves the stream's max-deleted-entry-id, which tells a resume
- * whether entries after its id are gone (a few aged ones per append; reads
+ * whether entries after its id are gone (one aged one per append; reads
  * skip the rest). */
 static const char clog_send_lua[] =
     CLOG_LUA_LT
@@ -52,7 +52,7 @@ static const char clog_send_lua[] =
     "local min = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[3]) "
     "local minid = string.format('%.0f', math.max(min, 0)) .. '-0' "
     "local over = redis.call('XLEN', KEYS[1]) + 1 - tonumber(ARGV[2]) "
-    "local old = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', math.max(over, 0) + 4) "
+    "local old = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', math.max(over, 0) + 1) "
     "local drop = {} "
     "for i, e in ipairs(old) do "
     "if i <= over or lt(e[1], minid) then drop[#drop + 1] = e[1] else break end end "

@@ -54,8 +54,8 @@ class OfflineTest(DeliveryCase):
             ws.close()
         self.logged_in(b, 0)
         # pushed once: the cursor in Redis says so; the next login (on A) gets nothing old
-        self.assertEqual(self.redis.cmd("GET", "acc:user:cursor:101_co1"),
-                         live["response"]["data"]["id"])
+        wait_until(lambda: self.redis.cmd("GET", "acc:user:cursor:101_co1") == live["response"]["data"]["id"],
+                   what="the cursor at the last pushed id (written by B's link after the push)")
         ws, _ = login(a, "co1")
         try:
             send(b, "co1", "co1-m2", "marker")
@@ -235,6 +235,9 @@ class AckRequiredTest(DeliveryCase):
         finally:
             ws.close()
         self.logged_in(b, 0)
+        # the ack is written by B's Redis link; a login on A reads through its own
+        wait_until(lambda: self.redis.get("acc:user:cursor:101_cak1") == m["response"]["data"]["id"],
+                   what="the ack in Redis")
         ws, _ = login(a, "cak1")
         try:
             send(b, "cak1", "cak-mark", "marker")
@@ -272,6 +275,8 @@ class DisabledTest(DeliveryCase):
         self.assertEqual(self.redis.cmd("EXISTS", "acc:user:inbox:101_cx1"), 0)
         ws, _ = login(b, "cx1")
         try:
+            wait_until(lambda: a.api("/user/online", params={"appID": 101, "userID": "cx1"})["data"]["online"],
+                       what="cx1 online as seen from A")
             self.assertEqual(send(a, "cx1", "cx-2", "live")["data"], {"sendResults": True})
             m = next_json(ws)
             self.assertEqual(m["seq"], "cx-2")
