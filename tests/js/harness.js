@@ -18,6 +18,10 @@
 //   const redis = await startRedis();          // redis.port; await redis.stop()
 //   const nginx = await startNginx([n1, n2]);  // deploy/nginx.conf in front of the nodes:
 //                                              // nginx.port, nginx.base; await nginx.stop()
+//
+//   await pollUntil(async () => ..., 'what')   // a polled state, bounded; nodeState(node[, debug])
+//   launchChromium(), openChatPage(browser, chatPageURL(node, room, user)), waitChatStatus,
+//   waitChatMessage, chatMessages, chatNotices: the chat page in headless Chromium (below)
 'use strict';
 
 const assert = require('node:assert');
@@ -468,5 +472,103 @@ async function startNginx(nodes, options = {}) {
   };
 }
 
+// Polls the async pred until it returns a truthy value (resolved with it), every POLL_MS, bounded
+// by ms; fails naming what (and the last value or error) when it never does. For a state of a
+// node or page that no event announces: a positive condition, never a sleep as a barrier.
+const POLL_MS = 50;
+async function pollUntil(pred, what, ms = WAIT_MS) {
+  const deadline = Date.now() + ms;
+  let last;
+  for (;;) {
+    try {
+      last = await pred();
+      if (last) return last;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what} (last: ${last})`);
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+}
+
+// The data of a node's /system/state (with the client list when debug).
+async function nodeState(node, debug = false) {
+  const url = `${node.httpBase}/system/state${debug ? '?isDebug=true' : ''}`;
+  const res = await fetch(url, { signal: AbortSignal.timeout(WAIT_MS) });
+  const text = await res.text();
+  assert.strictEqual(res.status, 200, `${url}: HTTP ${res.status}: ${text.slice(0, 300)}`);
+  return JSON.parse(text).data;
+}
+
+// ---- the chat page (src/web/chat.html) in headless Chromium, through playwright-core ----
+//
+//   requireExecutable(CHROMIUM, ...); const browser = await launchChromium();
+//   const chat = await openChatPage(browser, chatPageURL(node, 101, 'carol'));
+//   await waitChatStatus(chat.page, 'online'); ... chat.errors, chat.wsURLs
+//
+// PAGE_WAIT_MS bounds every wait on a page (generous: the test machines are small and shared).
+
+const CHROMIUM = '/usr/bin/chromium';
+const PAGE_WAIT_MS = 30000 * SLOW;
+
+function launchChromium() {
+  const { chromium } = require('playwright-core');
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    timeout: PAGE_WAIT_MS,
+    args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+// The chat page of node for room and user, its WebSocket and API pointed at `ws` and `http`
+// (host:port; default: the node's own ports) by the page's ?ws= and ?http= overrides.
+function chatPageURL(node, room, user, ws = `127.0.0.1:${node.wsPort}`,
+  http = `127.0.0.1:${node.httpPort}`) {
+  return `http://127.0.0.1:${node.httpPort}/home/index?appID=${room}&userID=${user}` +
+    `&ws=${ws}&http=${http}`;
+}
+
+// Opens url in a fresh browser context; records the page's script errors (errors) and the URL
+// of every WebSocket it opens (wsURLs, failed attempts included).
+async function openChatPage(browser, url) {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 760 } });
+  const page = await context.newPage();
+  const chat = { context, page, errors: [], wsURLs: [] };
+  page.on('pageerror', (err) => chat.errors.push(err.message));
+  page.on('websocket', (ws) => chat.wsURLs.push(ws.url()));
+  await page.goto(url, { timeout: PAGE_WAIT_MS });
+  return chat;
+}
+
+function waitChatStatus(page, status) {
+  return page.waitForFunction(
+    (s) => document.getElementById('status').textContent.trim() === s, status,
+    { timeout: PAGE_WAIT_MS });
+}
+
+// Until a message with exactly this text is shown.
+function waitChatMessage(page, text) {
+  return page.waitForFunction(
+    (t) => Array.from(document.querySelectorAll('#messages .msg .text'))
+      .some((m) => m.textContent === t),
+    text, { timeout: PAGE_WAIT_MS });
+}
+
+// The shown messages in page order, as {text, from, classes (sorted, space-separated), id (the
+// log entry's id, '' when none)}; the notices as {text, classes}.
+function chatMessages(page) {
+  return page.evaluate(() => Array.from(document.querySelectorAll('#messages .msg'))
+    .map((m) => ({ text: m.querySelector('.text').textContent, from: m.querySelector('.from').textContent,
+      classes: Array.from(m.classList).sort().join(' '), id: m.dataset.id || '' })));
+}
+
+function chatNotices(page) {
+  return page.evaluate(() => Array.from(document.querySelectorAll('#messages .notice'))
+    .map((m) => ({ text: m.textContent, classes: Array.from(m.classList).sort().join(' ') })));
+}
+
 module.exports = { startNode, api, IMGATE_BIN, REPO_ROOT, SLOW, WAIT_MS, within, openWs, nextMessage,
-  freePort, canConnect, startRedis, startNginx, renderNginxConf, NGINX_BIN, requireExecutable };
+  freePort, canConnect, startRedis, startNginx, renderNginxConf, NGINX_BIN, requireExecutable,
+  pollUntil, nodeState, CHROMIUM, PAGE_WAIT_MS, launchChromium, chatPageURL, openChatPage,
+  waitChatStatus, waitChatMessage, chatMessages, chatNotices };
