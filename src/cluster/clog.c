@@ -326,7 +326,7 @@ static int clog_login_read(const resume_req *q, resume_found_fn fn, void *ud)
     const char *argv[] = { "EVAL", clog_login_lua, "3", ikey, ckey, rkey, last, lroom, nin, nroom };
     if (rlink_query_add(q2, 10, argv, NULL) != 0)
         goto fail;
-    rlink_query_submit(q2);
+    rlink_query_submit_wait(q2);                  /* a node just (re)started: the link comes */
     return 0;
 fail:
     if (q2)

@@ -51,6 +51,9 @@ struct rlink_query {
     char **cmds;                     /* formatted by redisFormatCommandArgv */
     size_t *lens;
     rlink_val *replies;
+    int waits;                       /* rlink_query_submit_wait */
+    uint64_t deadline;               /* waiting: uv_now() when it fails */
+    struct rlink_query *wnext;       /* the waiting list */
 };
 
 typedef struct rl_write {
@@ -84,6 +87,7 @@ static struct {
     int hint_port;
     char master[CONFIG_STR + 8];     /* the last address verified as the master ("" = none) */
     rlink_hooks hooks;
+    rlink_query *waiting, **waiting_tail;   /* queries waiting for the link, oldest first */
     atomic_int up;
     atomic_long reconnects, dropped_writes, failovers;
 } g_rl = { .addr_lock = PTHREAD_MUTEX_INITIALIZER };
@@ -328,10 +332,8 @@ static void rl_on_query_reply(void *ud, const redisReply *r)
         rl_query_finish(q);
 }
 
-static void rl_query_run(struct worker *w, task *t)
+static void rl_query_send(rlink_query *q)
 {
-    (void)w;
-    rlink_query *q = (rlink_query *)t;
     for (int i = 0; i < q->n; i++) {
         if (g_rl.state != RL_UP || rl_send(rl_on_query_reply, q, q->cmds[i], q->lens[i]) != 0) {
             /* what was sent fails on its own; account for the rest here */
@@ -341,6 +343,39 @@ static void rl_query_run(struct worker *w, task *t)
                 rl_query_finish(q);
             return;
         }
+    }
+}
+
+/* A query that may wait is kept while the link is down (until it is up,
+ * or cluster.redisTimeout, or the stop). */
+static void rl_query_run(struct worker *w, task *t)
+{
+    (void)w;
+    rlink_query *q = (rlink_query *)t;
+    if (g_rl.state == RL_UP || !q->waits || g_rl.stopping) {
+        rl_query_send(q);
+        return;
+    }
+    q->deadline = uv_now(&g_rl.loop) + (uint64_t)g_node.cfg.redisTimeout;
+    q->wnext = NULL;
+    if (!g_rl.waiting_tail)
+        g_rl.waiting_tail = &g_rl.waiting;
+    *g_rl.waiting_tail = q;
+    g_rl.waiting_tail = &q->wnext;
+}
+
+/* Sends the waiting queries (the link is up), or fails them (all: the
+ * stop; else those past their deadline; the list is in deadline order). */
+static void rl_waiting_run(int fail_all, uint64_t now)
+{
+    while (g_rl.waiting) {
+        rlink_query *q = g_rl.waiting;
+        if (!fail_all && g_rl.state != RL_UP && q->deadline > now)
+            return;
+        g_rl.waiting = q->wnext;
+        if (!g_rl.waiting)
+            g_rl.waiting_tail = &g_rl.waiting;
+        rl_query_send(q);                        /* the link down: fails it */
     }
 }
 
@@ -369,6 +404,12 @@ int rlink_query_add(rlink_query *q, int argc, const char **argv, const size_t *a
         return -1;
     q->lens[q->n++] = (size_t)len;
     return 0;
+}
+
+void rlink_query_submit_wait(rlink_query *q)
+{
+    q->waits = 1;
+    rlink_query_submit(q);
 }
 
 void rlink_query_submit(rlink_query *q)
@@ -492,6 +533,7 @@ static void rl_handshake_step(void)
     rl_note_master();
     if (g_rl.hooks.on_up)
         g_rl.hooks.on_up();
+    rl_waiting_run(0, uv_now(&g_rl.loop));       /* after on_up's rewrites */
 }
 
 static void rl_on_handshake(void *ud, const redisReply *r)
@@ -659,6 +701,7 @@ static void rl_on_watch(uv_timer_t *t)
 {
     (void)t;
     uint64_t now = uv_now(&g_rl.loop), limit = (uint64_t)g_node.cfg.redisTimeout;
+    rl_waiting_run(0, now);
     int stuck = (g_rl.state == RL_CONNECTING && now - g_rl.state_since > limit) ||
                 (g_rl.inflight > 0 && now - g_rl.last_progress > limit);
     if (!stuck || !g_rl.ac)
@@ -764,6 +807,7 @@ static void rl_stop_run(struct worker *w, task *t)
         sentinel_stop();
     if (g_rl.hooks.on_stop)
         g_rl.hooks.on_stop();
+    rl_waiting_run(1, 0);
     uv_timer_start(&g_rl.watch_timer, rl_on_drain, 0, RL_DRAIN_MS);
 }
 

@@ -105,6 +105,10 @@ typedef void (*rlink_query_fn)(void *ud, int ok, rlink_val *replies, int n);
 rlink_query *rlink_query_new(int n, rlink_query_fn fn, void *ud);
 int rlink_query_add(rlink_query *q, int argc, const char **argv, const size_t *argvlen);
 void rlink_query_submit(rlink_query *q);   /* from a worker; fn runs there, always */
+/* The same, but while the link is down (still connecting at start, or
+ * reconnecting) the query waits for it, at most cluster.redisTimeout,
+ * instead of failing at once (a login's replay after a node restart). */
+void rlink_query_submit_wait(rlink_query *q);
 void rlink_query_cancel(rlink_query *q);   /* not submitted: free it */
 
 /* A command whose answer nobody waits for; dropped (and counted) while the

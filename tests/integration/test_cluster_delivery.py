@@ -14,7 +14,7 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import ClusterCase, RawWS, cmd_json, main, text, wait_until  # noqa: E402
+from harness import ClusterCase, RawWS, cluster_state, cmd_json, main, text, wait_until  # noqa: E402
 import test_delivery as td  # noqa: E402  (its RawWS helpers; its tests are not run here)
 
 login, next_json, pushes_until, send = td.login, td.next_json, td.pushes_until, td.send
@@ -261,6 +261,33 @@ class NodeDeathTest(DeliveryCase):
             send(c, "cd1", "cd-live", "after")
             got = pushes_until(ws, "cd-live")
             self.assertEqual([m["seq"] for m in got], ["cd-%d" % i for i in range(3)])
+        finally:
+            ws.close()
+
+
+class RedisBackTest(DeliveryCase):
+    """A login while the node's Redis link is down (a node that just
+    started, or Redis restarting) waits for the link, up to
+    cluster.redisTimeout, and then gets its replay."""
+    N = 1
+    ARGS = ("--set", "cluster.redisTimeout=15000")
+
+    def test_login_waits_for_redis_and_gets_its_replay(self):
+        node, = self.nodes
+        for i in range(3):
+            self.assertTrue(send(node, "cw1", "cw-%d" % i, "kept %d" % i)["data"].get("stored"))
+        self.assertEqual(self.redis.cmd("SAVE"), "OK")         # restarted below from this file
+        self.redis.stop()
+        wait_until(lambda: cluster_state(node)["redis"] == "down", what="the node's link down")
+        ws = RawWS(node.ws_port)
+        try:
+            ws.send(text(cmd_json("login", {"serviceToken": "", "appID": 101, "userID": "cw1"}, seq="L")))
+            wait_until(lambda: node.state()["loggedIn"] == 1, what="the login under way")
+            self.redis.start()
+            reply = next_json(ws)
+            self.assertEqual((reply["seq"], reply["response"]["code"]), ("L", 200), reply)
+            got = [next_json(ws)["seq"] for _ in range(3)]
+            self.assertEqual(got, ["cw-%d" % i for i in range(3)])
         finally:
             ws.close()
 
