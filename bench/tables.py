@@ -428,7 +428,119 @@ def bench_history():
     return table(["", "delivery off", "delivery on", "on vs off"], rows) + "\n" + note
 
 
+def us(x):
+    return "%.1f µs" % x
+
+
+def built_from(c):
+    """The measured binary's source, as the delivery benchmarks record it."""
+    src = c.get("source") or {}
+    if src.get("built_from"):
+        return "; the node built from commit %s" % src["built_from"]
+    if src.get("head"):
+        return "; the node built from commit %s%s" % (src["head"], " with src/ modified" if src.get("src_modified")
+                                                      else "")
+    return ""
+
+
+def bench_delivery_p2p():
+    """bench/delivery_p2p.py: /user/sendMessage with delivery logging off and
+    on, embedded and cluster, four fresh nodes, interleaved rounds."""
+    r = need("delivery_p2p.json")
+    s, v, c, m = r["summary"], r["on_vs_off"], r["config"], r["machine"]
+    names = ["embedded_off", "embedded_on", "cluster_off", "cluster_on"]
+
+    def row(label, f):
+        return [label] + [f(s[k]) for k in names]
+
+    def lohi(x):
+        return "**%s** (%s–%s)" % (n(x["sends_per_s_median"]), n(x["sends_per_s_min"]), n(x["sends_per_s_max"]))
+
+    def redis_cmds(x):
+        cmds = x.get("redis_commands")
+        if not cmds:
+            return "—"
+        top = [(k, d) for k, d in cmds.items() if d["calls_per_send"] >= 0.5][:3]
+        return ", ".join("%s %.1f × %.1f µs" % (k.upper(), d["calls_per_send"], d["usec_per_call"]) for k, d in top)
+
+    rows = [
+        row("answered sends/s, median of %d rounds (slowest–fastest)" % c["rounds"], lohi),
+        ["on ÷ off throughput, median to median (goal: ≥ 0.75)", "", "**%.2f ×** (paired rounds: %.2f ×)" % (
+            v["embedded"]["throughput_ratio"], v["embedded"]["throughput_ratio_paired_median"]), "",
+         "**%.2f ×** (paired rounds: %.2f ×)" % (v["cluster"]["throughput_ratio"],
+                                                 v["cluster"]["throughput_ratio_paired_median"])],
+        row("API answer latency p50 / p99 (medians over the rounds)",
+            lambda x: "%s / %s" % (ms(x["api_ms_p50_median"]), ms(x["api_ms_p99_median"]))),
+        row("push latency p50 / p99 (request written → push read)",
+            lambda x: "%s / %s" % (ms(x["push_ms_p50_median"]), ms(x["push_ms_p99_median"]))),
+        row("node CPU per send (user + system)", lambda x: us(x["node_cpu_us_per_send_median"])),
+        row("Redis CPU per send", lambda x: us(x["redis_cpu_us_per_send_median"])
+            if x["redis_cpu_us_per_send_median"] is not None else "—"),
+        row("Redis commands per send × time per call (`INFO commandstats`)", redis_cmds),
+        row("load generator CPU per send", lambda x: us(x["client_cpu_us_per_send_median"])),
+        row("all three per send (node + Redis + load)", lambda x: "**%s**" % us(x["all_cpu_us_per_send_median"])),
+        row("cores busy: node / Redis / load / whole machine",
+            lambda x: "%.2f / %s / %.2f / %.2f" % (
+                x["node_cores_busy_median"],
+                "%.2f" % x["redis_cores_busy_median"] if x["redis_cores_busy_median"] is not None else "—",
+                x["client_cores_busy_median"], x["machine_cores_busy_median"])),
+        row("accepted / delivered / lost / duplicated (all rounds)",
+            lambda x: "%s / %s / %s / %s" % (n(x["accepted"]), n(x["delivered"]), n(x["lost"]),
+                                             n(x["duplicated"]))),
+    ]
+    note = ("%d users logged in per run, %d keep-alive HTTP connections in a closed loop, %g s measured after "
+            "%g s of warm-up per run; a warm-up round, then %d rounds of the four nodes, the order reversed "
+            "every other round; %d worker threads per node, one redis-server per cluster node; node, Redis "
+            "and load share the machine's %d cores (load average %.2f at the start)%s.\n"
+            % (c["users"], c["conns"], c["duration_s"], c["warmup_s"], c["rounds"], c["workers_per_node"],
+               m["cpus"], m["loadavg_start"][0], built_from(c)))
+    return table(["", "embedded, logging off", "embedded, on", "cluster, off", "cluster, on"], rows) + "\n" + note
+
+
+def bench_delivery_login():
+    """bench/delivery_login.py: a login with N stored messages, both modes."""
+    r = need("delivery_login.json")
+    emb, clu = r["runs"], r.get("cluster_runs") or []
+    counts = [x["messages"] for x in emb]
+    byn = {x["messages"]: x for x in clu}
+
+    def cells(rows, f):
+        return [f(x) if x is not None else "—" for x in rows]
+
+    crow = [byn.get(k) for k in counts]
+    rows = [
+        ["embedded: login → last stored message read"] + cells(emb, lambda x: "**%s**" % ms(x["login_to_last_push_ms"])),
+        ["embedded: resume from the start (`lastID` 0-0), median of %d" % r["config"]["repeats"]
+         if "config" in r else "embedded: resume"] + cells(emb, lambda x: ms(x["resume_to_last_push_ms_median"])
+                                                           if x.get("resume_to_last_push_ms_median") is not None
+                                                           else "—"),
+        ["embedded: node memory per stored message (RSS growth ÷ N)"]
+        + cells(emb, lambda x: "**%s B**" % n(x["node_rss_bytes_per_message"])),
+        ["embedded: the log's own bytes per message (`deliveryBytes` ÷ entries)"]
+        + cells(emb, lambda x: "%s B" % n(x["log_bytes_per_message"])),
+        ["cluster: login → last stored message read"] + cells(crow, lambda x: "**%s**" % ms(x["login_to_last_push_ms"])),
+        ["cluster: resume from the start, median of %d" % r["config"]["repeats"] if "config" in r else "cluster: resume"]
+        + cells(crow, lambda x: ms(x["resume_to_last_push_ms_median"])),
+        ["cluster: Redis memory per stored message (`used_memory` growth ÷ N)"]
+        + cells(crow, lambda x: "%s B" % n(x["redis_used_memory_bytes_per_message"])),
+        ["cluster: the inbox stream per message (`MEMORY USAGE` ÷ N)"]
+        + cells(crow, lambda x: "%s B" % n(x["stream_bytes_per_message"])),
+        ["cluster: node memory per stored message (RSS growth ÷ N)"]
+        + cells(crow, lambda x: "%s B" % n(x["node_rss_bytes_per_message"])),
+    ]
+    size = emb[0]["message_bytes"] if emb else 0
+    note = ("Messages of %d bytes, stored through one keep-alive HTTP connection to an offline user; a fresh "
+            "node (and in cluster mode a fresh redis-server) per N and mode; node, Redis and client share the "
+            "machine's %d cores%s%s.\n" % (size, r["machine"]["cpus"],
+                                            " (load average %.2f at the start)" % r["machine"]["loadavg_start"][0]
+                                            if "loadavg_start" in r["machine"] else "",
+                                            built_from(r.get("config", {}))))
+    return table([""] + ["N = %s" % n(k) for k in counts], rows) + "\n" + note
+
+
 RENDER = {
+    "bench-delivery-p2p": bench_delivery_p2p,
+    "bench-delivery-login": bench_delivery_login,
     "bench-deflate": bench_deflate,
     "bench-history": bench_history,
     "readme-headline": readme_headline,
