@@ -16,6 +16,9 @@
 #include "im/presence.h"
 #include "im/resume.h"
 
+#include <openssl/evp.h>
+#include <stdatomic.h>
+
 #define CLOG_INBOX_PREFIX "acc:user:inbox:"
 #define CLOG_ROOM_PREFIX "acc:room:history:"
 #define CLOG_CURSOR_PREFIX "acc:user:cursor:"
@@ -101,6 +104,33 @@ static const char clog_cursor_lua[] =
     "if c and not lt(c, ARGV[1]) then return 0 end "
     "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) return 1";
 
+/* KEYS: msgID key, in-flight key, cursor. ARGV: "1" if there is a msgID,
+ * "1" to keep it (the send counts), msgID ttl, the id the cursor moves to
+ * ("" = none), cursor ttl. The end of a send: route.c's msgID bookkeeping
+ * and, when the message was pushed, the cursor (forward only). */
+static const char clog_finish_lua[] =
+    CLOG_LUA_LT
+    "if ARGV[1] == '1' then "
+    "if ARGV[2] == '1' then redis.call('EXPIRE', KEYS[1], ARGV[3]) redis.call('DEL', KEYS[2]) "
+    "else redis.call('DEL', KEYS[1], KEYS[2]) end end "
+    "if ARGV[4] ~= '' then local c = redis.call('GET', KEYS[3]) "
+    "if not c or lt(c, ARGV[4]) then redis.call('SET', KEYS[3], ARGV[4], 'EX', ARGV[5]) end end "
+    "return 1";
+
+/* The scripts run by their SHA1 (EVALSHA: Redis neither receives nor
+ * hashes the text again); the link loads them after every connect. */
+enum { CLOG_SEND, CLOG_LOGIN, CLOG_CURSOR, CLOG_FINISH, CLOG_NSCRIPTS };
+static struct {
+    const char *name, *text;
+    char sha[41];
+} clog_scripts[CLOG_NSCRIPTS] = {
+    [CLOG_SEND] = { "send", clog_send_lua, "" },
+    [CLOG_LOGIN] = { "login", clog_login_lua, "" },
+    [CLOG_CURSOR] = { "cursor", clog_cursor_lua, "" },
+    [CLOG_FINISH] = { "finish", clog_finish_lua, "" },
+};
+static atomic_int clog_reloading;          /* a reload is posted to the link */
+
 static int clog_on;                      /* clog_init: cluster mode with delivery.enabled */
 
 int clog_enabled(void) { return clog_on; }
@@ -125,6 +155,64 @@ static uint64_t clog_now_ms(void)
 /* The age limit of a log, in ms. */
 static uint64_t clog_ttl_ms(int room) { return (uint64_t)(room ? g_node.cfg.roomHistoryTTL : g_node.cfg.inboxTTL) * 1000u; }
 
+/* ---------- the scripts ---------- */
+
+static int clog_sha1(const char *text, char out[41])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (!EVP_Digest(text, strlen(text), md, &n, EVP_sha1(), NULL) || n != 20)
+        return -1;
+    for (unsigned i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    return 0;
+}
+
+static void clog_on_loaded(void *ud, const redisReply *r)
+{
+    const char *name = ud;
+    if (r && r->type == REDIS_REPLY_ERROR)
+        log_error("cluster: Redis refused the delivery script '%s': %s", name, r->str);
+}
+
+void clog_on_up(void)
+{
+    atomic_store(&clog_reloading, 0);
+    for (int i = 0; clog_on && i < CLOG_NSCRIPTS; i++) {
+        const char *argv[] = { "SCRIPT", "LOAD", clog_scripts[i].text };
+        (void)rlink_cmd(clog_on_loaded, (void *)clog_scripts[i].name, 3, argv, NULL);
+    }
+}
+
+static void clog_reload_run(struct worker *w, task *t)
+{
+    (void)w;
+    (void)t;
+    clog_on_up();
+}
+
+/* A NOSCRIPT answer (Redis lost its script cache: SCRIPT FLUSH, or a
+ * restart the link did not see): load them again (once at a time). */
+void clog_check_noscript(const rlink_val *v)
+{
+    static task reload = { .run = clog_reload_run };
+    if (v->type != REDIS_REPLY_ERROR || !v->str || strncmp(v->str, "NOSCRIPT", 8) != 0)
+        return;
+    if (atomic_exchange(&clog_reloading, 1) == 0) {
+        log_warn("cluster: Redis lost the delivery scripts; loading them again");
+        rlink_post(&reload);
+    }
+}
+
+/* EVALSHA of script s with its keys and arguments in argv[3..]; argv[0..2]
+ * are filled here. lens may be NULL. */
+static void clog_evalsha(const char **argv, int s, const char *nkeys)
+{
+    argv[0] = "EVALSHA";
+    argv[1] = clog_scripts[s].sha;
+    argv[2] = nkeys;
+}
+
 /* ---------- sends ---------- */
 
 int clog_send_add(struct rlink_query *q, int to_room, uint32_t appid, const char *uid,
@@ -142,8 +230,9 @@ int clog_send_add(struct rlink_query *q, int to_room, uint32_t appid, const char
     snprintf(max, sizeof(max), "%d", to_room ? c->roomHistoryMax : c->inboxMax);
     snprintf(age, sizeof(age), "%llu", (unsigned long long)clog_ttl_ms(to_room));
     snprintf(ttl, sizeof(ttl), "%d", to_room ? c->roomHistoryTTL : c->inboxTTL);
-    const char *argv[] = { "EVAL", clog_send_lua, "4", key, seq, flight, CLOG_CLOCK_KEY, dttl, max,
+    const char *argv[] = { NULL, NULL, NULL, key, seq, flight, CLOG_CLOCK_KEY, dttl, max,
                            age, ttl, uid, msg, msgid, msgidlen ? "1" : "0" };
+    clog_evalsha(argv, CLOG_SEND, "4");
     size_t lens[15];
     for (int i = 0; i < 15; i++)
         lens[i] = strlen(argv[i]);
@@ -155,6 +244,7 @@ int clog_send_add(struct rlink_query *q, int to_room, uint32_t appid, const char
 
 int clog_send_reply(const rlink_val *v, dlog_id *id)
 {
+    clog_check_noscript(v);
     if (v->type != REDIS_REPLY_ARRAY || v->n != 2 || v->elem[0].type != REDIS_REPLY_INTEGER)
         return -1;
     long long st = v->elem[0].integer;
@@ -176,8 +266,27 @@ void clog_cursor_move(uint32_t appid, const char *uid, size_t len, dlog_id id)
         return;
     dlog_id_format(id, text);
     snprintf(ttl, sizeof(ttl), "%d", g_node.cfg.inboxTTL);
-    const char *argv[] = { "EVAL", clog_cursor_lua, "2", ckey, ikey, text, ttl };
+    const char *argv[] = { NULL, NULL, NULL, ckey, ikey, text, ttl };
+    clog_evalsha(argv, CLOG_CURSOR, "2");
     rlink_write(7, argv, NULL);
+}
+
+int clog_finish_add(struct rlink_query *q, const char *msgid, size_t msgidlen, int keep,
+                    uint32_t appid, const char *uid, size_t uidlen, const dlog_id *pushed)
+{
+    char seq[300], flight[300], ckey[128], dttl[24], ttl[24], id[DLOG_ID_MAX] = "";
+    snprintf(seq, sizeof(seq), "acc:submit:again:seq:%.*s", (int)msgidlen, msgid);
+    snprintf(flight, sizeof(flight), "acc:submit:inflight:%.*s", (int)msgidlen, msgid);
+    if (clog_key(ckey, sizeof(ckey), CLOG_CURSOR_PREFIX, appid, uid, uidlen) < 0)
+        return -1;
+    snprintf(dttl, sizeof(dttl), "%d", g_node.cfg.dedupTtl);
+    snprintf(ttl, sizeof(ttl), "%d", g_node.cfg.inboxTTL);
+    if (pushed)
+        dlog_id_format(*pushed, id);
+    const char *argv[] = { NULL, NULL, NULL, seq, flight, ckey, msgidlen ? "1" : "0",
+                           keep ? "1" : "0", dttl, id, ttl };
+    clog_evalsha(argv, CLOG_FINISH, "3");
+    return rlink_query_add(q, 11, argv, NULL);
 }
 
 /* ---------- entries of a reply ---------- */
@@ -274,8 +383,10 @@ static void clog_on_login(void *ud, int ok, rlink_val *rep, int n)
     resume_found f = { 0 };
     clog_part in = { 0 }, rm = { 0 };
     int failed = !ok || n != 1 || rep[0].type != REDIS_REPLY_ARRAY || rep[0].n < 3;
-    if (ok && n == 1 && rep[0].type == REDIS_REPLY_ERROR)
+    if (ok && n == 1 && rep[0].type == REDIS_REPLY_ERROR) {
         log_warn("cluster: reading a login's replay failed: %s", rep[0].str);
+        clog_check_noscript(&rep[0]);
+    }
     dlog_id after = { 0, 0 };
     if (!failed) {
         const rlink_val *r = &rep[0];
@@ -323,7 +434,8 @@ static int clog_login_read(const resume_req *q, resume_found_fn fn, void *ud)
         dlog_id_format(q->last_room, lroom);
     snprintf(nin, sizeof(nin), "%d", g_node.cfg.inboxMax);
     snprintf(nroom, sizeof(nroom), "%d", g_node.cfg.roomHistoryMax);
-    const char *argv[] = { "EVAL", clog_login_lua, "3", ikey, ckey, rkey, last, lroom, nin, nroom };
+    const char *argv[] = { NULL, NULL, NULL, ikey, ckey, rkey, last, lroom, nin, nroom };
+    clog_evalsha(argv, CLOG_LOGIN, "3");
     if (rlink_query_add(q2, 10, argv, NULL) != 0)
         goto fail;
     rlink_query_submit_wait(q2);                  /* a node just (re)started: the link comes */
@@ -339,10 +451,13 @@ void clog_init(void)
 {
     /* late duplicates: a push routed while the replay was read comes at
      * most one gRPC deadline after it */
-    static resume_store store = { .read = clog_login_read };
+    static resume_store store = { .read = clog_login_read, .cursor = clog_cursor_move };
     clog_on = g_node.cfg.deliveryEnabled;
     if (!clog_on)
         return;
+    for (int i = 0; i < CLOG_NSCRIPTS; i++)
+        if (clog_sha1(clog_scripts[i].text, clog_scripts[i].sha) != 0)
+            log_error("cluster: cannot hash the delivery script '%s'", clog_scripts[i].name);
     store.keep_ms = (uint32_t)g_node.cfg.rpcTimeout + 1000u;
     resume_set_store(&store);
 }

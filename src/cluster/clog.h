@@ -45,6 +45,20 @@ int clog_send_add(struct rlink_query *q, int to_room, uint32_t appid, const char
  * 2 = a send with it is in flight, -1 = Redis refused (an error reply). */
 int clog_send_reply(const struct rlink_val *v, dlog_id *id);
 
+/* Adds to q the end of a logged send: the msgID kept (keep) or released,
+ * as route.c does without logging, and, when the message was pushed to a
+ * connection (pushed: its id; NULL: not pushed, or delivery.ackRequired),
+ * the user's cursor moved to it. One command; 0 or -1. */
+int clog_finish_add(struct rlink_query *q, const char *msgid, size_t msgidlen, int keep,
+                    uint32_t appid, const char *uid, size_t uidlen, const dlog_id *pushed);
+
+/* Link thread (the cluster's on_up hook): loads the scripts into Redis's
+ * cache after every connect; commands run them by SHA1 (EVALSHA). */
+void clog_on_up(void);
+/* Any reply of a script: NOSCRIPT (Redis lost its script cache) has the
+ * link load them again. Worker threads. */
+void clog_check_noscript(const struct rlink_val *v);
+
 /* The user's pushed cursor moves forward to id (never back, never past the
  * inbox's newest entry). Any thread; fire-and-forget. */
 void clog_cursor_move(uint32_t appid, const char *uid, size_t len, dlog_id id);

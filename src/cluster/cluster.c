@@ -309,6 +309,7 @@ static void cl_on_reg_timer(uv_timer_t *t)
 /* rlink hook: connected (again): register and rewrite every local user. */
 static void cl_on_up(void)
 {
+    clog_on_up();                                 /* first on the connection */
     log_info("cluster: registering as %s", g_cl.self);
     cl_register();
     cl_resync();
@@ -442,7 +443,6 @@ int cluster_start(const char *self, char *err, size_t errlen)
     }
     static const hub_cluster_hooks users = {
         .join = unodes_join, .leave = unodes_leave, .count = unodes_count, .heartbeat = cluster_user_online,
-        .pushed = clog_cursor_move,
     };
     hub_set_cluster(&users);                      /* before any worker runs */
     clog_init();                                  /* the delivery logs in Redis, when on */

@@ -188,11 +188,12 @@ static int route_add_name(route_op *op, const char *s, size_t len)
  * outcome, so a retry of the same msgID on any node sees it. */
 static void route_on_dedup_done(void *ud, int ok, rlink_val *rep, int n)
 {
-    (void)rep; (void)n;
     route_op *op = ud;
     int sent = !op->err && (op->to_room || op->delivered > 0 || op->remote_ok);
     if (!ok)
         log_warn("cluster: could not record the outcome of msgID %s in Redis", op->msgid);
+    else if (op->logged && n == 1)
+        clog_check_noscript(&rep[0]);
     if (op->err)
         op->done.send(op->ud, op->err, op->why, 0, 0, 0);
     else                                         /* in the inbox: pushed at the next login */
@@ -200,10 +201,32 @@ static void route_on_dedup_done(void *ud, int ok, rlink_val *rep, int n)
     route_op_free(op);
 }
 
+/* A logged send ends in one script (clog.h): the msgID, and the cursor
+ * when the message was pushed (the sending node moves it: it knows from
+ * the hub and the peers' answers; they do not write Redis per push). */
+static void route_finish_logged(route_op *op, int keep)
+{
+    int pushed = !op->err && !op->to_room && (op->delivered > 0 || op->remote_ok) &&
+                 !g_node.cfg.ackRequired;
+    rlink_query *q = op->msgidlen || pushed ? rlink_query_new(1, route_on_dedup_done, op) : NULL;
+    if (q && clog_finish_add(q, op->msgid, op->msgidlen, keep, op->appid, op->uid, op->uidlen,
+                             pushed ? &op->id : NULL) == 0) {
+        rlink_query_submit(q);
+        return;
+    }
+    if (q)
+        rlink_query_cancel(q);
+    route_on_dedup_done(op, 1, NULL, 0);
+}
+
 static void route_finish_send(route_op *op)
 {
     /* a stored message counts as sent: its msgID stays used (SPEC 7.1) */
     int sent = !op->err && (op->to_room || op->delivered > 0 || op->remote_ok || op->logged);
+    if (op->logged) {
+        route_finish_logged(op, sent);
+        return;
+    }
     char seq[300], flight[300], ttl[24];
     snprintf(seq, sizeof(seq), ROUTE_SEQ_PREFIX "%.*s", (int)op->msgidlen, op->msgid);
     snprintf(flight, sizeof(flight), ROUTE_FLIGHT_PREFIX "%.*s", (int)op->msgidlen, op->msgid);

@@ -304,8 +304,10 @@ static void hub_slot_run(struct worker *w, task *t)
     if (n) {                                 /* counted once per job, not per recipient */
         atomic_fetch_add_explicit(&j->delivered, n, memory_order_relaxed);
         atomic_fetch_add_explicit(&w->stats.frames_out, n, memory_order_relaxed);
-        if (j->logged == HUB_LOG_INBOX && !g_node.cfg.ackRequired)   /* pushed: the cursor moves */
-            hub_cursor_move(j->appid, j->uid, j->uidlen, j->id);
+        if (j->logged == HUB_LOG_INBOX && !g_node.cfg.ackRequired && !hub_cluster) {
+            dlog_key k = { j->appid, j->uid, j->uidlen };    /* pushed: the cursor moves */
+            dlog_cursor_set(&k, j->id);
+        }
     }
     hub_job_finish(w, j);
 }
@@ -369,16 +371,6 @@ int hub_send_room_logged(uint32_t appid, const char *except, size_t len, sbuf *f
                          const dlog_id *id, hub_done_fn done, void *ud)
 {
     return hub_dispatch(HUB_ROOM, appid, except, len, frame, id, done, ud);
-}
-
-void hub_cursor_move(uint32_t appid, const char *uid, size_t len, dlog_id id)
-{
-    if (hub_cluster && hub_cluster->pushed) {
-        hub_cluster->pushed(appid, uid, len, id);
-        return;
-    }
-    dlog_key k = { appid, uid, len };
-    dlog_cursor_set(&k, id);
 }
 
 /* ---------- gates (see hub.h) ---------- */

@@ -50,9 +50,6 @@ typedef struct hub_cluster_hooks {
     void (*leave)(const struct pres_entry *e, int announce);
     void (*count)(const struct pres_entry *e);
     void (*heartbeat)(const struct pres_entry *e);
-    /* A logged inbox message was pushed to (or acked by) a connection of
-     * the user: the pushed cursor lives in Redis. Any worker. */
-    void (*pushed)(uint32_t appid, const char *uid, size_t len, dlog_id id);
 } hub_cluster_hooks;
 void hub_set_cluster(const hub_cluster_hooks *hooks);
 
@@ -65,8 +62,10 @@ typedef void (*hub_done_fn)(void *ud, long delivered);
 /* Sends frame to every connection of (appid, uid) on this node. */
 int hub_send_user(uint32_t appid, const char *uid, size_t len, sbuf *frame,
                   hub_done_fn done, void *ud);
-/* The same for a logged message (its inbox entry id): once it was pushed
- * to a connection, the user's pushed cursor moves to id (unless
+/* The same for a logged message (its inbox entry id): in embedded mode,
+ * once it was pushed to a connection, the user's pushed cursor moves to id
+ * (in cluster mode the sending node moves it in Redis, cluster/route.c;
+ * not with
  * delivery.ackRequired). */
 int hub_send_user_logged(uint32_t appid, const char *uid, size_t len, sbuf *frame,
                          const dlog_id *id, hub_done_fn done, void *ud);
@@ -77,10 +76,6 @@ int hub_send_room(uint32_t appid, const char *except, size_t len, sbuf *frame,
 /* The same for a logged room message (its history entry id). */
 int hub_send_room_logged(uint32_t appid, const char *except, size_t len, sbuf *frame,
                          const dlog_id *id, hub_done_fn done, void *ud);
-
-/* The user's pushed cursor moves forward to id: in Redis in cluster mode
- * (hub_cluster_hooks.pushed), else in the node's logs (im/dlog.h). */
-void hub_cursor_move(uint32_t appid, const char *uid, size_t len, dlog_id id);
 
 /* Gates: a login whose replay is read from a store the node must wait for
  * (Redis, in cluster mode). The connection is attached first, so that no

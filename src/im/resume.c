@@ -324,7 +324,7 @@ static void resume_found_run(void *ud, const resume_found *f)
         resume_on_entry(&f->room[i], j);
     j->recovered = f->ok && !f->gap && !j->failed;
     if (resume_reply_and_replay(j, c) && ninbox && !j->failed && !g_node.cfg.ackRequired)
-        hub_cursor_move(j->appid, j->uid, j->uidlen, f->inbox[f->ninbox - 1].id);
+        resume_store_remote->cursor(j->appid, j->uid, j->uidlen, f->inbox[f->ninbox - 1].id);
     if (c->state == CONN_WS_OPEN)
         hub_gate_open(c, f->ok ? f->inbox_max : NULL, f->ok ? f->room_max : NULL,
                       resume_store_remote->keep_ms);
@@ -404,7 +404,7 @@ int resume_ack(struct conn *c, const char *id, size_t len)
     if (dlog_id_parse(id, len, &v) != 0)
         return IM_PARAM_ILLEGAL;
     if (resume_store_remote) {                   /* the store ignores an id its inbox never gave */
-        hub_cursor_move(c->pres->appid, c->pres->id, c->pres->idlen, v);
+        resume_store_remote->cursor(c->pres->appid, c->pres->id, c->pres->idlen, v);
         return IM_OK;
     }
     dlog_key k = { c->pres->appid, c->pres->id, c->pres->idlen };

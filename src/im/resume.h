@@ -50,6 +50,9 @@ typedef struct resume_store {
     /* On c's worker; fn runs once, later, on the same worker (pointers
      * valid during the call). 0, or -1 (fn will not run). */
     int (*read)(const resume_req *q, resume_found_fn fn, void *ud);
+    /* The user's pushed cursor moves forward to id (a replay or an ack;
+     * never past the log). Any thread. */
+    void (*cursor)(uint32_t appid, const char *uid, size_t len, dlog_id id);
     uint32_t keep_ms;              /* how long late duplicates are dropped (hub_gate_open) */
 } resume_store;
 /* At start-up, before the workers run (cluster/ registers Redis). */

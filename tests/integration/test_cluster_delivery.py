@@ -95,6 +95,22 @@ class OfflineTest(DeliveryCase):
         for params in ({"appID": 104, "after": "nope"}, {"appID": 104, "limit": 0}):
             self.assertEqual(b.api("/user/history", params=params)["code"], 1001, params)
 
+    def test_scripts_are_loaded_again_after_a_script_flush(self):
+        """The scripts run by SHA1; a Redis that lost them (SCRIPT FLUSH)
+        answers NOSCRIPT once (a clear error), then the node loads them again."""
+        a, b = self.nodes
+        self.assertEqual(self.redis.cmd("SCRIPT", "FLUSH"), "OK")
+        r = send(a, "csf1", "csf-0", "first")
+        self.assertNotEqual(r["code"], 200, r)
+        self.assertIn("NOSCRIPT", r["msg"], r)
+        n = [0]
+
+        def stored():
+            n[0] += 1
+            return send(a, "csf1", "csf-%d" % n[0], "again")["data"] == {"sendResults": False, "stored": True}
+        wait_until(stored, what="sends logged again")
+        self.assertEqual(self.redis.cmd("XLEN", "acc:user:inbox:101_csf1"), 1)
+
     def test_bad_ids(self):
         a, b = self.nodes
         ws = RawWS(b.ws_port)
