@@ -6,7 +6,7 @@ FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG     ?= config/app.yaml
 
-.PHONY: all build deps deps-test run test test-fast test-asan fuzz fuzz-smoke soak bench c1m clean
+.PHONY: all build server deps deps-test run test test-fast test-asan fuzz fuzz-smoke soak bench c1m clean
 
 all: build
 
@@ -19,10 +19,17 @@ deps-test:
 $(BUILD)/Makefile:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
+# Everything: the server, the load generator (imgate-bench), the unit tests and the fuzz
+# replayers. `make test` (and bench, soak, c1m) build this.
 build: $(BUILD)/Makefile
 	cmake --build $(BUILD) -j $(JOBS)
 
-run: deps build
+# The server alone ($(BUILD)/imgate): all that `make run` needs, so a first run does not wait
+# for the tests to compile.
+server: $(BUILD)/Makefile
+	cmake --build $(BUILD) -j $(JOBS) --target imgate
+
+run: deps server
 	$(BUILD)/imgate -c $(CONFIG)
 
 # Everything: the normal build and the ASan+UBSan build both run every test.
