@@ -2,7 +2,8 @@
 """bench/tables.py — the number tables of the docs, generated from the
 committed benchmark results (bench/results/*.json, c1m.txt).
 
-Every figure of a benchmark in README.md and bench/README.md sits between
+Every figure of a benchmark in README.md, docs/benchmarks.md and
+bench/README.md sits between
 
     <!-- generated: NAME -->
     ...
@@ -27,7 +28,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "bench", "results")
-DOCS = ["README.md", "bench/README.md"]
+DOCS = ["README.md", "docs/benchmarks.md", "bench/README.md"]
 BLOCK = re.compile(r"(<!-- generated: ([a-z0-9-]+) -->\n)(.*?)(<!-- end generated -->)", re.S)
 
 # Quoted, not measured here. C1000K article (seed 001): AWS C3.4xlarge, 16 cores,
@@ -138,10 +139,10 @@ def readme_headline():
     q = need("quick.json")
     return ("about **%s B of user-space memory per idle logged-in connection** (`bench/run.sh quick`, "
             "10,000 connections), where the Go original says it needs %s per connection "
-            "(see [Numbers](#numbers)).\n" % (n(q["server_rss_bytes_per_conn"]), SEED["go_per_conn"]))
+            "(see [docs/benchmarks.md](docs/benchmarks.md)).\n" % (n(q["server_rss_bytes_per_conn"]), SEED["go_per_conn"]))
 
 
-def readme_quick():
+def benchmarks_quick():
     q = need("quick.json")
     bmed, _, b = bcast_stats(q)
     fmed, _, _, _, _ = floor_stats(q)
@@ -167,7 +168,7 @@ def readme_quick():
     return table(["what", "result"], rows) + "\nFloor: %s.\n" % floor_note(q)
 
 
-def readme_cluster_latency():
+def benchmarks_cluster_latency():
     d = need("cluster_latency.json")["paths"]
     rows = []
     for key, label in (("same", "same node"), ("cross", "cross node (Redis lookup + gRPC `SendMsg`)")):
@@ -544,8 +545,8 @@ RENDER = {
     "bench-deflate": bench_deflate,
     "bench-history": bench_history,
     "readme-headline": readme_headline,
-    "readme-quick": readme_quick,
-    "readme-cluster-latency": readme_cluster_latency,
+    "benchmarks-quick": benchmarks_quick,
+    "benchmarks-cluster-latency": benchmarks_cluster_latency,
     "bench-quick": bench_quick,
     "bench-seed-quick": bench_seed_quick,
     "c1m-settings": c1m_settings,
