@@ -142,6 +142,24 @@ def readme_headline():
             "(see [docs/benchmarks.md](docs/benchmarks.md)).\n" % (n(q["server_rss_bytes_per_conn"]), SEED["go_per_conn"]))
 
 
+def readme_numbers():
+    """A few headline figures for the README, beside the memory one."""
+    q = need("quick.json")
+    bmed, _, b = bcast_stats(q)
+    rmed, _ = ratios(q)
+    p, c = q["p2p"], q["connect"]
+    cross = need("cluster_latency.json")["paths"]["cross"]["delivery_ms"]
+    return ("- a room push to %s connections reaches the last one in **%s** (median), %s the time of raw TCP "
+            "sends of the same bytes; %s lost\n"
+            "- a push to one user (`/user/sendMessage`, %s/s): p50 %s, p99 %s; in a cluster of two nodes, to a "
+            "user on the other node (`bench/cluster_latency.py`): p50 %s, p99 %s\n"
+            "- connect + login at %s/s (%s/s asked), %s failed; all on one 2-core machine, node and load "
+            "generator together\n"
+            % (n(b["expected_per_message"]), ms(bmed), ratio(rmed), n(b["lost"]), n(p["target_rate_per_s"]), ms(p["latency_ms"]["p50"]),
+               ms(p["latency_ms"]["p99"]), ms(cross["p50"]), ms(cross["p99"]), n(c["rate_per_s"]),
+               n(c["target_rate_per_s"]), n(c["failed"])))
+
+
 def benchmarks_quick():
     q = need("quick.json")
     bmed, _, b = bcast_stats(q)
@@ -545,6 +563,7 @@ RENDER = {
     "bench-deflate": bench_deflate,
     "bench-history": bench_history,
     "readme-headline": readme_headline,
+    "readme-numbers": readme_numbers,
     "benchmarks-quick": benchmarks_quick,
     "benchmarks-cluster-latency": benchmarks_cluster_latency,
     "bench-quick": bench_quick,
