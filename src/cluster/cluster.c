@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "cluster/clog.h"
+#include "cluster/cstate.h"
 #include "cluster/prec.h"
 #include "cluster/rlink.h"
 #include "cluster/rpc.h"
@@ -319,6 +320,7 @@ static void cl_on_up(void)
 static void cl_on_stop(void)
 {
     uv_close((uv_handle_t *)&g_cl.reg_timer, NULL);
+    cstate_stop();
 }
 
 static void cl_init_run(struct worker *w, task *t)
@@ -328,6 +330,7 @@ static void cl_init_run(struct worker *w, task *t)
     uint64_t every = (uint64_t)g_node.cfg.registerInterval * 1000;
     uv_timer_init(rlink_loop(), &g_cl.reg_timer);
     uv_timer_start(&g_cl.reg_timer, cl_on_reg_timer, every, every);
+    cstate_start();                               /* the dashboard's snapshots */
 }
 
 /* ---------- enter/exit to the other nodes ---------- */

@@ -66,6 +66,7 @@ typedef struct rpc_result {
     size_t nusers;                      /* GetUserList */
     const char *const *users;           /* NUL-terminated userIDs */
     const size_t *user_lens;
+    uint32_t kicked;                    /* KickUser */
 } rpc_result;
 
 /* Runs once per call, on the completion-queue thread; res and what it points
@@ -90,6 +91,12 @@ int rpc_send_msg_all(const char *peer, const rpc_msg *m, rpc_done_fn done, void 
 int rpc_get_user_list(const char *peer, uint32_t appid, rpc_done_fn done, void *ud);
 int rpc_query_online(const char *peer, uint32_t appid, const char *uid, size_t uidlen,
                      rpc_done_fn done, void *ud);
+/* KickUser (imgate only): closes the user's connections on peer with close
+ * code 4000 and reason. A peer without the method (a Go node) answers
+ * UNIMPLEMENTED: ok = 0 for this call, but not a failure of the peer's
+ * health (it answered). */
+int rpc_kick_user(const char *peer, uint32_t appid, const char *uid, size_t uidlen,
+                  const char *reason, rpc_done_fn done, void *ud);
 
 /* Whether calls to peer are being skipped right now (it failed repeatedly
  * and its back-off has not run out). */

@@ -229,6 +229,11 @@ static int rpc_cli_fill(rpc_method method, const ProtobufCMessage *m, rpc_result
         const Protobuf__SendMsgAllRsp *r = (const void *)m;
         res->ret_code = r->retcode;
         res->err = r->errmsg;
+    } else if (method == RPC_M_KICK_USER) {
+        const Protobuf__KickUserRsp *k = (const void *)m;
+        res->ret_code = k->retcode;
+        res->err = k->errmsg;
+        res->kicked = k->kicked;
     } else {
         const Protobuf__GetUserListRsp *u = (const void *)m;
         res->ret_code = u->retcode;
@@ -254,6 +259,7 @@ static ProtobufCMessage *rpc_cli_decode(rpc_ccall *c, rpc_result *res, size_t **
         [RPC_M_SEND_MSG] = &protobuf__send_msg_rsp__descriptor,
         [RPC_M_SEND_MSG_ALL] = &protobuf__send_msg_all_rsp__descriptor,
         [RPC_M_GET_USER_LIST] = &protobuf__get_user_list_rsp__descriptor,
+        [RPC_M_KICK_USER] = &protobuf__kick_user_rsp__descriptor,
     };
     grpc_byte_buffer_reader r;
     if (!c->in || !grpc_byte_buffer_reader_init(&r, c->in))
@@ -290,9 +296,11 @@ static void rpc_cli_on_done(rpc_tag *t, int ok)
         snprintf(err, sizeof(err), "undecodable answer");
     if (!res.ok)
         res.err = err;
+    /* a peer without an (imgate-only) method answered: it is healthy */
+    int answered = res.ok || (ok && c->status == GRPC_STATUS_UNIMPLEMENTED);
     pthread_mutex_lock(&g_rpc.mu);
     rpc_cli_unlink(c);
-    rpc_cli_account(c, res.ok, err);
+    rpc_cli_account(c, answered, err);
     pthread_mutex_unlock(&g_rpc.mu);
     c->done(c->ud, &res);
     if (m)
@@ -459,6 +467,24 @@ int rpc_query_online(const char *peer, uint32_t appid, const char *uid, size_t u
     grpc_byte_buffer *out = rpc_cli_pack(&r.base);
     free(id);
     return rpc_cli_call(peer, RPC_M_QUERY_ONLINE, out, done, ud);
+}
+
+int rpc_kick_user(const char *peer, uint32_t appid, const char *uid, size_t uidlen,
+                  const char *reason, rpc_done_fn done, void *ud)
+{
+    char *id = rpc_cli_dup(uid, uidlen);
+    char *why = rpc_cli_dup(reason, reason ? strlen(reason) : 0);
+    grpc_byte_buffer *out = NULL;
+    if (id && why) {
+        Protobuf__KickUserReq r = PROTOBUF__KICK_USER_REQ__INIT;
+        r.appid = appid;
+        r.userid = id;
+        r.reason = why;
+        out = rpc_cli_pack(&r.base);
+    }
+    free(id);
+    free(why);
+    return out ? rpc_cli_call(peer, RPC_M_KICK_USER, out, done, ud) : -1;
 }
 
 /* ---------- health ---------- */

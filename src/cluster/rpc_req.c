@@ -20,6 +20,7 @@ static const struct {
     [RPC_M_SEND_MSG_ALL] = { RPC_PATH_PREFIX "SendMsgAll", &protobuf__send_msg_all_req__descriptor },
     [RPC_M_GET_USER_LIST] = { RPC_PATH_PREFIX "GetUserList",
                               &protobuf__get_user_list_req__descriptor },
+    [RPC_M_KICK_USER] = { RPC_PATH_PREFIX "KickUser", &protobuf__kick_user_req__descriptor },
 };
 
 rpc_method rpc_req_method(const char *path, size_t len)
@@ -154,6 +155,13 @@ static void rpc_req_fill(rpc_req *r)
     case RPC_M_GET_USER_LIST:
         r->appid = ((const Protobuf__GetUserListReq *)(const void *)r->pb)->appid;
         break;
+    case RPC_M_KICK_USER: {
+        const Protobuf__KickUserReq *q = (const void *)r->pb;
+        r->appid = q->appid;
+        rpc_req_view(&r->uid, &r->uidlen, q->userid);
+        rpc_req_view(&r->msg, &r->msglen, q->reason);
+        break;
+    }
     default:
         break;
     }
@@ -186,7 +194,8 @@ int rpc_req_decode(const char *path, size_t pathlen, const uint8_t *data, size_t
     if (!out->pb)
         return rpc_req_fail(out, RPC_ST_INVALID_ARGUMENT, "request is not a valid protobuf encoding");
     rpc_req_fill(out);
-    if (out->method == RPC_M_SEND_MSG && (out->uidlen == 0 || out->uidlen >= PRESENCE_MAX_ID))
+    int one_user = out->method == RPC_M_SEND_MSG || out->method == RPC_M_KICK_USER;
+    if (one_user && (out->uidlen == 0 || out->uidlen >= PRESENCE_MAX_ID))
         rpc_req_refuse(out, IM_USER_ID_ILLEGAL, "userID must be 1 to 19 bytes");
     else if (out->has_id && !out->id_ok)
         rpc_req_refuse(out, IM_PARAM_ILLEGAL, "id must be an entry id such as 1733300000000-0");

@@ -20,6 +20,7 @@ typedef enum rpc_method {
     RPC_M_SEND_MSG,              /* SendMsg */
     RPC_M_SEND_MSG_ALL,          /* SendMsgAll */
     RPC_M_GET_USER_LIST,         /* GetUserList */
+    RPC_M_KICK_USER,             /* KickUser (imgate only) */
     RPC_M_COUNT
 } rpc_method;
 
@@ -43,7 +44,7 @@ typedef struct rpc_req {
     const char *uid; size_t uidlen;   /* the userID as sent */
     size_t except_len;           /* SendMsgAll: bytes of uid to exclude (0 = nobody) */
     const char *cms; size_t cmslen;   /* "msg" when the request left it empty */
-    const char *msg; size_t msglen;
+    const char *msg; size_t msglen;   /* KickUser: the reason */
     int has_id, id_ok;           /* SendMsg/SendMsgAll of an imgate peer: the entry id */
     dlog_id id;                  /* (inbox or room history) of a logged message */
     struct ProtobufCMessage *pb;
@@ -59,8 +60,8 @@ const char *rpc_req_path(rpc_method m);
  * UNIMPLEMENTED (unknown method), RESOURCE_EXHAUSTED (len > maxlen),
  * INVALID_ARGUMENT (not a valid encoding of the request), or OK; with OK,
  * out->code is 0 or the retCode to answer without acting (1001 invalid
- * UTF-8, a NUL in a string, or an id that is not "<ms>-<seq>"; 1002 a SendMsg userID that is empty or not
- * shorter than PRESENCE_MAX_ID bytes). out must be freed with rpc_req_free
+ * UTF-8, a NUL in a string, or an id that is not "<ms>-<seq>"; 1002 a SendMsg or KickUser userID that is
+ * empty or not shorter than PRESENCE_MAX_ID bytes). out must be freed with rpc_req_free
  * whatever the result. */
 int rpc_req_decode(const char *path, size_t pathlen, const uint8_t *data, size_t len,
                    size_t maxlen, rpc_req *out);

@@ -166,6 +166,14 @@ static void rpc_srv_answer(rpc_scall *s, uint32_t code, const char *errmsg, int 
         rpc_srv_reply(s, &r.base, counted);
         break;
     }
+    case RPC_M_KICK_USER: {
+        Protobuf__KickUserRsp r = PROTOBUF__KICK_USER_RSP__INIT;
+        r.retcode = code;
+        r.errmsg = em;
+        r.kicked = code == IM_OK && s->delivered > 0 ? (uint32_t)s->delivered : 0;
+        rpc_srv_reply(s, &r.base, counted);
+        break;
+    }
     default: {
         Protobuf__GetUserListRsp r = PROTOBUF__GET_USER_LIST_RSP__INIT;
         r.retcode = code;
@@ -284,7 +292,9 @@ static void rpc_srv_user_list(rpc_scall *s)
 
 static void rpc_srv_answer_send(rpc_scall *s, int counted)
 {
-    if (s->req.method == RPC_M_SEND_MSG && s->delivered <= 0)
+    if (s->req.method == RPC_M_KICK_USER)
+        rpc_srv_answer(s, IM_OK, im_code_msg(IM_OK), counted);   /* kicked: s->delivered */
+    else if (s->req.method == RPC_M_SEND_MSG && s->delivered <= 0)
         rpc_srv_answer(s, IM_NOT_LOGGED_IN, "user is not connected to this node", counted);
     else
         rpc_srv_answer(s, IM_OK, im_code_msg(IM_OK), counted);
@@ -339,6 +349,20 @@ static void rpc_srv_hub_done(void *ud, long delivered)
     rpc_srv_answer_send(s, 1);
 }
 
+/* KickUser: answered with the count once every worker has closed the
+ * user's connections (owned by the hub meanwhile, like SendMsg). */
+static void rpc_srv_kick(rpc_scall *s)
+{
+    pthread_mutex_lock(&g_rpc.mu);
+    rpc_srv_link(s);                             /* not in counts.handed: SendMsg's */
+    g_rpc.ops++;
+    pthread_mutex_unlock(&g_rpc.mu);
+    if (hub_kick_user(s->req.appid, s->req.uid, s->req.uidlen, s->req.msg, rpc_srv_hub_done, s) == 0)
+        return;                                  /* rpc_srv_hub_done answers */
+    if (rpc_srv_take_back(s))
+        rpc_srv_answer(s, IM_SERVER_ERROR, "cannot queue the kick", 1);
+}
+
 static void rpc_srv_send(rpc_scall *s)
 {
     const rpc_req *r = &s->req;
@@ -348,6 +372,10 @@ static void rpc_srv_send(rpc_scall *s)
      * stay allocated until workers_stop, which runs after rpc_stop. */
     if (workers_count() <= 0) {
         rpc_srv_answer_send(s, 0);
+        return;
+    }
+    if (r->method == RPC_M_KICK_USER) {
+        rpc_srv_kick(s);
         return;
     }
     const dlog_id *id = r->has_id ? &r->id : NULL;    /* an imgate peer logged it */

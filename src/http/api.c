@@ -11,6 +11,8 @@
 
 #include "cluster/clog.h"
 #include "cluster/cluster.h"
+#include "cluster/cstate.h"
+#include "cluster/kick.h"
 #include "cluster/route.h"
 #include "cluster/rpc.h"
 #include "core/jsonw.h"
@@ -927,6 +929,139 @@ static void api_metrics(api_ctx *x)
     jsonw_free(&w);
 }
 
+/* ---------- /user/kick ---------- */
+
+#define API_KICK_REASON "kicked by an administrator"
+
+static void api_kick_answer(struct conn *c, const char *uid, size_t ulen, const kick_result *r)
+{
+    jsonw w;
+    api_begin(&w, IM_OK, NULL);
+    jsonw_lit(&w, "{\"userID\":");
+    jsonw_str(&w, uid, ulen);
+    api_num(&w, "kicked", r->kicked);
+    api_num(&w, "nodes", r->nodes);
+    jsonw_lit(&w, ",\"failedNodes\":[");
+    for (int i = 0; i < r->nfailed && i < KICK_MAX_FAILED; i++) {
+        if (i)
+            jsonw_lit(&w, ",");
+        jsonw_cstr(&w, r->failed[i]);
+    }
+    jsonw_lit(&w, "]}}");
+    api_answer(c, &w);
+}
+
+typedef struct api_kick_wait {
+    struct conn *c;
+    size_t ulen;
+    char uid[PRESENCE_MAX_ID];
+} api_kick_wait;
+
+static void api_kick_routed(void *ud, int code, const char *why, const kick_result *r)
+{
+    api_kick_wait *k = ud;
+    if (code != IM_OK)
+        api_error(k->c, code, why);
+    else
+        api_kick_answer(k->c, k->uid, k->ulen, r);
+    free(k);
+}
+
+static void api_kick_local(void *ud, long n)
+{
+    api_kick_wait *k = ud;
+    kick_result r = { .kicked = n, .nodes = 1 };
+    api_kick_routed(k, IM_OK, NULL, &r);
+}
+
+/* Closes every connection of the user (appID 0: on every platform) with
+ * close code 4000 and the reason, on every node; a user nobody holds is
+ * kicked:0 (docs/dashboard.md). */
+static void api_user_kick(api_ctx *x)
+{
+    uint32_t appid;
+    char uid[API_ID_MAX], reason[HUB_KICK_REASON_MAX * 4 + 1];
+    size_t ulen, rlen;
+    if (api_appid(x, &appid) != 0 || api_str(x, "userID", 1, uid, sizeof(uid), &ulen) != 0 ||
+        api_str(x, "reason", 0, reason, sizeof(reason), &rlen) != 0)
+        return;
+    if (ulen == 0) {
+        api_error(x->c, IM_PARAM_ILLEGAL, "userID is required");
+        return;
+    }
+    if (ulen >= PRESENCE_MAX_ID) {                 /* nobody can be logged in as that */
+        kick_result none = { .nodes = 0 };
+        api_kick_answer(x->c, uid, ulen, &none);
+        return;
+    }
+    api_kick_wait *k = calloc(1, sizeof(*k));
+    if (!k) {
+        api_error(x->c, IM_SERVER_ERROR, "out of memory");
+        return;
+    }
+    k->c = x->c;
+    k->ulen = ulen;
+    memcpy(k->uid, uid, ulen);
+    const char *why = rlen ? reason : API_KICK_REASON;
+    http_conn_defer(x->c);
+    int rc = cluster_enabled() ? cluster_kick(appid, uid, ulen, why, api_kick_routed, k)
+                               : hub_kick_user(appid, uid, ulen, why, api_kick_local, k);
+    if (rc != 0)
+        api_kick_routed(k, IM_SERVER_ERROR, "out of memory", NULL);
+}
+
+/* ---------- /dashboard and its data, /system/cluster ---------- */
+
+/* Every node: this one's state now, then the others' snapshots (cstate.h). */
+static void api_cluster_answer(struct conn *c, int ok, const char *why, const char *peers, size_t plen)
+{
+    jsonw w;
+    api_begin(&w, IM_OK, NULL);
+    jsonw_lit(&w, cluster_enabled() ? "{\"mode\":\"cluster\"" : "{\"mode\":\"embedded\"");
+    api_num(&w, "snapshotIntervalMs", CSTATE_INTERVAL_MS);
+    if (cluster_enabled()) {
+        jsonw_lit(&w, ",\"self\":");
+        jsonw_cstr(&w, cluster_self());
+    }
+    if (!ok) {
+        jsonw_lit(&w, ",\"error\":");
+        jsonw_cstr(&w, why ? why : "?");
+    }
+    jsonw_lit(&w, ",\"nodes\":[");
+    cstate_node_json(&w);
+    if (ok && plen > 2) {                          /* "[...]": its items */
+        jsonw_lit(&w, ",");
+        jsonw_raw(&w, peers + 1, plen - 2);
+    }
+    jsonw_lit(&w, "]}}");
+    api_answer(c, &w);
+}
+
+static void api_cluster_gathered(void *ud, int ok, const char *why, const char *json, size_t len)
+{
+    api_cluster_answer(ud, ok, why, json, len);
+}
+
+static void api_system_cluster(api_ctx *x)
+{
+    if (!cluster_enabled()) {
+        api_cluster_answer(x->c, 1, NULL, "[]", 2);
+        return;
+    }
+    http_conn_defer(x->c);
+    if (cstate_peers(api_cluster_gathered, x->c) != 0)
+        api_cluster_answer(x->c, 0, "out of memory", "[]", 2);
+}
+
+static void api_dashboard(api_ctx *x)
+{
+    const web_asset *a = web_asset_find("dashboard.html");
+    if (!a)
+        http_conn_respond(x->c, 404, "text/plain", "no dashboard built in\n", 22);
+    else
+        http_conn_respond(x->c, 200, "text/html; charset=utf-8", a->data, a->len);
+}
+
 /* ---------- /home/index ---------- */
 
 /* Copies the page, replacing {{APP_ID}}, {{WS_URL}} and {{HTTP_URL}}. */
@@ -990,6 +1125,9 @@ static const struct {
     { "/user/sendMessageAll", api_send_message_all },
     { "/user/history", api_user_history },
     { "/system/state", api_system_state },
+    { "/system/cluster", api_system_cluster },
+    { "/user/kick", api_user_kick },
+    { "/dashboard", api_dashboard },
     { "/home/index", api_home },
     { "/", api_home },
     { "/metrics", api_metrics },
@@ -1009,7 +1147,8 @@ static int api_authorized(api_ctx *x)
     static const char body[] =
         "{\"code\":1003,\"msg\":\"Unauthorized: missing or wrong API key\",\"data\":{}}";
     const char *key = g_node.cfg.apiKey;
-    if (!key[0] || api_path_is(x, "/home/index") || api_path_is(x, "/"))
+    /* the dashboard page asks for the key itself: its data calls need it */
+    if (!key[0] || api_path_is(x, "/home/index") || api_path_is(x, "/") || api_path_is(x, "/dashboard"))
         return 1;
     if (auth_api_key_check(x->r->hv[HTTP_H_AUTHORIZATION], key) == 0)
         return 1;

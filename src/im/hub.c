@@ -35,7 +35,7 @@ struct hub_local {
     uint32_t gmask, ngates;         /* ngates == 0: the delivery path never looks */
 };
 
-enum hub_kind { HUB_USER, HUB_ROOM };
+enum hub_kind { HUB_USER, HUB_ROOM, HUB_KICK };
 /* What a push's id is: none, a user's inbox entry, a room's history entry. */
 enum hub_log { HUB_LOG_NONE, HUB_LOG_INBOX, HUB_LOG_ROOM };
 
@@ -295,9 +295,39 @@ static void hub_job_finish(struct worker *w, hub_job *j)
         worker_post(j->origin, &j->done_task);
 }
 
+/* A kick's share: every connection of the user here (any room when
+ * appid is 0) closed with HUB_KICK_CODE and the reason (j->frame). */
+static long hub_run_kick(hub_local *h, hub_job *j)
+{
+    long n = 0;
+    int all = j->appid == 0;
+    for (int r = 0; r < (all ? g_node.cfg.appIDCount : 1); r++) {
+        hub_job one = *j;                    /* the user's hash in this room */
+        if (all) {
+            one.appid = g_node.cfg.appIDs[r];
+            one.hash = presence_hash(one.appid, j->uid, j->uidlen);
+        }
+        struct conn *c = h->buckets[one.hash & h->mask];
+        while (c) {
+            struct conn *next = c->unext;    /* the close unlinks c */
+            if (hub_is_user(c, &one) && c->state == CONN_WS_OPEN) {
+                ws_session_close(c, HUB_KICK_CODE, (const char *)j->frame->data);
+                n++;
+            }
+            c = next;
+        }
+    }
+    return n;
+}
+
 static void hub_slot_run(struct worker *w, task *t)
 {
     hub_job *j = ((hub_slot *)t)->job;
+    if (j->kind == HUB_KICK) {
+        atomic_fetch_add_explicit(&j->delivered, hub_run_kick(w->hub, j), memory_order_relaxed);
+        hub_job_finish(w, j);
+        return;
+    }
     ws_push p = { .plain = j->frame };       /* this worker's share of the push */
     long n = j->kind == HUB_USER ? hub_run_user(w->hub, j, &p) : hub_run_room(w->hub, j, &p);
     ws_push_release(&p);
@@ -371,6 +401,22 @@ int hub_send_room_logged(uint32_t appid, const char *except, size_t len, sbuf *f
                          const dlog_id *id, hub_done_fn done, void *ud)
 {
     return hub_dispatch(HUB_ROOM, appid, except, len, frame, id, done, ud);
+}
+
+int hub_kick_user(uint32_t appid, const char *uid, size_t len, const char *reason,
+                  hub_done_fn done, void *ud)
+{
+    sbuf *r = sbuf_copy(reason, strlen(reason) + 1);     /* NUL-terminated */
+    int rc = r ? hub_dispatch(HUB_KICK, appid, uid, len, r, NULL, done, ud) : -1;
+    if (r)
+        sbuf_unref(r);
+    return rc;
+}
+
+long hub_room_users_count(int r)
+{
+    return r >= 0 && r < CONFIG_MAX_APPIDS ? atomic_load_explicit(&hub_room_users[r], memory_order_relaxed)
+                                           : 0;
 }
 
 /* ---------- gates (see hub.h) ---------- */

@@ -77,6 +77,17 @@ int hub_send_room(uint32_t appid, const char *except, size_t len, sbuf *frame,
 int hub_send_room_logged(uint32_t appid, const char *except, size_t len, sbuf *frame,
                          const dlog_id *id, hub_done_fn done, void *ud);
 
+/* Closes every connection of (appid, uid) on this node (appid 0: in every
+ * room) with close code HUB_KICK_CODE and reason (at most
+ * HUB_KICK_REASON_MAX bytes, valid UTF-8); done gets how many. */
+#define HUB_KICK_CODE 4000
+#define HUB_KICK_REASON_MAX 123
+int hub_kick_user(uint32_t appid, const char *uid, size_t len, const char *reason,
+                  hub_done_fn done, void *ud);
+
+/* Distinct users of room index r (hub_room_index) on this node. */
+long hub_room_users_count(int r);
+
 /* Gates: a login whose replay is read from a store the node must wait for
  * (Redis, in cluster mode). The connection is attached first, so that no
  * push sent meanwhile can miss it, and gated: every push to it is held

@@ -2,7 +2,7 @@
  * (cluster/rpc_req.h): rpc_req_decode over a method path, a size cap and
  * payload bytes from the input, then rpc_req_free.
  *
- * Input: [0] the path (an index into fuzz_paths[]; the last entry means
+ * Input: [0] the path (an index into fuzz_paths[]; the NULL entry means
  * "the next line of the input is the path"), [1] the size cap (an index
  * into fuzz_caps[]), then the payload (the rest), copied to an exactly
  * sized heap buffer so ASan sees a read past its end.
@@ -12,7 +12,7 @@
  * a payload over the cap; a failed decode holds no message; an accepted
  * one has a retCode of 0, 1001 or 1002 with a reason; a request accepted
  * with retCode 0 has NUL-free valid UTF-8 strings of the stated lengths, a
- * SendMsg userID of 1..19 bytes, an exclusion length that fits presence,
+ * SendMsg or KickUser userID of 1..19 bytes, an exclusion length that fits presence,
  * and cms never empty; re-encoding the decoded message (its known fields)
  * with protobuf-c and decoding that again gives the same request. */
 #include <stdint.h>
@@ -28,6 +28,7 @@
 static const char *const fuzz_paths[] = {
     RPC_PATH_PREFIX "QueryUsersOnline", RPC_PATH_PREFIX "SendMsg", RPC_PATH_PREFIX "SendMsgAll",
     RPC_PATH_PREFIX "GetUserList", RPC_PATH_PREFIX "Nope", NULL,
+    RPC_PATH_PREFIX "KickUser",          /* after NULL: the seeds' indexes keep their paths */
 };
 #define FUZZ_NPATHS (sizeof(fuzz_paths) / sizeof(fuzz_paths[0]))
 
@@ -61,6 +62,11 @@ static void fuzz_accepted(const rpc_req *r)
                        (r->except_len == 0 || r->except_len == r->uidlen));
         break;
     case RPC_M_GET_USER_LIST:
+        break;
+    case RPC_M_KICK_USER:
+        fuzz_text(r->uid, r->uidlen);
+        fuzz_text(r->msg, r->msglen);             /* the reason */
+        FUZZ_CHECK(r->uidlen >= 1 && r->uidlen < PRESENCE_MAX_ID);
         break;
     default:
         FUZZ_CHECK(0);

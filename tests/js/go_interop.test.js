@@ -408,3 +408,24 @@ test('Go -> imgate: SendMsg and SendMsgAll of the original proto are delivered w
     await within(user.closed, 'the close of wsuser');
   }
 });
+
+test('imgate -> Go: /user/kick asks the Go node too; its UNIMPLEMENTED is a failed node, not a failed call or an unhealthy peer', async () => {
+  await registerFake();
+  const ws = await login('kicked1');
+  // twice: two failures in a row would make a peer skipped, if they counted
+  for (let i = 0; i < 2; i++) {
+    const r = await api(node, '/user/kick', { appID: String(APP), userID: i ? 'nobody' : 'kicked1', reason: 'go' });
+    assert.strictEqual(r.code, 200, JSON.stringify(r));
+    assert.deepStrictEqual(r.data, { userID: i ? 'nobody' : 'kicked1', kicked: i ? 0 : 1, nodes: 2,
+      failedNodes: [fake.addr] }, 'the Go node is named as failed');
+  }
+  assert.deepStrictEqual(await within(ws.closed, 'the local connection to be kicked'), { code: 4000, reason: 'go' });
+  const res = await fetch(`${node.httpBase}/system/state`);
+  const peer = (await res.json()).data.cluster.peers.find((p) => p.peer === fake.addr);
+  assert.ok(peer && peer.healthy && peer.consecutiveFailures === 0,
+    `the Go node stays a healthy peer: ${JSON.stringify(peer)}`);
+  // and a send to its user still goes out to it
+  await goUserOnline(GO_USER);
+  assert.deepStrictEqual(await send('/user/sendMessage', { userID: GO_USER, msgID: `go-kick-${RUN}`, message: 'still' }),
+    { sendResults: true });
+});

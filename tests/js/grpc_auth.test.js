@@ -183,6 +183,7 @@ test('token: a call without metadata is refused UNAUTHENTICATED and delivers not
       ['SendMsg', { seq: 'forged-one', appID: 101, userID: 'u1', cms: 'msg', type: 'text', msg: 'pay here' }],
       ['QueryUsersOnline', { appID: 101, userID: 'u1' }],
       ['GetUserList', { appID: 0 }],
+      ['KickUser', { appID: 0, userID: 'u1', reason: 'forged kick' }],   // imgate only: same rule
     ];
     for (const [method, req] of calls) {
       const r = await call(c, method, req);
@@ -251,6 +252,10 @@ test('token: the right token gets through', async () => {
     await next(u5, (m) => m.seq === 'ok-all', 'the broadcast ok-all at u5');
     const online = await call(c, 'QueryUsersOnline', { appID: 101, userID: 'u5' }, bearer(`Bearer ${TOKEN}`));
     assert.strictEqual(online.rsp && online.rsp.online, true, String(online.err));
+    const kicked = await call(c, 'KickUser', { appID: 101, userID: 'u5', reason: 'token ok' },
+      bearer(`Bearer ${TOKEN}`));
+    assert.deepStrictEqual(kicked.rsp, { retCode: 200, errMsg: 'Success', kicked: 1 }, String(kicked.err));
+    assert.deepStrictEqual(await within(u5.closed, 'u5 to be kicked'), { code: 4000, reason: 'token ok' });
     assert.strictEqual((await state(tokenNode)).cluster.rpcRefusedCalls, refused0, 'nothing refused');
   } finally {
     await close(u5);

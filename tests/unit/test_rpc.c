@@ -81,7 +81,7 @@ static void test_methods(void **state)
 {
     (void)state;
     const char *paths[RPC_M_COUNT] = { P("QueryUsersOnline"), P("SendMsg"), P("SendMsgAll"),
-                                       P("GetUserList") };
+                                       P("GetUserList"), P("KickUser") };
     for (int m = 0; m < RPC_M_COUNT; m++) {
         assert_int_equal(rpc_req_method(paths[m], strlen(paths[m])), m);
         assert_string_equal(rpc_req_path((rpc_method)m), paths[m]);
@@ -191,6 +191,56 @@ static void test_other_methods(void **state)
     assert_int_equal(r.code, 0);
     assert_int_equal(r.except_len, 3);
     assert_string_equal(r.msg, "to all");
+    rpc_req_free(&r);
+}
+
+/* KickUser (imgate only): appID, userID (1..19 bytes, else 1002) and the
+ * reason (valid UTF-8 without NUL, else 1001). */
+static void test_kick_user(void **state)
+{
+    (void)state;
+    rpc_req r;
+    wire k = { .n = 0 };
+    w_uint(&k, 1, 101);
+    w_str(&k, 2, "kim");
+    w_str(&k, 3, "suspended");
+    assert_int_equal(decode(P("KickUser"), &k, &r), RPC_ST_OK);
+    assert_int_equal(r.method, RPC_M_KICK_USER);
+    assert_int_equal(r.code, 0);
+    assert_int_equal(r.appid, 101);
+    assert_string_equal(r.uid, "kim");
+    assert_string_equal(r.msg, "suspended");
+    assert_int_equal(r.msglen, 9);
+    rpc_req_free(&r);
+
+    wire any = { .n = 0 };                   /* appID 0, no reason */
+    w_str(&any, 2, "kim");
+    assert_int_equal(decode(P("KickUser"), &any, &r), RPC_ST_OK);
+    assert_int_equal(r.code, 0);
+    assert_int_equal(r.appid, 0);
+    assert_string_equal(r.msg, "");
+    rpc_req_free(&r);
+
+    const char *bad_uid[] = { "", "12345678901234567890" };
+    for (size_t i = 0; i < 2; i++) {
+        wire b = { .n = 0 };
+        w_uint(&b, 1, 101);
+        w_str(&b, 2, bad_uid[i]);
+        assert_int_equal(decode(P("KickUser"), &b, &r), RPC_ST_OK);
+        assert_int_equal(r.code, IM_USER_ID_ILLEGAL);
+        rpc_req_free(&r);
+    }
+    wire u = { .n = 0 };
+    w_str(&u, 2, "kim");
+    w_bytes(&u, 3, "\xff", 1);
+    assert_int_equal(decode(P("KickUser"), &u, &r), RPC_ST_OK);
+    assert_int_equal(r.code, IM_PARAM_ILLEGAL);
+    rpc_req_free(&r);
+    wire z = { .n = 0 };
+    w_str(&z, 2, "kim");
+    w_bytes(&z, 3, "a\0b", 3);
+    assert_int_equal(decode(P("KickUser"), &z, &r), RPC_ST_OK);
+    assert_int_equal(r.code, IM_PARAM_ILLEGAL);
     rpc_req_free(&r);
 }
 
@@ -350,6 +400,7 @@ int main(void)
         cmocka_unit_test(test_send_msg_valid),
         cmocka_unit_test(test_send_msg_defaults),
         cmocka_unit_test(test_other_methods),
+        cmocka_unit_test(test_kick_user),
         cmocka_unit_test(test_unknown_and_repeated_fields),
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_wrong_wire_type),
