@@ -5,6 +5,8 @@
 #include "cluster/clog.h"
 
 #include <hiredis/hiredis.h>
+#include <openssl/evp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,9 +17,6 @@
 #include "core/node.h"
 #include "im/presence.h"
 #include "im/resume.h"
-
-#include <openssl/evp.h>
-#include <stdatomic.h>
 
 #define CLOG_INBOX_PREFIX "acc:user:inbox:"
 #define CLOG_ROOM_PREFIX "acc:room:history:"
@@ -44,18 +43,20 @@
  * drops the oldest entries with XDEL (not XADD MAXLEN / XTRIM), because
  * only XDEL moves the stream's max-deleted-entry-id, which tells a resume
  * whether entries after its id are gone (one aged one per append; reads
- * skip the rest). */
+ * skip the rest; at most 1000 per append, Lua's unpack has a limit). A
+ * logged message is accepted once appended: its msgID key lives
+ * msgIDTtl (ARGV[9]) from here, whatever happens to the send later. */
 static const char clog_send_lua[] =
     CLOG_LUA_LT
     "if ARGV[8] == '1' then "
-    "if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then "
+    "if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[9]) then "
     "if redis.call('EXISTS', KEYS[3]) == 1 then return {2, ''} end return {0, ''} end "
     "redis.call('SET', KEYS[3], '1', 'EX', ARGV[1]) end "
     "local t = redis.call('TIME') "
     "local min = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[3]) "
     "local minid = string.format('%.0f', math.max(min, 0)) .. '-0' "
     "local over = redis.call('XLEN', KEYS[1]) + 1 - tonumber(ARGV[2]) "
-    "local old = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', math.max(over, 0) + 1) "
+    "local old = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', math.min(math.max(over, 0), 999) + 1) "
     "local drop = {} "
     "for i, e in ipairs(old) do "
     "if i <= over or lt(e[1], minid) then drop[#drop + 1] = e[1] else break end end "
@@ -76,23 +77,25 @@ static const char clog_send_lua[] =
  * lastRoomID ("" = no room replay), inbox count, room count. Returns
  * {inbox part, the id read after, legacy (1: the cursor's)[, room part]};
  * a part is {newest id ("" = no log), max-deleted id, 1 if the asked id
- * was newer than the log (then read from the start), entries}. */
+ * was newer than the log (then read from the start), entries, the oldest
+ * entry's id ("" = none)}. */
 static const char clog_login_lua[] =
     CLOG_LUA_LT
     "local function part(k, after, n) "
-    "if redis.call('EXISTS', k) == 0 then return {'', '', 0, {}} end "
+    "if redis.call('EXISTS', k) == 0 then return {'', '', 0, {}, ''} end "
     "local x = redis.call('XINFO', 'STREAM', k) "
-    "local last, md = '', '' "
+    "local last, md, first = '', '', '' "
     "for i = 1, #x - 1, 2 do "
     "if x[i] == 'last-generated-id' then last = x[i + 1] "
-    "elseif x[i] == 'max-deleted-entry-id' then md = x[i + 1] end end "
+    "elseif x[i] == 'max-deleted-entry-id' then md = x[i + 1] "
+    "elseif x[i] == 'first-entry' and x[i + 1] then first = x[i + 1][1] end end "
     "local future = 0 "
     "if lt(last, after) then future = 1 after = '0-0' end "
-    "return {last, md, future, redis.call('XRANGE', k, '(' .. after, '+', 'COUNT', n)} end "
+    "return {last, md, future, redis.call('XRANGE', k, '(' .. after, '+', 'COUNT', n), first} end "
     "local after, legacy = ARGV[1], 0 "
     "if after == '' then after = redis.call('GET', KEYS[2]) or '0-0' legacy = 1 end "
     "local r = {part(KEYS[1], after, ARGV[3]), after, legacy} "
-    "if ARGV[2] ~= '' then r[4] = part(KEYS[3], ARGV[2], ARGV[4]) end "
+    "if ARGV[2] ~= '' and ARGV[4] ~= '0' then r[4] = part(KEYS[3], ARGV[2], ARGV[4]) end "
     "return r";
 
 /* KEYS: cursor, inbox. ARGV: id, ttl. Forward only, never past the inbox. */
@@ -175,9 +178,25 @@ static void clog_on_loaded(void *ud, const redisReply *r)
         log_error("cluster: Redis refused the delivery script '%s': %s", name, r->str);
 }
 
+/* The logs need Redis 7.0 (max-deleted-entry-id tells a resume about a
+ * gap; exclusive ranges came in 6.2): say so loudly on an older one. */
+static void clog_on_info(void *ud, const redisReply *r)
+{
+    (void)ud;
+    const char *v = r && r->type == REDIS_REPLY_STRING ? strstr(r->str, "redis_version:") : NULL;
+    int major = v ? atoi(v + 14) : 0;
+    if (v && major < 7)
+        log_error("cluster: Redis %.*s is older than 7.0: the delivery logs need 7.0 "
+                  "(logins cannot read their replay, gaps go unseen); upgrade Redis or set "
+                  "delivery.enabled: false", (int)strcspn(v + 14, "\r\n"), v + 14);
+}
+
 void clog_on_up(void)
 {
     atomic_store(&clog_reloading, 0);
+    const char *info[] = { "INFO", "server" };
+    if (clog_on)
+        (void)rlink_cmd(clog_on_info, NULL, 2, info, NULL);
     for (int i = 0; clog_on && i < CLOG_NSCRIPTS; i++) {
         const char *argv[] = { "SCRIPT", "LOAD", clog_scripts[i].text };
         (void)rlink_cmd(clog_on_loaded, (void *)clog_scripts[i].name, 3, argv, NULL);
@@ -219,7 +238,7 @@ int clog_send_add(struct rlink_query *q, int to_room, uint32_t appid, const char
                   size_t uidlen, const char *msgid, size_t msgidlen, const char *msg,
                   size_t msglen)
 {
-    char key[128], seq[300], flight[300], dttl[24], max[24], age[24], ttl[24];
+    char key[128], seq[300], flight[300], dttl[24], max[24], age[24], ttl[24], used[24];
     const config *c = &g_node.cfg;
     if ((to_room ? clog_key(key, sizeof(key), CLOG_ROOM_PREFIX, appid, "", 0)
                  : clog_key(key, sizeof(key), CLOG_INBOX_PREFIX, appid, uid, uidlen)) < 0)
@@ -227,19 +246,20 @@ int clog_send_add(struct rlink_query *q, int to_room, uint32_t appid, const char
     snprintf(seq, sizeof(seq), "acc:submit:again:seq:%.*s", (int)msgidlen, msgid);
     snprintf(flight, sizeof(flight), "acc:submit:inflight:%.*s", (int)msgidlen, msgid);
     snprintf(dttl, sizeof(dttl), "%d", c->rpcTimeout * 3 / 1000 + 10);
+    snprintf(used, sizeof(used), "%d", c->dedupTtl);
     snprintf(max, sizeof(max), "%d", to_room ? c->roomHistoryMax : c->inboxMax);
     snprintf(age, sizeof(age), "%llu", (unsigned long long)clog_ttl_ms(to_room));
     snprintf(ttl, sizeof(ttl), "%d", to_room ? c->roomHistoryTTL : c->inboxTTL);
     const char *argv[] = { NULL, NULL, NULL, key, seq, flight, CLOG_CLOCK_KEY, dttl, max,
-                           age, ttl, uid, msg, msgid, msgidlen ? "1" : "0" };
+                           age, ttl, uid, msg, msgid, msgidlen ? "1" : "0", used };
     clog_evalsha(argv, CLOG_SEND, "4");
-    size_t lens[15];
-    for (int i = 0; i < 15; i++)
+    size_t lens[16];
+    for (int i = 0; i < 16; i++)
         lens[i] = strlen(argv[i]);
     lens[11] = uidlen;
     lens[12] = msglen;
     lens[13] = msgidlen;
-    return rlink_query_add(q, 15, argv, lens);
+    return rlink_query_add(q, 16, argv, lens);
 }
 
 int clog_send_reply(const rlink_val *v, dlog_id *id)
@@ -354,27 +374,42 @@ typedef struct clog_part {
     int has_max, gap;
 } clog_part;
 
-static void clog_part_read(const rlink_val *p, const dlog_id *after, int room, clog_part *out,
-                           int *failed)
+static void clog_part_read(const rlink_val *p, const dlog_id *after, int room, size_t count,
+                           clog_part *out, int *failed)
 {
     memset(out, 0, sizeof(*out));
-    if (p->type != REDIS_REPLY_ARRAY || p->n != 4 || !p->elem[0].str || !p->elem[1].str) {
+    if (p->type != REDIS_REPLY_ARRAY || p->n != 5 || !p->elem[0].str || !p->elem[1].str ||
+        !p->elem[4].str) {
         *failed = 1;
         return;
     }
     const rlink_val *last = &p->elem[0], *md = &p->elem[1];
-    dlog_id del;
-    int aged = 0;
+    const rlink_val *first = &p->elem[4], *got = &p->elem[3];
+    dlog_id del = { 0, 0 }, head;
+    int aged = 0, asked = after->ms != 0 || after->seq != 0;
     if (last->len) {
         out->has_max = dlog_id_parse(last->str, last->len, &out->max) == 0;
-        /* an entry after `after` was trimmed away */
-        out->gap = md->len && dlog_id_parse(md->str, md->len, &del) == 0 && dlog_id_cmp(del, *after) > 0;
+        if (md->len && dlog_id_parse(md->str, md->len, &del) != 0)
+            del = (dlog_id){ 0, 0 };
+        /* an entry after `after` was deleted by retention; or nothing was
+         * ever deleted from this stream, yet `after` is older than its
+         * first entry: an earlier stream of this key expired with entries
+         * the client had not seen */
+        out->gap = dlog_id_cmp(del, *after) > 0 ||
+                   (asked && del.ms == 0 && del.seq == 0 && first->len &&
+                    dlog_id_parse(first->str, first->len, &head) == 0 && dlog_id_cmp(*after, head) < 0);
     } else {                                       /* no log: gone, unless nothing was asked */
-        out->gap = after->ms != 0 || after->seq != 0;
+        out->gap = asked;
     }
     out->gap |= p->elem[2].type == REDIS_REPLY_INTEGER && p->elem[2].integer == 1;
-    out->n = clog_entries(&p->elem[3], room, &out->e, &aged, failed);
+    out->n = clog_entries(got, room, &out->e, &aged, failed);
     out->gap |= aged;
+    /* a read cut by COUNT replayed up to its last entry only */
+    if (count && got->type == REDIS_REPLY_ARRAY && got->n >= count) {
+        const rlink_val *x = &got->elem[got->n - 1];
+        out->has_max = x->type == REDIS_REPLY_ARRAY && x->n == 2 && x->elem[0].str &&
+                       dlog_id_parse(x->elem[0].str, x->elem[0].len, &out->max) == 0;
+    }
 }
 
 static void clog_on_login(void *ud, int ok, rlink_val *rep, int n)
@@ -394,11 +429,11 @@ static void clog_on_login(void *ud, int ok, rlink_val *rep, int n)
         if (!r->elem[1].str || dlog_id_parse(r->elem[1].str, r->elem[1].len, &after) != 0)
             failed = 1;
         else
-            clog_part_read(&r->elem[0], &after, 0, &in, &failed);
+            clog_part_read(&r->elem[0], &after, 0, (size_t)g_node.cfg.inboxMax, &in, &failed);
         if (legacy)
             in.gap = 0;                            /* a legacy client cannot be told */
         if (!failed && l->has_last_room && r->n >= 4)
-            clog_part_read(&r->elem[3], &l->last_room, 1, &rm, &failed);
+            clog_part_read(&r->elem[3], &l->last_room, 1, (size_t)g_node.cfg.roomHistoryMax, &rm, &failed);
     }
     if (!failed) {
         f.ok = 1;
@@ -450,7 +485,7 @@ fail:
 void clog_init(void)
 {
     /* late duplicates: a push routed while the replay was read comes at
-     * most one gRPC deadline after it */
+     * most one Redis answer (the sender's) and one gRPC deadline after it */
     static resume_store store = { .read = clog_login_read, .cursor = clog_cursor_move };
     clog_on = g_node.cfg.deliveryEnabled;
     if (!clog_on)
@@ -458,7 +493,7 @@ void clog_init(void)
     for (int i = 0; i < CLOG_NSCRIPTS; i++)
         if (clog_sha1(clog_scripts[i].text, clog_scripts[i].sha) != 0)
             log_error("cluster: cannot hash the delivery script '%s'", clog_scripts[i].name);
-    store.keep_ms = (uint32_t)g_node.cfg.rpcTimeout + 1000u;
+    store.keep_ms = (uint32_t)g_node.cfg.redisTimeout + (uint32_t)g_node.cfg.rpcTimeout + 1000u;
     resume_set_store(&store);
 }
 
@@ -491,9 +526,15 @@ int clog_history(uint32_t appid, const char *uid, size_t uidlen, const dlog_id *
     rlink_query *q = h ? rlink_query_new(1, clog_on_history, h) : NULL;
     int bad = !q || (uidlen ? clog_key(key, sizeof(key), CLOG_INBOX_PREFIX, appid, uid, uidlen)
                             : clog_key(key, sizeof(key), CLOG_ROOM_PREFIX, appid, "", 0)) < 0;
-    if (!bad && after) {
+    /* entries past the age limit may still lead the stream (retention
+     * deletes a few per append): start after them, or after `after` */
+    uint64_t now = clog_now_ms(), ttl = clog_ttl_ms(uidlen == 0);
+    dlog_id young = { now > ttl ? now - ttl : 0, 0 };
+    if (!bad && after && dlog_id_cmp(*after, young) >= 0) {
         from[0] = '(';
         dlog_id_format(*after, from + 1);
+    } else if (!bad && young.ms) {
+        dlog_id_format(young, from);
     }
     snprintf(count, sizeof(count), "%zu", limit + 1);
     const char *argv[] = { "XRANGE", key, from, "+", "COUNT", count };

@@ -223,8 +223,8 @@ static void route_finish_send(route_op *op)
 {
     /* a stored message counts as sent: its msgID stays used (SPEC 7.1) */
     int sent = !op->err && (op->to_room || op->delivered > 0 || op->remote_ok || op->logged);
-    if (op->logged) {
-        route_finish_logged(op, sent);
+    if (op->logged) {                            /* appended: accepted, its msgID stays used */
+        route_finish_logged(op, 1);
         return;
     }
     char seq[300], flight[300], ttl[24];
@@ -495,7 +495,8 @@ int route_send(const route_send_args *a, route_send_fn done, void *ud)
     }
     char seq[300], flight[300], ttl[24], key[96], nkey[96];
     /* a logged send appends before it reads where the user is (clog.h) */
-    op->logged = clog_enabled() && op->uidlen == a->uidlen && (a->to_room || op->uidlen > 0);
+    op->logged = clog_enabled() && op->uidlen == a->uidlen && (a->to_room || op->uidlen > 0) &&
+                 (a->to_room ? g_node.cfg.roomHistoryMax : g_node.cfg.inboxMax) > 0;
     if (!bad && op->logged) {
         bad = clog_send_add(q, a->to_room, a->appid, op->uid, op->uidlen, a->msgid, a->msgidlen,
                             a->msg, a->msglen) != 0;

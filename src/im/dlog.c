@@ -306,6 +306,9 @@ size_t dlog_read_locked(const dlog_key *k, const dlog_id *after, size_t max,
     dlog_retain(l, dlog_now_ms());
     if (after && !dlog_id_zero(l->dropped) && dlog_id_cmp(*after, l->dropped) < 0)
         *gap = 1;                                 /* it had not seen what was dropped */
+    else if (after && dlog_id_zero(l->dropped) && !dlog_id_zero(*after) && l->head &&
+             dlog_id_cmp(*after, l->head->id) < 0)
+        *gap = 1;                                 /* from an earlier log of this key (swept) */
     size_t n = 0;
     for (dlog_ent *e = l->head; e && (max == 0 || n < max); e = e->next) {
         if (after && dlog_id_cmp(e->id, *after) <= 0)

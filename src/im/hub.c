@@ -230,12 +230,16 @@ static int hub_is_user(const struct conn *c, const hub_job *j)
 
 static int hub_gate_check(hub_local *h, struct conn *c, const hub_job *j);
 
-/* One recipient: a gated connection's push is held or dropped (counted as
- * delivered: it is, or the replay had it), else sent. 1 if delivered. */
+enum { HUB_GATE_PASS, HUB_GATE_DROPPED, HUB_GATE_HELD };
+
+/* One recipient: 1 if the push was sent to c (or dropped as one its
+ * replay had). A push held at c's gate is not sent yet: 0, so the sender
+ * does not move the cursor past it (the gate does, once it is sent). */
 static int hub_deliver(hub_local *h, struct conn *c, const hub_job *j, ws_push *p)
 {
-    if (h->ngates && hub_gate_check(h, c, j))
-        return 1;
+    int g = h->ngates ? hub_gate_check(h, c, j) : HUB_GATE_PASS;
+    if (g != HUB_GATE_PASS)
+        return g == HUB_GATE_DROPPED;
     return ws_session_send_push(c, p) == WS_SEND_OK;
 }
 
@@ -546,19 +550,20 @@ static int hub_gate_replayed(const hub_gate *g, uint8_t log, dlog_id id)
     return 0;
 }
 
-/* 1: the push of j to c was held or dropped here; 0: send it. */
+/* What becomes of the push of j to c: HUB_GATE_PASS (send it), _DROPPED
+ * (the replay had it), _HELD (kept, or c closed for holding too many). */
 static int hub_gate_check(hub_local *h, struct conn *c, const hub_job *j)
 {
     hub_gate **pp = hub_gate_find(h, c, uv_now(&conn_worker(c)->loop));
     if (!pp)
-        return 0;
+        return HUB_GATE_PASS;
     hub_gate *g = *pp;
     if (!g->holding)
-        return hub_gate_replayed(g, j->logged, j->id);
+        return hub_gate_replayed(g, j->logged, j->id) ? HUB_GATE_DROPPED : HUB_GATE_PASS;
     hub_held *x = g->nheld < HUB_GATE_MAX_HELD ? malloc(sizeof(*x)) : NULL;
     if (!x) {                                /* its client resumes from its last id */
         ws_session_close(c, 1008, "too many messages while logging in");
-        return 1;
+        return HUB_GATE_HELD;
     }
     x->next = NULL;
     x->frame = sbuf_ref(j->frame);
@@ -567,7 +572,7 @@ static int hub_gate_check(hub_local *h, struct conn *c, const hub_job *j)
     *g->held_tail = x;
     g->held_tail = &x->next;
     g->nheld++;
-    return 1;
+    return HUB_GATE_HELD;
 }
 
 int hub_gate_hold(struct conn *c)
@@ -590,14 +595,15 @@ int hub_gate_hold(struct conn *c)
     return 0;
 }
 
-void hub_gate_open(struct conn *c, const dlog_id *inbox_max, const dlog_id *room_max,
-                   uint32_t keep_ms)
+int hub_gate_open(struct conn *c, const dlog_id *inbox_max, const dlog_id *room_max,
+                  uint32_t keep_ms, dlog_id *sent_inbox)
 {
     hub_local *h = conn_worker(c)->hub;
     uint64_t now = uv_now(&conn_worker(c)->loop);
     hub_gate **pp = hub_gate_find(h, c, now);
+    int sent = 0;
     if (!pp)
-        return;
+        return 0;
     hub_gate *g = *pp;
     g->holding = 0;
     g->until = now + keep_ms;
@@ -621,12 +627,17 @@ void hub_gate_open(struct conn *c, const dlog_id *inbox_max, const dlog_id *room
         list = x->next;
         if (!hub_gate_replayed(&seen, x->log, x->id) && c->state == CONN_WS_OPEN) {
             ws_push p = { .plain = x->frame };
-            (void)ws_session_send_push(c, &p);   /* a failure closes c */
+            int ok = ws_session_send_push(c, &p) == WS_SEND_OK;   /* a failure closes c */
             ws_push_release(&p);
+            if (ok && x->log == HUB_LOG_INBOX && (!sent || dlog_id_cmp(x->id, *sent_inbox) > 0)) {
+                *sent_inbox = x->id;
+                sent = 1;
+            }
         }
         sbuf_unref(x->frame);
         free(x);
     }
+    return sent;
 }
 
 /* ---------- attach / detach ---------- */

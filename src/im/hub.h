@@ -91,7 +91,8 @@ long hub_room_users_count(int r);
 /* Gates: a login whose replay is read from a store the node must wait for
  * (Redis, in cluster mode). The connection is attached first, so that no
  * push sent meanwhile can miss it, and gated: every push to it is held
- * (the login reply and the replay go first). hub_gate_open then sends
+ * (the login reply and the replay go first; a held push does not count as
+ * delivered to its sender). hub_gate_open then sends
  * what was held, except the logged messages the replay already had (an id
  * not newer than inbox_max, or room_max, the logs' newest ids when the
  * replay was read; NULL: that log was not replayed), and for keep_ms more
@@ -100,8 +101,11 @@ long hub_room_users_count(int r);
  * than HUB_GATE_MAX_HELD held pushes close c (1008): its client resumes. */
 #define HUB_GATE_MAX_HELD 4096
 int hub_gate_hold(struct conn *c);               /* 0, or -1 (no memory) */
-void hub_gate_open(struct conn *c, const dlog_id *inbox_max, const dlog_id *room_max,
-                   uint32_t keep_ms);
+/* Returns 1 with *sent_inbox = the newest inbox id among the held pushes it
+ * sent (a held push is not "delivered" for its sender: the caller moves
+ * the cursor), else 0. */
+int hub_gate_open(struct conn *c, const dlog_id *inbox_max, const dlog_id *room_max,
+                  uint32_t keep_ms, dlog_id *sent_inbox);
 
 /* Announces cmd ("enter"/"exit") of user uid to this node's room appid,
  * the user excluded; nothing in a room over im.presenceEventsMaxRoom. Any

@@ -323,11 +323,18 @@ static void resume_found_run(void *ud, const resume_found *f)
     for (size_t i = 0; f->ok && i < f->nroom && !j->failed; i++)
         resume_on_entry(&f->room[i], j);
     j->recovered = f->ok && !f->gap && !j->failed;
-    if (resume_reply_and_replay(j, c) && ninbox && !j->failed && !g_node.cfg.ackRequired)
+    /* the cursor: the last inbox entry of the replay, then of the held
+     * pushes sent after it, when all of the replay went out (two moves:
+     * the store ignores an id its inbox never gave) */
+    int all = resume_reply_and_replay(j, c) && !j->failed;
+    int cursor = all && !g_node.cfg.ackRequired;
+    dlog_id held;
+    if (cursor && ninbox)
         resume_store_remote->cursor(j->appid, j->uid, j->uidlen, f->inbox[f->ninbox - 1].id);
-    if (c->state == CONN_WS_OPEN)
+    if (c->state == CONN_WS_OPEN &&
         hub_gate_open(c, f->ok ? f->inbox_max : NULL, f->ok ? f->room_max : NULL,
-                      resume_store_remote->keep_ms);
+                      resume_store_remote->keep_ms, &held) && cursor)
+        resume_store_remote->cursor(j->appid, j->uid, j->uidlen, held);
     resume_run_later(j, c);
     resume_job_free(j);
 }

@@ -182,6 +182,41 @@ class ResumeTest(DeliveryCase):
         finally:
             ws.close()
 
+class ExpiryTest(DeliveryCase):
+    """Logs whose Redis key expired: a resume from before the expiry has a
+    gap; /user/history skips entries past the age limit at the head."""
+    ARGS = ("--set", "delivery.inboxTTL=2")
+
+    def test_resume_from_an_expired_log_has_a_gap(self):
+        a, b = self.nodes
+        ws, _ = login(a, "ce1")
+        send(b, "ce1", "ce-0", "seen")
+        first = next_json(ws)
+        ws.close()
+        self.logged_in(a, 0)
+        send(b, "ce1", "ce-1", "lost with the key")
+        self.assertEqual(self.redis.cmd("DEL", "acc:user:inbox:101_ce1"), 1)   # as EXPIRE would
+        send(b, "ce1", "ce-2", "in a new stream")
+        ws, reply = login(a, "ce1", lastID=first["response"]["data"]["id"])
+        try:
+            self.assertEqual(reply["response"]["data"], {"recovered": False}, reply)
+            self.assertEqual(next_json(ws)["seq"], "ce-2")
+        finally:
+            ws.close()
+
+    def test_history_pages_past_aged_entries(self):
+        a, b = self.nodes
+        for i in range(3):
+            send(a, "ch2", "ch2-old-%d" % i, "old %d" % i)
+        wait_until(lambda: b.api("/user/history", params={"appID": 101, "userID": "ch2"})["data"]["messages"] == [],
+                   timeout=10, what="the first entries past inboxTTL")
+        for i in range(2):
+            send(a, "ch2", "ch2-new-%d" % i, "new %d" % i)
+        page = b.api("/user/history", params={"appID": 101, "userID": "ch2", "limit": 2})["data"]
+        self.assertEqual([m["msg"] for m in page["messages"]], ["new 0", "new 1"], page)
+        self.assertNotIn("nextID", page)
+
+
 class GateTest(DeliveryCase):
     def test_reconnecting_while_messages_keep_coming(self):
         """A sender pushes 150 messages through A while the client, on B,

@@ -83,14 +83,18 @@ test('pushes that arrive while a login replay is read: held, de-duplicated by id
       { seq: 'plain', msg: 'plain', userID: 'gate1' },
       { seq: 'newer', msg: 'newer', userID: 'gate1', id: '99999999999999-0' }]) {
       const rsp = await sendMsg(client, req);
-      assert.strictEqual(rsp.retCode, 200, `${req.seq}: held counts as delivered`);
+      // held, not sent yet: not "delivered" (the sender must not move the user's cursor)
+      assert.strictEqual(rsp.retCode, 1000, `${req.seq}: held is not delivered yet`);
     }
     assert.strictEqual(ws.inbox.length, 0, 'nothing before the login reply');
 
     assert.strictEqual(redisCli(redis.port, 'CLIENT', 'UNPAUSE'), 'OK');
     paused = false;
     await nextMessage(ws, (m) => m.seq === 'newer', 'the last held push');
-    // a late duplicate of a replayed entry, then a marker
+    // the cursor: the newest inbox id the connection got (the held ones' fake id is not in the inbox)
+    await until(async () => redisCli(redis.port, 'GET', 'acc:user:cursor:101_gate1') === ids[1],
+      'the cursor at the newest inbox id pushed (written by the link after the replay)');
+    // a late duplicate of a replayed entry (dropped: the replay delivered it), then a marker
     assert.strictEqual((await sendMsg(client, { seq: 'late', msg: 'late', userID: 'gate1', id: ids[0] })).retCode, 200);
     assert.strictEqual((await sendMsg(client, { seq: 'mark', msg: 'mark', userID: 'gate1' })).retCode, 200);
     await nextMessage(ws, (m) => m.seq === 'mark', 'the marker');
