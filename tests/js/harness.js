@@ -572,3 +572,107 @@ module.exports = { startNode, api, IMGATE_BIN, REPO_ROOT, SLOW, WAIT_MS, within,
   freePort, canConnect, startRedis, startNginx, renderNginxConf, NGINX_BIN, requireExecutable,
   pollUntil, nodeState, CHROMIUM, PAGE_WAIT_MS, launchChromium, chatPageURL, openChatPage,
   waitChatStatus, waitChatMessage, chatMessages, chatNotices };
+
+// ---- appended for the chat page tests (chat_nginx, chat_ui) ----
+//
+//   const cluster = await startNginxCluster(2, ['--set', 'app.webSocketUrl=127.0.0.1']);
+//   cluster.redis, cluster.nodes, cluster.nginx ...; await cluster.stop()
+//
+// A redis-server, `count` nodes in cluster mode (rpc port 0, registerInterval 1 s, extraArgs
+// added), waited for until every node lists every node in cluster.servers, then nginx running
+// deploy/nginx.conf in front of them (options.nginxPort: its port, default a free one). stop()
+// stops what was started, nginx first, then the nodes (asserting a clean exit), then Redis; a
+// start that fails stops what it had started and rethrows.
+async function startNginxCluster(count, extraArgs = [], options = {}) {
+  const cluster = { redis: null, nodes: [], nginx: null };
+  let stopping = null;
+  cluster.stop = () => {
+    if (!stopping) {
+      stopping = (async () => {
+        try {
+          if (cluster.nginx) await cluster.nginx.stop();
+        } finally {
+          try {
+            for (const n of cluster.nodes) await n.stop();
+          } finally {
+            if (cluster.redis) await cluster.redis.stop();
+          }
+        }
+      })();
+    }
+    return stopping;
+  };
+  try {
+    cluster.redis = await startRedis();
+    const args = ['--redis', `127.0.0.1:${cluster.redis.port}`, '--rpc-port', '0',
+      '--set', 'cluster.registerInterval=1', '--set', `cluster.serverTimeout=${3 * SLOW}`, ...extraArgs];
+    for (let i = 0; i < count; i++) cluster.nodes.push(await startNode(args));
+    const selves = [];
+    for (const n of cluster.nodes) selves.push((await nodeState(n)).cluster.self);
+    assert.strictEqual(new Set(selves).size, count, `the nodes have distinct registry entries: ${selves}`);
+    for (const n of cluster.nodes) {
+      await pollUntil(async () => {
+        const { servers } = (await nodeState(n)).cluster;
+        return selves.every((s) => servers.includes(s));
+      }, `every node to list all of ${selves} in cluster.servers`);
+    }
+    cluster.nginx = await startNginx(cluster.nodes, { port: options.nginxPort });
+  } catch (err) {
+    await cluster.stop().catch(() => { /* the start's error is the one to report */ });
+    throw err;
+  }
+  return cluster;
+}
+
+// Types text into the chat page's composer and sends it; resolves once the input is cleared
+// (the node accepted the send).
+async function sendChat(page, text) {
+  await page.fill('#input', text);
+  await page.click('#send', { timeout: PAGE_WAIT_MS });
+  await page.waitForFunction(() => document.getElementById('input').value === '', null,
+    { timeout: PAGE_WAIT_MS });
+}
+
+Object.assign(module.exports, { startNginxCluster, sendChat });
+
+// Saves a screenshot of the chat page as artifacts/<file> (tests/js/artifacts, git-ignored),
+// then asserts that the page is clean: no script errors (chat.errors), no error notices and,
+// when `base` is given, that every URL it requested (chat.requests) starts with base + "/".
+const CHAT_ARTIFACTS = path.join(__dirname, 'artifacts');
+async function checkChatPage(chat, file, base) {
+  fs.mkdirSync(CHAT_ARTIFACTS, { recursive: true });
+  await chat.page.screenshot({ path: path.join(CHAT_ARTIFACTS, file), timeout: PAGE_WAIT_MS });
+  const who = chat.name || file;
+  assert.deepStrictEqual(chat.errors, [], `script errors on ${who}'s page`);
+  const notices = await chat.page.$$eval('#messages .notice.error', (els) => els.map((e) => e.textContent));
+  assert.deepStrictEqual(notices, [], `error notices on ${who}'s page`);
+  if (base) {
+    const elsewhere = (chat.requests || []).filter((u) => !u.startsWith(`${base}/`));
+    assert.deepStrictEqual(elsewhere, [], `${who}'s page requested something not under ${base}`);
+  }
+}
+
+Object.assign(module.exports, { checkChatPage, CHAT_ARTIFACTS });
+
+// A fresh browser context (its own localStorage) and page for the chat page, not yet navigated:
+// { context, page, errors (script errors), wsURLs (every WebSocket it opens), requests (every
+// URL), failed (failed requests and HTTP >= 400 answers) }. options: viewport (default
+// 1100x760), colorScheme ('light'), isMobile (also touch).
+async function newChatContext(browser, options = {}) {
+  const context = await browser.newContext({
+    viewport: options.viewport || { width: 1100, height: 760 },
+    colorScheme: options.colorScheme || 'light',
+    isMobile: !!options.isMobile,
+    hasTouch: !!options.isMobile,
+  });
+  const page = await context.newPage();
+  const chat = { context, page, errors: [], wsURLs: [], requests: [], failed: [] };
+  page.on('pageerror', (err) => chat.errors.push(err.message));
+  page.on('websocket', (ws) => chat.wsURLs.push(ws.url()));
+  page.on('request', (req) => chat.requests.push(req.url()));
+  page.on('requestfailed', (req) => chat.failed.push(`${req.url()}: ${req.failure() && req.failure().errorText}`));
+  page.on('response', (res) => { if (res.status() >= 400) chat.failed.push(`${res.url()}: HTTP ${res.status()}`); });
+  return chat;
+}
+
+Object.assign(module.exports, { newChatContext });
