@@ -34,7 +34,9 @@
     "if #as ~= #bs then return #as < #bs end "                                  \
     "return as < bs end "
 
-/* KEYS: log, msgID key, in-flight key, the clock. ARGV: msgID ttl, max
+/* KEYS: log, msgID key, in-flight key, the clock, the node registry (a
+ * registry that cannot be read fails the send later, in route.c: nothing
+ * is reserved or appended then). ARGV: msgID ttl, max
  * entries, max age ms, key ttl s, from, msg, seq, "1" if there is a msgID.
  * The msgID check is route.c's (SET NX of the original's key); then XADD
  * with an id from one clock for every log (acc:delivery:clock, "<ms>-<seq>"
@@ -48,6 +50,8 @@
  * msgIDTtl (ARGV[9]) from here, whatever happens to the send later. */
 static const char clog_send_lua[] =
     CLOG_LUA_LT
+    "local reg = redis.call('TYPE', KEYS[5])['ok'] "
+    "if reg ~= 'hash' and reg ~= 'none' then return {3, ''} end "
     "if ARGV[8] == '1' then "
     "if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[9]) then "
     "if redis.call('EXISTS', KEYS[3]) == 1 then return {2, ''} end return {0, ''} end "
@@ -250,16 +254,16 @@ int clog_send_add(struct rlink_query *q, int to_room, uint32_t appid, const char
     snprintf(max, sizeof(max), "%d", to_room ? c->roomHistoryMax : c->inboxMax);
     snprintf(age, sizeof(age), "%llu", (unsigned long long)clog_ttl_ms(to_room));
     snprintf(ttl, sizeof(ttl), "%d", to_room ? c->roomHistoryTTL : c->inboxTTL);
-    const char *argv[] = { NULL, NULL, NULL, key, seq, flight, CLOG_CLOCK_KEY, dttl, max,
-                           age, ttl, uid, msg, msgid, msgidlen ? "1" : "0", used };
-    clog_evalsha(argv, CLOG_SEND, "4");
-    size_t lens[16];
-    for (int i = 0; i < 16; i++)
+    const char *argv[] = { NULL, NULL, NULL, key, seq, flight, CLOG_CLOCK_KEY, "acc:hash:servers",
+                           dttl, max, age, ttl, uid, msg, msgid, msgidlen ? "1" : "0", used };
+    clog_evalsha(argv, CLOG_SEND, "5");
+    size_t lens[17];
+    for (int i = 0; i < 17; i++)
         lens[i] = strlen(argv[i]);
-    lens[11] = uidlen;
-    lens[12] = msglen;
-    lens[13] = msgidlen;
-    return rlink_query_add(q, 16, argv, lens);
+    lens[12] = uidlen;
+    lens[13] = msglen;
+    lens[14] = msgidlen;
+    return rlink_query_add(q, 17, argv, lens);
 }
 
 int clog_send_reply(const rlink_val *v, dlog_id *id)
@@ -269,7 +273,7 @@ int clog_send_reply(const rlink_val *v, dlog_id *id)
         return -1;
     long long st = v->elem[0].integer;
     if (st != 1)
-        return st == 0 || st == 2 ? (int)st : -1;
+        return st == 0 || st == 2 || st == 3 ? (int)st : -1;
     const rlink_val *s = &v->elem[1];
     if (!s->str || dlog_id_parse(s->str, s->len, id) != 0)
         return -1;

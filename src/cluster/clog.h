@@ -42,7 +42,9 @@ int clog_send_add(struct rlink_query *q, int to_room, uint32_t appid, const char
                   size_t uidlen, const char *msgid, size_t msgidlen, const char *msg,
                   size_t msglen);
 /* Its reply: 1 = new and logged (*id set), 0 = the msgID was used,
- * 2 = a send with it is in flight, -1 = Redis refused (an error reply). */
+ * 2 = a send with it is in flight, 3 = nothing done (the node registry
+ * acc:hash:servers is not a hash: the send fails on it), -1 = Redis
+ * refused (an error reply). */
 int clog_send_reply(const struct rlink_val *v, dlog_id *id);
 
 /* Adds to q the end of a logged send: the msgID kept (keep) or released,

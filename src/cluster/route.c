@@ -341,7 +341,12 @@ static void route_call(route_op *op, const char *peer)
     snprintf(r->peer, sizeof(r->peer), "%s", peer);
     rpc_msg m = { .seq = op->msgid, .seqlen = op->msgidlen, .appid = op->appid, .uid = op->uid,
                   .uidlen = op->uidlen, .cms = "msg", .msg = op->msg, .msglen = op->msglen,
-                  .id = op->logged ? &op->id : NULL };
+                  .id = op->logged ? &op->id : NULL,
+                  /* a logged message for a node that holds the user is not
+                   * skipped for the peer's back-off: its connections there
+                   * would miss it live, and a later push would carry their
+                   * lastID past it (a resume could not tell) */
+                  .must = op->logged && !op->to_room };
     int rc;
     op->pending++;
     if (op->kind == ROUTE_LIST)
@@ -407,11 +412,12 @@ static int route_frame_id(route_op *op)
  * else the send was answered. */
 static int route_send_dedup(route_op *op, const rlink_val *d)
 {
-    int st;
-    if (op->logged)
-        st = clog_send_reply(d, &op->id);
-    else
-        st = d->type == REDIS_REPLY_INTEGER ? (int)d->integer : -1;
+    int st = op->logged ? clog_send_reply(d, &op->id)
+                        : d->type == REDIS_REPLY_INTEGER ? (int)d->integer : -1;
+    if (st == 3) {                               /* nothing done: fails on the registry below */
+        op->logged = 0;
+        return 0;
+    }
     if (st == 1 && (!op->logged || route_frame_id(op) == 0))
         return 0;
     if (st == 1)

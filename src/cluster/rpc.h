@@ -53,6 +53,7 @@ typedef struct rpc_msg {
     const char *cms;                    /* "msg", "enter" or "exit" */
     const char *msg; size_t msglen;     /* the text */
     const dlog_id *id;                  /* a logged message's entry id, or NULL */
+    int must;                           /* made even while the peer is skipped (below) */
 } rpc_msg;
 
 /* The outcome of a client call. ok = 0: the call failed (transport error,

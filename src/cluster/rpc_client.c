@@ -352,8 +352,9 @@ static int rpc_cli_start(rpc_ccall *c)
 }
 
 /* Sends the packed request `out` (owned from here on) to peer. */
-static int rpc_cli_call(const char *peer, rpc_method method, grpc_byte_buffer *out,
-                        rpc_done_fn done, void *ud)
+/* force: made even while the peer is skipped (its outcome still counts). */
+static int rpc_cli_call_f(const char *peer, rpc_method method, grpc_byte_buffer *out,
+                          rpc_done_fn done, void *ud, int force)
 {
     rpc_ccall *c = out && peer && done && strlen(peer) < RPC_PEER_NAME ? calloc(1, sizeof(*c)) : NULL;
     if (!c) {
@@ -371,7 +372,7 @@ static int rpc_cli_call(const char *peer, rpc_method method, grpc_byte_buffer *o
     int rc = -1;
     pthread_mutex_lock(&g_rpc.mu);
     if (g_rpc.running && !g_rpc.stopping && (c->peer = rpc_cli_peer(peer)) &&
-        rpc_cli_admit(c->peer, c)) {
+        (force || rpc_cli_admit(c->peer, c))) {
         rc = rpc_cli_start(c);
         if (rc != 0 && c->trial)
             c->peer->trial = 0;
@@ -380,6 +381,12 @@ static int rpc_cli_call(const char *peer, rpc_method method, grpc_byte_buffer *o
     if (rc != 0)
         rpc_cli_free(c);
     return rc;
+}
+
+static int rpc_cli_call(const char *peer, rpc_method method, grpc_byte_buffer *out,
+                        rpc_done_fn done, void *ud)
+{
+    return rpc_cli_call_f(peer, method, out, done, ud, 0);
 }
 
 /* ---------- requests ---------- */
@@ -435,7 +442,7 @@ static int rpc_cli_send(const char *peer, rpc_method method, const rpc_msg *m, r
     free(uid);
     free(msg);
     free(cms);
-    return rpc_cli_call(peer, method, out, done, ud);
+    return rpc_cli_call_f(peer, method, out, done, ud, m->must);
 }
 
 int rpc_send_msg(const char *peer, const rpc_msg *m, rpc_done_fn done, void *ud)
