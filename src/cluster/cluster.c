@@ -499,6 +499,7 @@ static void cl_deregister_run(struct worker *w, task *t)
     (void)t;
     g_cl.deregistering = 1;
     uv_timer_stop(&g_cl.reg_timer);
+    cstate_forget();                              /* its snapshot goes first */
     const char *argv[] = { "HDEL", CL_SERVERS_KEY, g_cl.self };
     if (rlink_cmd(cl_on_hdel, NULL, 3, argv, NULL) != 0)
         cl_wait_signal();

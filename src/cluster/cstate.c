@@ -247,6 +247,16 @@ void cstate_start(void)
     g_cs.on = 1;
 }
 
+void cstate_forget(void)
+{
+    if (g_cs.on)
+        uv_timer_stop(&g_cs.timer);
+    char key[160];
+    snprintf(key, sizeof(key), CSTATE_KEY_PREFIX "%s", cluster_self());
+    const char *argv[] = { "DEL", key };
+    (void)rlink_cmd(NULL, NULL, 2, argv, NULL);
+}
+
 void cstate_stop(void)
 {
     if (!g_cs.on)

@@ -38,5 +38,8 @@ int cstate_peers(cstate_peers_fn done, void *ud);
  * link's loop runs, closed when the link stops. */
 void cstate_start(void);
 void cstate_stop(void);
+/* Clean shutdown (cluster_deregister): no more snapshots, and DEL of this
+ * node's (before its registry field goes). Link thread. */
+void cstate_forget(void);
 
 #endif

@@ -78,8 +78,8 @@ int hub_send_room_logged(uint32_t appid, const char *except, size_t len, sbuf *f
                          const dlog_id *id, hub_done_fn done, void *ud);
 
 /* Closes every connection of (appid, uid) on this node (appid 0: in every
- * room) with close code HUB_KICK_CODE and reason (at most
- * HUB_KICK_REASON_MAX bytes, valid UTF-8); done gets how many. */
+ * room) with close code HUB_KICK_CODE and reason (valid UTF-8; the close
+ * frame cuts it to HUB_KICK_REASON_MAX bytes); done gets how many. */
 #define HUB_KICK_CODE 4000
 #define HUB_KICK_REASON_MAX 123
 int hub_kick_user(uint32_t appid, const char *uid, size_t len, const char *reason,

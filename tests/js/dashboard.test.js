@@ -6,7 +6,8 @@
 // the login form refuses a wrong key and takes the right one (kept in the tab's sessionStorage),
 // then the page shows the three nodes with their connection counts, and follows them in place
 // (no reload) while WebSocket clients log in on the nodes and leave again; the rooms table shows
-// the room's users; the charts are drawn (inline SVG).
+// the room's users; the charts are drawn (inline SVG). A node stopped cleanly deletes its snapshot
+// and leaves the page.
 //
 //   cd tests/js && IMGATE_BIN=../../build/imgate node --test dashboard.test.js
 //
@@ -17,6 +18,7 @@
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert');
+const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { startNode, startRedis, openWs, nextMessage, requireExecutable, pollUntil, SLOW, CHROMIUM,
@@ -192,6 +194,15 @@ test('Chromium: login form, then three nodes whose connection counts follow clie
   await leave(b[0]);
   await waitShown(page, [[nodes[0], 1], [nodes[1], 0], [nodes[2], 1]], 'the counts after one more left');
   await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard_after.png'), fullPage: true });
+
+  // node 2 stops cleanly: its snapshot is deleted before it leaves the registry, and the page
+  // drops its row
+  const gone = selfOf(nodes[2]);
+  await nodes[2].stop();
+  const exists = spawnSync('redis-cli', ['-p', String(redis.port), 'EXISTS', `acc:node:state:${gone}`],
+    { encoding: 'utf8', timeout: 10000 * SLOW });
+  assert.strictEqual(exists.stdout.trim(), '0', `the snapshot of ${gone} is gone: ${exists.stdout}${exists.stderr}`);
+  await waitShown(page, [[nodes[0], 1], [nodes[1], 0]], 'two nodes once node 2 stopped');
 
   assert.strictEqual(loads, 1, 'refreshed in place: the page was loaded once');
   assert.deepStrictEqual(errors, [], 'no script error on the page');

@@ -7,7 +7,8 @@
 //  - appID 0 kicks the user in every room, appID 101 only in room 101;
 //  - an unknown (or offline) user: code 200, {"kicked":0};
 //  - without the API key, or with a wrong one: 401 and nobody is closed; no userID: 1001;
-//  - embedded mode (one node, no Redis): the same call closes the local connections.
+//  - embedded mode (one node, no Redis): the same call closes the local connections; a long
+//    reason is cut to the close frame's 123 bytes, one over 492 bytes is refused (1001).
 //
 //   cd tests/js && IMGATE_BIN=../../build/imgate node --test user_kick.test.js
 //
@@ -163,6 +164,12 @@ test('embedded mode: the local connections are closed', async () => {
     await alive(c, 'pat');
     assert.strictEqual((await kick(node, { appID: '101', userID: 'nobody' })).body.data.kicked, 0);
     assert.strictEqual((await kick(node, { appID: '101', userID: 'ola' }, null)).status, 401);
+    // the reason: cut to the close frame's 123 bytes at a character boundary; over 492 bytes: 1001
+    const q = await login(node, 'quin');
+    assert.strictEqual((await kick(node, { appID: '101', userID: 'quin', reason: 'x'.repeat(493) })).body.code, 1001);
+    await alive(q, 'quin');
+    assert.strictEqual((await kick(node, { appID: '101', userID: 'quin', reason: 'é'.repeat(100) })).body.data.kicked, 1);
+    await closedWith(q, 4000, 'é'.repeat(61), 'quin, with a long reason');
   } finally {
     await node.stop();
   }
