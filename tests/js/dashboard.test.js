@@ -13,7 +13,8 @@
 //
 // /usr/bin/chromium and redis-server are required (a failure, never a skip). Every wait is for a
 // state of the page or of a node, bounded and scaled by SLOW; nothing sleeps as a barrier.
-// Screenshots: artifacts/dashboard_login.png, artifacts/dashboard.png.
+// An embedded node without a key shows itself at once. Screenshots: artifacts/dashboard_login.png,
+// dashboard.png, dashboard_after.png, dashboard_embedded.png.
 'use strict';
 
 const { test, before, after } = require('node:test');
@@ -207,4 +208,32 @@ test('Chromium: login form, then three nodes whose connection counts follow clie
   assert.strictEqual(loads, 1, 'refreshed in place: the page was loaded once');
   assert.deepStrictEqual(errors, [], 'no script error on the page');
   await context.close();
+});
+
+test('embedded mode, no API key: the page opens without a login form and shows the one node', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const node = await startNode();
+  const context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+  try {
+    const page = await context.newPage();
+    const errors = [];
+    page.on('pageerror', (err) => errors.push(err.message));
+    await page.goto(`${node.httpBase}/dashboard`, { timeout: PAGE_WAIT_MS });
+    await page.waitForSelector('#dash:not([hidden])', { timeout: PAGE_WAIT_MS });
+    assert.ok(await page.isHidden('#login'), 'no login form without auth.apiKey');
+    const self = `127.0.0.1:${node.httpPort}`;
+    const shown = () => page.evaluate(() => Array.from(document.querySelectorAll('#nodes tbody tr[data-node]'))
+      .map((tr) => [tr.dataset.node, tr.querySelector('td.conns').textContent]));
+    await pollUntil(async () => JSON.stringify(await shown()) === JSON.stringify([[self, '0']]),
+      'the one node with no connection', PAGE_WAIT_MS);
+    const ws = await login(node, 'solo');
+    await pollUntil(async () => JSON.stringify(await shown()) === JSON.stringify([[self, '1']]),
+      'the one node with one connection', PAGE_WAIT_MS);
+    assert.match(await page.textContent('#mode'), /embedded mode/);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard_embedded.png') });
+    ws.close();
+    assert.deepStrictEqual(errors, []);
+  } finally {
+    await context.close();
+    await node.stop();
+  }
 });
