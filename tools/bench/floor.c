@@ -32,7 +32,7 @@ typedef struct floor_recv { uint64_t bytes, first_ns, last_ns; } floor_recv;
 typedef struct floor_arg {
     const bench_opts *o;
     long n;                  /* sockets in the whole floor */
-    int senders;
+    int senders, receivers;
     long first, count;       /* receiver: its share; sender: its index in first */
     int trials;
     int payload;             /* bytes per socket per trial */
@@ -127,21 +127,33 @@ static void floor_send_all(const int *fds, long n, int size, floor_sent *s)
     free(retry);
 }
 
-static int floor_sender(void *argp, int cmd, int out)
+/* A sender's set-up: listens, reports its port, accepts its share of the
+ * sockets (*got of them) and reports that. NULL if it could not. */
+static int *floor_sender_setup(const floor_arg *a, int out, uint64_t until, uint64_t *got)
 {
-    floor_arg *a = argp;
     long idx = a->first;
     long want = a->n / a->senders + (idx < a->n % a->senders);
-    uint64_t until = clock_ns() + a->limit_ns;
     uint16_t port = 0;
     floor_nofile();
     int lfd = floor_listen(&port);
     int *fds = malloc(sizeof(int) * (size_t)(want ? want : 1));
     uint32_t p32 = port;
-    if (lfd < 0 || !fds || ipc_send(out, IPC_FLOOR_PORT, &p32, sizeof(p32), NULL, 0) != 0)
+    if (lfd < 0 || !fds || ipc_send(out, IPC_FLOOR_PORT, &p32, sizeof(p32), NULL, 0) != 0) {
+        free(fds);
+        return NULL;
+    }
+    *got = (uint64_t)floor_accept_all(lfd, fds, want, until);
+    ipc_send(out, IPC_FLOOR_READY, got, sizeof(*got), NULL, 0);
+    return fds;
+}
+
+static int floor_sender(void *argp, int cmd, int out)
+{
+    floor_arg *a = argp;
+    uint64_t until = clock_ns() + a->limit_ns, got;
+    int *fds = floor_sender_setup(a, out, until, &got);
+    if (!fds)
         return 1;
-    uint64_t got = (uint64_t)floor_accept_all(lfd, fds, want, until);
-    ipc_send(out, IPC_FLOOR_READY, &got, sizeof(got), NULL, 0);
     for (int trial = 0; trial < FLOOR_MAX_TRIALS && floor_wait_cmd(cmd, until) == 'G'; trial++) {
         floor_sent s = { 0, 0, 0, 0 };
         floor_send_all(fds, (long)got, a->payload, &s);
@@ -253,23 +265,39 @@ typedef struct floor_run_state {
     floor_arg arg;
 } floor_run_state;
 
+/* The set-up records of both floors: a sender's port, a child's sockets
+ * ready. Returns 1 if the record was one of them. */
+static int floor_setup_record(floor_arg *arg, int *ports, int *ready, long *accepted,
+                              long *connected, int ns, int i, uint32_t t, const uint8_t *p,
+                              uint32_t n)
+{
+    if (t == IPC_FLOOR_PORT && n == 4 && i < ns) {
+        uint32_t port;
+        memcpy(&port, p, 4);
+        arg->ports[i] = (uint16_t)port;
+        (*ports)++;
+        return 1;
+    }
+    if (t == IPC_FLOOR_READY && n == 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        if (i < ns)
+            *accepted += (long)v;
+        else
+            *connected += (long)v;
+        (*ready)++;
+        return 1;
+    }
+    return 0;
+}
+
 static void floor_record(floor_run_state *st, floor_result *fr, int i, uint32_t t,
                          const uint8_t *p, uint32_t n)
 {
-    if (t == IPC_FLOOR_PORT && n == 4 && i < st->ns) {
-        uint32_t port;
-        memcpy(&port, p, 4);
-        st->arg.ports[i] = (uint16_t)port;
-        st->ports++;
-    } else if (t == IPC_FLOOR_READY && n == 8) {
-        uint64_t v;
-        memcpy(&v, p, 8);
-        if (i < st->ns)
-            fr->accepted += (long)v;
-        else
-            fr->connected += (long)v;
-        st->ready++;
-    } else if (t == IPC_FLOOR_SENT && n == sizeof(floor_sent)) {
+    if (floor_setup_record(&st->arg, &st->ports, &st->ready, &fr->accepted, &fr->connected,
+                           st->ns, i, t, p, n))
+        return;
+    if (t == IPC_FLOOR_SENT && n == sizeof(floor_sent)) {
         floor_sent s;
         memcpy(&s, p, sizeof(s));
         if (!st->s_start || s.t_start < st->s_start)
@@ -290,21 +318,38 @@ static void floor_record(floor_run_state *st, floor_result *fr, int i, uint32_t 
     }
 }
 
-/* Polls the children until *counter reaches want or the time is up. */
-static int floor_wait(floor_run_state *st, floor_result *fr, int *counter, int want,
-                      double seconds)
+typedef void (*floor_rec_fn)(void *st, void *fr, int i, uint32_t t, const uint8_t *p,
+                             uint32_t n);
+
+/* Polls the children ps[0..np) and hands their records to rec until
+ * *counter reaches want or the time is up. */
+static int floor_pump(proc *ps, int np, floor_rec_fn rec, void *st, void *fr, int *counter,
+                      int want, double seconds)
 {
     uint64_t until = clock_ns() + (uint64_t)(seconds * 1e9);
-    while (*counter < want && clock_ns() < until) {
-        proc_poll(st->ps, st->np, 100);
-        for (int i = 0; i < st->np; i++) {
+    for (uint64_t now; *counter < want && (now = clock_ns()) < until;) {
+        uint64_t left = (until - now) / 1000000ull;
+        proc_poll(ps, np, left > 100 ? 100 : (int)left + 1);
+        for (int i = 0; i < np; i++) {
             uint32_t t, n;
             const uint8_t *p;
-            while (ipc_next(&st->ps[i].rd, &t, &p, &n))
-                floor_record(st, fr, i, t, p, n);
+            while (ipc_next(&ps[i].rd, &t, &p, &n))
+                rec(st, fr, i, t, p, n);
         }
     }
     return *counter >= want ? 0 : -1;
+}
+
+static void floor_record_cb(void *st, void *fr, int i, uint32_t t, const uint8_t *p,
+                            uint32_t n)
+{
+    floor_record(st, fr, i, t, p, n);
+}
+
+static int floor_wait(floor_run_state *st, floor_result *fr, int *counter, int want,
+                      double seconds)
+{
+    return floor_pump(st->ps, st->np, floor_record_cb, st, fr, counter, want, seconds);
 }
 
 static int floor_spawn_senders(floor_run_state *st)
@@ -422,6 +467,27 @@ int floor_senders_for(const bench_opts *o, long n)
     return o->floor_senders_given ? -1 : (int)((n + cap - 1) / cap);
 }
 
+/* The processes and children's arguments of a floor with n sockets: NULL,
+ * or why it cannot run. */
+static const char *floor_plan(const bench_opts *o, long n, int payload, int min_payload,
+                              int trials, double extra_s, floor_arg *a)
+{
+    int senders = floor_senders_for(o, n);
+    int receivers = o->procs < n ? o->procs : (int)n;
+    if (payload < min_payload || payload > FLOOR_MAX_PAYLOAD)
+        return "payload size out of range";
+    if (senders < 1 || senders > FLOOR_MAX_PROCS || receivers > FLOOR_MAX_PROCS)
+        return "too many sockets per sender, or too many processes";
+    a->o = o;
+    a->n = n;
+    a->senders = senders;
+    a->receivers = receivers;
+    a->trials = trials;
+    a->payload = payload;
+    a->limit_ns = (uint64_t)((o->timeout_s + (double)n / 2000.0 + extra_s) * 1e9);
+    return NULL;
+}
+
 int floor_run(const bench_opts *o, long n, int payload, floor_result *fr)
 {
     static floor_run_state st;
@@ -432,25 +498,366 @@ int floor_run(const bench_opts *o, long n, int payload, floor_result *fr)
     fr->payload = payload;
     fr->last_delivery_ms_median = NAN;
     fr->senders_requested = o->floor_senders;
-    int senders = floor_senders_for(o, n);
-    int receivers = o->procs < n ? o->procs : (int)n;
-    if (payload < 1 || payload > FLOOR_MAX_PAYLOAD)
-        return floor_fail(fr, "payload size out of range");
-    if (senders < 1 || senders > FLOOR_MAX_PROCS || receivers > FLOOR_MAX_PROCS)
-        return floor_fail(fr, "too many sockets per sender, or too many processes");
-    fr->senders = senders;
-    fr->receivers = receivers;
-    st.ns = senders;
-    st.arg.o = o;
-    st.arg.n = n;
-    st.arg.senders = senders;
-    st.arg.trials = o->floor_trials;
-    st.arg.payload = payload;
-    st.arg.limit_ns = (uint64_t)((o->timeout_s + (double)n / 2000.0 + o->drain_s + 60) * 1e9);
+    const char *why = floor_plan(o, n, payload, 1, o->floor_trials, o->drain_s + 60, &st.arg);
+    if (why)
+        return floor_fail(fr, why);
+    fr->senders = st.ns = st.arg.senders;
+    fr->receivers = st.arg.receivers;
+    int receivers = st.arg.receivers;
     int r = floor_spawn_senders(&st) != 0 ? floor_fail(fr, "fork failed")
                                             : floor_phases(&st, fr, receivers, n);
     for (int i = 0; i < st.np; i++)
         proc_command(&st.ps[i], 'S');
     proc_reap(st.ps, st.np, 10);
+    return r;
+}
+
+/* ---------- floor-stream ---------- */
+
+#define FSTREAM_HDR 12u                    /* uint32 sequence, uint64 send time (ns) */
+
+typedef struct floor_ssent {
+    uint64_t t_first, t_last, sent, eagain, cpu_ns;
+    uint64_t ticks, sockets;             /* messages sent to each socket; sockets */
+} floor_ssent;
+typedef struct floor_srecv {
+    uint64_t delivered, lost, dup, first_ns, last_ns, cpu_ns;
+    hist lat;
+} floor_srecv;
+
+static uint64_t floor_cpu_ns(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000ull +
+           (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000ull;
+}
+
+/* One whole message to fd: a short write or a full socket waits for room
+ * (counted in *eagain). Returns 0, -1 if the socket failed. */
+static int floor_send_full(int fd, const char *p, int size, uint64_t *eagain)
+{
+    int off = 0;
+    while (off < size) {
+        ssize_t w = send(fd, p + off, (size_t)(size - off), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w > 0) {
+            off += (int)w;
+            continue;
+        }
+        if (w < 0 && errno != EAGAIN && errno != EINTR)
+            return -1;
+        (*eagain)++;
+        struct pollfd pf = { .fd = fd, .events = POLLOUT };
+        poll(&pf, 1, 100);
+    }
+    return 0;
+}
+
+/* Sends message k to each socket at start + k / rate, for every k < m;
+ * stops early on a command byte. */
+static void floor_stream_send(const floor_arg *a, int cmd, const int *fds, long n, long m,
+                              floor_ssent *s)
+{
+    static char payload[FLOOR_MAX_PAYLOAD] = "............imgate-bench floor-stream";
+    uint64_t cpu0 = floor_cpu_ns(), start = clock_ns();
+    double step_ns = 1e9 / a->o->room_rate;
+    uint64_t end = start + (uint64_t)(a->o->room_s * 1e9);
+    for (long k = 0; k < m; k++) {
+        uint64_t due = start + (uint64_t)((double)k * step_ns);
+        if (clock_ns() > end)            /* behind: bounded in time, not in count */
+            break;
+        for (uint64_t now; (now = clock_ns()) < due;) {
+            uint64_t left = (due - now) / 1000000ull;
+            if (ipc_wait_byte(cmd, left > 50 ? 50 : (int)left) != 0)
+                goto out;
+        }
+        uint32_t seq = (uint32_t)k;
+        uint64_t ts = clock_ns();
+        memcpy(payload, &seq, 4);
+        memcpy(payload + 4, &ts, 8);
+        if (!s->t_first)
+            s->t_first = ts;
+        for (long i = 0; i < n; i++)
+            if (floor_send_full(fds[i], payload, a->payload, &s->eagain) == 0)
+                s->sent++;
+        s->t_last = clock_ns();
+        s->ticks++;
+    }
+out:
+    s->cpu_ns = floor_cpu_ns() - cpu0;
+}
+
+static int floor_stream_sender(void *argp, int cmd, int out)
+{
+    floor_arg *a = argp;
+    uint64_t until = clock_ns() + a->limit_ns, got;
+    int *fds = floor_sender_setup(a, out, until, &got);
+    if (!fds)
+        return 1;
+    if (floor_wait_cmd(cmd, until) == 'G') {
+        floor_ssent s;
+        memset(&s, 0, sizeof(s));
+        s.sockets = got;
+        floor_stream_send(a, cmd, fds, (long)got, a->trials, &s);
+        ipc_send(out, IPC_FSTREAM_SENT, &s, sizeof(s), NULL, 0);
+        floor_wait_cmd(cmd, until);
+    }
+    free(fds);
+    return 0;
+}
+
+/* A receiving socket's state: the message being read. */
+typedef struct fs_sock {
+    int fd;
+    uint32_t next;                   /* the sequence number expected */
+    uint16_t got;                    /* bytes of the current message read */
+    uint8_t hdr[FSTREAM_HDR];
+} fs_sock;
+
+static void floor_stream_bytes(fs_sock *k, const uint8_t *p, size_t n, int size,
+                               floor_srecv *r, uint64_t now)
+{
+    while (n > 0) {
+        size_t take = (size_t)size - k->got;
+        if (take > n)
+            take = n;
+        if (k->got < FSTREAM_HDR) {
+            size_t h = (size_t)(FSTREAM_HDR - k->got);
+            if (h > take)
+                h = take;
+            memcpy(k->hdr + k->got, p, h);
+        }
+        k->got = (uint16_t)(k->got + take);
+        p += take;
+        n -= take;
+        if (k->got < size)
+            return;
+        k->got = 0;
+        uint32_t seq;
+        uint64_t ts;
+        memcpy(&seq, k->hdr, 4);
+        memcpy(&ts, k->hdr + 4, 8);
+        if (seq < k->next) {
+            r->dup++;
+            continue;
+        }
+        r->lost += seq - k->next;     /* a gap: never on TCP, but counted */
+        k->next = seq + 1;
+        r->delivered++;
+        if (!r->first_ns)
+            r->first_ns = now;
+        r->last_ns = now;
+        hist_add(&r->lat, now > ts ? now - ts : 0);
+    }
+}
+
+static int floor_stream_receiver(void *argp, int cmd, int out)
+{
+    floor_arg *a = argp;
+    uint64_t until = clock_ns() + a->limit_ns;
+    floor_nofile();
+    int ep = epoll_create1(0);
+    fs_sock *ks = calloc((size_t)(a->count ? a->count : 1), sizeof(fs_sock));
+    static floor_srecv r;
+    if (ep < 0 || !ks)
+        return 1;
+    memset(&r, 0, sizeof(r));
+    hist_init(&r.lat);
+    uint64_t connected = 0;
+    for (long j = a->first; j < a->first + a->count && clock_ns() < until; j++) {
+        int fd = floor_connect_one(a, j);
+        struct epoll_event ev = { .events = EPOLLIN, .data.u64 = connected };
+        if (fd >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0)
+            ks[connected++].fd = fd;
+        else if (fd >= 0)
+            close(fd);
+    }
+    struct epoll_event cev = { .events = EPOLLIN, .data.u64 = UINT64_MAX };
+    epoll_ctl(ep, EPOLL_CTL_ADD, cmd, &cev);
+    ipc_send(out, IPC_FLOOR_READY, &connected, sizeof(connected), NULL, 0);
+    uint64_t cpu0 = floor_cpu_ns(), next_prog = 0;
+    struct epoll_event ev[256];
+    uint8_t buf[16384];
+    int stop = 0;
+    while (!stop && clock_ns() < until) {             /* until the parent says */
+        int n = epoll_wait(ep, ev, 256, 50);
+        uint64_t now = clock_ns();
+        for (int i = 0; i < n; i++) {
+            if (ev[i].data.u64 == UINT64_MAX) {
+                stop = 1;
+                continue;
+            }
+            fs_sock *k = &ks[ev[i].data.u64];
+            for (int rd = 0; rd < 16; rd++) {
+                ssize_t got = recv(k->fd, buf, sizeof(buf), 0);
+                if (got <= 0)
+                    break;
+                floor_stream_bytes(k, buf, (size_t)got, a->payload, &r, now);
+                if ((size_t)got < sizeof(buf))
+                    break;
+            }
+        }
+        if (now >= next_prog) {
+            ipc_send(out, IPC_FSTREAM_PROG, &r.delivered, sizeof(r.delivered), NULL, 0);
+            next_prog = now + 100000000ull;
+        }
+    }
+    r.cpu_ns = floor_cpu_ns() - cpu0;
+    ipc_send(out, IPC_FSTREAM_RECV, &r, sizeof(r), NULL, 0);
+    free(ks);
+    return 0;
+}
+
+typedef struct fs_state {
+    proc ps[2 * FLOOR_MAX_PROCS];
+    int np, ns, ports, ready, sent, recvd;
+    floor_arg arg;
+    uint64_t t_first, t_last, r_first, r_last;
+    uint64_t prog[2 * FLOOR_MAX_PROCS];  /* each receiver's deliveries so far */
+} fs_state;
+
+static void fs_record(fs_state *st, floor_stream_result *fr, int i, uint32_t t,
+                      const uint8_t *p, uint32_t n)
+{
+    static floor_srecv r;
+    if (floor_setup_record(&st->arg, &st->ports, &st->ready, &fr->accepted, &fr->connected,
+                           st->ns, i, t, p, n))
+        return;
+    if (t == IPC_FSTREAM_SENT && n == sizeof(floor_ssent)) {
+        floor_ssent s;
+        memcpy(&s, p, sizeof(s));
+        if (s.t_first && (!st->t_first || s.t_first < st->t_first))
+            st->t_first = s.t_first;
+        if (s.t_last > st->t_last)
+            st->t_last = s.t_last;
+        fr->sent += s.sent;
+        fr->expected += s.ticks * s.sockets;
+        if (s.ticks < (uint64_t)fr->messages)
+            fr->messages_short++;
+        fr->send_eagain += s.eagain;
+        fr->sender_cpu_s += (double)s.cpu_ns / 1e9;
+        st->sent++;
+    } else if (t == IPC_FSTREAM_PROG && n == 8) {
+        memcpy(&st->prog[i], p, 8);
+    } else if (t == IPC_FSTREAM_RECV && n == sizeof(floor_srecv)) {
+        memcpy(&r, p, sizeof(r));
+        st->prog[i] = r.delivered;
+        fr->delivered += r.delivered;
+        fr->lost += r.lost;
+        fr->duplicated += r.dup;
+        fr->receiver_cpu_s += (double)r.cpu_ns / 1e9;
+        hist_merge(&fr->lat, &r.lat);
+        if (r.first_ns && (!st->r_first || r.first_ns < st->r_first))
+            st->r_first = r.first_ns;
+        if (r.last_ns > st->r_last)
+            st->r_last = r.last_ns;
+        st->recvd++;
+    }
+}
+
+static void fs_record_cb(void *st, void *fr, int i, uint32_t t, const uint8_t *p, uint32_t n)
+{
+    fs_record(st, fr, i, t, p, n);
+}
+
+static int fs_wait(fs_state *st, floor_stream_result *fr, int *counter, int want, double s)
+{
+    return floor_pump(st->ps, st->np, fs_record_cb, st, fr, counter, want, s);
+}
+
+static int fs_fail(floor_stream_result *fr, const char *why)
+{
+    snprintf(fr->error, sizeof(fr->error), "%s", why);
+    return -1;
+}
+
+static int fs_spawn(fs_state *st, int receivers, long n, int sender)
+{
+    for (int k = 0; k < (sender ? st->ns : receivers); k++) {
+        if (sender) {
+            st->arg.first = k;
+        } else {
+            st->arg.first = n * k / receivers;
+            st->arg.count = n * (k + 1) / receivers - st->arg.first;
+        }
+        if (proc_spawn(&st->ps[st->np], st->ps, st->np,
+                       sender ? floor_stream_sender : floor_stream_receiver, &st->arg) != 0)
+            return -1;
+        st->np++;
+    }
+    return 0;
+}
+
+static int fs_phases(fs_state *st, floor_stream_result *fr, int receivers, long n)
+{
+    const bench_opts *o = st->arg.o;
+    double setup = o->timeout_s + (double)n / 2000.0 + 10;
+    if (fs_wait(st, fr, &st->ports, st->ns, 10) != 0)
+        return fs_fail(fr, "a sender did not report its port");
+    if (fs_spawn(st, receivers, n, 0) != 0)
+        return fs_fail(fr, "fork failed");
+    if (fs_wait(st, fr, &st->ready, st->np, setup) != 0)
+        return fs_fail(fr, "set-up of the socket pairs timed out");
+    struct timeval tv = { 0, 300000 };                  /* let everything settle */
+    select(0, NULL, NULL, NULL, &tv);
+    for (int s = 0; s < st->ns; s++)
+        proc_command(&st->ps[s], 'G');
+    fs_wait(st, fr, &st->sent, st->ns, o->room_s * 2 + 30);
+    /* every message sent has arrived, or --drain has passed: stop the
+     * receivers, which then report */
+    uint64_t until = clock_ns() + (uint64_t)(o->drain_s * 1e9);
+    for (;;) {
+        uint64_t got = 0;
+        for (int i = st->ns; i < st->np; i++)
+            got += st->prog[i];
+        if (got >= fr->expected || clock_ns() > until)
+            break;
+        int dummy = 0;
+        fs_wait(st, fr, &dummy, 1, 0.05);
+    }
+    for (int i = st->ns; i < st->np; i++)
+        proc_command(&st->ps[i], 'S');
+    fs_wait(st, fr, &st->recvd, receivers, 10);
+    if (st->sent < st->ns || st->recvd < receivers)
+        return fs_fail(fr, "a floor-stream process did not report");
+    return 0;
+}
+
+int floor_stream_run(const bench_opts *o, long n, int payload, floor_stream_result *fr)
+{
+    static fs_state st;
+    memset(&st, 0, sizeof(st));
+    memset(fr, 0, sizeof(*fr));
+    hist_init(&fr->lat);
+    fr->ran = 1;
+    fr->sockets = n;
+    fr->payload = payload;
+    fr->rate_per_s = o->room_rate;
+    fr->duration_s = o->room_s;
+    fr->messages = (long)ceil(o->room_rate * o->room_s - 1e-9);
+    fr->send_s = fr->span_s = fr->deliveries_per_s = NAN;
+    const char *why = floor_plan(o, n, payload, (int)FSTREAM_HDR, (int)fr->messages,
+                                 2 * o->room_s + o->drain_s + 60, &st.arg);
+    if (why)
+        return fs_fail(fr, why);
+    fr->senders = st.ns = st.arg.senders;
+    fr->receivers = st.arg.receivers;
+    int receivers = st.arg.receivers;
+    int r = fs_spawn(&st, receivers, n, 1) != 0 ? fs_fail(fr, "fork failed")
+                                                 : fs_phases(&st, fr, receivers, n);
+    for (int i = 0; i < st.np; i++)
+        proc_command(&st.ps[i], 'S');
+    proc_reap(st.ps, st.np, 10);
+    if (st.t_last > st.t_first)
+        fr->send_s = (double)(st.t_last - st.t_first) / 1e9;
+    if (st.r_last > st.t_first && st.t_first) {
+        fr->span_s = (double)(st.r_last - st.t_first) / 1e9;
+        fr->deliveries_per_s = (double)fr->delivered / fr->span_s;
+    }
+    if (fr->expected > fr->delivered + fr->lost)        /* what never came */
+        fr->lost = fr->expected - fr->delivered;
+    fr->complete = r == 0 && fr->accepted == n && fr->connected == n &&
+                   fr->delivered == fr->expected && fr->lost == 0 && fr->duplicated == 0;
     return r;
 }

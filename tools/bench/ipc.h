@@ -20,7 +20,10 @@ enum {
     IPC_FLOOR_PORT,     /* uint32_t: a floor sender's listening port */
     IPC_FLOOR_READY,    /* uint64_t: sockets connected or accepted */
     IPC_FLOOR_SENT,     /* floor_sent */
-    IPC_FLOOR_RECV      /* floor_recv */
+    IPC_FLOOR_RECV,     /* floor_recv */
+    IPC_FSTREAM_SENT,   /* floor_ssent (floor-stream sender) */
+    IPC_FSTREAM_RECV,   /* floor_srecv (floor-stream receiver) */
+    IPC_FSTREAM_PROG    /* uint64_t: a floor-stream receiver's deliveries so far */
 };
 
 typedef struct ipc_hdr { uint32_t type, len; } ipc_hdr;

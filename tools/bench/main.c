@@ -34,6 +34,8 @@ static double main_max_time(const bench_opts *o)
         t += o->rounds * o->interval_s + o->drain_s + (double)o->rounds * o->messages;
     if (o->scenarios & SC_P2P)
         t += o->p2p_s + o->drain_s;
+    if (o->scenarios & SC_FSTREAM)
+        t += 2 * o->room_s + o->drain_s + (double)o->conns / 2000.0 + 60;
     t += 5 * o->settle_s;
     return (o->second ? 2 * t : t) + 120;
 }
@@ -44,13 +46,13 @@ static int main_check_limits(const bench_opts *o)
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
         return 0;
     long share = (o->conns + o->procs - 1) / o->procs;
-    if ((o->scenarios & (SC_WS | SC_FLOOR)) && (rlim_t)share + 64 > rl.rlim_max) {
+    if ((o->scenarios & (SC_WS | SC_FLOOR | SC_FSTREAM)) && (rlim_t)share + 64 > rl.rlim_max) {
         fprintf(stderr, "imgate-bench: %ld connections per process exceed the open-file limit "
                 "(%llu): use --procs %ld or more\n", share, (unsigned long long)rl.rlim_max,
                 (long)((o->conns + (long)rl.rlim_max - 65) / ((long)rl.rlim_max - 64)));
         return -1;
     }
-    if ((o->scenarios & SC_FLOOR) && floor_senders_for(o, o->conns) < 0) {
+    if ((o->scenarios & (SC_FLOOR | SC_FSTREAM)) && floor_senders_for(o, o->conns) < 0) {
         long cap = floor_sender_cap();
         fprintf(stderr, "imgate-bench: --floor-senders %d: %ld sockets per sender exceed the "
                 "open-file limit (%ld each): use --floor-senders %ld or more\n",
@@ -178,6 +180,11 @@ int main(int argc, char **argv)
         rc = main_passes(&o, &r, &r2);
     if ((o.scenarios & SC_FLOOR) && !coord_interrupted())
         rc |= main_floor(&o, &r);
+    if ((o.scenarios & SC_FSTREAM) && !coord_interrupted()) {
+        int measured = r.bc_frame_max > 0;
+        rc |= floor_stream_run(&o, o.conns, measured ? (int)r.bc_frame_max
+                                                     : (int)main_frame_bytes(&o), &r.fs);
+    }
     r.total_s = (double)(clock_ns() - r.t0) / 1e9;
     rc |= main_verdict(&r, "");
     if (r.second) {

@@ -24,6 +24,12 @@ static const char OPTS_USAGE[] =
     "             random connected users for --duration seconds\n"
     "  floor      raw TCP: N idle socket pairs, one send() of a push frame's size\n"
     "             to each (the size the broadcast received, else computed)\n"
+    "  room       connect, then --room-rate pushes/s to the room (all N) through\n"
+    "             /user/sendMessageAll for --room-duration s; every push to every\n"
+    "             connection exactly once, latency of each delivery, CPU per delivery\n"
+    "  floor-stream  raw TCP: N socket pairs, --room-rate single send()s per socket\n"
+    "             and second for --room-duration s (a push frame's size), from\n"
+    "             --floor-senders processes; exact counts, latency, CPU per delivery\n"
     "\n"
     "Options:\n"
     "  --ws URL              WebSocket URL (ws://127.0.0.1:8089/acc); repeatable:\n"
@@ -45,7 +51,9 @@ static const char OPTS_USAGE[] =
     "  --rounds R            broadcast: rounds (5)\n"
     "  --drain S             longest wait for deliveries after a phase's last send (10)\n"
     "  --settle S            pause before each memory sample (1)\n"
-    "  --with-floor          also run floor with the same N\n"
+    "  --room-rate R         room, floor-stream: pushes per second (10)\n"
+    "  --room-duration T     room, floor-stream: seconds of pushes (10)\n"
+    "  --with-floor          also run floor with the same N (with room: floor-stream)\n"
     "  --node-workers N      worker threads of the nodes under test, all together\n"
     "                        (recorded; the floor gets as many senders)\n"
     "  --floor-senders N     floor: sending processes (--node-workers, else the\n"
@@ -79,7 +87,7 @@ enum { O_WS = 256, O_API, O_PROCS, O_RATE, O_CRATE, O_PRATE, O_INFL, O_TIMEOUT, 
        O_DUR, O_HDUR, O_PDUR, O_HB, O_INTERVAL, O_MSGS, O_ROUNDS, O_DRAIN, O_SETTLE,
        O_FLOOR, O_FSEND, O_FTRIALS, O_NWORKERS, O_PID, O_NOBIND, O_JSON, O_HTML, O_MAXT, O_TAG,
        O_PAD, O_DEFLATE, O_DWS, O_DAPI, O_DPID, O_SWS, O_SAPI, O_SPID, O_FLABEL, O_SLABEL,
-       O_INTERLEAVE };
+       O_INTERLEAVE, O_RRATE, O_RDUR };
 
 static const struct option OPTS_LONG[] = {
     { "ws", 1, 0, O_WS }, { "api", 1, 0, O_API }, { "conns", 1, 0, 'n' },
@@ -97,15 +105,18 @@ static const struct option OPTS_LONG[] = {
     { "deflate-api", 1, 0, O_DAPI }, { "deflate-pid", 1, 0, O_DPID },
     { "second-ws", 1, 0, O_SWS }, { "second-api", 1, 0, O_SAPI }, { "second-pid", 1, 0, O_SPID },
     { "first-label", 1, 0, O_FLABEL }, { "second-label", 1, 0, O_SLABEL },
-    { "interleave", 0, 0, O_INTERLEAVE },
+    { "interleave", 0, 0, O_INTERLEAVE }, { "room-rate", 1, 0, O_RRATE },
+    { "room-duration", 1, 0, O_RDUR },
     { "help", 0, 0, 'h' }, { 0, 0, 0, 0 }
 };
 
-static const char *const OPTS_NAMES[] = { "connect", "hold", "broadcast", "p2p", "floor" };
+static const char *const OPTS_NAMES[] = { "connect", "hold", "broadcast", "p2p", "floor",
+                                           "room", "floor-stream" };
+#define OPTS_NSC 7
 
 const char *opts_scenario_name(unsigned bit)
 {
-    for (unsigned i = 0; i < 5; i++)
+    for (unsigned i = 0; i < OPTS_NSC; i++)
         if (bit == (1u << i))
             return OPTS_NAMES[i];
     return "?";
@@ -120,7 +131,7 @@ static int opts_scenarios(const char *s, unsigned *out)
     *out = 0;
     for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         unsigned bit = 0;
-        for (unsigned i = 0; i < 5; i++)
+        for (unsigned i = 0; i < OPTS_NSC; i++)
             if (strcmp(t, OPTS_NAMES[i]) == 0)
                 bit = 1u << i;
         if (!bit)
@@ -164,6 +175,8 @@ static void opts_defaults(bench_opts *o)
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     o->floor_senders = cpus > 0 ? (int)cpus : 2;
     o->floor_trials = 5;
+    o->room_rate = 10;
+    o->room_s = 10;
     snprintf(o->api_text, sizeof(o->api_text), "http://127.0.0.1:8080");
     unsigned long seed = (unsigned long)time(NULL) * 2654435761ul ^ (unsigned long)getpid();
     static const char A[] = "0123456789abcdefghijklmnopqrstuvwxyz";
@@ -292,6 +305,8 @@ static int opts_one(bench_opts *o, int c, const char *a, opts_pending *pd)
     case O_DRAIN: return opts_num("drain", a, 0, 3600, &o->drain_s);
     case O_SETTLE: return opts_num("settle", a, 0, 600, &o->settle_s);
     case O_FLOOR: o->scenarios |= SC_FLOOR; return 0;
+    case O_RRATE: return opts_num("room-rate", a, 0.01, 10000, &o->room_rate);
+    case O_RDUR: return opts_num("room-duration", a, 0.1, 3600, &o->room_s);
     case O_FSEND:
         if (opts_num("floor-senders", a, 1, 256, &v))
             return -1;
@@ -355,6 +370,37 @@ static int opts_finish_passes(bench_opts *o)
     return o->second ? opts_second_pass(o, &check) : 0;
 }
 
+/* room is the broadcast paced: one push every 1/rate s, ceil(rate x
+ * duration) of them; --with-floor then means floor-stream. */
+static int opts_finish_room(bench_opts *o)
+{
+    if (!(o->scenarios & (SC_ROOM | SC_FSTREAM)))
+        return 0;
+    if ((o->scenarios & SC_ROOM) && (o->scenarios & (SC_BROADCAST | SC_P2P))) {
+        fprintf(stderr, "imgate-bench: room runs alone (no broadcast or p2p with it)\n");
+        return -1;
+    }
+    if (o->second) {
+        fprintf(stderr, "imgate-bench: room and floor-stream have no second pass\n");
+        return -1;
+    }
+    double total = ceil(o->room_rate * o->room_s - 1e-9);
+    if (total < 1 || total > OPTS_MAX_BCAST) {
+        fprintf(stderr, "imgate-bench: --room-rate x --room-duration: 1 to %d pushes\n",
+                OPTS_MAX_BCAST);
+        return -1;
+    }
+    if (o->scenarios & SC_ROOM) {
+        o->scenarios |= SC_BROADCAST | SC_CONNECT;
+        if (o->scenarios & SC_FLOOR)
+            o->scenarios = (o->scenarios & ~(unsigned)SC_FLOOR) | SC_FSTREAM;
+        o->rounds = (int)total;
+        o->messages = 1;
+        o->interval_s = 1.0 / o->room_rate;
+    }
+    return 0;
+}
+
 /* Applies --rate/--duration and checks what only makes sense together. */
 static int opts_finish(bench_opts *o, unsigned given, const opts_pending *pd)
 {
@@ -386,6 +432,8 @@ static int opts_finish(bench_opts *o, unsigned given, const opts_pending *pd)
         o->floor_senders = o->node_workers;        /* like for like: exactly that many */
         o->floor_senders_given = 1;
     }
+    if (opts_finish_room(o) != 0)
+        return -1;
     if (o->procs == 0)
         o->procs = (int)((o->conns + 15999) / 16000);
     if (o->procs > o->conns)

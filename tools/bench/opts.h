@@ -6,7 +6,8 @@
 
 enum {
     SC_CONNECT = 1, SC_HOLD = 2, SC_BROADCAST = 4, SC_P2P = 8, SC_FLOOR = 16,
-    SC_WS = SC_CONNECT | SC_HOLD | SC_BROADCAST | SC_P2P
+    SC_ROOM = 32, SC_FSTREAM = 64,
+    SC_WS = SC_CONNECT | SC_HOLD | SC_BROADCAST | SC_P2P | SC_ROOM
 };
 
 #define OPTS_MAX_PIDS 64
@@ -42,6 +43,11 @@ typedef struct bench_opts {
     int quiet;
     char tag[8];                   /* makes userIDs and msgIDs unique per run */
     int pad;                       /* --pad: bytes of prose after each broadcast's text */
+    /* room: --room-rate pushes per second for --room-duration seconds through
+     * /user/sendMessageAll (the broadcast's machinery, paced: rounds =
+     * ceil(rate x duration), one message each, interval 1/rate); floor-stream
+     * sends the same rate and count as single send()s per raw socket. */
+    double room_rate, room_s;
     /* A second pass: the WebSocket scenarios run again in the same
      * invocation, reported beside the first. --deflate asks for one whose
      * clients offer permessage-deflate, must get it and inflate what is

@@ -231,17 +231,89 @@ static void rj_p2p(jw *w, const result *r)
     jw_end(w, '}');
 }
 
+static double rj_per(double v, double n) { return n > 0 ? v / n : NAN; }
+
+/* The room scenario: the paced broadcast as the issue reads it, with the
+ * floor-stream beside it. */
+static void rj_room(jw *w, const result *r)
+{
+    const floor_stream_result *f = &r->fs;
+    double d = (double)r->bc_delivered, fd = (double)f->delivered;
+    jw_obj(w, "room");
+    jw_bool(w, "ran", r->room_ran);
+    jw_int(w, "connections", r->bc_expected_per);
+    jw_num(w, "pushes_per_s", r->o->room_rate);
+    jw_num(w, "duration_s", r->o->room_s);
+    jw_num(w, "pushes_per_s_sent", result_room_push_rate(r));
+    jw_int(w, "pushes", r->bc_sent);
+    jw_int(w, "pushes_accepted", (long long)r->bc_accepted);
+    jw_int(w, "expected", (long long)r->bc_expected);
+    jw_int(w, "delivered", (long long)r->bc_delivered);
+    jw_num(w, "deliveries_per_s", result_room_delivery_rate(r));
+    jw_num(w, "floor_deliveries_per_s", f->ran ? f->deliveries_per_s : NAN);
+    jw_int(w, "lost", (long long)r->bc_lost);
+    jw_int(w, "duplicated", (long long)r->bc_dup);
+    jw_num(w, "frame_bytes", r->bc_frame_max > 0 ? (double)r->bc_frame_max : NAN);
+    rj_latency(w, "latency_ms", &r->st.bc);
+    jw_num(w, "node_cpu_s", r->bc_node_cpu_s);
+    jw_num(w, "client_cpu_s", r->bc_client_cpu_s);
+    jw_num(w, "cpu_us_per_delivery", rj_per(r->bc_node_cpu_s * 1e6, d));
+    jw_num(w, "client_cpu_us_per_delivery", rj_per(r->bc_client_cpu_s * 1e6, d));
+    jw_num(w, "floor_cpu_us_per_delivery", f->ran ? rj_per(f->sender_cpu_s * 1e6, fd) : NAN);
+    jw_num(w, "floor_client_cpu_us_per_delivery",
+           f->ran ? rj_per(f->receiver_cpu_s * 1e6, fd) : NAN);
+    jw_end(w, '}');
+}
+
+/* What both floors share: their sockets and processes. */
+static void rj_floor_procs(jw *w, long sockets, int senders, int receivers, long accepted,
+                           long connected)
+{
+    jw_int(w, "sockets", sockets);
+    jw_int(w, "senders", senders);
+    jw_int(w, "receivers", receivers);
+    jw_int(w, "accepted", accepted);
+    jw_int(w, "connected", connected);
+}
+
+static void rj_floor_stream(jw *w, const result *r)
+{
+    const floor_stream_result *f = &r->fs;
+    jw_obj(w, "floor_stream");
+    jw_bool(w, "ran", f->ran);
+    rj_floor_procs(w, f->sockets, f->senders, f->receivers, f->accepted, f->connected);
+    jw_int(w, "bytes_per_message", f->payload);
+    jw_num(w, "messages_per_s", f->rate_per_s);
+    jw_num(w, "duration_s", f->duration_s);
+    jw_int(w, "messages_per_socket", f->messages);
+    jw_int(w, "sent", (long long)f->sent);
+    jw_int(w, "expected", (long long)f->expected);
+    jw_int(w, "delivered", (long long)f->delivered);
+    jw_int(w, "lost", (long long)f->lost);
+    jw_int(w, "duplicated", (long long)f->duplicated);
+    jw_int(w, "send_eagain", (long long)f->send_eagain);
+    jw_bool(w, "complete", f->complete);
+    jw_num(w, "send_s", f->send_s);
+    jw_num(w, "span_s", f->span_s);
+    jw_num(w, "deliveries_per_s", f->deliveries_per_s);
+    jw_num(w, "sender_cpu_s", f->ran ? f->sender_cpu_s : NAN);
+    jw_num(w, "receiver_cpu_s", f->ran ? f->receiver_cpu_s : NAN);
+    jw_num(w, "sender_cpu_us_per_delivery",
+           f->ran ? rj_per(f->sender_cpu_s * 1e6, (double)f->delivered) : NAN);
+    jw_num(w, "receiver_cpu_us_per_delivery",
+           f->ran ? rj_per(f->receiver_cpu_s * 1e6, (double)f->delivered) : NAN);
+    rj_latency(w, "latency_ms", &f->lat);
+    jw_str(w, "error", f->error[0] ? f->error : NULL);
+    jw_end(w, '}');
+}
+
 static void rj_floor(jw *w, const result *r)
 {
     const floor_result *f = &r->fl;
     jw_obj(w, "floor");
     jw_bool(w, "ran", f->ran);
-    jw_int(w, "sockets", f->sockets);
-    jw_int(w, "senders", f->senders);
+    rj_floor_procs(w, f->sockets, f->senders, f->receivers, f->accepted, f->connected);
     jw_int(w, "senders_requested", f->senders_requested);
-    jw_int(w, "receivers", f->receivers);
-    jw_int(w, "accepted", f->accepted);
-    jw_int(w, "connected", f->connected);
     jw_int(w, "bytes_per_socket", f->payload);
     jw_str(w, "bytes_per_socket_from", !f->ran ? NULL : f->payload_measured
            ? "broadcast frames received" : "computed push frame");
@@ -340,7 +412,7 @@ static void rj_config(jw *w, const result *r)
 static void rj_scenarios(jw *w, const result *r)
 {
     jw_arr(w, "scenarios");
-    for (unsigned b = 1; b <= SC_FLOOR; b <<= 1)
+    for (unsigned b = 1; b <= SC_FSTREAM; b <<= 1)
         if (r->o->scenarios & b)
             jw_str(w, NULL, opts_scenario_name(b));
     jw_end(w, ']');
@@ -459,6 +531,8 @@ int report_json(const result *r, const char *path)
     rj_broadcast(&w, r);
     rj_p2p(&w, r);
     rj_floor(&w, r);
+    rj_room(&w, r);
+    rj_floor_stream(&w, r);
     jw_obj_inline(&w, "pushes_other");
     jw_int(&w, "enter", (long long)r->st.c.enter_rx);
     jw_int(&w, "exit", (long long)r->st.c.exit_rx);

@@ -23,6 +23,28 @@ static void rt_bytes(FILE *f, const char *name, double v)
         fprintf(f, "  %-18s %.0f B\n", name, v);
 }
 
+static void rt_room(FILE *f, const result *r)
+{
+    const floor_stream_result *fs = &r->fs;
+    double d = (double)r->bc_delivered;
+    fprintf(f, "  %-18s %.0f pushes/s x %.0f s (sent at %.1f/s) to %ld: %.0f deliveries/s, "
+            "node %.2f us, clients %.2f us CPU per delivery\n", "room", r->o->room_rate,
+            r->o->room_s, result_room_push_rate(r), r->bc_expected_per,
+            result_room_delivery_rate(r), d > 0 ? r->bc_node_cpu_s * 1e6 / d : NAN,
+            d > 0 ? r->bc_client_cpu_s * 1e6 / d : NAN);
+    if (!fs->ran)
+        return;
+    double fd = (double)fs->delivered;
+    fprintf(f, "  %-18s %ld sockets x %d B, %d senders: delivered %llu / %llu, lost %llu, "
+            "duplicated %llu, %.0f deliveries/s, senders %.2f us, receivers %.2f us CPU per "
+            "delivery%s%s\n", "floor-stream", fs->sockets, fs->payload, fs->senders,
+            (unsigned long long)fs->delivered, (unsigned long long)fs->expected,
+            (unsigned long long)fs->lost, (unsigned long long)fs->duplicated,
+            fs->deliveries_per_s, fd > 0 ? fs->sender_cpu_s * 1e6 / fd : NAN,
+            fd > 0 ? fs->receiver_cpu_s * 1e6 / fd : NAN, fs->error[0] ? ": " : "", fs->error);
+    rt_lat(f, "floor-stream lat.", &fs->lat);
+}
+
 static void rt_floor(FILE *f, const result *r)
 {
     const floor_result *fl = &r->fl;
@@ -117,5 +139,7 @@ void report_summary(const result *r, FILE *f)
     }
     if (r->fl.ran)
         rt_floor(f, r);
+    if (r->room_ran || r->fs.ran)
+        rt_room(f, r);
     rt_passes(r, f);
 }

@@ -188,6 +188,42 @@ static void result_verdict_floor(result *r)
                     f->sockets, f->ok_trials, r->o->floor_trials);
 }
 
+static void result_verdict_fstream(result *r)
+{
+    const floor_stream_result *f = &r->fs;
+    if (!f->ran)
+        return;
+    if (f->error[0])
+        result_fail(r, "floor-stream: %s", f->error);
+    if (f->lost)
+        result_fail(r, "floor-stream: %llu messages lost", result_u(f->lost));
+    if (f->duplicated)
+        result_fail(r, "floor-stream: %llu messages duplicated", result_u(f->duplicated));
+    if (!f->error[0] && !f->complete)
+        result_fail(r, "floor-stream incomplete: %ld of %ld socket pairs, %llu of %llu "
+                    "messages", f->connected < f->accepted ? f->connected : f->accepted,
+                    f->sockets, result_u(f->delivered), result_u(f->expected));
+}
+
+double result_room_push_rate(const result *r)
+{
+    if (!r->room_ran || r->bc_sent < 2)
+        return NAN;
+    uint64_t a = r->bc[0].sent_ns, b = r->bc[r->bc_sent - 1].sent_ns;
+    return b > a ? (double)(r->bc_sent - 1) / ((double)(b - a) / 1e9) : NAN;
+}
+
+double result_room_delivery_rate(const result *r)
+{
+    if (!r->room_ran || r->bc_sent < 1)
+        return NAN;
+    uint64_t a = r->bc[0].sent_ns, b = 0;
+    for (long i = 0; i < r->bc_sent; i++)
+        if (r->bc[i].last_ns > b)
+            b = r->bc[i].last_ns;
+    return b > a ? (double)r->bc_delivered / ((double)(b - a) / 1e9) : NAN;
+}
+
 static void result_join(result *r)
 {
     size_t n = 0;
@@ -206,6 +242,7 @@ int result_verdict(result *r)
         result_fail(r, "%s", r->error);
     result_verdict_ws(r);
     result_verdict_floor(r);
+    result_verdict_fstream(r);
     result_join(r);
     return r->nfailures;
 }

@@ -56,6 +56,10 @@ typedef struct result {
     long bc_frame_min, bc_frame_max;  /* wire bytes of the push frames received (0: none) */
     double bc_node_cpu_s;         /* CPU the --pid processes used in the phase (NaN: unknown) */
     uint64_t bc_rx_bytes;         /* bytes the clients read in the phase (pushes, replies) */
+    double bc_client_cpu_s;       /* CPU the client worker processes used in the phase */
+
+    /* room: the broadcast paced (see opts.h); derived in result_room */
+    int room_ran;
 
     /* p2p */
     int p2p_ran;
@@ -63,6 +67,7 @@ typedef struct result {
     double p2p_s, p2p_rate;
 
     floor_result fl;
+    floor_stream_result fs;       /* floor-stream */
 
     mem_sample steps[RES_MAX_STEPS];
     int nsteps;
@@ -95,6 +100,11 @@ double result_ratio_best(const result *r);
 /* The same against another pass's floor (the second pass has none). */
 double result_ratio_median_to(const result *r, const floor_result *fl);
 double result_ratio_best_to(const result *r, const floor_result *fl);
+
+/* room: pushes/s sent (first to last send), deliveries/s (first send to
+ * last delivery), NaN when not measured. */
+double result_room_push_rate(const result *r);
+double result_room_delivery_rate(const result *r);
 
 /* Checks what a trustworthy run needs — every connection logged in and
  * stayed, no broadcast or p2p message lost, duplicated, misdelivered or
