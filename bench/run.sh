@@ -27,6 +27,12 @@
 #                         and how much that ratio moved. Writes
 #                         bench/results/history.json and .html (history-nN.*
 #                         for another N, not committed). ~2 minutes.
+#   bench/run.sh room     fan-out throughput: N (20,000) connections in one
+#                         room over a cluster of nodes with a real
+#                         redis-server, R = 10, 20, 40 room pushes/s for
+#                         T = 20 s each, beside the raw-TCP floor-stream
+#                         (bench/room.sh; N, RATES, T, NODES overridable;
+#                         ~5 minutes). Writes bench/results/room.json.
 #   bench/run.sh c1m      1,000,000 connections over a cluster of nodes with a
 #                         real redis-server (bench/c1m.sh: needs root for the
 #                         kernel settings it raises and restores; <= 20 min).
@@ -45,6 +51,7 @@ set -eu
 
 MODE=${1:-quick}
 [ "$MODE" = c1m ] && exec "$(dirname "$0")/c1m.sh"
+[ "$MODE" = room ] && exec "$(dirname "$0")/room.sh"
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
 IMGATE=${IMGATE_BIN:-$BUILD/imgate}
@@ -74,7 +81,7 @@ tiny)
           --p2p-rate 200 --p2p-duration 2 --settle 0.3 --drain 5 --floor-trials 2"
     ;;
 *)
-    echo "usage: bench/run.sh quick|tiny|deflate|history|c1m" >&2
+    echo "usage: bench/run.sh quick|tiny|deflate|history|room|c1m" >&2
     exit 2
     ;;
 esac
