@@ -559,36 +559,44 @@ def bench_delivery_login():
 
 def benchmarks_room():
     """bench/run.sh room (bench/room.sh): fan-out throughput, one room over a
-    cluster of nodes, R pushes/s beside the raw-TCP floor-stream."""
+    cluster of nodes, R pushes/s beside the raw-TCP floor-stream; the default
+    run (room.json) and, when committed, the same at 2,000 connections
+    (room-n2000.json: below what the machine can fan out)."""
     r = need("room.json")
+    small = load("room-n2000.json")
     rows = []
-    for x in r["runs"]:
-        f = x["floor"]
-        rows.append([
-            "%s/s (sent %.1f/s)" % (n(x["pushes_per_s"]), x["pushes_per_s_sent"]),
-            "**%s/s**" % n(x["deliveries_per_s"]),
-            "%s/s" % n(x["floor_deliveries_per_s"]),
-            "%.2f ×" % (x["deliveries_per_s"] / x["floor_deliveries_per_s"]),
-            lat(x["latency_ms"]),
-            lat(f["latency_ms"]),
-            "%s / %s" % (us(x["cpu_us_per_delivery"]), us(x["client_cpu_us_per_delivery"])),
-            "%s / %s" % (us(f["cpu_us_per_delivery"]), us(f["client_cpu_us_per_delivery"])),
-            "%s / %s of %s; floor %s / %s" % (n(x["lost"]), n(x["duplicated"]), n(x["expected"]),
-                                              n(f["lost"]), n(f["duplicated"])),
-        ])
-    load = r.get("load_average_start") or "?"
-    note = ("%s connections in one room (appID 101), round-robin over %d cluster nodes of %d worker thread(s) each "
-            "with one redis-server (delivery logging on, its default), every push posted to node 0's "
-            "`/user/sendMessageAll` for %g s per rate; the floor-stream: the same connections' count of raw TCP "
-            "socket pairs, the same rate of %d-byte `send()`s per socket from %d sending processes (one per node "
-            "worker thread). Node CPU is the nodes' (not Redis's); client CPU the load generator's receiving "
-            "processes. Node, Redis and load generator share the machine's %d cores (load average %s at the "
-            "start)%s.\n" % (n(r["connections"]), r["nodes"], r["node_workers"], r["duration_s"],
-                              r["frame_bytes"], r["runs"][-1]["floor"]["senders"], r["machine"]["cpus"], load,
-                              "; the nodes built from commit %s" % r["built_from"] if r.get("built_from") else ""))
-    return table(["pushes/s (R)", "deliveries/s", "floor-stream deliveries/s", "÷ floor",
+    for d in ([small] if small else []) + [r]:
+        for x in d["runs"]:
+            f = x["floor"]
+            rows.append([
+                n(x["connections"]),
+                "%s/s (sent %.1f/s)" % (n(x["pushes_per_s"]), x["pushes_per_s_sent"]),
+                "**%s/s**" % n(x["deliveries_per_s"]),
+                "%s/s" % n(x["floor_deliveries_per_s"]),
+                "%.2f ×" % (x["deliveries_per_s"] / x["floor_deliveries_per_s"]),
+                lat(x["latency_ms"]),
+                lat(f["latency_ms"]),
+                "%s / %s" % (us(x["cpu_us_per_delivery"]), us(x["client_cpu_us_per_delivery"])),
+                "%s / %s" % (us(f["cpu_us_per_delivery"]), us(f["client_cpu_us_per_delivery"])),
+                "%s / %s of %s; floor %s / %s" % (n(x["lost"]), n(x["duplicated"]), n(x["expected"]),
+                                                  n(f["lost"]), n(f["duplicated"])),
+            ])
+
+    def loads(d):
+        return "%s at the start of the %s-connection run" % (d.get("load_average_start") or "?", n(d["connections"]))
+
+    note = ("Every connection in one room (appID 101), round-robin over %d cluster nodes of %d worker thread(s) "
+            "each with one redis-server (delivery logging on, its default), every push posted to node 0's "
+            "`/user/sendMessageAll` for %g s per rate; the floor-stream: as many raw TCP socket pairs, the same "
+            "rate of %d-byte `send()`s per socket from %d sending processes (one per node worker thread). Node "
+            "CPU is the nodes' (not Redis's); client CPU the load generator's receiving processes. Node, Redis "
+            "and load generator share the machine's %d cores (load average %s)%s.\n"
+            % (r["nodes"], r["node_workers"], r["duration_s"], r["frame_bytes"], r["runs"][-1]["floor"]["senders"],
+               r["machine"]["cpus"], "; ".join(loads(d) for d in ([small] if small else []) + [r]),
+               "; the nodes built from commit %s" % r["built_from"] if r.get("built_from") else ""))
+    return table(["connections", "pushes/s (R)", "deliveries/s", "floor-stream deliveries/s", "÷ floor",
                   "latency p50 / p99 / p99.9", "floor latency p50 / p99 / p99.9",
-                  "CPU per delivery: nodes / clients", "floor: senders / receivers",
+                  "CPU per delivery: nodes / clients", "floor CPU per delivery: senders / receivers",
                   "lost / duplicated"], rows) + "\n" + note
 
 
