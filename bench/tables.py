@@ -563,9 +563,9 @@ def benchmarks_room():
     run (room.json) and, when committed, the same at 2,000 connections
     (room-n2000.json: below what the machine can fan out)."""
     r = need("room.json")
-    small = load("room-n2000.json")
+    files = [d for d in (load("room-n2000.json"), r, load("room-n100000.json")) if d]
     rows = []
-    for d in ([small] if small else []) + [r]:
+    for d in files:
         for x in d["runs"]:
             f = x["floor"]
             rows.append([
@@ -582,17 +582,18 @@ def benchmarks_room():
                                                   n(f["lost"]), n(f["duplicated"])),
             ])
 
-    def loads(d):
-        return "%s at the start of the %s-connection run" % (d.get("load_average_start") or "?", n(d["connections"]))
+    def each(d):
+        return "%s connections: %d nodes, %d floor-stream senders, load average %s at the start" % (
+            n(d["connections"]), d["nodes"], d["runs"][-1]["floor"]["senders"], d.get("load_average_start") or "?")
 
-    note = ("Every connection in one room (appID 101), round-robin over %d cluster nodes of %d worker thread(s) "
+    note = ("Every connection in one room (appID 101), round-robin over the cluster's nodes of %d worker thread(s) "
             "each with one redis-server (delivery logging on, its default), every push posted to node 0's "
             "`/user/sendMessageAll` for %g s per rate; the floor-stream: as many raw TCP socket pairs, the same "
-            "rate of %d-byte `send()`s per socket from %d sending processes (one per node worker thread). Node "
-            "CPU is the nodes' (not Redis's); client CPU the load generator's receiving processes. Node, Redis "
-            "and load generator share the machine's %d cores (load average %s)%s.\n"
-            % (r["nodes"], r["node_workers"], r["duration_s"], r["frame_bytes"], r["runs"][-1]["floor"]["senders"],
-               r["machine"]["cpus"], "; ".join(loads(d) for d in ([small] if small else []) + [r]),
+            "rate of %d-byte `send()`s per socket from one sending process per node worker thread. Node CPU is the "
+            "nodes' (not Redis's); client CPU the load generator's receiving processes. Node, Redis and load "
+            "generator share the machine's %d cores (%s)%s.\n"
+            % (r["node_workers"], r["duration_s"], r["frame_bytes"], r["machine"]["cpus"],
+               "; ".join(each(d) for d in files),
                "; the nodes built from commit %s" % r["built_from"] if r.get("built_from") else ""))
     return table(["connections", "pushes/s (R)", "deliveries/s", "floor-stream deliveries/s", "÷ floor",
                   "latency p50 / p99 / p99.9", "floor latency p50 / p99 / p99.9",
