@@ -5,9 +5,17 @@
  * (conn_handler: http/ before the upgrade, ws/ after). A TLS connection
  * (CONN_F_TLS) differs in one branch per direction: reads go through
  * tls_on_read, sends through tls_send, which come back here with plaintext
- * (conn_feed) and ciphertext (conn_send_wire). */
+ * (conn_feed) and ciphertext (conn_send_wire).
+ *
+ * Coalescing (conn_batch, conn.h): an open WebSocket connection with an
+ * empty queue does not write at once; its frames of the loop turn are held
+ * by the worker (shared buffers by reference, small unshared bytes copied
+ * into the batch's arena) and written at the end of the turn with one
+ * uv_try_write per connection. TLS connections keep the direct path: the
+ * records are made per send by tls_send. */
 #include "net/conn.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +48,9 @@ typedef struct conn_out {
 
 static void conn_on_closed(uv_handle_t *h);
 static void conn_write_next(conn *c);
+static void conn_shutdown(conn *c);
+static void conn_batch_flush(conn_batch *q);
+static void conn_batch_run(conn_batch *q, uint32_t i);
 
 /* ---------- layers ---------- */
 
@@ -226,9 +237,23 @@ static void conn_on_accept(uv_stream_t *server, int status, uint8_t kind)
 static void conn_on_accept_ws(uv_stream_t *s, int st) { conn_on_accept(s, st, CONN_KIND_WS); }
 static void conn_on_accept_http(uv_stream_t *s, int st) { conn_on_accept(s, st, CONN_KIND_HTTP); }
 
+static void conn_on_check(uv_check_t *h) { conn_batch_flush(h->data); }
+static void conn_on_prepare(uv_prepare_t *h) { conn_batch_flush(h->data); }
+
 int conn_listen(worker *w)
 {
     int r;
+    w->batch.check.data = &w->batch;
+    w->batch.prepare.data = &w->batch;
+    if ((r = uv_check_init(&w->loop, &w->batch.check)) != 0 ||
+        (r = uv_check_start(&w->batch.check, conn_on_check)) != 0 ||
+        (r = uv_prepare_init(&w->loop, &w->batch.prepare)) != 0 ||
+        (r = uv_prepare_start(&w->batch.prepare, conn_on_prepare)) != 0) {
+        log_error("worker %d: batch handles: %s", w->id, uv_strerror(r));
+        return -1;
+    }
+    uv_unref((uv_handle_t *)&w->batch.check);     /* they never keep the loop alive */
+    uv_unref((uv_handle_t *)&w->batch.prepare);
     if ((r = uv_tcp_init(&w->loop, &w->ws_listener)) != 0 ||
         (r = uv_tcp_open(&w->ws_listener, w->ws_fd)) != 0 ||
         (r = uv_listen((uv_stream_t *)&w->ws_listener, 4096, conn_on_accept_ws)) != 0 ||
@@ -322,6 +347,16 @@ long conn_ws_queued_total(void)
     return total;
 }
 
+/* Counts a write of n bytes to c (WebSocket port only). */
+static void conn_count_write(conn *c, size_t n, int calls)
+{
+    if (c->kind != CONN_KIND_WS)
+        return;
+    worker *w = conn_worker(c);
+    atomic_fetch_add_explicit(&w->stats.ws_writes, calls, memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->stats.ws_write_bytes, (long)n, memory_order_relaxed);
+}
+
 static void conn_on_write(uv_write_t *req, int status)
 {
     conn *c = req->data;
@@ -339,6 +374,8 @@ static void conn_on_write(uv_write_t *req, int status)
     o->writing = 0;
     o->bytes -= done;
     (void)w;
+    if (status >= 0)
+        conn_count_write(c, done, 0);
     atomic_fetch_sub_explicit(conn_out_counter(c), (long)done, memory_order_relaxed);
     if (c->state == CONN_CLOSED)
         return;                      /* conn_on_closed frees the rest */
@@ -398,6 +435,7 @@ static void conn_write_next(conn *c)
     }
     o->inflight = n;
     o->writing = 1;
+    conn_count_write(c, 0, 1);
     if (uv_write(&o->req, (uv_stream_t *)c, bufs, n, conn_on_write) != 0) {
         o->inflight = 0;
         o->writing = 0;
@@ -412,6 +450,7 @@ static ssize_t conn_try(conn *c, const uint8_t *p, size_t n)
         return 0;
     uv_buf_t buf = uv_buf_init((char *)p, (unsigned)n);
     int r = uv_try_write((uv_stream_t *)c, &buf, 1);
+    conn_count_write(c, r > 0 ? (size_t)r : 0, 1);
     if (r >= 0)
         return r;
     return r == UV_EAGAIN ? 0 : -1;
@@ -430,6 +469,19 @@ static int conn_enqueue(conn *c, sbuf *b, size_t off)
     return 0;
 }
 
+/* Queues a copy of p[0..n) (the caller's bytes the socket did not take). */
+static int conn_enqueue_copy(conn *c, const uint8_t *p, size_t n)
+{
+    sbuf *b = sbuf_copy(p, n);
+    if (!b) {
+        conn_close(c);
+        return -1;
+    }
+    int r = conn_enqueue(c, b, 0);
+    sbuf_unref(b);
+    return r;
+}
+
 /* Bytes are accepted until the connection is closed or its FIN is queued;
  * which bytes may still go out (e.g. only a close frame while a WebSocket
  * closes) is the owning layer's decision. */
@@ -438,12 +490,180 @@ static int conn_writable(const conn *c)
     return c->state != CONN_CLOSED && !(c->flags & (CONN_F_CLOSE_AFTER_FLUSH | CONN_F_SHUTDOWN));
 }
 
+/* ---------- coalescing (conn_batch, conn.h) ---------- */
+
+/* Does c write at the end of the turn? Open plain WebSocket connections
+ * with an empty queue (HTTP answers and TLS keep the direct path). */
+static int conn_batches(const conn *c)
+{
+    return c->state != CONN_HTTP && !(c->flags & CONN_F_TLS) && !c->out;
+}
+
+static int conn_batch_cmp(const void *a, const void *b)
+{
+    const conn_batch_item *x = a, *y = b;
+    uintptr_t cx = (uintptr_t)x->c, cy = (uintptr_t)y->c;
+    if (cx != cy)
+        return cx < cy ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static const uint8_t *conn_batch_data(const conn_batch *q, const conn_batch_item *it)
+{
+    return it->b ? it->b->data : q->arena + it->off;
+}
+
+/* Gives up item it (written, or c closed). */
+static void conn_batch_drop(conn_batch_item *it)
+{
+    sbuf_unref(it->b);
+    it->b = NULL;
+    it->c = NULL;
+}
+
+/* Queues the unwritten part of it (from byte off) after what c queued. */
+static int conn_batch_queue(conn_batch *q, conn *c, conn_batch_item *it, size_t off)
+{
+    if (it->b)
+        return conn_enqueue(c, it->b, off);
+    return conn_enqueue_copy(c, q->arena + it->off + off, it->len - off);
+}
+
+/* Writes the run of items of one connection starting at i (all of its
+ * items: they are consecutive once sorted, or there is one): one
+ * uv_try_write of at most CONN_BATCH_IOV buffers, the rest queued. */
+static void conn_batch_run(conn_batch *q, uint32_t i)
+{
+    conn *c = q->items[i].c;
+    uint32_t end = i;
+    while (end < q->n && q->items[end].c == c)
+        end++;
+    c->flags &= ~CONN_F_BATCHED;
+    size_t done = 0;
+    if (c->state != CONN_CLOSED) {
+        uv_buf_t bufs[CONN_BATCH_IOV];
+        uint32_t nb = 0;
+        for (uint32_t k = i; k < end && nb < CONN_BATCH_IOV; k++, nb++)
+            bufs[nb] = uv_buf_init((char *)conn_batch_data(q, &q->items[k]), q->items[k].len);
+        int r = uv_try_write((uv_stream_t *)c, bufs, nb);
+        conn_count_write(c, r > 0 ? (size_t)r : 0, 1);
+        if (r < 0 && r != UV_EAGAIN) {
+            for (uint32_t k = i; k < end; k++)
+                conn_batch_drop(&q->items[k]);
+            conn_close(c);
+            return;
+        }
+        done = r > 0 ? (size_t)r : 0;
+    }
+    for (uint32_t k = i; k < end; k++) {
+        conn_batch_item *it = &q->items[k];
+        if (done >= it->len) {
+            done -= it->len;
+        } else if (c->state != CONN_CLOSED) {
+            (void)conn_batch_queue(q, c, it, done);   /* closes c when it fails */
+            done = 0;
+        }
+        conn_batch_drop(it);
+    }
+    if (c->state != CONN_CLOSED && !c->out && (c->flags & CONN_F_CLOSE_AFTER_FLUSH))
+        conn_shutdown(c);
+}
+
+/* Writes every held item. Sends made meanwhile (a close telling the hub,
+ * which tells a room) go straight to their socket, after the held items of
+ * their connection (conn_batch_now). */
+static void conn_batch_flush(conn_batch *q)
+{
+    if (q->n == 0 || q->flushing)
+        return;
+    q->flushing = 1;
+    if (q->dups)
+        qsort(q->items, q->n, sizeof(q->items[0]), conn_batch_cmp);
+    for (uint32_t i = 0; i < q->n; i++)
+        if (q->items[i].c)
+            conn_batch_run(q, i);
+    q->n = 0;
+    q->arena_used = 0;
+    q->bytes = 0;
+    q->dups = 0;
+    q->flushing = 0;
+}
+
+/* c's held items go out now (a send to c while the batch is written). */
+static void conn_batch_now(conn_batch *q, conn *c)
+{
+    for (uint32_t i = 0; i < q->n; i++)
+        if (q->items[i].c == c) {
+            conn_batch_run(q, i);
+            return;
+        }
+}
+
+/* The bytes a worker holds: at most app.maxOutboundBytes, so what one
+ * connection's held frames leave in its queue never passes its cap (held
+ * bytes are not in conn_queued: the WebSocket layer's cap check sees them
+ * once they are queued). */
+static size_t conn_batch_cap(void)
+{
+    size_t cap = g_node.cfg.maxOutboundBytes;
+    return cap && cap < CONN_BATCH_BYTES ? cap : CONN_BATCH_BYTES;
+}
+
+/* Holds p[0..n) (b: the shared buffer, or NULL: copy into the arena) for
+ * c until the end of the turn. Returns 1 if held, 0 if the caller must send
+ * it the usual way (the batch is being written, or it is too large), -1 if
+ * c was closed. */
+static int conn_batch_add(conn *c, sbuf *b, const void *p, size_t n)
+{
+    conn_batch *q = &conn_worker(c)->batch;
+    if (q->flushing) {
+        if (c->flags & CONN_F_BATCHED)
+            conn_batch_now(q, c);
+        return c->state == CONN_CLOSED ? -1 : 0;
+    }
+    int copy = b == NULL;
+    size_t cap = conn_batch_cap();
+    if (n > cap / 4 || (copy && n > CONN_BATCH_ARENA / 4)) {
+        if (c->flags & CONN_F_BATCHED)
+            conn_batch_flush(q);        /* its held items first */
+        return c->state == CONN_CLOSED ? -1 : 0;
+    }
+    if (q->n == CONN_BATCH_MAX || q->bytes + n > cap ||
+        (copy && q->arena_used + n > CONN_BATCH_ARENA)) {
+        conn_batch_flush(q);
+        if (c->state == CONN_CLOSED)
+            return -1;
+        if (!conn_batches(c))
+            return 0;                   /* now has a queue: after it */
+    }
+    conn_batch_item *it = &q->items[q->n];
+    *it = (conn_batch_item){ c, NULL, 0, (uint32_t)n, q->n };
+    if (copy) {
+        it->off = q->arena_used;
+        memcpy(q->arena + q->arena_used, p, n);
+        q->arena_used += (uint32_t)n;
+    } else {
+        it->b = sbuf_ref(b);
+    }
+    if (c->flags & CONN_F_BATCHED)
+        q->dups = 1;
+    c->flags |= CONN_F_BATCHED;
+    q->n++;
+    q->bytes += n;
+    return 1;
+}
+
 int conn_send_shared(conn *c, sbuf *b)
 {
     if (!conn_writable(c))
         return -1;
     if (c->flags & CONN_F_TLS)
         return tls_send(c, b->data, b->len);   /* encrypted per recipient */
+    if (conn_batches(c)) {
+        int r = conn_batch_add(c, b, NULL, b->len);
+        if (r != 0)
+            return r > 0 ? 0 : -1;
+    }
     ssize_t n = conn_try(c, b->data, b->len);
     if (n < 0) {
         conn_close(c);
@@ -463,14 +683,7 @@ int conn_send_wire(conn *c, const void *p, size_t len)
     }
     if ((size_t)n == len)
         return 0;
-    sbuf *b = sbuf_copy((const uint8_t *)p + n, len - (size_t)n);
-    if (!b) {
-        conn_close(c);
-        return -1;
-    }
-    int r = conn_enqueue(c, b, 0);
-    sbuf_unref(b);
-    return r;
+    return conn_enqueue_copy(c, (const uint8_t *)p + n, len - (size_t)n);
 }
 
 int conn_send_bytes(conn *c, const void *p, size_t len)
@@ -479,6 +692,11 @@ int conn_send_bytes(conn *c, const void *p, size_t len)
         return -1;
     if (c->flags & CONN_F_TLS)
         return tls_send(c, p, len);
+    if (conn_batches(c)) {
+        int r = conn_batch_add(c, NULL, p, len);
+        if (r != 0)
+            return r > 0 ? 0 : -1;
+    }
     return conn_send_wire(c, p, len);
 }
 
@@ -567,6 +785,8 @@ void conn_end_after_flush(conn *c)
             return;
     }
     c->flags |= CONN_F_CLOSE_AFTER_FLUSH;
+    if (c->flags & CONN_F_BATCHED)
+        return;                          /* after its held frames (conn_batch_run) */
     if (!c->out || (!c->out->writing && c->out->count == 0))
         conn_shutdown(c);
 }

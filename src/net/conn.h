@@ -50,6 +50,7 @@ enum conn_flags {
     CONN_F_PAUSED = 1 << 7,        /* reading stopped (conn_pause) */
     CONN_F_EOF = 1 << 8,           /* the peer sent FIN */
     CONN_F_DEFLATE = 1 << 9,       /* permessage-deflate negotiated (ws/deflate.h) */
+    CONN_F_BATCHED = 1 << 10,      /* has frames in its worker's conn_batch */
 };
 
 typedef struct conn {
@@ -61,9 +62,9 @@ typedef struct conn {
     struct conn_out *out;           /* outbound queue, NULL while empty */
     uint32_t last_active;           /* worker_now() of the last frame/request */
     uint32_t kind : 2;              /* enum conn_kind */
-    uint32_t state : 3;             /* enum conn_state */
+    uint32_t state : 2;             /* enum conn_state */
     uint32_t room : 6;              /* room index (position in app.appIDs, < 64) */
-    uint32_t flags : 10;            /* enum conn_flags */
+    uint32_t flags : 11;            /* enum conn_flags */
     uint32_t msgs : CONN_MSGS_BITS; /* messages received in the current second */
 } conn;
 
@@ -71,6 +72,37 @@ typedef struct conn {
  * (CONFIG_MAX_RATE, core/config.h) must fit its bits. */
 #define CONN_MAX_RATE CONFIG_MAX_RATE
 _Static_assert(CONN_MAX_RATE + 1 < (1 << CONN_MSGS_BITS), "app.maxMessagesPerSecond outgrew conn.msgs");
+
+/* Coalescing: what is sent to an open WebSocket connection with an empty
+ * queue during one loop turn is held here (a reference to the shared frame,
+ * or a copy of small bytes in the arena; nothing per connection) and
+ * written at the end of the turn (uv_check; uv_prepare catches what a
+ * close callback sent after it) with one uv_try_write of all the
+ * connection's frames, at most CONN_BATCH_IOV of them: the rest is queued
+ * as before. A lone message is written at the end of the same turn, with no
+ * timer. A full batch is written at once. One per worker (net/worker.h). */
+#define CONN_BATCH_MAX 1024             /* frames held per worker */
+#define CONN_BATCH_BYTES (256 * 1024)   /* bytes held per worker */
+#define CONN_BATCH_ARENA (16 * 1024)    /* copies of small unshared sends */
+#define CONN_BATCH_IOV 64               /* buffers per connection per write */
+
+typedef struct conn_batch_item {
+    struct conn *c;
+    sbuf *b;                 /* the shared frame, or NULL: bytes in the arena */
+    uint32_t off, len;       /* arena offset (b == NULL); the length */
+    uint32_t seq;            /* order of arrival (stable grouping) */
+} conn_batch_item;
+
+typedef struct conn_batch {
+    uv_check_t check;
+    uv_prepare_t prepare;
+    uint32_t n, arena_used;
+    size_t bytes;
+    int dups;                /* a connection has more than one item */
+    int flushing;            /* being written: sends go straight to the socket */
+    conn_batch_item items[CONN_BATCH_MAX];
+    uint8_t arena[CONN_BATCH_ARENA];
+} conn_batch;
 
 /* The layer that owns a connection in a given state registers these
  * (http/ for CONN_HTTP, ws/ for CONN_WS_OPEN and CONN_WS_CLOSING). */
@@ -94,19 +126,24 @@ typedef struct conn_handler {
 /* Registers the handler of a layer (at start-up, before any worker runs). */
 void conn_set_handler(enum conn_layer layer, const conn_handler *h);
 
-/* Starts listening on w's listeners; accepted connections begin reading. */
+/* Starts listening on w's listeners (and w's end-of-turn batch writes);
+ * accepted connections begin reading. */
 int conn_listen(struct worker *w);
 
 /* The worker owning c. */
 static inline struct worker *conn_worker(const conn *c) { return (struct worker *)c->tcp.loop->data; }
 
-/* Sends b (whole, in order after what is queued). Tries a direct write
- * first: an idle socket takes a small frame without any allocation. Bytes
- * that do not fit are queued with a reference to b. No cap here: the
- * caller's layer decides. Returns 0, or -1 if c is closed (or was closed
- * because the socket failed). */
+/* Sends b (whole, in order after what is queued). To an open WebSocket
+ * connection with an empty queue, b is held in the worker's batch until the
+ * end of the loop turn and written with the connection's other frames of
+ * that turn (see conn_batch); otherwise a direct write first: an idle
+ * socket takes a small frame without any allocation. Bytes that do not fit
+ * are queued with a reference to b. No cap here: the caller's layer
+ * decides. Returns 0, or -1 if c is closed (or was closed because the
+ * socket failed). */
 int conn_send_shared(conn *c, sbuf *b);
-/* The same for bytes the caller owns (copied only if they must be queued). */
+/* The same for bytes the caller owns (copied only if they must be queued,
+ * or held in the batch's arena). */
 int conn_send_bytes(conn *c, const void *p, size_t n);
 /* Bytes waiting in c's queue. */
 size_t conn_queued(const conn *c);

@@ -32,6 +32,7 @@
 #include <uv.h>
 
 #include "core/task.h"
+#include "net/conn.h"
 
 #define WORKER_READ_BUF (64 * 1024)
 
@@ -53,6 +54,8 @@ typedef struct worker_stats {
     atomic_long slow_closed;  /* closed for a full outbound queue (own or node cap) */
     atomic_long rate_closed;  /* closed for sending too many messages */
     atomic_long handshake_timeouts; /* closed before finishing the upgrade */
+    atomic_long ws_writes;    /* writes to WebSocket connections (uv_try_write, uv_write) */
+    atomic_long ws_write_bytes; /* bytes those writes put on the wire */
 } worker_stats;
 
 typedef struct worker {
@@ -70,6 +73,7 @@ typedef struct worker {
     uint64_t stop_deadline;         /* uv_now() when shutdown stops waiting */
     task close_task, exit_task;     /* posted by workers_close_clients/workers_stop */
     worker_stats stats;
+    conn_batch batch;               /* this turn's frames, written at its end (net/conn.c) */
     uint8_t rbuf[WORKER_READ_BUF];   /* shared by every read on this loop */
     uint8_t tls_buf[WORKER_READ_BUF]; /* plaintext of TLS reads (net/tls.c) */
     int rbuf_busy;

@@ -1,0 +1,153 @@
+"""Coalescing (net/conn.c, conn_batch): what a WebSocket connection is sent
+during one loop turn goes out in one write at the end of that turn, in
+order, byte for byte, and a close frame sent in the same turn still comes
+after them (then the FIN). The node counts its writes to WebSocket sockets
+(/system/state wsWrites, wsWriteBytes; /metrics imgate_ws_writes_total).
+
+Frames of one turn: pings pipelined in one TCP segment are read in one read
+callback and answered in that turn; room pushes from several concurrent
+API senders reach the client's worker several per turn. Nothing asserts on
+timing: counts and order only."""
+
+import http.client
+import json
+import os
+import struct
+import sys
+import threading
+import unittest
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, NodeCase, RawWS, SLOW,  # noqa: E402
+                     cmd_json, frame, main, text)
+
+
+def login(node, user, app=101):
+    ws = RawWS(node.ws_port)
+    ws.send(text(cmd_json("login", {"serviceToken": "", "appID": app, "userID": user}, seq="L")))
+    m = ws.recv_json()
+    assert m["cmd"] == "login" and m["response"]["code"] == 200, m
+    return ws
+
+
+def writes(node):
+    s = node.state()
+    return s["wsWrites"], s["wsWriteBytes"]
+
+
+class Coalesce(NodeCase):
+    NODE_KW = {"workers": 1}
+
+    def test_pipelined_pings_one_write(self):
+        """50 pings in one segment: 50 pongs, in order, in (about) one write
+        instead of 50; the counted bytes are exactly the pongs'."""
+        ws = login(self.node, "pinger")
+        try:
+            w0, b0 = writes(self.node)
+            n = 50
+            ws.send(b"".join(frame(OP_PING, b"p%d" % i) for i in range(n)))
+            expect = 0
+            for i in range(n):
+                f = ws.recv_frame()
+                self.assertIsNotNone(f)
+                fin, op, payload = f
+                self.assertEqual((fin, op, payload), (True, OP_PONG, b"p%d" % i))
+                expect += 2 + len(payload)
+            w1, b1 = writes(self.node)
+            self.assertGreaterEqual(w1 - w0, 1)
+            self.assertLess(w1 - w0, n // 5, "pongs of one read were not written together")
+            self.assertEqual(b1 - b0, expect)
+        finally:
+            ws.close()
+
+    def test_close_after_frames_of_the_turn(self):
+        """Pings then a close frame in one segment: every pong, then the
+        close answer, then the FIN — the close waits for the turn's frames."""
+        ws = login(self.node, "closer")
+        try:
+            n = 20
+            ws.send(b"".join(frame(OP_PING, b"c%d" % i) for i in range(n))
+                    + frame(OP_CLOSE, struct.pack("!H", 1000)))
+            code, _, before = ws.read_close()
+            self.assertEqual(code, 1000)
+            self.assertEqual([p for _, _, p in before], [b"c%d" % i for i in range(n)])
+            self.assertTrue(ws.eof())
+        finally:
+            ws.close()
+
+    def test_metrics_counters(self):
+        body = self.node.http("/metrics")[2].decode()
+        self.assertIn("imgate_ws_writes_total ", body)
+        self.assertIn("imgate_ws_write_bytes_total ", body)
+
+
+class Burst(NodeCase):
+    """10,000 room pushes from 4 concurrent senders to one client: each
+    arrives once, whole, each sender's in its order, and they took fewer
+    writes than frames (several pushes of one turn share a write)."""
+    NODE_KW = {"workers": 1}
+    SENDERS = 4
+    PER_SENDER = 2500
+
+    def sender(self, t, errors):
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", self.node.http_port, timeout=30 * SLOW)
+            for k in range(self.PER_SENDER):
+                body = urllib.parse.urlencode({
+                    "appID": 103, "userID": "s%d" % t, "msgID": "b-%d-%d" % (t, k),
+                    "message": "m %d %d %s" % (t, k, "x" * (k % 97))})
+                conn.request("POST", "/user/sendMessageAll", body,
+                             {"Content-Type": "application/x-www-form-urlencoded"})
+                r = conn.getresponse()
+                data = r.read()
+                if r.status != 200 or json.loads(data)["code"] != 200:
+                    raise AssertionError("send %d/%d: %d %r" % (t, k, r.status, data))
+            conn.close()
+        except BaseException as e:  # noqa: BLE001 - reported by the main thread
+            errors.append(e)
+
+    def test_burst_complete_in_order_fewer_writes(self):
+        ws = login(self.node, "reader", app=103)
+        try:
+            w0, _ = writes(self.node)
+            errors = []
+            threads = [threading.Thread(target=self.sender, args=(t, errors))
+                       for t in range(self.SENDERS)]
+            for th in threads:
+                th.start()
+            total = self.SENDERS * self.PER_SENDER
+            nxt = [0] * self.SENDERS
+            got = 0
+            try:
+                while got < total:
+                    f = ws.recv_frame()
+                    self.assertIsNotNone(f, "EOF after %d pushes" % got)
+                    fin, op, payload = f
+                    if op == OP_PING:
+                        ws.send(frame(OP_PONG, payload))
+                        continue
+                    self.assertEqual((fin, op), (True, OP_TEXT))
+                    m = json.loads(payload)
+                    if m.get("cmd") != "msg":
+                        continue
+                    _, t, k = m["seq"].split("-")
+                    t, k = int(t), int(k)
+                    self.assertEqual(k, nxt[t], "sender %d: push %d after %d" % (t, k, nxt[t] - 1))
+                    self.assertEqual(m["response"]["data"]["msg"], "m %d %d %s" % (t, k, "x" * (k % 97)))
+                    nxt[t] += 1
+                    got += 1
+            finally:
+                for th in threads:
+                    th.join()
+            self.assertEqual(errors, [])
+            self.assertEqual(nxt, [self.PER_SENDER] * self.SENDERS)
+            w1, _ = writes(self.node)
+            self.assertLess(w1 - w0, total, "no two pushes of a turn shared a write")
+            print("burst: %d pushes in %d writes" % (total, w1 - w0))
+        finally:
+            ws.close()
+
+
+if __name__ == "__main__":
+    main(sys.modules[__name__])
