@@ -1,9 +1,11 @@
 /* hub.c — per-worker user tables and rooms, and cross-worker delivery jobs
- * (see hub.h). The per-recipient path is: hash chain or room list walk,
- * then ws_session_send_push() of the one shared frame — no allocation, no lock,
- * no copy unless the socket cannot take the bytes right away. Recipients that
- * negotiated permessage-deflate share its compressed twin, made once per
- * push by each worker that has such a recipient (ws_push). */
+ * (see hub.h). The per-recipient path is: hash chain, or the room's walk
+ * (im/fanout.h: a slice per loop turn, each member handed every room push
+ * it has not had yet), then ws_session_send_push() of the one shared frame
+ * — no allocation, no lock, no copy unless the socket cannot take the bytes
+ * right away. Recipients that negotiated permessage-deflate share its
+ * compressed twin, made once per push by each worker that has such a
+ * recipient (ws_push). */
 #include "im/hub.h"
 
 #include <stdio.h>
@@ -18,6 +20,7 @@
 #include "core/log.h"
 #include "core/node.h"
 #include "im/dlog.h"
+#include "im/fanout.h"
 #include "im/presence.h"
 #include "net/conn.h"
 #include "net/worker.h"
@@ -26,11 +29,20 @@
 
 struct hub_gate;
 
+/* Members a room walk visits per loop turn (all rooms of the worker): the
+ * loop reads, accepts and takes new pushes between slices. */
+#define HUB_WALK_SLICE 512
+
+_Static_assert(CONFIG_MAX_APPIDS <= 64, "hub_local.busy is a 64-bit room mask");
+
 struct hub_local {
     struct conn **buckets;          /* user table, chained through conn.unext */
     uint32_t mask;
     uint32_t count;                 /* logged-in connections */
-    struct conn *rooms[CONFIG_MAX_APPIDS];
+    fanout rooms[CONFIG_MAX_APPIDS]; /* members and pending pushes (im/fanout.h) */
+    uint64_t busy;                  /* rooms with pending pushes */
+    int walk_next;                  /* the room the next step starts with */
+    struct conn *leaving;           /* in hub_detach (a send failing there re-enters it) */
     struct hub_gate **gates;        /* gated connections by address (hub_gate_hold) */
     uint32_t gmask, ngates;         /* ngates == 0: the delivery path never looks */
 };
@@ -53,8 +65,12 @@ typedef struct hub_slot {
     struct hub_job *job;
 } hub_slot;
 
+/* A job lives until every worker has given up its share and the done step
+ * is over (refs). done runs once every worker has run its share (pending):
+ * for a room push, once it is queued on every worker's walk. */
 typedef struct hub_job {
     atomic_int pending;             /* workers that have not run their share */
+    atomic_int refs;                /* the workers' shares + the done step */
     atomic_long delivered;
     struct worker *origin;
     hub_done_fn done;
@@ -89,11 +105,16 @@ hub_local *hub_local_new(void)
 
 static void hub_gates_free(hub_local *h);
 static void hub_local_sweep(hub_local *h, uint64_t now);
+static int hub_local_step(hub_local *h);
+static void hub_local_flush(hub_local *h);
+static void hub_room_retire(void *ud, fanout_item *it);
 
 void hub_local_free(hub_local *h)
 {
     if (!h)
         return;
+    for (int r = 0; r < CONFIG_MAX_APPIDS; r++)     /* flushed before: nothing is left */
+        fanout_clear(&h->rooms[r], hub_room_retire, h);
     hub_gates_free(h);
     free(h->buckets);
     free(h);
@@ -102,7 +123,8 @@ void hub_local_free(hub_local *h)
 void hub_init(void)
 {
     static const worker_local_ops ops = { .create = hub_local_new, .destroy = hub_local_free,
-                                          .sweep = hub_local_sweep };
+                                          .sweep = hub_local_sweep, .step = hub_local_step,
+                                          .flush = hub_local_flush };
     workers_set_local(&ops);
 }
 
@@ -142,16 +164,14 @@ static void hub_link(hub_local *h, struct conn *c)
     uint32_t i = c->pres->hash & h->mask;
     c->unext = h->buckets[i];
     h->buckets[i] = c;
-    struct conn **room = &h->rooms[c->room];
-    c->rprev = NULL;
-    c->rnext = *room;
-    if (*room)
-        (*room)->rprev = c;
-    *room = c;
+    fanout_join(&h->rooms[c->room], c);          /* sees the room's pushes from now on */
     if (++h->count > h->mask + 1)
         hub_grow(h);
 }
 
+static int hub_room_deliver(void *ud, struct conn *c, fanout_item *it);
+
+/* c leaves the tables; an open one first gets the room pushes it lacks. */
 static void hub_unlink(hub_local *h, struct conn *c)
 {
     struct conn **pp = &h->buckets[c->pres->hash & h->mask];
@@ -159,20 +179,15 @@ static void hub_unlink(hub_local *h, struct conn *c)
         pp = &(*pp)->unext;
     if (*pp)
         *pp = c->unext;
-    if (c->rprev)
-        c->rprev->rnext = c->rnext;
-    else
-        h->rooms[c->room] = c->rnext;
-    if (c->rnext)
-        c->rnext->rprev = c->rprev;
-    c->unext = c->rprev = c->rnext = NULL;
+    fanout_leave(&h->rooms[c->room], c, c->state == CONN_WS_OPEN, hub_room_deliver, h);
+    c->unext = NULL;
     h->count--;
 }
 
 void hub_local_each(hub_local *h, void (*fn)(struct conn *c, void *ud), void *ud)
 {
     for (int r = 0; r < CONFIG_MAX_APPIDS; r++)
-        for (struct conn *c = h->rooms[r]; c; c = c->rnext)
+        for (struct conn *c = h->rooms[r].head; c; c = c->rnext)
             fn(c, ud);
 }
 
@@ -256,26 +271,16 @@ static long hub_run_user(hub_local *h, hub_job *j, ws_push *p)
     return n;
 }
 
-static long hub_run_room(hub_local *h, hub_job *j, ws_push *p)
-{
-    int r = hub_room_index(j->appid);
-    if (r < 0)
-        return 0;
-    long n = 0;
-    struct conn *c = h->rooms[r];
-    while (c) {
-        struct conn *next = c->rnext;
-        if (j->uidlen == 0 || !hub_is_user(c, j))
-            n += hub_deliver(h, c, j, p);
-        c = next;
-    }
-    return n;
-}
-
 static void hub_job_free(hub_job *j)
 {
     sbuf_unref(j->frame);
     free(j);
+}
+
+static void hub_job_release(hub_job *j)
+{
+    if (atomic_fetch_sub_explicit(&j->refs, 1, memory_order_acq_rel) == 1)
+        hub_job_free(j);
 }
 
 static void hub_job_done_task(struct worker *w, task *t)
@@ -283,7 +288,7 @@ static void hub_job_done_task(struct worker *w, task *t)
     (void)w;
     hub_job *j = (hub_job *)((char *)t - offsetof(hub_job, done_task));
     j->done(j->ud, atomic_load(&j->delivered));
-    hub_job_free(j);
+    hub_job_release(j);
 }
 
 /* One worker has run its share; the last one reports to the origin. */
@@ -292,11 +297,94 @@ static void hub_job_finish(struct worker *w, hub_job *j)
     if (atomic_fetch_sub_explicit(&j->pending, 1, memory_order_acq_rel) != 1)
         return;
     if (!j->done)
-        hub_job_free(j);
+        hub_job_release(j);
     else if (w == j->origin || !j->origin)
         hub_job_done_task(w, &j->done_task);
     else
         worker_post(j->origin, &j->done_task);
+}
+
+/* ---------- room walks (im/fanout.h) ---------- */
+
+static int hub_room_deliver(void *ud, struct conn *c, fanout_item *it)
+{
+    const hub_job *j = it->job;
+    if (!c->pres || (j->uidlen && hub_is_user(c, j)))   /* gone meanwhile; the sender */
+        return 0;
+    return hub_deliver(ud, c, j, &it->push);
+}
+
+/* A push has reached every member here: the worker's share is over. */
+static void hub_room_retire(void *ud, fanout_item *it)
+{
+    (void)ud;
+    hub_job *j = it->job;
+    struct worker *w = worker_self();
+    if (it->delivered) {                     /* counted once per push, not per recipient */
+        atomic_fetch_add_explicit(&j->delivered, it->delivered, memory_order_relaxed);
+        if (w)
+            atomic_fetch_add_explicit(&w->stats.frames_out, it->delivered, memory_order_relaxed);
+    }
+    hub_job_release(j);
+}
+
+static size_t hub_room_walk(hub_local *h, int r, size_t max)
+{
+    size_t v = fanout_walk(&h->rooms[r], max, hub_room_deliver, hub_room_retire, h);
+    if (!fanout_busy(&h->rooms[r]))
+        h->busy &= ~(1ull << r);
+    return v;
+}
+
+/* One slice of every busy room's walk, rooms in turn. 1 while work is left. */
+static int hub_local_step(hub_local *h)
+{
+    size_t budget = HUB_WALK_SLICE;
+    for (int k = 0; h->busy && budget && k < CONFIG_MAX_APPIDS; k++) {
+        int r = (h->walk_next + k) % CONFIG_MAX_APPIDS;
+        if (!(h->busy & (1ull << r)))
+            continue;
+        size_t v = hub_room_walk(h, r, budget);
+        budget -= v < budget ? v : budget;
+        h->walk_next = (r + 1) % CONFIG_MAX_APPIDS;
+    }
+    return h->busy != 0;
+}
+
+static void hub_local_flush(hub_local *h)
+{
+    for (int r = 0; r < CONFIG_MAX_APPIDS; r++)
+        while (h->busy & (1ull << r))
+            (void)hub_room_walk(h, r, (size_t)-1);
+}
+
+/* A room push joins this worker's walk of its room (done for the sender
+ * once queued everywhere; the share ends when the walk has been round). */
+static void hub_room_queue(struct worker *w, hub_job *j)
+{
+    hub_local *h = w->hub;
+    int r = hub_room_index(j->appid);
+    fanout *f = r >= 0 ? &h->rooms[r] : NULL;
+    while (f && f->n >= FANOUT_MAX_PENDING)     /* the sender waits for a pass */
+        (void)hub_room_walk(h, r, HUB_WALK_SLICE);
+    int q = f ? fanout_add(f, j, j->frame) : 0;
+    if (q < 0) {                                 /* no memory: the old way, in one go */
+        while (h->busy & (1ull << r))
+            (void)hub_room_walk(h, r, (size_t)-1);
+        fanout_item it = { .job = j, .push = { .plain = j->frame } };
+        for (struct conn *c = f->head, *next; c; c = next) {
+            next = c->rnext;                     /* a failed send may unlink c */
+            it.delivered += hub_room_deliver(h, c, &it);
+        }
+        ws_push_release(&it.push);
+        hub_room_retire(h, &it);
+    } else if (q == 0) {
+        hub_job_release(j);                      /* nobody here */
+    } else {
+        h->busy |= 1ull << r;
+        worker_defer(w);
+    }
+    hub_job_finish(w, j);
 }
 
 /* A kick's share: every connection of the user here (any room when
@@ -327,13 +415,18 @@ static long hub_run_kick(hub_local *h, hub_job *j)
 static void hub_slot_run(struct worker *w, task *t)
 {
     hub_job *j = ((hub_slot *)t)->job;
+    if (j->kind == HUB_ROOM) {
+        hub_room_queue(w, j);
+        return;
+    }
     if (j->kind == HUB_KICK) {
         atomic_fetch_add_explicit(&j->delivered, hub_run_kick(w->hub, j), memory_order_relaxed);
         hub_job_finish(w, j);
+        hub_job_release(j);
         return;
     }
     ws_push p = { .plain = j->frame };       /* this worker's share of the push */
-    long n = j->kind == HUB_USER ? hub_run_user(w->hub, j, &p) : hub_run_room(w->hub, j, &p);
+    long n = hub_run_user(w->hub, j, &p);
     ws_push_release(&p);
     if (n) {                                 /* counted once per job, not per recipient */
         atomic_fetch_add_explicit(&j->delivered, n, memory_order_relaxed);
@@ -344,6 +437,7 @@ static void hub_slot_run(struct worker *w, task *t)
         }
     }
     hub_job_finish(w, j);
+    hub_job_release(j);
 }
 
 static int hub_dispatch(enum hub_kind kind, uint32_t appid, const char *uid, size_t len,
@@ -356,6 +450,7 @@ static int hub_dispatch(enum hub_kind kind, uint32_t appid, const char *uid, siz
     if (!j)
         return -1;
     atomic_init(&j->pending, n);
+    atomic_init(&j->refs, n + 1);
     j->origin = worker_self();
     j->done = done;
     j->ud = ud;
@@ -750,8 +845,12 @@ void hub_detach(struct conn *c)
     if (!p)
         return;
     struct worker *w = conn_worker(c);
+    if (w->hub->leaving == c)
+        return;                                  /* a send in hub_unlink failed: it goes on */
     hub_edge x = { .room = c->room, .c = c };
+    w->hub->leaving = c;
     hub_unlink(w->hub, c);
+    w->hub->leaving = NULL;
     hub_gate **g = w->hub->ngates ? hub_gate_find(w->hub, c, uv_now(&w->loop)) : NULL;
     if (g)
         hub_gate_drop(w->hub, g);

@@ -228,8 +228,8 @@ static int proto_logout(proto_req *r)
 {
     if (!r->c->pres)
         return IM_NOT_LOGGED_IN;
+    hub_detach(r->c);                            /* the room pushes it lacks first */
     proto_reply(r, IM_OK, "null");
-    hub_detach(r->c);
     return -1;
 }
 

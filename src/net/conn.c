@@ -645,8 +645,8 @@ static int conn_batch_add(conn *c, sbuf *b, const void *p, size_t n)
     } else {
         it->b = sbuf_ref(b);
     }
-    if (c->flags & CONN_F_BATCHED)
-        q->dups = 1;
+    if ((c->flags & CONN_F_BATCHED) && q->items[q->n - 1].c != c)
+        q->dups = 1;                    /* not next to its others: sort before writing */
     c->flags |= CONN_F_BATCHED;
     q->n++;
     q->bytes += n;

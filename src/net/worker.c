@@ -66,6 +66,27 @@ static void worker_on_wake(uv_async_t *a)
     task_run_all(task_take_all(&w->inbox), w);
 }
 
+static void worker_on_defer(uv_idle_t *h)
+{
+    worker *w = h->data;
+    if (!g_local.step || !w->hub || !g_local.step(w->hub))
+        (void)uv_idle_stop(h);
+}
+
+void worker_defer(worker *w)
+{
+    if (!uv_is_active((uv_handle_t *)&w->defer))
+        (void)uv_idle_start(&w->defer, worker_on_defer);
+}
+
+/* Deferred work done now (see worker_local_ops.flush). */
+static void worker_flush(worker *w)
+{
+    if (g_local.flush && w->hub)
+        g_local.flush(w->hub);
+    (void)uv_idle_stop(&w->defer);
+}
+
 static void worker_sweep_walk(uv_handle_t *h, void *arg)
 {
     if (!uv_is_closing(h) && conn_is_conn(h))
@@ -127,6 +148,7 @@ static void worker_close_run(worker *w, task *t)
 {
     (void)t;
     w->stopping = 1;
+    worker_flush(w);                         /* what was sent before goes out first */
     uv_close((uv_handle_t *)&w->ws_listener, NULL);
     uv_close((uv_handle_t *)&w->http_listener, NULL);
     uv_timer_stop(&w->sweep);
@@ -180,10 +202,11 @@ static int worker_init(worker *w, int ws_fd, int http_fd)
     w->loop.data = w;
     w->wake.data = w;
     w->sweep.data = w;
+    w->defer.data = w;
     w->close_task.run = worker_close_run;
     w->exit_task.run = worker_exit_run;
     if (uv_async_init(&w->loop, &w->wake, worker_on_wake) != 0 ||
-        uv_timer_init(&w->loop, &w->sweep) != 0)
+        uv_timer_init(&w->loop, &w->sweep) != 0 || uv_idle_init(&w->loop, &w->defer) != 0)
         return -1;
     if (g_local.create && !(w->hub = g_local.create()))
         return -1;
@@ -288,18 +311,18 @@ void workers_close_clients(void)
 static void workers_drain(void)
 {
     for (int round = 0; round < WORKER_DRAIN_ROUNDS; round++) {
-        int ran = 0;
         for (int i = 0; i < g_wk.n; i++) {
             worker *w = g_wk.all[i];
             task *list = task_take_all(&w->inbox);
-            if (!list)
-                continue;
-            ran = 1;
             t_self = w;
             task_run_all(list, w);
+            worker_flush(w);                 /* may post (answers to other workers) */
             t_self = NULL;
         }
-        if (!ran)
+        int left = 0;
+        for (int i = 0; i < g_wk.n; i++)
+            left |= atomic_load_explicit(&g_wk.all[i]->inbox, memory_order_acquire) != NULL;
+        if (!left)
             return;
     }
     log_error("workers: tasks still posted to each other after %d rounds: left unrun",

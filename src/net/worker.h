@@ -68,6 +68,7 @@ typedef struct worker {
     uv_tcp_t http_listener;
     int ws_fd, http_fd;
     uv_timer_t sweep;
+    uv_idle_t defer;                /* runs worker_local_ops.step while it has work */
     struct hub_local *hub;
     int stopping;                   /* closing its clients (loop thread) */
     uint64_t stop_deadline;         /* uv_now() when shutdown stops waiting */
@@ -87,6 +88,12 @@ typedef struct worker_local_ops {
     void (*destroy)(struct hub_local *h);
     /* Every app.sweepInterval on the worker's loop (may be NULL). */
     void (*sweep)(struct hub_local *h, uint64_t now_ms);
+    /* Deferred work (worker_defer), one slice per loop turn: returns 1 while
+     * some is left. */
+    int (*step)(struct hub_local *h);
+    /* All deferred work, now: before the worker closes its clients, and in
+     * workers_stop's last drain (the loop no longer turns). */
+    void (*flush)(struct hub_local *h);
 } worker_local_ops;
 void workers_set_local(const worker_local_ops *ops);
 
@@ -114,6 +121,10 @@ worker *worker_at(int i);
 /* Posts t to w's inbox from any thread; t->run runs once, with w (see the
  * ownership rules above). */
 void worker_post(worker *w, task *t);
+
+/* The layer above has deferred work on w (its own thread only): its step
+ * runs once per loop turn, without blocking the poll, until it says done. */
+void worker_defer(worker *w);
 
 /* Seconds on a monotonic clock, as seen by loop w (cheap: cached per tick). */
 static inline uint32_t worker_now(const worker *w) { return (uint32_t)(uv_now(&w->loop) / 1000); }
