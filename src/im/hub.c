@@ -320,6 +320,8 @@ static void hub_room_retire(void *ud, fanout_item *it)
     (void)ud;
     hub_job *j = it->job;
     struct worker *w = worker_self();
+    if (w)
+        atomic_fetch_sub_explicit(&w->stats.room_pending, 1, memory_order_relaxed);
     if (it->delivered) {                     /* counted once per push, not per recipient */
         atomic_fetch_add_explicit(&j->delivered, it->delivered, memory_order_relaxed);
         if (w)
@@ -377,11 +379,13 @@ static void hub_room_queue(struct worker *w, hub_job *j)
             it.delivered += hub_room_deliver(h, c, &it);
         }
         ws_push_release(&it.push);
+        atomic_fetch_add_explicit(&w->stats.room_pending, 1, memory_order_relaxed);
         hub_room_retire(h, &it);
     } else if (q == 0) {
         hub_job_release(j);                      /* nobody here */
     } else {
         h->busy |= 1ull << r;
+        atomic_fetch_add_explicit(&w->stats.room_pending, 1, memory_order_relaxed);
         worker_defer(w);
     }
     hub_job_finish(w, j);

@@ -70,7 +70,10 @@ int hub_send_user(uint32_t appid, const char *uid, size_t len, sbuf *frame,
 int hub_send_user_logged(uint32_t appid, const char *uid, size_t len, sbuf *frame,
                          const dlog_id *id, hub_done_fn done, void *ud);
 /* Sends frame to every connection in room appid except those of user
- * `except` (may be empty) on this node. */
+ * `except` (may be empty) on this node: each worker queues it on its walk
+ * of the room (im/fanout.h), which hands it to the members over the next
+ * loop turns, in order with the room's other pushes. done runs once every
+ * worker has queued it (delivered is then 0: the walks count later). */
 int hub_send_room(uint32_t appid, const char *except, size_t len, sbuf *frame,
                   hub_done_fn done, void *ud);
 /* The same for a logged room message (its history entry id). */

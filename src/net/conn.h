@@ -58,7 +58,7 @@ typedef struct conn {
                                        tcp.data holds the inbound state */
     struct pres_entry *pres;        /* the logged-in user, NULL before login */
     struct conn *unext;             /* next in the worker's user hash chain */
-    struct conn *rprev, *rnext;     /* the worker's room list */
+    struct conn *rprev, *rnext;     /* its room on this worker, in walk order (im/fanout.h) */
     struct conn_out *out;           /* outbound queue, NULL while empty */
     uint32_t last_active;           /* worker_now() of the last frame/request */
     uint32_t kind : 2;              /* enum conn_kind */

@@ -56,6 +56,7 @@ typedef struct worker_stats {
     atomic_long handshake_timeouts; /* closed before finishing the upgrade */
     atomic_long ws_writes;    /* writes to WebSocket connections (uv_try_write, uv_write) */
     atomic_long ws_write_bytes; /* bytes those writes put on the wire */
+    atomic_long room_pending; /* room pushes queued in this worker's walks (im/fanout.h) */
 } worker_stats;
 
 typedef struct worker {
