@@ -4,10 +4,13 @@
 #include "coord.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -378,14 +381,13 @@ static void coord_hold(coord **cs, int n)
 
 /* Posts one API message; returns 1 if the API accepted it (code 200),
  * with *flag the boolean sendResults when asked for. */
-static int coord_post(coord *c, const char *path, const char *body, int n, int *status,
+static int coord_post(httpc *h, const char *path, const char *body, int n, int *status,
                       int *flag)
 {
     const char *resp = NULL;
     size_t rl = 0;
     long code = -1;
-    int st = 0, e = httpc_post(&c->http, path, body, (size_t)n, COORD_HTTP_TIMEOUT_MS, &st,
-                               &resp, &rl);
+    int st = 0, e = httpc_post(h, path, body, (size_t)n, COORD_HTTP_TIMEOUT_MS, &st, &resp, &rl);
     if (e == 0)
         jscan_int(resp, rl, "code", &code);
     if (flag && (e != 0 || jscan_bool(resp, rl, "sendResults", flag) != 0))
@@ -438,11 +440,13 @@ static const char *coord_bc_pad(const bench_opts *o)
     return pad;
 }
 
-static void coord_bc_send(coord *c, long seq)
+/* Posts broadcast seq through h; fills in its res_msg only (so that the
+ * room's sender threads can share c). */
+static void coord_bc_post(coord *c, httpc *h, long seq)
 {
     const bench_opts *o = c->o;
     res_msg *m = &c->r->bc[seq];
-    static char body[OPTS_MAX_PAD + 256];
+    char body[OPTS_MAX_PAD + 256];
     char id[32], msg[64], uid[16];
     uint64_t ts = clock_ns();
     coord_bc_text(o, seq, ts, id, sizeof(id), msg, sizeof(msg));
@@ -450,13 +454,91 @@ static void coord_bc_send(coord *c, long seq)
     int n = snprintf(body, sizeof(body), "appID=%d&userID=%s&msgID=%s&message=%s%s", o->app_id,
                      uid, id, msg, coord_bc_pad(o));
     m->sent_ns = ts;
-    m->ok = coord_post(c, "/user/sendMessageAll", body, n, &m->status, NULL);
+    m->ok = coord_post(h, "/user/sendMessageAll", body, n, &m->status, NULL);
     m->answer_ns = clock_ns();
-    if (m->ok)
+}
+
+static void coord_bc_count(coord *c, long seq)
+{
+    if (c->r->bc[seq].ok)
         c->r->bc_accepted++;
     else
         c->r->bc_http_err++;
     c->r->bc_sent = seq + 1;
+}
+
+static void coord_bc_send(coord *c, long seq)
+{
+    coord_bc_post(c, &c->http, seq);
+    coord_bc_count(c, seq);
+}
+
+/* room: COORD_ROOM_SENDERS threads post the pushes, each on its own HTTP
+ * connection, push k at k / R s from the start (k mod n = the thread), as a
+ * business system with several threads would: the rate does not depend on
+ * how long one answer takes. A push due after the end is not sent. */
+#define COORD_ROOM_SENDERS 8
+
+typedef struct coord_sender {
+    coord *c;
+    httpc http;
+    pthread_t th;
+    int k, n;
+    long total;
+    uint64_t start, end;
+    atomic_int *done;
+} coord_sender;
+
+static void *coord_sender_main(void *arg)
+{
+    coord_sender *s = arg;
+    double step = 1e9 / s->c->o->room_rate;
+    for (long seq = s->k; seq < s->total && !g_coord_stop; seq += s->n) {
+        uint64_t due = s->start + (uint64_t)((double)seq * step);
+        if (due >= s->end)
+            break;
+        for (uint64_t now; (now = clock_ns()) < due;) {
+            struct timespec ts = { 0, (long)(due - now) };
+            nanosleep(&ts, NULL);
+        }
+        coord_bc_post(s->c, &s->http, seq);
+    }
+    atomic_fetch_add(s->done, 1);
+    return NULL;
+}
+
+/* Runs the room's pushes; returns how many were due (0 .. total). */
+static long coord_room_pushes(coord *c, uint64_t start, uint64_t end)
+{
+    coord_sender s[COORD_ROOM_SENDERS];
+    atomic_int done = 0;
+    long total = (long)c->o->rounds * c->o->messages;
+    int n = 0;
+    for (int k = 0; k < COORD_ROOM_SENDERS; k++) {
+        s[k] = (coord_sender){ .c = c, .k = k, .n = COORD_ROOM_SENDERS, .total = total,
+                               .start = start, .end = end, .done = &done };
+        httpc_init(&s[k].http, c->http.u);
+        if (pthread_create(&s[k].th, NULL, coord_sender_main, &s[k]) != 0) {
+            httpc_free(&s[k].http);
+            break;
+        }
+        n++;
+    }
+    while (atomic_load(&done) < n)
+        coord_pump(c, 20);
+    for (int k = 0; k < n; k++) {
+        pthread_join(s[k].th, NULL);
+        httpc_free(&s[k].http);
+    }
+    if (n < COORD_ROOM_SENDERS)
+        fprintf(stderr, "imgate-bench: only %d of %d push threads started\n", n, COORD_ROOM_SENDERS);
+    double step = 1e9 / c->o->room_rate;
+    long due = 0;
+    while (due < total && start + (uint64_t)((double)due * step) < end)
+        due++;
+    for (long seq = 0; seq < due; seq++)
+        coord_bc_count(c, seq);
+    return due;
 }
 
 /* Pumps until the workers saw `want` unique deliveries of the counter, or
@@ -514,10 +596,13 @@ static void coord_broadcast(coord **cs, int n)
     for (int i = 0; i < n; i++)
         coord_bc_begin(cs[i]);
     uint64_t start = clock_ns();
-    /* room: bounded in time, not in count; a push not sent by then (the
-     * API answering slower than the rate) is not expected */
+    /* room: bounded in time, not in count; a push due after it is not sent */
     uint64_t end = (o->scenarios & SC_ROOM) ? start + (uint64_t)(o->room_s * 1e9) : UINT64_MAX;
-    for (int round = 0; round < o->rounds && !g_coord_stop && clock_ns() < end; round++) {
+    int threads = (o->scenarios & SC_ROOM) && n == 1;
+    if (threads)
+        coord_room_pushes(cs[0], start, end);
+    for (int round = 0; !threads && round < o->rounds && !g_coord_stop && clock_ns() < end;
+         round++) {
         for (int j = 0; j < n && !g_coord_stop; j++) {
             coord *c = cs[(round + j) % n];
             coord_sleep_until(cs[0], start + (uint64_t)((round + (double)j / n) *
@@ -558,7 +643,7 @@ static void coord_p2p_send(coord *c, long seq, long idx)
                      "appID=%d&userID=%s&msgID=%s-p%ld&message=%s.P.%ld.%llu.%ld", o->app_id,
                      uid, o->tag, seq, o->tag, seq, (unsigned long long)clock_ns(), idx);
     int status, flag;
-    int ok = coord_post(c, "/user/sendMessage", body, n, &status, &flag);
+    int ok = coord_post(&c->http, "/user/sendMessage", body, n, &status, &flag);
     r->p2p_sent++;
     if (ok && flag == 1)
         r->p2p_ok++;
