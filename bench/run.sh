@@ -75,13 +75,24 @@ quick)
     ARGS="--connect-rate 5000 --hold-duration 20 --heartbeat 5 --rounds 20 --interval 1
           --p2p-rate 1000 --p2p-duration 10"
     ;;
+uws)
+    # imgate --workers $UWS_WORKERS (1) beside uWebSockets.js on its one
+    # thread, both holding N connections at once, broadcasts interleaved
+    # (one server at a time), delivery logging off so that the frames are
+    # the same bytes. Outside CI: it installs the npm package `uwebsockets`
+    # (a third party's republish of the upstream binaries) into $UWS_DIR and
+    # runs it as an unprivileged user (nobody when run as root).
+    N=${N:-10000} PROCS=4 WORKERS=${UWS_WORKERS:-1}
+    ARGS="--connect-rate 5000 --hold-duration 5 --heartbeat 5 --rounds ${ROUNDS:-30} --interval 1
+          --interleave"
+    ;;
 tiny)
     N=200 PROCS=2
     ARGS="--connect-rate 2000 --hold-duration 2 --heartbeat 1 --rounds 3 --interval 0.5
           --p2p-rate 200 --p2p-duration 2 --settle 0.3 --drain 5 --floor-trials 2"
     ;;
 *)
-    echo "usage: bench/run.sh quick|tiny|deflate|history|room|c1m" >&2
+    echo "usage: bench/run.sh quick|tiny|deflate|history|uws|room|c1m" >&2
     exit 2
     ;;
 esac
@@ -153,8 +164,67 @@ warm_up() {  # WS HTTP
     fi
 }
 
+# start_uws: uWebSockets.js (bench/peers/uws_room.js) on a free port as an
+# unprivileged user; sets NODE, HTTP, WS.
+start_uws() {
+    command -v node >/dev/null && command -v npm >/dev/null ||
+        { echo "uws: node and npm are needed" >&2; exit 2; }
+    UWS_DIR=${UWS_DIR:-/tmp/imgate-uws}
+    RUN_AS=
+    [ "$(id -u)" = 0 ] && RUN_AS=${UWS_USER:-nobody}
+    as_user() {  # COMMAND: as $RUN_AS (or as oneself), in $UWS_DIR
+        if [ -n "$RUN_AS" ]; then
+            su -s /bin/sh "$RUN_AS" -c "cd '$UWS_DIR' && HOME='$UWS_DIR' $1"
+        else
+            sh -c "cd '$UWS_DIR' && $1"
+        fi
+    }
+    mkdir -p "$UWS_DIR"
+    [ -z "$RUN_AS" ] || chown "$RUN_AS" "$UWS_DIR"
+    cp "$ROOT/bench/peers/uws_room.js" "$UWS_DIR/uws_room.js"
+    chmod a+r "$UWS_DIR/uws_room.js"
+    if [ ! -d "$UWS_DIR/node_modules/uwebsockets" ]; then
+        as_user "npm_config_cache='$UWS_DIR/.npm' npm install --no-audit --no-fund --ignore-scripts uwebsockets@3.0.6" >&2 ||
+            { echo "uws: npm install uwebsockets@3.0.6 failed" >&2; exit 2; }
+    fi
+    mkdir -p "$TMP/uws"
+    chmod a+rwx "$TMP" "$TMP/uws"
+    (as_user "exec node uws_room.js >'$TMP/uws/node.out' 2>'$TMP/uws/node.err'") &
+    i=0 WS=
+    while [ $i -lt 100 ] && [ -z "$WS" ]; do
+        sleep 0.1
+        WS=$(sed -n 's/^ws listening on .*:\([0-9][0-9]*\)$/\1/p' "$TMP/uws/node.out" 2>/dev/null)
+        i=$((i + 1))
+    done
+    [ -n "$WS" ] || { echo "uws did not start:" >&2; cat "$TMP/uws/node.err" >&2; exit 1; }
+    HTTP=$WS
+    NODE=$(pgrep -n -f "node uws_room.js" -u "${RUN_AS:-$(id -un)}")
+    NODES="$NODES $NODE"
+    echo "uWebSockets.js pid $NODE: 127.0.0.1:$WS" >&2
+}
+
 rc=0
 NAME=$MODE
+if [ "$MODE" = uws ]; then
+    [ "$N" = 10000 ] || NAME=$MODE-n$N
+    [ "$WORKERS" = 1 ] || NAME=$NAME-w$WORKERS
+    start_node imgate --set delivery.enabled=false
+    NODE_A=$NODE HTTP_A=$HTTP WS_A=$WS
+    start_uws
+    warm_up "$WS_A" "$HTTP_A"
+    warm_up "$WS" "$HTTP"
+    sleep 1
+    # shellcheck disable=SC2086
+    "$BENCH" connect,hold,broadcast -n "$N" --procs "$PROCS" \
+        --ws "ws://127.0.0.1:$WS_A/acc" --api "http://127.0.0.1:$HTTP_A" --pid "$NODE_A" \
+        --second-ws "ws://127.0.0.1:$WS/acc" --second-api "http://127.0.0.1:$HTTP" \
+        --second-pid "$NODE" --node-workers "$WORKERS" \
+        --first-label "imgate --workers $WORKERS" --second-label "uWebSockets.js" \
+        --json "$OUT/$NAME.json" --html "$OUT/$NAME.html" $ARGS ${BENCH_ARGS:-} || rc=$?
+    stop_nodes
+    echo "results: $OUT/$NAME.json $OUT/$NAME.html" >&2
+    exit $rc
+fi
 if [ "$MODE" = deflate ] || [ "$MODE" = history ]; then
     [ "$N" = 10000 ] || NAME=$MODE-n$N
     # Two fresh nodes, so that each pass's memory per connection is the
