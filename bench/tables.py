@@ -60,6 +60,12 @@ def ms(x):
     return "%.2f ms" % x
 
 
+def kern(x, fmt="%s B"):
+    """A kernel-memory reading: the slab can shrink during a run (other
+    work freeing memory), and then the growth says nothing."""
+    return fmt % n(x) if x > 0 else "not measured in this run (the kernel's slab shrank meanwhile)"
+
+
 def ratio(x):
     return "%.2f ×" % x
 
@@ -170,7 +176,7 @@ def benchmarks_quick():
         ["user-space memory per idle logged-in connection (node RSS growth ÷ connections, %s connections, "
          "after warm-up)" % n(q["connections"]),
          "**%s B** (the Go original, by its own account: %s)" % (n(q["server_rss_bytes_per_conn"]), SEED["go_per_conn"])],
-        ["kernel memory per connection (the server's socket)", "%s B (not ours to change)" % n(q["kernel_bytes_per_conn"])],
+        ["kernel memory per connection (the server's socket)", kern(q["kernel_bytes_per_conn"], "%s B (not ours to change)")],
         ["room broadcast to %s connections, time to last delivery" % n(b["expected_per_message"]),
          "**%s** (median of %d); raw-TCP floor in the same run %s (median) → **%s** median to median "
          "(best to best %s)" % (ms(bmed), b["messages_accepted"], ms(fmed), ratio(rmed), ratio(rbest))],
@@ -209,8 +215,9 @@ def bench_quick():
             n(q["connections"]), n(q["connections_target"]), n(c["failed"]), n(h["drops_whole_run"]))],
         ["server memory per connection (node RSS growth ÷ connections, after warm-up)",
          "**%s B**" % n(q["server_rss_bytes_per_conn"])],
-        ["kernel memory per connection (Slab + TCP pages, the server's end)", "**%s B** (%s B for both ends)" % (
-            n(q["kernel_bytes_per_conn"]), n(q["kernel_bytes_per_conn_both_ends"]))],
+        ["kernel memory per connection (Slab + TCP pages, the server's end)",
+         kern(q["kernel_bytes_per_conn"], "**%s B**") + (" (%s B for both ends)" % n(q["kernel_bytes_per_conn_both_ends"])
+                                                         if q["kernel_bytes_per_conn"] > 0 else "")],
         ["the tool's memory per connection", "%s B (the struct: %s B)" % (
             n(q["client_rss_bytes_per_conn"]), n(q["client_conn_struct_bytes"]))],
         ["connect rate (asked: %s/s)" % n(c["target_rate_per_s"]), "**%s/s**; handshake p50 %s, p99 %s" % (
@@ -242,9 +249,11 @@ def bench_seed_quick():
     bmed, _, b = bcast_stats(q)
     fmed, _, _, _, _ = floor_stats(q)
     l = b["latency_ms"]
-    ours_mem = "server %s B + kernel %s B ≈ %.1f KB/conn" % (
+    ours_mem = ("server %s B + kernel %s B ≈ %.1f KB/conn" % (
         n(q["server_rss_bytes_per_conn"]), n(q["kernel_bytes_per_conn"]),
         (q["server_rss_bytes_per_conn"] + q["kernel_bytes_per_conn"]) / 1000)
+        if q["kernel_bytes_per_conn"] > 0 else
+        "server %s B (kernel not measured in this run)" % n(q["server_rss_bytes_per_conn"]))
     per = "%.1f µs of the whole machine, clients included (floor %.1f µs)" % (
         bmed * 2000 / b["expected_per_message"], fmed * 2000 / b["expected_per_message"])
     rows = [
@@ -447,6 +456,41 @@ def bench_history():
     return table(["", "delivery off", "delivery on", "on vs off"], rows) + "\n" + note
 
 
+def bench_uws():
+    """bench/run.sh uws: imgate --workers 1 beside uWebSockets.js on its one
+    thread, broadcasts interleaved (uws.json), and with 2 workers when
+    committed (uws-w2.json)."""
+    rows = []
+    for name in ("uws.json", "uws-w2.json"):
+        r = load(name)
+        if not r:
+            continue
+        d, c = r["passes"], r["config"]
+        a, b, vs = d["first"], d["second"], d["second_vs_first"]
+        rows.append([
+            "imgate --workers %d" % c["node_workers"],
+            "**%s**" % last_delivery(a), last_delivery(b),
+            "**%.3f ×**" % (a["last_delivery_ms_median"] / b["last_delivery_ms_median"]),
+            "%.3f ×" % (a["last_delivery_ms_best"] / b["last_delivery_ms_best"]),
+            "%s / %s" % (us(a["node_cpu_us_per_delivery"]), us(b["node_cpu_us_per_delivery"])),
+            "%s / %s" % (n(a["server_rss_bytes_per_conn"]), n(b["server_rss_bytes_per_conn"])),
+            "%s / %s" % (n(a["lost"] + a["duplicated"]), n(b["lost"] + b["duplicated"])),
+        ])
+    r = need("uws.json")
+    c = r["config"]
+    note = ("%s connections per server, both holding theirs at once; %d broadcasts per server %g s apart, "
+            "the two servers' rounds alternating %g s apart (one broadcast at a time); the same %s-byte frame "
+            "(imgate with delivery logging off); uWebSockets.js is npm `uwebsockets` 3.0.6 run by Node.js as "
+            "an unprivileged user, its `app.publish` to one topic per room; servers and clients share the "
+            "machine's %d cores.\n"
+            % (n(c["conns"]), c["rounds"], c["interval_s"], c["interval_s"] / 2,
+               n(r["passes"]["first"]["frame_bytes"]), r["machine"]["cpus"]))
+    return table(["", "imgate: time to last delivery, median (best, max)", "uWebSockets.js: the same",
+                  "imgate ÷ uWS, median (target ≤ 0.85)", "÷, best", "CPU per delivery: imgate / uWS",
+                  "bytes per idle connection: imgate / uWS", "lost + duplicated: imgate / uWS"],
+                 rows) + "\n" + note
+
+
 def us(x):
     return "%.1f µs" % x
 
@@ -583,18 +627,19 @@ def benchmarks_room():
             ])
 
     def each(d):
-        return "%s connections: %d nodes, %d floor-stream senders, load average %s at the start" % (
-            n(d["connections"]), d["nodes"], d["runs"][-1]["floor"]["senders"], d.get("load_average_start") or "?")
+        return "%s connections: %d nodes, %d floor-stream senders, %g s per rate, nodes built from %s, " \
+               "load average %s at the start" % (
+                   n(d["connections"]), d["nodes"], d["runs"][-1]["floor"]["senders"], d["duration_s"],
+                   d.get("built_from") or "?", d.get("load_average_start") or "?")
 
     note = ("Every connection in one room (appID 101), round-robin over the cluster's nodes of %d worker thread(s) "
             "each with one redis-server (delivery logging on, its default), every push posted to node 0's "
-            "`/user/sendMessageAll` for %g s per rate; the floor-stream: as many raw TCP socket pairs, the same "
+            "`/user/sendMessageAll` at the rate; the floor-stream: as many raw TCP socket pairs, the same "
             "rate of %d-byte `send()`s per socket from one sending process per node worker thread. Node CPU is the "
             "nodes' (not Redis's); client CPU the load generator's receiving processes. Node, Redis and load "
-            "generator share the machine's %d cores (%s)%s.\n"
-            % (r["node_workers"], r["duration_s"], r["frame_bytes"], r["machine"]["cpus"],
-               "; ".join(each(d) for d in files),
-               "; the nodes built from commit %s" % r["built_from"] if r.get("built_from") else ""))
+            "generator share the machine's %d cores (%s).\n"
+            % (r["node_workers"], r["frame_bytes"], r["machine"]["cpus"],
+               "; ".join(each(d) for d in files)))
     return table(["connections", "pushes/s (R)", "deliveries/s", "floor-stream deliveries/s", "÷ floor",
                   "latency p50 / p99 / p99.9", "floor latency p50 / p99 / p99.9",
                   "CPU per delivery: nodes / clients", "floor CPU per delivery: senders / receivers",
@@ -605,6 +650,7 @@ RENDER = {
     "benchmarks-room": benchmarks_room,
     "bench-room": benchmarks_room,
     "bench-delivery-p2p": bench_delivery_p2p,
+    "bench-uws": bench_uws,
     "bench-delivery-login": bench_delivery_login,
     "bench-deflate": bench_deflate,
     "bench-history": bench_history,

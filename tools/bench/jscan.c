@@ -20,7 +20,7 @@ static const char *jscan_value(const char *p, size_t n, const char *key)
         const char *q = memchr(s, '"', (size_t)(end - s));
         if (!q || (size_t)(end - q) < kl + 2)
             return NULL;
-        if (memcmp(q + 1, key, kl) == 0 && q[kl + 1] == '"') {
+        if (q[1] == key[0] && memcmp(q + 1, key, kl) == 0 && q[kl + 1] == '"') {   /* cheap test first */
             const char *v = jscan_skip_ws(q + kl + 2, end);
             if (v < end && *v == ':')
                 return jscan_skip_ws(v + 1, end);
