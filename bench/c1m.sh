@@ -41,6 +41,11 @@
 #   LIMIT=1200         hard bound of the whole run, s
 #   MEM_PER_CONN=10240 bytes of MemAvailable needed per connection (+1 GiB)
 #   NAME=c1m OUT=bench/results   output names
+#   HSFLOOR=1          then the raw-handshake floor: the nodes stop,
+#                      `imgate-bench handshake-server --procs NODES` (upgrade
+#                      + login answers only) and the same connect against it
+#                      (same N, processes, pacing): $NAME-hsfloor.json, and
+#                      the two connect rates side by side in $NAME.txt
 #   PERF=0             1: perf record -a -g for PERF_SECONDS (16) from about
 #                      2 s before the first broadcast; top symbols go to
 #                      $NAME.txt (pv_native_safe_halt there is idle time)
@@ -71,6 +76,7 @@ NODE_WORKERS=${NODE_WORKERS:-1}
 LIMIT=${LIMIT:-1200}
 MEM_PER_CONN=${MEM_PER_CONN:-10240}
 PERF=${PERF:-0}
+HSFLOOR=${HSFLOOR:-1}
 PERF_SECONDS=${PERF_SECONDS:-16}
 SAVE=${SAVE:-${TMPDIR:-/tmp}/imgate-c1m.sysctl}
 RESERVE=90                    # seconds kept for stopping everything at the end
@@ -473,6 +479,40 @@ if [ -n "$PERF_PID" ]; then
                 grep -E '^ +[0-9]' | head -12
         } >>"$OUT/$NAME.txt"
     fi
+fi
+
+# ---------- the raw-handshake floor at the same process count ----------
+
+if [ "$HSFLOOR" = 1 ] && [ $((LIMIT - RESERVE - $(elapsed))) -gt $((N / 5000 + 60)) ]; then
+    # shellcheck disable=SC2086
+    stop_pids 30 $NODE_PIDS
+    NODE_PIDS=
+    "$BENCH" handshake-server --procs "$NODES" >"$TMP/hsfloor.out" 2>"$TMP/hsfloor.err" &
+    HS_PID=$!
+    NODE_PIDS=$HS_PID                        # stopped by the exit trap if need be
+    i=0
+    while [ "$(grep -c '^ws listening' "$TMP/hsfloor.out")" -lt "$NODES" ] && [ $i -lt 100 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    HS_ARGS=$(sed -n 's/^ws listening on \(.*\)$/--ws ws:\/\/\1\/acc/p' "$TMP/hsfloor.out" | tr '\n' ' ')
+    say "raw-handshake floor: $NODES processes, the same connect"
+    HRC=0
+    # shellcheck disable=SC2086
+    "$BENCH" connect -n "$N" --procs "$PROCS" $HS_ARGS --api "http://127.0.0.1:1" \
+        --connect-rate "$CONNECT_RATE" --inflight "$INFLIGHT" --timeout 20 \
+        --max-time $((LIMIT - RESERVE - $(elapsed))) --json "$OUT/$NAME-hsfloor.json" -q \
+        >"$TMP/hsfloor.txt" 2>&1 || HRC=$?
+    stop_pids 10 "$HS_PID"
+    NODE_PIDS=
+    rate_of() { sed -n 's/^ *"connect_rate_per_s": *\([0-9.]*\).*/\1/p' "$1" | head -1; }
+    OURS=$(rate_of "$OUT/$NAME.json") FLOOR=$(rate_of "$OUT/$NAME-hsfloor.json")
+    {
+        echo "raw-handshake floor ($NODES processes, imgate-bench exit $HRC): connect + login" \
+            "imgate ${OURS:-?}/s, floor ${FLOOR:-?}/s" \
+            "$(awk -v a="${OURS:-0}" -v b="${FLOOR:-0}" 'BEGIN { if (a > 0) printf "(floor / imgate %.2f x)", b / a }')"
+        grep -E 'logged in|connect rate|handshake|login ' "$TMP/hsfloor.txt" | sed 's/^/  floor /'
+    } >>"$OUT/$NAME.txt"
 fi
 
 cat "$OUT/$NAME.txt" >&2

@@ -529,6 +529,39 @@ class BenchCase(unittest.TestCase):
         r = bench(["connect", "--deflate-ws", "ws://127.0.0.1:1/acc"], timeout=10)
         self.assertEqual(r.returncode, 2, (r.stdout, r.stderr))
 
+    def test_handshake_server(self):
+        """The raw-handshake floor (imgate-bench handshake-server): two
+        processes, each prints its port; the connect scenario logs every
+        connection in through them (101 with the right accept key, a login
+        reply), heartbeats are answered; a close is taken; the server stops
+        with its children on SIGTERM."""
+        hs = subprocess.Popen([BENCH, "handshake-server", "--procs", "2"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+        try:
+            ports = [int(hs.stdout.readline().rsplit(":", 1)[1]) for _ in range(2)]
+            self.assertEqual(len(set(ports)), 2)
+            jp = os.path.join(self.tmp, "hs.json")
+            args = ["connect,hold", "-n", "200", "--procs", "2", "--api", "http://127.0.0.1:1",
+                    "--hold-duration", "1", "--heartbeat", "0.3", "--json", jp, "--settle", "0", "-q"]
+            for p in ports:
+                args += ["--ws", "ws://127.0.0.1:%d/acc" % p]
+            r = bench(args)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(jp) as f:
+                d = json.load(f)
+            self.assertEqual(d["connections"], 200)
+            self.assertGreater(d["connect_rate_per_s"], 0)
+            self.assertGreater(d["hold"]["heartbeats_ok"], 0)
+            # at most one heartbeat per connection is still on its way at the end
+            self.assertGreaterEqual(d["hold"]["heartbeats_ok"], d["hold"]["heartbeats_sent"] - 200)
+            # a wrong key is not upgraded: the connection is closed
+            with socket.create_connection(("127.0.0.1", ports[0]), timeout=5 * SLOW) as s:
+                s.sendall(b"GET /acc HTTP/1.1\r\nHost: x\r\n\r\n")
+                self.assertEqual(s.recv(100), b"")
+        finally:
+            hs.terminate()
+            self.assertEqual(hs.wait(timeout=10 * SLOW), 0)
+
     def test_usage_errors(self):
         for args in (["nosuch"], ["connect", "--ws", "ws://10.0.0.1:80/acc"],
                      ["connect", "--api", "http://example.com:80"], ["connect", "-n", "0"],

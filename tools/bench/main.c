@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "coord.h"
 #include "floor.h"
+#include "hsfloor.h"
 #include "report.h"
 
 static void main_on_signal(int sig)
@@ -161,6 +162,8 @@ int main(int argc, char **argv)
 {
     static bench_opts o;
     static result r, r2;
+    if (argc > 1 && strcmp(argv[1], "handshake-server") == 0)
+        return hsfloor_main(argc - 1, argv + 1);          /* the raw-handshake floor */
     int pr = opts_parse(argc, argv, &o);
     if (pr != 0)
         return pr < 0 ? 2 : 0;
