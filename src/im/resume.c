@@ -46,7 +46,6 @@ typedef struct resume_job {
     char *seq;                     /* the login's seq, for its reply */
     size_t seqlen;
     int resumed;                   /* lastID or lastRoomID given: data says recovered */
-    int replied;                   /* the login's reply went out already (legacy, remote) */
     int recovered;
     int moves_cursor;              /* inbox entries were replayed: cursor = last */
     dlog_id cursor;
@@ -218,9 +217,8 @@ static void resume_run_later(resume_job *j, struct conn *c)
 /* The login's reply, then the replay in id order. 1 if all of it went out. */
 static int resume_reply_and_replay(resume_job *j, struct conn *c)
 {
-    if (!j->replied)
-        proto_reply_raw(c, j->seq, j->seqlen, "login", 5, IM_OK,
-                        !j->resumed ? "null" : j->recovered ? "{\"recovered\":true}" : "{\"recovered\":false}");
+    proto_reply_raw(c, j->seq, j->seqlen, "login", 5, IM_OK,
+                    !j->resumed ? "null" : j->recovered ? "{\"recovered\":true}" : "{\"recovered\":false}");
     size_t sent = 0;
     if (j->n > 1)
         qsort(j->items, j->n, sizeof(*j->items), resume_item_cmp);
@@ -369,15 +367,6 @@ static int resume_login_remote(struct conn *c, const resume_req *q)
         hub_detach(c);                           /* ends the gate too */
         resume_job_free(j);
         return IM_SERVER_ERROR;
-    }
-    if (!j->resumed) {
-        /* A legacy login's reply says nothing the store could change
-         * ("null"): it goes now, and the replay follows it when the store
-         * answers; live pushes wait at the gate until then, later commands
-         * in the job (resume_defer). The login costs the client no Redis
-         * round trip. */
-        proto_reply_raw(c, j->seq, j->seqlen, "login", 5, IM_OK, "null");
-        j->replied = 1;
     }
     return -1;
 }
