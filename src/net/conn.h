@@ -98,7 +98,7 @@ typedef struct conn_batch {
     uv_prepare_t prepare;
     uint32_t n, arena_used;
     size_t bytes;
-    int dups;                /* a connection has more than one item */
+    int dups;                /* a connection's items are not all adjacent: sort first */
     int flushing;            /* being written: sends go straight to the socket */
     conn_batch_item items[CONN_BATCH_MAX];
     uint8_t arena[CONN_BATCH_ARENA];

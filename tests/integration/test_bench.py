@@ -554,6 +554,13 @@ class BenchCase(unittest.TestCase):
             self.assertGreater(d["hold"]["heartbeats_ok"], 0)
             # at most one heartbeat per connection is still on its way at the end
             self.assertGreaterEqual(d["hold"]["heartbeats_ok"], d["hold"]["heartbeats_sent"] - 200)
+            # a reply longer than 125 bytes (a 64-byte seq) uses the 16-bit length
+            ws = harness.RawWS(ports[1])
+            seq = "q" * 64
+            ws.send(harness.text(harness.cmd_json("login", {"appID": 101, "userID": "u"}, seq=seq)))
+            m = ws.recv_json()
+            self.assertEqual((m["seq"], m["cmd"], m["response"]["code"]), (seq, "login", 200))
+            ws.close()
             # a wrong key is not upgraded: the connection is closed
             with socket.create_connection(("127.0.0.1", ports[0]), timeout=5 * SLOW) as s:
                 s.sendall(b"GET /acc HTTP/1.1\r\nHost: x\r\n\r\n")

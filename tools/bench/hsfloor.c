@@ -80,33 +80,57 @@ static int hs_upgrade(hs_conn *c, const char *end)
     return 0;
 }
 
+/* The string value of "key" in p[0..n) (whitespace allowed around the
+ * colon), or NULL; *vl its length. Enough for the two fields read here. */
+static const char *hs_field(const char *p, size_t n, const char *key, size_t *vl)
+{
+    size_t kl = strlen(key);
+    const char *end = p + n, *k = memmem(p, n, key, kl);
+    if (!k)
+        return NULL;
+    const char *v = k + kl;
+    while (v < end && (*v == ' ' || *v == ':'))
+        v++;
+    if (v >= end || *v++ != '"')
+        return NULL;
+    const char *e = memchr(v, '"', (size_t)(end - v));
+    if (!e)
+        return NULL;
+    *vl = (size_t)(e - v);
+    return v;
+}
+
 /* Answers a login or heartbeat text message (seq echoed). */
 static void hs_message(hs_conn *c, const char *p, size_t n)
 {
-    const char *cmd = memmem(p, n, "\"cmd\":\"", 7);
-    if (!cmd)
-        return;
-    cmd += 7;
-    int login = (size_t)(p + n - cmd) >= 5 && memcmp(cmd, "login", 5) == 0;
-    int hb = (size_t)(p + n - cmd) >= 9 && memcmp(cmd, "heartbeat", 9) == 0;
+    size_t cl = 0, sql = 0;
+    const char *cmd = hs_field(p, n, "\"cmd\"", &cl);
+    int login = cmd && cl == 5 && memcmp(cmd, "login", 5) == 0;
+    int hb = cmd && cl == 9 && memcmp(cmd, "heartbeat", 9) == 0;
     if (!login && !hb)
         return;
-    const char *seq = memmem(p, n, "\"seq\":\"", 7), *se = NULL;
-    if (seq) {
-        seq += 7;
-        se = memchr(seq, '"', (size_t)(p + n - seq));
-    }
-    int sl = se ? (int)(se - seq) : 0;
+    const char *seq = hs_field(p, n, "\"seq\"", &sql);
+    int sl = seq ? (int)sql : 0;
     char text[200];
     int tl = snprintf(text, sizeof(text),
                       "{\"seq\":\"%.*s\",\"cmd\":\"%s\",\"response\":{\"code\":200,"
                       "\"codeMsg\":\"Success\",\"data\":null}}", sl > 64 ? 64 : sl, sl ? seq : "",
                       login ? "login" : "heartbeat");
-    char frame[2 + sizeof(text)];
+    if (tl < 0 || (size_t)tl >= sizeof(text))
+        return;
+    char frame[4 + sizeof(text)];
+    size_t hl = 2;
     frame[0] = (char)0x81;
-    frame[1] = (char)tl;                       /* < 126 */
-    memcpy(frame + 2, text, (size_t)tl);
-    hs_write(c, frame, (size_t)tl + 2);
+    if (tl < 126) {
+        frame[1] = (char)tl;
+    } else {                                   /* a long seq: the 16-bit length form */
+        frame[1] = 126;
+        frame[2] = (char)(tl >> 8);
+        frame[3] = (char)(tl & 0xff);
+        hl = 4;
+    }
+    memcpy(frame + hl, text, (size_t)tl);
+    hs_write(c, frame, (size_t)tl + hl);
 }
 
 /* Whole client frames at the front of buf: unmask, answer. Returns the
