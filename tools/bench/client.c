@@ -458,7 +458,7 @@ static void client_push(worker *w, bench_conn *c, const char *p, size_t n, uint6
 {
     const char *m;
     size_t ml;
-    if (jscan_str(p, n, "msg", &m, &ml) != 0 || ml < w->prefix_len + 2 ||
+    if (jscan_str_last(p, n, "msg", &m, &ml) != 0 || ml < w->prefix_len + 2 ||
         memcmp(m, w->prefix, w->prefix_len) != 0) {
         w->st.c.other_rx++;
         return;

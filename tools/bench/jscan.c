@@ -30,6 +30,28 @@ static const char *jscan_value(const char *p, size_t n, const char *key)
     return NULL;
 }
 
+/* Like jscan_value, but the last `"key":` in the text: found from the end,
+ * quote by quote. A push's data.msg is a few quotes from its end, some 20
+ * from its start; for a key that occurs once both give the same member. */
+static const char *jscan_value_last(const char *p, size_t n, const char *key)
+{
+    size_t kl = strlen(key);
+    const char *end = p + n, *e = end;
+    while (e > p) {
+        const char *q = memrchr(p, '"', (size_t)(e - p));   /* a candidate closing quote */
+        if (!q)
+            return NULL;
+        if ((size_t)(q - p) >= kl + 1 && q[-(long)kl - 1] == '"' &&
+            memcmp(q - kl, key, kl) == 0) {
+            const char *v = jscan_skip_ws(q + 1, end);
+            if (v < end && *v == ':')
+                return jscan_skip_ws(v + 1, end);
+        }
+        e = q;
+    }
+    return NULL;
+}
+
 /* The end (closing quote) of the string starting after the quote at p. */
 static const char *jscan_str_end(const char *p, const char *end)
 {
@@ -42,9 +64,8 @@ static const char *jscan_str_end(const char *p, const char *end)
     return NULL;
 }
 
-int jscan_str(const char *p, size_t n, const char *key, const char **v, size_t *vn)
+static int jscan_str_at(const char *s, const char *end, const char **v, size_t *vn)
 {
-    const char *end = p + n, *s = jscan_value(p, n, key);
     if (!s || s >= end || *s != '"')
         return -1;
     const char *e = jscan_str_end(s + 1, end);
@@ -53,6 +74,16 @@ int jscan_str(const char *p, size_t n, const char *key, const char **v, size_t *
     *v = s + 1;
     *vn = (size_t)(e - s - 1);
     return 0;
+}
+
+int jscan_str(const char *p, size_t n, const char *key, const char **v, size_t *vn)
+{
+    return jscan_str_at(jscan_value(p, n, key), p + n, v, vn);
+}
+
+int jscan_str_last(const char *p, size_t n, const char *key, const char **v, size_t *vn)
+{
+    return jscan_str_at(jscan_value_last(p, n, key), p + n, v, vn);
 }
 
 int jscan_int(const char *p, size_t n, const char *key, long *v)

@@ -10,6 +10,10 @@
 /* String member: 0 with *v and *vn set, -1 if absent or not a string. */
 int jscan_str(const char *p, size_t n, const char *key, const char **v, size_t *vn);
 
+/* The same for the last `"key":` in the text, searched from its end: for a
+ * key that occurs once (a push's data.msg), fewer bytes looked at. */
+int jscan_str_last(const char *p, size_t n, const char *key, const char **v, size_t *vn);
+
 /* Integer member (a number, or a numeric string): 0 with *v set, else -1. */
 int jscan_int(const char *p, size_t n, const char *key, long *v);
 
