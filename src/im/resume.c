@@ -37,6 +37,7 @@ typedef struct resume_later {
 typedef struct resume_job {
     task t;
     struct resume_job *next;       /* the worker's pending logins */
+    struct resume_job **pprev;     /* what points at this one there (NULL: not listed) */
     struct worker *w;              /* the worker that owns the job */
     resume_later *later, **later_tail;
     struct conn *c;
@@ -55,8 +56,11 @@ typedef struct resume_job {
     struct resume_item *items;     /* the replay: inbox and room entries */
 } resume_job;
 
-/* The logins of this worker whose task has not run yet (a handful at most:
- * each lives for one trip through the worker's inbox). */
+/* The logins of this worker whose task or store answer has not run yet:
+ * in embedded mode a handful (one trip through the worker's inbox), in
+ * cluster mode every login waiting for Redis (thousands in a reconnect
+ * storm): taken off in O(1); searched only for a command sent during its
+ * login (resume_defer). */
 static _Thread_local resume_job *resume_pending_jobs;
 
 static resume_job *resume_job_of(const struct conn *c)
@@ -67,15 +71,23 @@ static resume_job *resume_job_of(const struct conn *c)
     return NULL;
 }
 
+static void resume_list(resume_job *j)
+{
+    j->next = resume_pending_jobs;
+    if (j->next)
+        j->next->pprev = &j->next;
+    j->pprev = &resume_pending_jobs;
+    resume_pending_jobs = j;
+}
+
 static void resume_unlist(resume_job *j)
 {
-    if (worker_self() != j->w)
+    if (worker_self() != j->w || !j->pprev)
         return;                                   /* final drain: that thread's list is gone */
-    for (resume_job **p = &resume_pending_jobs; *p; p = &(*p)->next)
-        if (*p == j) {
-            *p = j->next;
-            return;
-        }
+    *j->pprev = j->next;
+    if (j->next)
+        j->next->pprev = j->pprev;
+    j->pprev = NULL;
 }
 
 static void resume_job_free(resume_job *j)
@@ -359,8 +371,7 @@ static int resume_login_remote(struct conn *c, const resume_req *q)
         return IM_SERVER_ERROR;
     }
     conn_hold(c);                                /* until resume_found_run */
-    j->next = resume_pending_jobs;
-    resume_pending_jobs = j;
+    resume_list(j);
     if (resume_store_remote->read(q, resume_found_run, j) != 0) {
         resume_unlist(j);
         conn_unhold(c);
@@ -390,8 +401,7 @@ int resume_login(struct conn *c, const resume_req *q)
         code = IM_SERVER_ERROR;
     } else {
         conn_hold(c);                                  /* until resume_run */
-        j->next = resume_pending_jobs;
-        resume_pending_jobs = j;
+        resume_list(j);
         worker_post(conn_worker(c), &j->t);            /* ordered with the sends (resume.h) */
     }
     if (q->has_last_room)
