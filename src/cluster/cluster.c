@@ -568,6 +568,10 @@ void cluster_state_json(jsonw *w)
     jsonw_int(w, rlink_reconnects());
     jsonw_lit(w, ",\"droppedWrites\":");
     jsonw_int(w, rlink_dropped_writes());
+    jsonw_lit(w, ",\"redisPending\":");
+    jsonw_int(w, rlink_pending());
+    jsonw_lit(w, ",\"redisUnsentBytes\":");
+    jsonw_int(w, rlink_unsent_bytes());
     jsonw_lit(w, ",\"rpcAuth\":");
     jsonw_cstr(w, rpc_auth_mode());
     jsonw_lit(w, ",\"rpcRefusedCalls\":");

@@ -65,6 +65,10 @@ int rlink_sentinel_mode(void);
 long rlink_failovers(void);
 long rlink_reconnects(void);
 long rlink_dropped_writes(void);
+/* Commands sent to Redis and not answered yet, and the bytes of them the
+ * socket has not taken (a Redis that stopped reading). Any thread. */
+long rlink_pending(void);
+long rlink_unsent_bytes(void);
 
 /* ---- link thread only ---- */
 

@@ -20,6 +20,7 @@ Run: /usr/bin/python3 tests/integration/test_cluster_faults.py"""
 
 import json
 import os
+import signal
 import socket
 import sys
 import threading
@@ -29,7 +30,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (without_id, HANG_BOUND, SLOW, RedisServer, await_until, close_all, cluster_state,  # noqa: E402
                      copies, is_push, login, main, msg_push, presence_json, presence_key, request,
-                     run, start_cluster, stop_all, until_marker)
+                     run, start_cluster, stop_all, until_marker, wait_until)
 
 SERVERS = "acc:hash:servers"
 RUN = "%x" % int(time.time() * 1000)
@@ -388,6 +389,60 @@ class MutePeerTest(FaultCase):
             finally:
                 await close_all(*socks)
         run(t())
+
+
+class RedisStallTest(FaultCase):
+    """A Redis that stops reading (SIGSTOP) while the node's link has more
+    to write than the socket takes (room sends of 300 kB, each appended to
+    the room's history): the link waits for the socket to drain (POLLOUT)
+    instead of dropping anything, and /system/state shows the commands
+    pending and the bytes not yet written."""
+    N = 1
+
+    def setUp(self):
+        self.redis = RedisServer()
+        self.addCleanup(self.redis.stop)
+        self.nodes = start_cluster(self.redis, self.N, "--set", "cluster.redisTimeout=60000")
+        self.killed = []
+        self.addCleanup(self._stop_nodes)
+
+    def test_writes_wait_for_a_stopped_redis(self):
+        import concurrent.futures
+        (A,) = self.nodes
+        count, size = 60, 300000                 # 18 MB of commands: more than the sockets hold
+        self.redis.proc.send_signal(signal.SIGSTOP)
+        resumed = [False]
+
+        def cont():
+            if not resumed[0]:
+                resumed[0] = True
+                self.redis.proc.send_signal(signal.SIGCONT)
+        self.addCleanup(cont)
+
+        def post(i):
+            msg = ("%03d" % i) * (size // 3)
+            return A.http("/user/sendMessageAll", method="POST", timeout=60 * SLOW,
+                          form={"appID": 103, "userID": "stall1", "msgID": mid("stall-%d" % i),
+                                "message": msg})
+        with concurrent.futures.ThreadPoolExecutor(max_workers=count) as pool:
+            futs = [pool.submit(post, i) for i in range(count)]
+            # every send reached the link, and part of them is still in the
+            # node (the socket took what it could): the POLLOUT path
+            wait_until(lambda: cluster_state(A)["redisPending"] >= count and
+                       cluster_state(A)["redisUnsentBytes"] > 0, timeout=30 * SLOW,
+                       what="%d commands pending, some bytes unsent" % count)
+            self.assertFalse(any(f.done() for f in futs), "answered while Redis was stopped")
+            cont()
+            results = [f.result() for f in futs]
+        for status, _, body in results:
+            self.assertEqual(status, 200, body)
+            self.assertEqual(json.loads(body)["code"], 200, body)
+        self.assertEqual(self.redis.cmd("XLEN", "acc:room:history:103"), count)
+        entries = self.redis.cmd("XRANGE", "acc:room:history:103", "-", "+")
+        msgs = sorted(dict(zip(e[1][::2], e[1][1::2]))["msg"] for e in entries)
+        self.assertEqual(msgs, [("%03d" % i) * (size // 3) for i in range(count)])
+        wait_until(lambda: (cluster_state(A)["redisPending"], cluster_state(A)["redisUnsentBytes"]) == (0, 0),
+                   what="nothing pending once Redis answered")
 
 
 if __name__ == "__main__":
