@@ -27,6 +27,9 @@
 #                      NODE_WORKERS sending processes
 #   CONNECT_RATE=5000  connection set-up pacing
 #   DRAIN=60           longest wait for deliveries after the last push, s
+#   HEARTBEAT=30       the clients' heartbeat interval, s (the chat page's;
+#                      each heartbeat is answered and rewrites the user's
+#                      presence record in Redis)
 #   NAME=room OUT=bench/results   output names
 #   NODE_ARGS, BENCH_ARGS          extra flags for the nodes / imgate-bench
 #   BUILT_FROM         recorded as the nodes' source (default: HEAD, with
@@ -53,6 +56,7 @@ PROCS=${PROCS:-$(((N + 15999) / 16000))}
 NODE_WORKERS=${NODE_WORKERS:-1}
 CONNECT_RATE=${CONNECT_RATE:-5000}
 DRAIN=${DRAIN:-60}
+HEARTBEAT=${HEARTBEAT:-30}
 
 say() { echo "room: $*" >&2; }
 die() { say "$*"; exit 2; }
@@ -185,7 +189,7 @@ for R in $RATES; do
     # shellcheck disable=SC2086
     "$BENCH" room --with-floor -n "$N" --procs "$PROCS" $WS_ARGS --api "$API" $PID_ARGS \
         --node-workers $((NODES * NODE_WORKERS)) --connect-rate "$CONNECT_RATE" \
-        --heartbeat 10 --room-rate "$R" --room-duration "$T" --drain "$DRAIN" --settle 1 \
+        --heartbeat "$HEARTBEAT" --room-rate "$R" --room-duration "$T" --drain "$DRAIN" --settle 1 \
         --json "$OUT/$NAME-r$R.json" -q ${BENCH_ARGS:-} >"$OUT/$NAME-r$R.txt" || rc=1
     cat "$OUT/$NAME-r$R.txt" >&2
     FILES="$FILES $OUT/$NAME-r$R.json"
