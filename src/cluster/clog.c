@@ -365,9 +365,15 @@ static size_t clog_entries(const rlink_val *v, int room, dlog_entry **out, int *
 typedef struct clog_login {
     resume_found_fn fn;
     void *ud;
-    int has_last_room;
-    dlog_id last_room;
+    uint32_t appid;
+    uint8_t uidlen;
+    char uid[PRESENCE_MAX_ID];
+    int has_last, has_last_room;
+    dlog_id last, last_room;
+    int by_text;                   /* resent as EVAL after a NOSCRIPT */
 } clog_login;
+
+static int clog_login_send(clog_login *l);
 
 /* One part of the login script's reply: its entries, the log's newest id
  * (*max, *has_max), and whether entries after `after` are missing (gap). */
@@ -423,8 +429,16 @@ static void clog_on_login(void *ud, int ok, rlink_val *rep, int n)
     clog_part in = { 0 }, rm = { 0 };
     int failed = !ok || n != 1 || rep[0].type != REDIS_REPLY_ARRAY || rep[0].n < 3;
     if (ok && n == 1 && rep[0].type == REDIS_REPLY_ERROR) {
-        log_warn("cluster: reading a login's replay failed: %s", rep[0].str);
         clog_check_noscript(&rep[0]);
+        /* Redis lost the script: read again with its text, the login
+         * waits (its presence is already written: a later read only sees
+         * more, and the gate drops what the replay then has) */
+        if (!l->by_text && rep[0].str && strncmp(rep[0].str, "NOSCRIPT", 8) == 0) {
+            l->by_text = 1;
+            if (clog_login_send(l) == 0)
+                return;
+        }
+        log_warn("cluster: reading a login's replay failed: %s", rep[0].str);
     }
     dlog_id after = { 0, 0 };
     if (!failed) {
@@ -453,37 +467,58 @@ static void clog_on_login(void *ud, int ok, rlink_val *rep, int n)
     free(l);
 }
 
-static int clog_login_read(const resume_req *q, resume_found_fn fn, void *ud)
+/* Submits l's read (EVALSHA, or EVAL once Redis said NOSCRIPT); it waits
+ * for the link if a node just (re)started. 0, or -1 (l is not freed). */
+static int clog_login_send(clog_login *l)
 {
     char ikey[128], ckey[128], rkey[128], last[DLOG_ID_MAX] = "", lroom[DLOG_ID_MAX] = "";
     char nin[24], nroom[24];
-    clog_login *l = calloc(1, sizeof(*l));
-    rlink_query *q2 = l ? rlink_query_new(1, clog_on_login, l) : NULL;
-    if (!q2 || clog_key(ikey, sizeof(ikey), CLOG_INBOX_PREFIX, q->appid, q->uid, q->uidlen) < 0 ||
-        clog_key(ckey, sizeof(ckey), CLOG_CURSOR_PREFIX, q->appid, q->uid, q->uidlen) < 0 ||
-        clog_key(rkey, sizeof(rkey), CLOG_ROOM_PREFIX, q->appid, "", 0) < 0)
+    rlink_query *q = rlink_query_new(1, clog_on_login, l);
+    if (!q || clog_key(ikey, sizeof(ikey), CLOG_INBOX_PREFIX, l->appid, l->uid, l->uidlen) < 0 ||
+        clog_key(ckey, sizeof(ckey), CLOG_CURSOR_PREFIX, l->appid, l->uid, l->uidlen) < 0 ||
+        clog_key(rkey, sizeof(rkey), CLOG_ROOM_PREFIX, l->appid, "", 0) < 0)
         goto fail;
-    l->fn = fn;
-    l->ud = ud;
-    l->has_last_room = q->has_last_room;
-    l->last_room = q->last_room;
-    if (q->has_last)
-        dlog_id_format(q->last, last);
-    if (q->has_last_room)
-        dlog_id_format(q->last_room, lroom);
+    if (l->has_last)
+        dlog_id_format(l->last, last);
+    if (l->has_last_room)
+        dlog_id_format(l->last_room, lroom);
     snprintf(nin, sizeof(nin), "%d", g_node.cfg.inboxMax);
     snprintf(nroom, sizeof(nroom), "%d", g_node.cfg.roomHistoryMax);
     const char *argv[] = { NULL, NULL, NULL, ikey, ckey, rkey, last, lroom, nin, nroom };
     clog_evalsha(argv, CLOG_LOGIN, "3");
-    if (rlink_query_add(q2, 10, argv, NULL) != 0)
+    if (l->by_text) {
+        argv[0] = "EVAL";
+        argv[1] = clog_scripts[CLOG_LOGIN].text;
+    }
+    if (rlink_query_add(q, 10, argv, NULL) != 0)
         goto fail;
-    rlink_query_submit_wait(q2);                  /* a node just (re)started: the link comes */
+    rlink_query_submit_wait(q);
     return 0;
 fail:
-    if (q2)
-        rlink_query_cancel(q2);
-    free(l);
+    if (q)
+        rlink_query_cancel(q);
     return -1;
+}
+
+static int clog_login_read(const resume_req *q, resume_found_fn fn, void *ud)
+{
+    clog_login *l = q->uidlen < PRESENCE_MAX_ID ? calloc(1, sizeof(*l)) : NULL;
+    if (!l)
+        return -1;
+    l->fn = fn;
+    l->ud = ud;
+    l->appid = q->appid;
+    l->uidlen = (uint8_t)q->uidlen;
+    memcpy(l->uid, q->uid, q->uidlen);
+    l->has_last = q->has_last;
+    l->last = q->last;
+    l->has_last_room = q->has_last_room;
+    l->last_room = q->last_room;
+    if (clog_login_send(l) != 0) {
+        free(l);
+        return -1;
+    }
+    return 0;
 }
 
 void clog_init(void)
