@@ -245,14 +245,20 @@ static int hub_is_user(const struct conn *c, const hub_job *j)
 
 static int hub_gate_check(hub_local *h, struct conn *c, const hub_job *j);
 
-enum { HUB_GATE_PASS, HUB_GATE_DROPPED, HUB_GATE_HELD };
+enum { HUB_GATE_PASS, HUB_GATE_DROPPED, HUB_GATE_HELD, HUB_GATE_UNCOUNTED };
 
 /* One recipient: 1 if the push was sent to c (or dropped as one its
  * replay had). A push held at c's gate is not sent yet: 0, so the sender
- * does not move the cursor past it (the gate does, once it is sent). */
+ * does not move the cursor past it (the gate does, once it is sent). A
+ * push through an uncounted gate is sent and counts 0 too: the replay of
+ * that login could not be read, so the cursor must stay where it is. */
 static int hub_deliver(hub_local *h, struct conn *c, const hub_job *j, ws_push *p)
 {
     int g = h->ngates ? hub_gate_check(h, c, j) : HUB_GATE_PASS;
+    if (g == HUB_GATE_UNCOUNTED) {
+        (void)ws_session_send_push(c, p);    /* a failure closes c */
+        return 0;
+    }
     if (g != HUB_GATE_PASS)
         return g == HUB_GATE_DROPPED;
     return ws_session_send_push(c, p) == WS_SEND_OK;
@@ -536,6 +542,7 @@ typedef struct hub_gate {
     struct hub_gate *next;          /* bucket chain */
     struct conn *c;
     int holding;                    /* the replay is being read */
+    int uncounted;                  /* no replay could be read: pushes pass, counted as not delivered */
     uint64_t until;                 /* open: drop replayed ids until then (uv_now) */
     int has_inbox, has_room;
     dlog_id inbox_max, room_max;
@@ -589,7 +596,7 @@ static hub_gate **hub_gate_find(hub_local *h, const struct conn *c, uint64_t now
         return NULL;
     for (hub_gate **pp = &h->gates[hub_gate_slot(h, c)]; *pp;) {
         hub_gate *g = *pp;
-        if (!g->holding && g->until <= now) {
+        if (!g->holding && !g->uncounted && g->until <= now) {
             hub_gate_drop(h, pp);
             continue;
         }
@@ -606,7 +613,7 @@ static void hub_local_sweep(hub_local *h, uint64_t now)
 {
     for (uint32_t b = 0; h->gates && b <= h->gmask; b++)
         for (hub_gate **pp = &h->gates[b]; *pp;) {
-            if (!(*pp)->holding && (*pp)->until <= now)
+            if (!(*pp)->holding && !(*pp)->uncounted && (*pp)->until <= now)
                 hub_gate_drop(h, pp);
             else
                 pp = &(*pp)->next;
@@ -657,6 +664,8 @@ static int hub_gate_check(hub_local *h, struct conn *c, const hub_job *j)
     if (!pp)
         return HUB_GATE_PASS;
     hub_gate *g = *pp;
+    if (g->uncounted)
+        return HUB_GATE_UNCOUNTED;
     if (!g->holding)
         return hub_gate_replayed(g, j->logged, j->id) ? HUB_GATE_DROPPED : HUB_GATE_PASS;
     hub_held *x = g->nheld < HUB_GATE_MAX_HELD ? malloc(sizeof(*x)) : NULL;
@@ -697,6 +706,12 @@ int hub_gate_hold(struct conn *c)
 int hub_gate_open(struct conn *c, const dlog_id *inbox_max, const dlog_id *room_max,
                   uint32_t keep_ms, dlog_id *sent_inbox)
 {
+    return hub_gate_open_ex(c, inbox_max, room_max, keep_ms, 0, sent_inbox);
+}
+
+int hub_gate_open_ex(struct conn *c, const dlog_id *inbox_max, const dlog_id *room_max,
+                     uint32_t keep_ms, int uncounted, dlog_id *sent_inbox)
+{
     hub_local *h = conn_worker(c)->hub;
     uint64_t now = uv_now(&conn_worker(c)->loop);
     hub_gate **pp = hub_gate_find(h, c, now);
@@ -705,6 +720,7 @@ int hub_gate_open(struct conn *c, const dlog_id *inbox_max, const dlog_id *room_
         return 0;
     hub_gate *g = *pp;
     g->holding = 0;
+    g->uncounted = uncounted;
     g->until = now + keep_ms;
     if (inbox_max) {
         g->has_inbox = 1;
@@ -719,7 +735,7 @@ int hub_gate_open(struct conn *c, const dlog_id *inbox_max, const dlog_id *room_
     g->held = NULL;
     g->held_tail = &g->held;
     g->nheld = 0;
-    if (!g->has_inbox && !g->has_room)
+    if (!g->has_inbox && !g->has_room && !uncounted)
         hub_gate_drop(h, pp);                /* nothing to filter later */
     while (list) {
         hub_held *x = list;
@@ -728,7 +744,8 @@ int hub_gate_open(struct conn *c, const dlog_id *inbox_max, const dlog_id *room_
             ws_push p = { .plain = x->frame };
             int ok = ws_session_send_push(c, &p) == WS_SEND_OK;   /* a failure closes c */
             ws_push_release(&p);
-            if (ok && x->log == HUB_LOG_INBOX && (!sent || dlog_id_cmp(x->id, *sent_inbox) > 0)) {
+            if (ok && !uncounted && x->log == HUB_LOG_INBOX &&
+                (!sent || dlog_id_cmp(x->id, *sent_inbox) > 0)) {
                 *sent_inbox = x->id;
                 sent = 1;
             }

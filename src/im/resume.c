@@ -343,9 +343,11 @@ static void resume_found_run(void *ud, const resume_found *f)
     dlog_id held;
     if (cursor && ninbox)
         resume_store_remote->cursor(j->appid, j->uid, j->uidlen, f->inbox[f->ninbox - 1].id);
+    /* no replay read (Redis failed under it): the connection is served,
+     * but its pushes never move the cursor (hub_gate_open_ex) */
     if (c->state == CONN_WS_OPEN &&
-        hub_gate_open(c, f->ok ? f->inbox_max : NULL, f->ok ? f->room_max : NULL,
-                      resume_store_remote->keep_ms, &held) && cursor)
+        hub_gate_open_ex(c, f->ok ? f->inbox_max : NULL, f->ok ? f->room_max : NULL,
+                         resume_store_remote->keep_ms, !f->ok, &held) && cursor)
         resume_store_remote->cursor(j->appid, j->uid, j->uidlen, held);
     resume_run_later(j, c);
     resume_job_free(j);

@@ -343,6 +343,75 @@ class RedisBackTest(DeliveryCase):
             ws.close()
 
 
+class ReadFailureTest(DeliveryCase):
+    """A login's replay read that Redis does not answer: a lost script
+    cache is read again with the script's text (the replay comes); after a
+    read that fails (Redis stopped past cluster.redisTimeout) the login is
+    served without a replay, and its pushes never move the cursor (they
+    count as stored, not pushed), so the next login replays what this one
+    missed."""
+    N = 1
+    ARGS = ("--set", "cluster.redisTimeout=1000")
+
+    def test_noscript_read_again_with_the_text(self):
+        node, = self.nodes
+        for i in range(2):
+            self.assertTrue(send(node, "crf1", "crf1-%d" % i, "kept %d" % i)["data"].get("stored"))
+        self.assertEqual(self.redis.cmd("SCRIPT", "FLUSH"), "OK")
+        ws, reply = login(node, "crf1")
+        try:
+            self.assertEqual(reply["response"]["code"], 200, reply)
+            got = [next_json(ws)["seq"] for _ in range(2)]
+            self.assertEqual(got, ["crf1-0", "crf1-1"])
+            n = [0]
+
+            def live():                            # the send script may need loading again first
+                n[0] += 1
+                return send(node, "crf1", "crf1-live-%d" % n[0], "live")["data"] == {"sendResults": True}
+            wait_until(live, what="a live send")
+            self.assertEqual(next_json(ws)["seq"], "crf1-live-%d" % n[0])
+        finally:
+            ws.close()
+
+    def test_failed_read_never_moves_the_cursor(self):
+        node, = self.nodes
+        for i in range(2):
+            self.assertTrue(send(node, "crf2", "crf2-%d" % i, "kept %d" % i)["data"].get("stored"))
+        self.redis.proc.send_signal(signal.SIGSTOP)
+        stopped = [True]
+
+        def cont():
+            if stopped[0]:
+                stopped[0] = False
+                self.redis.proc.send_signal(signal.SIGCONT)
+        self.addCleanup(cont)
+        ws = RawWS(node.ws_port)
+        try:
+            ws.send(text(cmd_json("login", {"serviceToken": "", "appID": 101, "userID": "crf2"}, seq="L")))
+            reply = next_json(ws)                  # after cluster.redisTimeout the link gives up
+            self.assertEqual((reply["seq"], reply["response"]["code"]), ("L", 200), reply)
+            cont()
+            wait_until(lambda: cluster_state(node)["redis"] == "up", what="the link up again")
+            # served live, but counted as not pushed: the cursor stays before crf2-0
+            n = [0]
+
+            def live():
+                n[0] += 1
+                return send(node, "crf2", "crf2-live-%d" % n[0], "live")["data"] == \
+                    {"sendResults": False, "stored": True}
+            wait_until(live, what="a live send, counted as stored")
+            self.assertEqual(next_json(ws)["seq"], "crf2-live-%d" % n[0])
+        finally:
+            ws.close()
+        self.logged_in(node, 0)
+        ws, reply = login(node, "crf2")            # everything since the cursor, in order
+        try:
+            want = ["crf2-0", "crf2-1", "crf2-live-%d" % n[0]]
+            self.assertEqual([next_json(ws)["seq"] for _ in range(3)], want)
+        finally:
+            ws.close()
+
+
 class DisabledTest(DeliveryCase):
     ARGS = ("--set", "delivery.enabled=false")
 
