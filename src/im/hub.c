@@ -756,6 +756,13 @@ int hub_gate_open_ex(struct conn *c, const dlog_id *inbox_max, const dlog_id *ro
     return sent;
 }
 
+int hub_gate_uncounted(struct conn *c)
+{
+    hub_local *h = conn_worker(c)->hub;
+    hub_gate **pp = h->ngates ? hub_gate_find(h, c, uv_now(&conn_worker(c)->loop)) : NULL;
+    return pp && (*pp)->uncounted;
+}
+
 /* ---------- attach / detach ---------- */
 
 /* Whether enter/exit are announced in room r: not in a big room, so a big

@@ -116,6 +116,8 @@ int hub_gate_open(struct conn *c, const dlog_id *inbox_max, const dlog_id *room_
  * then. */
 int hub_gate_open_ex(struct conn *c, const dlog_id *inbox_max, const dlog_id *room_max,
                      uint32_t keep_ms, int uncounted, dlog_id *sent_inbox);
+/* Was c's gate opened uncounted (its login's replay could not be read)? */
+int hub_gate_uncounted(struct conn *c);
 
 /* Announces cmd ("enter"/"exit") of user uid to this node's room appid,
  * the user excluded; nothing in a room over im.presenceEventsMaxRoom. Any

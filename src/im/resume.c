@@ -422,6 +422,8 @@ int resume_ack(struct conn *c, const char *id, size_t len)
         return IM_NOT_LOGGED_IN;
     if (dlog_id_parse(id, len, &v) != 0)
         return IM_PARAM_ILLEGAL;
+    if (resume_store_remote && hub_gate_uncounted(c))
+        return IM_OK;      /* its replay was never read: the cursor stays for the next login */
     if (resume_store_remote) {                   /* the store ignores an id its inbox never gave */
         resume_store_remote->cursor(c->pres->appid, c->pres->id, c->pres->idlen, v);
         return IM_OK;

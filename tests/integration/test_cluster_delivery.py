@@ -400,7 +400,11 @@ class ReadFailureTest(DeliveryCase):
                 return send(node, "crf2", "crf2-live-%d" % n[0], "live")["data"] == \
                     {"sendResults": False, "stored": True}
             wait_until(live, what="a live send, counted as stored")
-            self.assertEqual(next_json(ws)["seq"], "crf2-live-%d" % n[0])
+            m = next_json(ws)
+            self.assertEqual(m["seq"], "crf2-live-%d" % n[0])
+            ws.send(text(cmd_json("ack", {"id": m["response"]["data"]["id"]}, seq="A")))
+            r = next_json(ws)                      # answered, but the cursor stays too
+            self.assertEqual((r["seq"], r["response"]["code"]), ("A", 200), r)
         finally:
             ws.close()
         self.logged_in(node, 0)
