@@ -34,7 +34,11 @@
 #                                      the heartbeats keep connections alive);
 #                                      at 1 M connections the default (30 s)
 #                                      would be 33,000 pings and pongs a second
-#   ROUNDS=5 INTERVAL=20 DRAIN=40      broadcast rounds, s between them, s to wait
+#   ROUNDS=5 INTERVAL=45 DRAIN=40      broadcast rounds, s between them, s to wait
+#                                      (rounds must not overlap: each is timed
+#                                      to its last delivery, as each floor
+#                                      trial is, alone; a 1 M broadcast takes
+#                                      20-40 s on this machine)
 #   FLOOR_TRIALS=3     raw-TCP floor trials (their median and the fastest)
 #   NODE_WORKERS=1     worker threads per node; the floor gets NODES x
 #                      NODE_WORKERS sending processes (53 at 1 M)
@@ -69,7 +73,7 @@ HOLD=${HOLD:-60}
 HEARTBEAT=${HEARTBEAT:-150}
 PING=${PING:-0}
 ROUNDS=${ROUNDS:-5}
-INTERVAL=${INTERVAL:-20}
+INTERVAL=${INTERVAL:-45}
 DRAIN=${DRAIN:-40}
 FLOOR_TRIALS=${FLOOR_TRIALS:-3}
 NODE_WORKERS=${NODE_WORKERS:-1}
