@@ -312,6 +312,8 @@ static int rl_send(rlink_reply_fn fn, void *ud, const char *cmd, size_t len)
     if (g_rl.inflight++ == 0)
         g_rl.last_progress = uv_now(&g_rl.loop);
     rl_note_inflight();
+    if (g_rl.ac->ev.data && (((rl_ev *)g_rl.ac->ev.data)->events & UV_WRITABLE))
+        rl_note_unsent(g_rl.ac);      /* a stalled socket: the figure grows */
     return 0;
 }
 

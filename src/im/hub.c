@@ -250,8 +250,9 @@ enum { HUB_GATE_PASS, HUB_GATE_DROPPED, HUB_GATE_HELD, HUB_GATE_UNCOUNTED };
 /* One recipient: 1 if the push was sent to c (or dropped as one its
  * replay had). A push held at c's gate is not sent yet: 0, so the sender
  * does not move the cursor past it (the gate does, once it is sent). A
- * push through an uncounted gate is sent and counts 0 too: the replay of
- * that login could not be read, so the cursor must stay where it is. */
+ * logged inbox push through an uncounted gate is sent and counts 0 too:
+ * the replay of that login could not be read, so the cursor must stay
+ * where it is (other pushes count as usual: they move no cursor). */
 static int hub_deliver(hub_local *h, struct conn *c, const hub_job *j, ws_push *p)
 {
     int g = h->ngates ? hub_gate_check(h, c, j) : HUB_GATE_PASS;
@@ -664,8 +665,8 @@ static int hub_gate_check(hub_local *h, struct conn *c, const hub_job *j)
     if (!pp)
         return HUB_GATE_PASS;
     hub_gate *g = *pp;
-    if (g->uncounted)
-        return HUB_GATE_UNCOUNTED;
+    if (g->uncounted)              /* only an inbox push moves a cursor */
+        return j->logged == HUB_LOG_INBOX ? HUB_GATE_UNCOUNTED : HUB_GATE_PASS;
     if (!g->holding)
         return hub_gate_replayed(g, j->logged, j->id) ? HUB_GATE_DROPPED : HUB_GATE_PASS;
     hub_held *x = g->nheld < HUB_GATE_MAX_HELD ? malloc(sizeof(*x)) : NULL;

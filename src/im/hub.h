@@ -110,10 +110,10 @@ int hub_gate_hold(struct conn *c);               /* 0, or -1 (no memory) */
 int hub_gate_open(struct conn *c, const dlog_id *inbox_max, const dlog_id *room_max,
                   uint32_t keep_ms, dlog_id *sent_inbox);
 /* The same; uncounted: the replay could not be read, so for as long as c
- * lives its pushes (the held ones too) are sent but count as not
- * delivered: no sender moves the cursor past what was never replayed, and
- * the next login replays it (again, for what c got meanwhile). Returns 0
- * then. */
+ * lives its logged inbox pushes (the held ones too) are sent but count as
+ * not delivered: no sender moves the cursor past what was never replayed,
+ * and the next login replays it (again, for what c got meanwhile). Other
+ * pushes count as usual. Returns 0 then. */
 int hub_gate_open_ex(struct conn *c, const dlog_id *inbox_max, const dlog_id *room_max,
                      uint32_t keep_ms, int uncounted, dlog_id *sent_inbox);
 /* Was c's gate opened uncounted (its login's replay could not be read)? */

@@ -38,6 +38,7 @@ typedef struct resume_job {
     task t;
     struct resume_job *next;       /* the worker's pending logins */
     struct resume_job **pprev;     /* what points at this one there (NULL: not listed) */
+    struct resume_job **head;      /* the list it is on: that thread's resume_pending_jobs */
     struct worker *w;              /* the worker that owns the job */
     resume_later *later, **later_tail;
     struct conn *c;
@@ -77,13 +78,18 @@ static void resume_list(resume_job *j)
     if (j->next)
         j->next->pprev = &j->next;
     j->pprev = &resume_pending_jobs;
+    j->head = &resume_pending_jobs;
     resume_pending_jobs = j;
 }
 
 static void resume_unlist(resume_job *j)
 {
-    if (worker_self() != j->w || !j->pprev)
-        return;                                   /* final drain: that thread's list is gone */
+    if (!j->pprev)
+        return;
+    if (worker_self() != j->w || j->head != &resume_pending_jobs) {
+        j->pprev = NULL;           /* the final drain, on another thread: that list is gone */
+        return;
+    }
     *j->pprev = j->next;
     if (j->next)
         j->next->pprev = j->pprev;
@@ -343,11 +349,12 @@ static void resume_found_run(void *ud, const resume_found *f)
     dlog_id held;
     if (cursor && ninbox)
         resume_store_remote->cursor(j->appid, j->uid, j->uidlen, f->inbox[f->ninbox - 1].id);
-    /* no replay read (Redis failed under it): the connection is served,
-     * but its pushes never move the cursor (hub_gate_open_ex) */
+    /* no replay read (Redis failed under it), or not all of it made into
+     * frames (out of memory): the connection is served, but its pushes
+     * never move the cursor (hub_gate_open_ex) */
     if (c->state == CONN_WS_OPEN &&
         hub_gate_open_ex(c, f->ok ? f->inbox_max : NULL, f->ok ? f->room_max : NULL,
-                         resume_store_remote->keep_ms, !f->ok, &held) && cursor)
+                         resume_store_remote->keep_ms, !f->ok || j->failed, &held) && cursor)
         resume_store_remote->cursor(j->appid, j->uid, j->uidlen, held);
     resume_run_later(j, c);
     resume_job_free(j);
