@@ -343,15 +343,39 @@ class RedisBackTest(DeliveryCase):
             ws.close()
 
 
-class ReadFailureTest(DeliveryCase):
+class ReadFailureBase(DeliveryCase):
+    """One node; its Redis link gives up after 1 s (cluster.redisTimeout)."""
+    N = 1
+    ARGS = ("--set", "cluster.redisTimeout=1000")
+
+    def login_while_redis_stops(self, node, user):
+        """Logs user in while Redis is stopped: the link gives up after
+        cluster.redisTimeout, the login is answered without a replay; then
+        Redis goes on and the link comes back. Returns the socket."""
+        self.redis.proc.send_signal(signal.SIGSTOP)
+        stopped = [True]
+
+        def cont():
+            if stopped[0]:
+                stopped[0] = False
+                self.redis.proc.send_signal(signal.SIGCONT)
+        self.addCleanup(cont)
+        ws = RawWS(node.ws_port)
+        ws.send(text(cmd_json("login", {"serviceToken": "", "appID": 101, "userID": user}, seq="L")))
+        reply = next_json(ws)
+        self.assertEqual((reply["seq"], reply["response"]["code"]), ("L", 200), reply)
+        cont()
+        wait_until(lambda: cluster_state(node)["redis"] == "up", what="the link up again")
+        return ws
+
+
+class ReadFailureTest(ReadFailureBase):
     """A login's replay read that Redis does not answer: a lost script
     cache is read again with the script's text (the replay comes); after a
     read that fails (Redis stopped past cluster.redisTimeout) the login is
     served without a replay, and its pushes never move the cursor (they
     count as stored, not pushed), so the next login replays what this one
     missed."""
-    N = 1
-    ARGS = ("--set", "cluster.redisTimeout=1000")
 
     def test_noscript_read_again_with_the_text(self):
         node, = self.nodes
@@ -377,21 +401,8 @@ class ReadFailureTest(DeliveryCase):
         node, = self.nodes
         for i in range(2):
             self.assertTrue(send(node, "crf2", "crf2-%d" % i, "kept %d" % i)["data"].get("stored"))
-        self.redis.proc.send_signal(signal.SIGSTOP)
-        stopped = [True]
-
-        def cont():
-            if stopped[0]:
-                stopped[0] = False
-                self.redis.proc.send_signal(signal.SIGCONT)
-        self.addCleanup(cont)
-        ws = RawWS(node.ws_port)
+        ws = self.login_while_redis_stops(node, "crf2")
         try:
-            ws.send(text(cmd_json("login", {"serviceToken": "", "appID": 101, "userID": "crf2"}, seq="L")))
-            reply = next_json(ws)                  # after cluster.redisTimeout the link gives up
-            self.assertEqual((reply["seq"], reply["response"]["code"]), ("L", 200), reply)
-            cont()
-            wait_until(lambda: cluster_state(node)["redis"] == "up", what="the link up again")
             # served live, but counted as not pushed: the cursor stays before crf2-0
             n = [0]
 
