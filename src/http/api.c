@@ -13,6 +13,7 @@
 #include "cluster/cluster.h"
 #include "cluster/cstate.h"
 #include "cluster/kick.h"
+#include "cluster/rlink.h"
 #include "cluster/route.h"
 #include "cluster/rpc.h"
 #include "core/jsonw.h"
@@ -933,6 +934,10 @@ static void api_metrics(api_ctx *x)
     api_metric(&w, "imgate_resident_memory_bytes", "gauge", "Resident memory of the process.", api_rss_bytes());
     api_metric(&w, "imgate_rpc_refused_calls_total", "counter",
                "Incoming gRPC calls refused for a missing or wrong cluster.rpcToken.", rpc_refused_calls());
+    api_metric(&w, "imgate_redis_pending_commands", "gauge",
+               "Commands sent to Redis not answered yet (cluster mode).", rlink_pending());
+    api_metric(&w, "imgate_redis_unsent_bytes", "gauge",
+               "Bytes of those commands the Redis socket has not taken yet (cluster mode).", rlink_unsent_bytes());
     api_deflate_metrics(&w);
     size_t len;
     const char *text = jsonw_text(&w, &len);

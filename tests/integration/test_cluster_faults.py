@@ -435,6 +435,11 @@ class RedisStallTest(FaultCase):
                        cluster_state(A)["redisUnsentBytes"] > 0, timeout=30 * SLOW,
                        what="%d commands pending, some bytes unsent" % count)
             self.assertFalse(any(f.done() for f in futs), "answered while Redis was stopped")
+            _, _, body = A.http("/metrics")
+            gauges = {l.split()[0]: int(l.split()[1]) for l in body.decode().splitlines()
+                      if l.startswith("imgate_redis_")}
+            self.assertGreaterEqual(gauges["imgate_redis_pending_commands"], count, gauges)
+            self.assertGreater(gauges["imgate_redis_unsent_bytes"], 0, gauges)
             cont()
             results = [f.result() for f in futs]
         for status, _, body in results:
