@@ -260,3 +260,32 @@ test('SIGTERM with calls in flight: every call settles and the node exits cleanl
     await other.stop();
   }
 });
+
+// A login whose replay read failed (Redis stopped past cluster.redisTimeout) is served, but the
+// logged messages to it count as not delivered (their cursor must stay for the next login). A
+// SendMsg without an id, as a Go peer sends, is not logged and moves no cursor: it counts as
+// delivered as usual (answered 1000, the caller would take it as not sent and send it again).
+test('an unlogged SendMsg to a login whose replay read failed counts as delivered', async () => {
+  redis.proc.kill('SIGSTOP');
+  let stopped = true;
+  const cont = () => {
+    if (stopped) {
+      stopped = false;
+      redis.proc.kill('SIGCONT');
+    }
+  };
+  let ws;
+  try {
+    ws = await open();
+    ws.send(JSON.stringify({ seq: 'L', cmd: 'login', data: { serviceToken: '', appID: 101, userID: 'u9' } }));
+    const r = await next(ws, (m) => m.seq === 'L' && m.cmd === 'login', 'the login reply, once the link gave up');
+    assert.strictEqual(r.json.response.code, 200, r.text);
+    cont();
+    const s = await call('SendMsg', { seq: 'un1', appID: 101, userID: 'u9', cms: 'msg', type: 'text', msg: 'x' });
+    assert.deepStrictEqual(s, { retCode: 200, errMsg: 'Success', sendMsgID: 'un1' });
+    await next(ws, (m) => m.seq === 'un1' && m.cmd === 'msg', 'the message un1');
+  } finally {
+    cont();
+    if (ws) await close(ws);
+  }
+});
