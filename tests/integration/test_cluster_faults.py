@@ -89,13 +89,15 @@ class FaultCase(unittest.TestCase):
     def send(self, node, app, user, message, msgid):
         return self.timed(node, "/user/sendMessage", appID=app, userID=user, msgID=msgid, message=message)
 
-    async def assert_each_once(self, node, targets, msgid, message, sender, stored_ok=False):
+    async def assert_each_once(self, node, targets, msgid, message, sender, stored_ok=False, room=False):
         """Every target (ws, appID, userID) receives the push msgid exactly
         once and no other message push: everything up to a later marker
         push through `node` (sent after the push's call answered, so behind
-        any copy of it) is that one copy plus enter/exit pushes, which
-        arrive from other nodes whenever their announcement does."""
-        got = await until_marker(node, targets, stored_ok=stored_ok)
+        any copy of it; room=True for a room push: a room marker, since order
+        holds within a log, docs/protocol.md) is that one copy plus
+        enter/exit pushes, which arrive from other nodes whenever their
+        announcement does."""
+        got = await until_marker(node, targets, stored_ok=stored_ok, room=room)
         for (ws, app, user), msgs in zip(targets, got):
             c = copies(msgs, msgid)
             self.assertEqual(len(c), 1, "%s: %d copies of %s: %r" % (user, len(c), msgid, msgs))
@@ -135,7 +137,7 @@ class KillNodeTest(FaultCase):
                     msgid = mid("kill-now-%d" % i)
                     r = self.send_all(node, 101, "system", "still here %d" % i, msgid)
                     self.assertEqual(r["code"], 200, r)
-                    await self.assert_each_once(node, survivors, msgid, "still here %d" % i, "system")
+                    await self.assert_each_once(node, survivors, msgid, "still here %d" % i, "system", room=True)
                     self.user_list(node, 101)
                     self.online(node, 101, "kc")
                     self.online(node, 0, "kc")
@@ -171,7 +173,7 @@ class KillNodeTest(FaultCase):
                         msgid = mid("kill-after-%d-%d" % (i, n.rpc_port))
                         r = self.send_all(n, 101, "system", "after", msgid)
                         self.assertEqual(r["code"], 200, r)
-                        await self.assert_each_once(n, survivors, msgid, "after", "system")
+                        await self.assert_each_once(n, survivors, msgid, "after", "system", room=True)
                         self.user_list(n, 101)
                 self.assertEqual([calls_to_c(A), calls_to_c(B)], before,
                                  "calls still go to a node that left the registry")
@@ -274,7 +276,7 @@ class RedisRestartTest(FaultCase):
                 r = self.send_all(A, 101, "system", "all back", msgid)
                 self.assertEqual(r["data"], {"sendResults": True}, r)
                 await self.assert_each_once(A, [(r1, 101, "r1"), (r2, 101, "r2"), (r3, 101, "r3")],
-                                            msgid, "all back", "system", stored_ok=True)
+                                            msgid, "all back", "system", room=True)
             finally:
                 await close_all(*socks)
         run(t())
@@ -351,7 +353,7 @@ class MutePeerTest(FaultCase):
                         r = self.send_all(node, 102, "system", "through", msgid)
                         self.assertEqual(r["code"], 200, r)
                         await self.assert_each_once(node, [(f1, 102, "f1"), (f2, 102, "f2")], msgid,
-                                                    "through", "system")
+                                                    "through", "system", room=True)
                         self.assertEqual(self.user_list(node, 102), {"userCount": 2, "userList": ["f1", "f2"]},
                                          "every real user listed despite the mute peer")
                         self.assertTrue(self.online(node, 102, "f2"))
