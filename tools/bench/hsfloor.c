@@ -12,13 +12,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-#include <openssl/sha.h>
 #include <uv.h>
+
+#include "jscan.h"
+#include "wsc.h"
 
 #define HS_BUF 1024
 #define HS_MAX_PROCS 256
-#define HS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 typedef struct hs_conn {
     uv_tcp_t tcp;
@@ -66,50 +66,33 @@ static int hs_upgrade(hs_conn *c, const char *end)
     const char *ke = k;
     while (ke < end && *ke != '\r')
         ke++;
-    char in[128], acc[64], out[256];
+    char key[WSC_KEY_LEN + 1], acc[WSC_ACCEPT_LEN + 1], out[256];
     int kl = (int)(ke - k);
-    if (kl <= 0 || kl > 64)
+    if (kl <= 0 || kl > WSC_KEY_LEN)
         return -1;
-    int il = snprintf(in, sizeof(in), "%.*s%s", kl, k, HS_GUID);
-    unsigned char sha[SHA_DIGEST_LENGTH];
-    SHA1((const unsigned char *)in, (size_t)il, sha);
-    EVP_EncodeBlock((unsigned char *)acc, sha, SHA_DIGEST_LENGTH);
+    memcpy(key, k, (size_t)kl);
+    key[kl] = 0;
+    if (wsc_accept(key, acc) != 0)
+        return -1;
     int n = snprintf(out, sizeof(out), "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", acc);
     hs_write(c, out, (size_t)n);
     return 0;
 }
 
-/* The string value of "key" in p[0..n) (whitespace allowed around the
- * colon), or NULL; *vl its length. Enough for the two fields read here. */
-static const char *hs_field(const char *p, size_t n, const char *key, size_t *vl)
-{
-    size_t kl = strlen(key);
-    const char *end = p + n, *k = memmem(p, n, key, kl);
-    if (!k)
-        return NULL;
-    const char *v = k + kl;
-    while (v < end && (*v == ' ' || *v == ':'))
-        v++;
-    if (v >= end || *v++ != '"')
-        return NULL;
-    const char *e = memchr(v, '"', (size_t)(end - v));
-    if (!e)
-        return NULL;
-    *vl = (size_t)(e - v);
-    return v;
-}
-
 /* Answers a login or heartbeat text message (seq echoed). */
 static void hs_message(hs_conn *c, const char *p, size_t n)
 {
     size_t cl = 0, sql = 0;
-    const char *cmd = hs_field(p, n, "\"cmd\"", &cl);
+    const char *cmd = NULL, *seq = NULL;
+    if (jscan_str(p, n, "cmd", &cmd, &cl) != 0)
+        return;
     int login = cmd && cl == 5 && memcmp(cmd, "login", 5) == 0;
     int hb = cmd && cl == 9 && memcmp(cmd, "heartbeat", 9) == 0;
     if (!login && !hb)
         return;
-    const char *seq = hs_field(p, n, "\"seq\"", &sql);
+    if (jscan_str(p, n, "seq", &seq, &sql) != 0)
+        seq = NULL;
     int sl = seq ? (int)sql : 0;
     char text[200];
     int tl = snprintf(text, sizeof(text),
