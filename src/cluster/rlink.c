@@ -218,13 +218,9 @@ static void rl_ev_del_read(void *p) { rl_ev_set(p, ((rl_ev *)p)->events & ~UV_RE
 static void rl_ev_add_write(void *p)
 {
     rl_ev *e = p;
-    if (e->ac && (e->ac->c.flags & REDIS_CONNECTED) && !e->flushing && !(e->events & UV_WRITABLE)) {
-        if (!uv_is_active((uv_handle_t *)&e->flush) &&
-            uv_idle_start(&e->flush, rl_ev_on_flush) == 0)
-            return;
-        if (uv_is_active((uv_handle_t *)&e->flush))
-            return;
-    }
+    if (e->ac && (e->ac->c.flags & REDIS_CONNECTED) && !e->flushing && !(e->events & UV_WRITABLE) &&
+        (uv_is_active((uv_handle_t *)&e->flush) || uv_idle_start(&e->flush, rl_ev_on_flush) == 0))
+        return;                                  /* written by the flush */
     rl_ev_set(e, e->events | UV_WRITABLE);
 }
 

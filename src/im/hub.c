@@ -705,13 +705,7 @@ int hub_gate_hold(struct conn *c)
 }
 
 int hub_gate_open(struct conn *c, const dlog_id *inbox_max, const dlog_id *room_max,
-                  uint32_t keep_ms, dlog_id *sent_inbox)
-{
-    return hub_gate_open_ex(c, inbox_max, room_max, keep_ms, 0, sent_inbox);
-}
-
-int hub_gate_open_ex(struct conn *c, const dlog_id *inbox_max, const dlog_id *room_max,
-                     uint32_t keep_ms, int uncounted, dlog_id *sent_inbox)
+                  uint32_t keep_ms, int uncounted, dlog_id *sent_inbox)
 {
     hub_local *h = conn_worker(c)->hub;
     uint64_t now = uv_now(&conn_worker(c)->loop);

@@ -107,15 +107,13 @@ int hub_gate_hold(struct conn *c);               /* 0, or -1 (no memory) */
 /* Returns 1 with *sent_inbox = the newest inbox id among the held pushes it
  * sent (a held push is not "delivered" for its sender: the caller moves
  * the cursor), else 0. */
-int hub_gate_open(struct conn *c, const dlog_id *inbox_max, const dlog_id *room_max,
-                  uint32_t keep_ms, dlog_id *sent_inbox);
-/* The same; uncounted: the replay could not be read, so for as long as c
- * lives its logged inbox pushes (the held ones too) are sent but count as
- * not delivered: no sender moves the cursor past what was never replayed,
- * and the next login replays it (again, for what c got meanwhile). Other
+/* uncounted: the replay could not be read, so for as long as c lives its
+ * logged inbox pushes (the held ones too) are sent but count as not
+ * delivered: no sender moves the cursor past what was never replayed, and
+ * the next login replays it (again, for what c got meanwhile). Other
  * pushes count as usual. Returns 0 then. */
-int hub_gate_open_ex(struct conn *c, const dlog_id *inbox_max, const dlog_id *room_max,
-                     uint32_t keep_ms, int uncounted, dlog_id *sent_inbox);
+int hub_gate_open(struct conn *c, const dlog_id *inbox_max, const dlog_id *room_max,
+                  uint32_t keep_ms, int uncounted, dlog_id *sent_inbox);
 /* Was c's gate opened uncounted (its login's replay could not be read)? */
 int hub_gate_uncounted(struct conn *c);
 

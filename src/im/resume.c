@@ -351,10 +351,10 @@ static void resume_found_run(void *ud, const resume_found *f)
         resume_store_remote->cursor(j->appid, j->uid, j->uidlen, f->inbox[f->ninbox - 1].id);
     /* no replay read (Redis failed under it), or not all of it made into
      * frames (out of memory): the connection is served, but its pushes
-     * never move the cursor (hub_gate_open_ex) */
+     * never move the cursor (hub_gate_open) */
     if (c->state == CONN_WS_OPEN &&
-        hub_gate_open_ex(c, f->ok ? f->inbox_max : NULL, f->ok ? f->room_max : NULL,
-                         resume_store_remote->keep_ms, !f->ok || j->failed, &held) && cursor)
+        hub_gate_open(c, f->ok ? f->inbox_max : NULL, f->ok ? f->room_max : NULL,
+                      resume_store_remote->keep_ms, !f->ok || j->failed, &held) && cursor)
         resume_store_remote->cursor(j->appid, j->uid, j->uidlen, held);
     resume_run_later(j, c);
     resume_job_free(j);
