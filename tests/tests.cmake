@@ -32,6 +32,13 @@ foreach(src ${PY_TESTS})
   set_tests_properties(it.${name} PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE ${IMGATE_SKIP_CODE}
     ENVIRONMENT "IMGATE_BIN=$<TARGET_FILE:imgate>;IMGATE_SANITIZE=${IMGATE_SANITIZE}")
 endforeach()
+# The write paths without io_uring (net/uring.h): where the kernel refuses
+# one, each socket is written with its own system call.
+foreach(name test_coalesce test_conn_core)
+  add_test(NAME it.${name}.no_uring COMMAND ${PY} ${CMAKE_SOURCE_DIR}/tests/integration/${name}.py)
+  set_tests_properties(it.${name}.no_uring PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE ${IMGATE_SKIP_CODE}
+    ENVIRONMENT "IMGATE_BIN=$<TARGET_FILE:imgate>;IMGATE_SANITIZE=${IMGATE_SANITIZE};IMGATE_IO_URING=0")
+endforeach()
 
 file(GLOB JS_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/js/*.test.js)
 foreach(src ${JS_TESTS})

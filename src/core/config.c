@@ -66,6 +66,7 @@ static const config_key config_keys[] = {
     {"app.allowedOrigins", NULL, CT_LIST, CONFIG_FIELD(allowedOrigins), 0, 0, CK_NONE, false},
     {"app.tlsCert", "IMGATE_TLS_CERT", CT_STR, CONFIG_FIELD(tlsCert), 0, 0, CK_NONE, false},
     {"app.tlsKey", "IMGATE_TLS_KEY", CT_STR, CONFIG_FIELD(tlsKey), 0, 0, CK_NONE, false},
+    {"app.ioUring", "IMGATE_IO_URING", CT_BOOL, CONFIG_FIELD(ioUring), 0, 1, CK_NONE, false},
     {"app.perMessageDeflate", NULL, CT_BOOL, CONFIG_FIELD(perMessageDeflate), 0, 1, CK_NONE, false},
     {"app.deflateMinSize", NULL, CT_SIZE, CONFIG_FIELD(deflateMinSize), 0, 1024 * CONFIG_KIB * CONFIG_KIB, CK_NONE, false},
     {"redis.addr", "IMGATE_REDIS", CT_STR, CONFIG_FIELD(redisAddr), 0, 0, CK_NONE, false},
@@ -139,6 +140,7 @@ void config_defaults(config *c)
     c->httpIdleTimeout = 60;
     c->maxHttpConnections = 1024;
     c->deflateMinSize = 128;
+    c->ioUring = 1;
     c->deliveryEnabled = 1;
     c->inboxMax = 1000;
     c->inboxTTL = 7 * 24 * 3600;

@@ -41,6 +41,7 @@ typedef struct config {
     int maxConnections;              /* WebSocket port; 0 = only the open-file limit */
     int maxHttpConnections;          /* HTTP API port, counted apart; 0 = no cap; 1024 */
     int perMessageDeflate;           /* RFC 7692 offered by clients is accepted; false */
+    int ioUring;                     /* end-of-turn writes in one io_uring call (net/uring.h); true */
     size_t deflateMinSize;           /* messages under this are sent uncompressed, 128 */
     char logLevel[16];               /* debug|info|warn|error, "info" */
     char requestLog[CONFIG_STR];     /* "" = request log goes with the debug log */

@@ -618,6 +618,7 @@ static void api_send_message_all(api_ctx *x) { api_send(x, 1); }
 typedef struct api_totals {
     long conns, http_conns, ws, logged_in, out_bytes, http_out_bytes, out_queues, msgs_in, frames_out;
     long slow_closed, rate_closed, handshake_timeouts, ws_writes, ws_write_bytes, room_pending;
+    long ring_on, ring_writes, ring_submits;
 } api_totals;
 
 static void api_sum(api_totals *t)
@@ -638,6 +639,9 @@ static void api_sum(api_totals *t)
         t->rate_closed += atomic_load_explicit(&s->rate_closed, memory_order_relaxed);
         t->handshake_timeouts += atomic_load_explicit(&s->handshake_timeouts, memory_order_relaxed);
         t->ws_writes += atomic_load_explicit(&s->ws_writes, memory_order_relaxed);
+        t->ring_on += atomic_load_explicit(&s->ring_on, memory_order_relaxed);
+        t->ring_writes += atomic_load_explicit(&s->ring_writes, memory_order_relaxed);
+        t->ring_submits += atomic_load_explicit(&s->ring_submits, memory_order_relaxed);
         t->ws_write_bytes += atomic_load_explicit(&s->ws_write_bytes, memory_order_relaxed);
         t->room_pending += atomic_load_explicit(&s->room_pending, memory_order_relaxed);
     }
@@ -707,6 +711,9 @@ static void api_state_body(jsonw *w, const api_totals *t)
     api_num(w, "outQueues", t->out_queues);
     api_num(w, "wsWrites", t->ws_writes);
     api_num(w, "wsWriteBytes", t->ws_write_bytes);
+    api_num(w, "ioUringWorkers", t->ring_on);
+    api_num(w, "wsRingWrites", t->ring_writes);
+    api_num(w, "wsRingSubmits", t->ring_submits);
     api_num(w, "roomPushesPending", t->room_pending);
     api_num(w, "slowConsumersClosed", t->slow_closed);
     api_num(w, "rateLimitedClosed", t->rate_closed);
@@ -916,6 +923,12 @@ static void api_metrics(api_ctx *x)
     api_metric(&w, "imgate_ws_writes_total", "counter",
                "Writes to WebSocket sockets (a turn's frames to one socket go out in one).", t.ws_writes);
     api_metric(&w, "imgate_ws_write_bytes_total", "counter", "Bytes those writes put on the wire.", t.ws_write_bytes);
+    api_metric(&w, "imgate_io_uring_workers", "gauge",
+               "Workers whose end-of-turn writes go to the kernel through an io_uring.", t.ring_on);
+    api_metric(&w, "imgate_ws_ring_writes_total", "counter", "WebSocket writes made through the io_uring.",
+               t.ring_writes);
+    api_metric(&w, "imgate_ws_ring_submits_total", "counter",
+               "System calls (io_uring_enter) that made them.", t.ring_submits);
     api_metric(&w, "imgate_room_pushes_pending", "gauge",
                "Room pushes not yet round their room on a worker (one per push and worker).", t.room_pending);
     api_metric(&w, "imgate_slow_consumers_closed_total", "counter", "Connections closed for a full outbound queue.", t.slow_closed);

@@ -11,10 +11,13 @@
  * empty queue does not write at once; its frames of the loop turn are held
  * by the worker (shared buffers by reference, small unshared bytes copied
  * into the batch's arena) and written at the end of the turn with one
- * uv_try_write per connection. TLS connections keep the direct path: the
- * records are made per send by tls_send. */
+ * write per connection: all of the turn's connections in one io_uring_enter
+ * when the worker has a ring (net/uring.h; conn_batch_ahead), else one
+ * uv_try_write each. TLS connections keep the direct path: the records are
+ * made per send by tls_send. */
 #include "net/conn.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +26,7 @@
 #include "core/log.h"
 #include "core/node.h"
 #include "net/tls.h"
+#include "net/uring.h"
 #include "net/worker.h"
 
 #define CONN_WRITE_BATCH 64       /* buffers per uv_write */
@@ -237,6 +241,25 @@ static void conn_on_accept(uv_stream_t *server, int status, uint8_t kind)
 static void conn_on_accept_ws(uv_stream_t *s, int st) { conn_on_accept(s, st, CONN_KIND_WS); }
 static void conn_on_accept_http(uv_stream_t *s, int st) { conn_on_accept(s, st, CONN_KIND_HTTP); }
 
+/* w's ring for the end-of-turn writes, where the kernel allows it
+ * (app.ioUring); without one each connection is written on its own. */
+static void conn_batch_ring_open(worker *w)
+{
+    if (!g_node.cfg.ioUring)
+        return;
+    w->batch.ring = uring_open(CONN_BATCH_RING, CONN_BATCH_MAX);
+    atomic_store_explicit(&w->stats.ring_on, w->batch.ring != NULL, memory_order_relaxed);
+    if (!w->batch.ring && w->id == 0)
+        log_warn("io_uring unavailable (%s): one write system call per connection "
+                 "(app.ioUring: false says so without trying)", strerror(errno));
+}
+
+void conn_batch_end(worker *w)
+{
+    uring_close(w->batch.ring);
+    w->batch.ring = NULL;
+}
+
 static void conn_on_check(uv_check_t *h) { conn_batch_flush(h->data); }
 static void conn_on_prepare(uv_prepare_t *h) { conn_batch_flush(h->data); }
 
@@ -254,6 +277,7 @@ int conn_listen(worker *w)
     }
     uv_unref((uv_handle_t *)&w->batch.check);     /* they never keep the loop alive */
     uv_unref((uv_handle_t *)&w->batch.prepare);
+    conn_batch_ring_open(w);
     if ((r = uv_tcp_init(&w->loop, &w->ws_listener)) != 0 ||
         (r = uv_tcp_open(&w->ws_listener, w->ws_fd)) != 0 ||
         (r = uv_listen((uv_stream_t *)&w->ws_listener, 4096, conn_on_accept_ws)) != 0 ||
@@ -529,24 +553,59 @@ static int conn_batch_queue(conn_batch *q, conn *c, conn_batch_item *it, size_t 
     return conn_enqueue_copy(c, q->arena + it->off + off, it->len - off);
 }
 
-/* Writes the run of items of one connection starting at i (all of its
- * items: they are consecutive once sorted, or there is one): one
- * uv_try_write of at most CONN_BATCH_IOV buffers, the rest queued. */
+/* The end of the run of items of one connection starting at i (all of
+ * its items: they are consecutive once sorted, or there is one). */
+static uint32_t conn_batch_run_end(const conn_batch *q, uint32_t i)
+{
+    uint32_t end = i;
+    while (end < q->n && q->items[end].c == q->items[i].c)
+        end++;
+    return end;
+}
+
+/* One uv_try_write of at most CONN_BATCH_IOV of the run's buffers. */
+static int conn_batch_try(conn_batch *q, conn *c, uint32_t i, uint32_t end)
+{
+    uv_buf_t bufs[CONN_BATCH_IOV];
+    uint32_t nb = 0;
+    for (uint32_t k = i; k < end && nb < CONN_BATCH_IOV; k++, nb++)
+        bufs[nb] = uv_buf_init((char *)conn_batch_data(q, &q->items[k]), q->items[k].len);
+    return uv_try_write((uv_stream_t *)c, bufs, nb);
+}
+
+/* The ring failed before the result of the run [i, end) came back: its
+ * bytes may have gone out, or be read by the kernel still. Its connection
+ * is closed (writing them again would corrupt the stream) and its shared
+ * buffers are left referenced for ever, never reused under the kernel
+ * (a leak that only a failed ring causes, logged by conn_batch_submit). */
+static void conn_batch_forget(conn_batch *q, uint32_t i, uint32_t end)
+{
+    for (uint32_t k = i; k < end; k++) {
+        q->items[k].b = NULL;
+        q->items[k].c = NULL;
+    }
+}
+
+/* Finishes the run starting at i: its write (done ahead through the ring,
+ * see conn_batch_ahead, or now), then what the socket did not take is
+ * queued and the items are given up. */
 static void conn_batch_run(conn_batch *q, uint32_t i)
 {
     conn *c = q->items[i].c;
-    uint32_t end = i;
-    while (end < q->n && q->items[end].c == c)
-        end++;
+    uint32_t end = conn_batch_run_end(q, i);
     c->flags &= ~CONN_F_BATCHED;
+    if (q->items[i].res == CONN_BATCH_UNKNOWN) {
+        conn_batch_forget(q, i, end);
+        conn_close(c);
+        return;
+    }
     size_t done = 0;
     if (c->state != CONN_CLOSED) {
-        uv_buf_t bufs[CONN_BATCH_IOV];
-        uint32_t nb = 0;
-        for (uint32_t k = i; k < end && nb < CONN_BATCH_IOV; k++, nb++)
-            bufs[nb] = uv_buf_init((char *)conn_batch_data(q, &q->items[k]), q->items[k].len);
-        int r = uv_try_write((uv_stream_t *)c, bufs, nb);
+        int32_t ahead = q->items[i].res;
+        int r = ahead != CONN_BATCH_UNSENT ? ahead : conn_batch_try(q, c, i, end);
         conn_count_write(c, r > 0 ? (size_t)r : 0, 1);
+        if (ahead != CONN_BATCH_UNSENT)
+            atomic_fetch_add_explicit(&conn_worker(c)->stats.ring_writes, 1, memory_order_relaxed);
         if (r < 0 && r != UV_EAGAIN) {
             for (uint32_t k = i; k < end; k++)
                 conn_batch_drop(&q->items[k]);
@@ -569,6 +628,48 @@ static void conn_batch_run(conn_batch *q, uint32_t i)
         conn_shutdown(c);
 }
 
+/* Hands the ring's queued writes to the kernel. A failed ring is given up
+ * (logged): the runs not yet queued are written one by one, those whose
+ * result did not come back stay CONN_BATCH_UNKNOWN (conn_batch_forget). */
+static int conn_batch_submit(conn_batch *q)
+{
+    worker *w = (worker *)q->check.loop->data;
+    int r = uring_submit(q->ring);
+    atomic_fetch_add_explicit(&w->stats.ring_submits, 1, memory_order_relaxed);
+    if (r != 0) {
+        log_error("worker %d: io_uring: %s: back to one write per connection; the "
+                  "connections whose write did not answer are closed", w->id, strerror(-r));
+        uring_close(q->ring);
+        q->ring = NULL;
+        atomic_store_explicit(&w->stats.ring_on, 0, memory_order_relaxed);
+    }
+    return r;
+}
+
+/* Writes every run through the ring, all in one system call per
+ * CONN_BATCH_RING runs, and records each result on the run's first item;
+ * conn_batch_run then only acts on it. Nothing is in flight afterwards. */
+static void conn_batch_ahead(conn_batch *q)
+{
+    for (uint32_t i = 0, end; i < q->n; i = end) {
+        end = conn_batch_run_end(q, i);
+        conn *c = q->items[i].c;
+        int fd;
+        if (c->state == CONN_CLOSED || c->out || uv_fileno((uv_handle_t *)c, &fd) != 0)
+            continue;                   /* conn_batch_run decides */
+        struct iovec v[CONN_BATCH_IOV];
+        uint32_t nb = 0;
+        for (uint32_t k = i; k < end && nb < CONN_BATCH_IOV; k++, nb++)
+            v[nb] = (struct iovec){ (void *)conn_batch_data(q, &q->items[k]), q->items[k].len };
+        if (uring_write(q->ring, fd, v, nb, &q->items[i].res) != 0) {
+            if (conn_batch_submit(q) != 0 || uring_write(q->ring, fd, v, nb, &q->items[i].res) != 0)
+                return;
+        }
+        q->items[i].res = CONN_BATCH_UNKNOWN;   /* until its result comes back */
+    }
+    (void)conn_batch_submit(q);
+}
+
 /* Writes every held item. Sends made meanwhile (a close telling the hub,
  * which tells a room) go straight to their socket, after the held items of
  * their connection (conn_batch_now). */
@@ -579,6 +680,8 @@ static void conn_batch_flush(conn_batch *q)
     q->flushing = 1;
     if (q->dups)
         qsort(q->items, q->n, sizeof(q->items[0]), conn_batch_cmp);
+    if (q->ring && q->n > 1)
+        conn_batch_ahead(q);
     for (uint32_t i = 0; i < q->n; i++)
         if (q->items[i].c)
             conn_batch_run(q, i);
@@ -637,7 +740,7 @@ static int conn_batch_add(conn *c, sbuf *b, const void *p, size_t n)
             return 0;                   /* now has a queue: after it */
     }
     conn_batch_item *it = &q->items[q->n];
-    *it = (conn_batch_item){ c, NULL, 0, (uint32_t)n, q->n };
+    *it = (conn_batch_item){ c, NULL, 0, (uint32_t)n, q->n, CONN_BATCH_UNSENT };
     if (copy) {
         it->off = q->arena_used;
         memcpy(q->arena + q->arena_used, p, n);

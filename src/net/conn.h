@@ -77,9 +77,11 @@ _Static_assert(CONN_MAX_RATE + 1 < (1 << CONN_MSGS_BITS), "app.maxMessagesPerSec
  * queue during one loop turn is held here (a reference to the shared frame,
  * or a copy of small bytes in the arena; nothing per connection) and
  * written at the end of the turn (uv_check; uv_prepare catches what a
- * close callback sent after it) with one uv_try_write of all the
- * connection's frames, at most CONN_BATCH_IOV of them: the rest is queued
- * as before. A lone message is written at the end of the same turn, with no
+ * close callback sent after it) with one write of all the connection's
+ * frames, at most CONN_BATCH_IOV of them: the rest is queued as before.
+ * Where the kernel offers io_uring (and app.ioUring is on) the writes of
+ * all those connections go to the kernel in one system call (net/uring.h),
+ * else one uv_try_write each. A lone message is written at the end of the same turn, with no
  * timer. A full batch is written at once. One per worker (net/worker.h). */
 #define CONN_BATCH_MAX 1024             /* frames held per worker */
 #define CONN_BATCH_BYTES (256 * 1024)   /* bytes held per worker */
@@ -91,7 +93,14 @@ typedef struct conn_batch_item {
     sbuf *b;                 /* the shared frame, or NULL: bytes in the arena */
     uint32_t off, len;       /* arena offset (b == NULL); the length */
     uint32_t seq;            /* order of arrival (stable grouping) */
+    int32_t res;             /* first item of a run written ahead through the
+                              * worker's ring: the write's result (bytes or
+                              * -errno); CONN_BATCH_UNSENT otherwise */
 } conn_batch_item;
+
+#define CONN_BATCH_UNSENT INT32_MIN
+#define CONN_BATCH_UNKNOWN (INT32_MIN + 1)   /* queued in a ring that failed */
+#define CONN_BATCH_RING 256             /* sends per io_uring_enter (net/uring.h) */
 
 typedef struct conn_batch {
     uv_check_t check;
@@ -100,6 +109,7 @@ typedef struct conn_batch {
     size_t bytes;
     int dups;                /* a connection's items are not all adjacent: sort first */
     int flushing;            /* being written: sends go straight to the socket */
+    struct uring *ring;      /* NULL: one uv_try_write per connection */
     conn_batch_item items[CONN_BATCH_MAX];
     uint8_t arena[CONN_BATCH_ARENA];
 } conn_batch;
@@ -129,6 +139,9 @@ void conn_set_handler(enum conn_layer layer, const conn_handler *h);
 /* Starts listening on w's listeners (and w's end-of-turn batch writes);
  * accepted connections begin reading. */
 int conn_listen(struct worker *w);
+
+/* Gives up w's batch resources (its ring), after its loop has ended. */
+void conn_batch_end(struct worker *w);
 
 /* The worker owning c. */
 static inline struct worker *conn_worker(const conn *c) { return (struct worker *)c->tcp.loop->data; }

@@ -191,6 +191,7 @@ static void worker_free(worker *w)
         log_error("worker %d: its loop still had handles at exit", w->id);
     if (w->hub && g_local.destroy)
         g_local.destroy(w->hub);
+    conn_batch_end(w);
     free(w);
 }
 

@@ -57,6 +57,9 @@ typedef struct worker_stats {
     atomic_long ws_writes;    /* writes to WebSocket connections (uv_try_write, uv_write) */
     atomic_long ws_write_bytes; /* bytes those writes put on the wire */
     atomic_long room_pending; /* room pushes queued in this worker's walks (im/fanout.h) */
+    atomic_long ring_on;      /* 1 while its end-of-turn writes go through an io_uring */
+    atomic_long ring_writes;  /* ws_writes made through it */
+    atomic_long ring_submits; /* system calls that made them (net/conn.c, conn_batch_ahead) */
 } worker_stats;
 
 typedef struct worker {

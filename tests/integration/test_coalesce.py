@@ -9,6 +9,7 @@ callback and answered in that turn; room pushes from several concurrent
 API senders reach the client's worker several per turn. Nothing asserts on
 timing: counts and order only."""
 
+import ctypes
 import http.client
 import json
 import os
@@ -20,7 +21,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, NodeCase, RawWS, SLOW,  # noqa: E402
-                     cmd_json, frame, main, text)
+                     cmd_json, frame, main, text, wait_until)
 
 
 def login(node, user, app=101):
@@ -80,6 +81,108 @@ class Coalesce(NodeCase):
         body = self.node.http("/metrics")[2].decode()
         self.assertIn("imgate_ws_writes_total ", body)
         self.assertIn("imgate_ws_write_bytes_total ", body)
+
+
+def kernel_allows_io_uring():
+    """Whether a process here may set up an io_uring, as the node tries at
+    start (io_uring_setup, x86-64 and arm64 number 425: 0 = refused by the
+    kernel, its io_uring_disabled setting or a seccomp filter)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    params = ctypes.create_string_buffer(120)           # struct io_uring_params
+    fd = libc.syscall(425, ctypes.c_uint(8), params)
+    if fd < 0:
+        return False
+    os.close(fd)
+    return True
+
+
+class Ring(NodeCase):
+    """The end-of-turn writes of a worker go to the kernel in one io_uring
+    call where the kernel allows one and app.ioUring (IMGATE_IO_URING, this
+    file's second ctest entry sets it to 0) is on; else one write system
+    call per socket. Either way each of 40 members gets the room's pushes
+    once, whole and in order."""
+    NODE_KW = {"workers": 1}
+    # no enter/exit pushes; room for what a stopped reader is sent
+    ARGS = ("--set", "im.presenceEventsMaxRoom=10", "--set", "app.maxOutboundBytes=67108864")
+    MEMBERS = 40
+    PUSHES = 20
+
+    def test_room_pushes_share_system_calls(self):
+        expect = os.environ.get("IMGATE_IO_URING", "1") not in ("0", "false") and kernel_allows_io_uring()
+        members = [login(self.node, "r%d" % i, app=104) for i in range(self.MEMBERS)]
+        try:
+            s0 = self.node.state()
+            self.assertEqual(s0["ioUringWorkers"], 1 if expect else 0)
+            for k in range(self.PUSHES):
+                r = self.node.api("/user/sendMessageAll", form={
+                    "appID": 104, "userID": "x", "msgID": "ring-%d" % k, "message": "ring %d" % k})
+                self.assertEqual(r["code"], 200, r)
+            for ws in members:
+                got = []
+                while len(got) < self.PUSHES:
+                    f = ws.recv_frame()
+                    self.assertIsNotNone(f, "EOF after %d pushes" % len(got))
+                    m = json.loads(f[2]) if f[1] == OP_TEXT else {}
+                    if m.get("cmd") == "msg":
+                        got.append(m["response"]["data"]["msg"])
+                self.assertEqual(got, ["ring %d" % k for k in range(self.PUSHES)])
+            s1 = self.node.state()
+            writes_n = s1["wsWrites"] - s0["wsWrites"]
+            ring = s1["wsRingWrites"] - s0["wsRingWrites"]
+            calls = s1["wsRingSubmits"] - s0["wsRingSubmits"]
+            print("ring: %d writes, %d through the ring in %d calls" % (writes_n, ring, calls))
+            if not expect:
+                self.assertEqual((ring, calls), (0, 0))
+                return
+            # each push's walk writes to the 40 members in one turn: far
+            # fewer calls than writes (a lone write to one socket still
+            # goes the direct way)
+            self.assertGreaterEqual(ring, self.PUSHES * self.MEMBERS // 2)
+            self.assertLessEqual(calls * 10, ring)
+            body = self.node.http("/metrics")[2].decode()
+            self.assertIn("imgate_io_uring_workers 1", body)
+        finally:
+            for ws in members:
+                ws.close()
+
+    def test_partial_writes_queued_in_order(self):
+        """A member that stops reading (4 KiB receive buffer) while 400 pushes
+        of 16 KiB go round the room with 3 readers: past the kernel's send
+        buffer (at most 4 MiB here) its socket takes part of a write, then
+        nothing; the rest waits in its queue (outQueues) and
+        arrives whole and in order once it reads — whichever way the writes
+        went (a result taken from the ring is acted on like a direct one)."""
+        slow = RawWS(self.node.ws_port, rcvbuf=4096)
+        slow.send(text(cmd_json("login", {"serviceToken": "", "appID": 102, "userID": "slow"}, seq="L")))
+        self.assertEqual(slow.recv_json()["response"]["code"], 200)
+        readers = [login(self.node, "p%d" % i, app=102) for i in range(3)]
+        pad = "y" * 16384
+        want = ["big %d %s" % (k, pad) for k in range(400)]
+
+        def read_all(ws):
+            got = []
+            while len(got) < len(want):
+                f = ws.recv_frame()
+                self.assertIsNotNone(f, "EOF after %d pushes" % len(got))
+                m = json.loads(f[2]) if f[1] == OP_TEXT else {}
+                if m.get("cmd") == "msg":
+                    got.append(m["response"]["data"]["msg"])
+            return got
+        try:
+            for k in range(len(want)):
+                r = self.node.api("/user/sendMessageAll", form={
+                    "appID": 102, "userID": "x", "msgID": "big-%d" % k, "message": want[k]})
+                self.assertEqual(r["code"], 200, r)
+            for ws in readers:
+                self.assertEqual(read_all(ws), want)
+            wait_until(lambda: self.node.state()["outQueues"] >= 1, what="the slow member's queue")
+            self.assertEqual(read_all(slow), want)
+            wait_until(lambda: self.node.state()["outQueues"] == 0, what="queues drained")
+        finally:
+            slow.close()
+            for ws in readers:
+                ws.close()
 
 
 class Burst(NodeCase):

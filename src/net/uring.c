@@ -1,0 +1,216 @@
+/* uring.c — a worker's io_uring for batched socket writes (see uring.h).
+ *
+ * The three shared regions (submission ring, completion ring, submission
+ * entries) are mapped once at open. The submission array is the identity
+ * (slot i holds entry i), so an entry is filled in place at tail & mask.
+ * Only the kernel moves the submission head and the completion tail; only
+ * we move the submission tail (published by uring_submit) and the
+ * completion head. */
+#include "net/uring.h"
+
+#include <errno.h>
+#include <linux/io_uring.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <signal.h>
+#include <unistd.h>
+
+#define URING_WAIT_MAX_S 2          /* see uring_submit */
+
+struct uring {
+    int fd;
+    unsigned entries;               /* submission entries */
+    unsigned *sq_tail, sq_mask;
+    unsigned *cq_head, *cq_tail, cq_mask;
+    struct io_uring_sqe *sqes;
+    struct io_uring_cqe *cqes;
+    unsigned tail;                  /* our next submission slot (not yet published) */
+    unsigned queued;                /* entries filled since the last submit */
+    int ext_arg;                    /* the kernel takes a wait timeout (IORING_FEAT_EXT_ARG) */
+    struct iovec *iov;              /* copies of the queued buffers */
+    unsigned iov_used, iov_cap;
+    void *sq_map, *cq_map, *sqe_map;
+    size_t sq_len, cq_len, sqe_len;
+};
+
+static int uring_setup(unsigned entries, struct io_uring_params *p)
+{
+    /* Newer flags first (a kernel that lacks one says EINVAL): keep going
+     * past a failed entry; the kernel's task work runs when we enter. Not
+     * SINGLE_ISSUER: the ring is made on the thread that starts the
+     * workers, and used by the worker's own. */
+    static const unsigned tries[] = {
+        IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN,
+        IORING_SETUP_SUBMIT_ALL,
+        0,
+    };
+    int fd = -1;
+    for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+        memset(p, 0, sizeof(*p));
+        p->flags = tries[i];
+        fd = (int)syscall(__NR_io_uring_setup, entries, p);
+        if (fd >= 0 || errno != EINVAL)
+            break;
+    }
+    return fd;
+}
+
+static void *uring_map(int fd, size_t len, off_t what)
+{
+    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, what);
+    return m == MAP_FAILED ? NULL : m;
+}
+
+static int uring_map_all(uring *u, const struct io_uring_params *p)
+{
+    u->sq_len = p->sq_off.array + p->sq_entries * sizeof(unsigned);
+    u->cq_len = p->cq_off.cqes + p->cq_entries * sizeof(struct io_uring_cqe);
+    u->sqe_len = p->sq_entries * sizeof(struct io_uring_sqe);
+    if (p->features & IORING_FEAT_SINGLE_MMAP) {
+        if (u->cq_len > u->sq_len)
+            u->sq_len = u->cq_len;
+        u->cq_len = 0;
+    }
+    if (!(u->sq_map = uring_map(u->fd, u->sq_len, IORING_OFF_SQ_RING)))
+        return -1;
+    u->cq_map = u->sq_map;
+    if (u->cq_len && !(u->cq_map = uring_map(u->fd, u->cq_len, IORING_OFF_CQ_RING)))
+        return -1;
+    if (!(u->sqe_map = uring_map(u->fd, u->sqe_len, IORING_OFF_SQES)))
+        return -1;
+    char *sq = u->sq_map, *cq = u->cq_map;
+    u->sq_tail = (unsigned *)(sq + p->sq_off.tail);
+    u->sq_mask = *(unsigned *)(sq + p->sq_off.ring_mask);
+    u->tail = *u->sq_tail;
+    unsigned *array = (unsigned *)(sq + p->sq_off.array);
+    for (unsigned i = 0; i < p->sq_entries; i++)
+        array[i] = i;
+    u->cq_head = (unsigned *)(cq + p->cq_off.head);
+    u->cq_tail = (unsigned *)(cq + p->cq_off.tail);
+    u->cq_mask = *(unsigned *)(cq + p->cq_off.ring_mask);
+    u->cqes = (struct io_uring_cqe *)(cq + p->cq_off.cqes);
+    u->sqes = u->sqe_map;
+    u->entries = p->sq_entries;
+    return 0;
+}
+
+uring *uring_open(unsigned entries, unsigned max_iov)
+{
+    uring *u = calloc(1, sizeof(*u));
+    if (!u)
+        return NULL;
+    struct io_uring_params p;
+    u->fd = uring_setup(entries, &p);
+    if (u->fd < 0) {
+        free(u);
+        return NULL;
+    }
+    u->iov_cap = max_iov;
+    u->ext_arg = (p.features & IORING_FEAT_EXT_ARG) != 0;
+    if (uring_map_all(u, &p) != 0 || !(u->iov = calloc(max_iov ? max_iov : 1, sizeof(*u->iov)))) {
+        int e = errno ? errno : ENOMEM;
+        uring_close(u);
+        errno = e;
+        return NULL;
+    }
+    return u;
+}
+
+void uring_close(uring *u)
+{
+    if (!u)
+        return;
+    if (u->sqe_map)
+        munmap(u->sqe_map, u->sqe_len);
+    if (u->cq_map && u->cq_map != u->sq_map)
+        munmap(u->cq_map, u->cq_len);
+    if (u->sq_map)
+        munmap(u->sq_map, u->sq_len);
+    if (u->fd >= 0)
+        close(u->fd);
+    free(u->iov);
+    free(u);
+}
+
+unsigned uring_queued(const uring *u) { return u->queued; }
+
+/* A write, not a send: on a socket opened O_NONBLOCK, as libuv opens
+ * them, io_uring answers -EAGAIN at once for a read or write that would
+ * block, where a send would be parked until the socket is writable (and
+ * uring_submit, waiting for every result, with it). SIGPIPE is ignored by
+ * the node (main.c), so a write to a reset peer is -EPIPE, as with
+ * MSG_NOSIGNAL. */
+int uring_write(uring *u, int fd, const struct iovec *iov, unsigned n, int32_t *res)
+{
+    if (n == 0 || u->queued == u->entries || u->iov_used + n > u->iov_cap)
+        return -1;
+    struct io_uring_sqe *e = &u->sqes[u->tail & u->sq_mask];
+    memset(e, 0, sizeof(*e));
+    e->fd = fd;
+    e->off = 0;                     /* sockets have no position */
+    e->user_data = (uint64_t)(uintptr_t)res;
+    if (n == 1) {
+        e->opcode = IORING_OP_WRITE;
+        e->addr = (uint64_t)(uintptr_t)iov[0].iov_base;
+        e->len = (uint32_t)iov[0].iov_len;
+    } else {
+        struct iovec *v = &u->iov[u->iov_used];
+        memcpy(v, iov, n * sizeof(*iov));
+        u->iov_used += n;
+        e->opcode = IORING_OP_WRITEV;
+        e->addr = (uint64_t)(uintptr_t)v;
+        e->len = n;
+    }
+    u->tail++;
+    u->queued++;
+    return 0;
+}
+
+/* Takes every completion posted; returns how many. */
+static unsigned uring_reap(uring *u)
+{
+    unsigned head = *u->cq_head;
+    unsigned tail = atomic_load_explicit((_Atomic unsigned *)u->cq_tail, memory_order_acquire);
+    unsigned n = 0;
+    for (; head != tail; head++, n++) {
+        const struct io_uring_cqe *c = &u->cqes[head & u->cq_mask];
+        *(int32_t *)(uintptr_t)c->user_data = c->res;
+    }
+    atomic_store_explicit((_Atomic unsigned *)u->cq_head, head, memory_order_release);
+    return n;
+}
+
+int uring_submit(uring *u)
+{
+    unsigned want = u->queued, sent = 0, got = 0;
+    if (want == 0)
+        return 0;
+    atomic_store_explicit((_Atomic unsigned *)u->sq_tail, u->tail, memory_order_release);
+    u->queued = 0;
+    u->iov_used = 0;
+    /* Every entry answers at once (see uring_write); the timeout only
+     * bounds a kernel that would not: the ring then counts as failed. */
+    struct __kernel_timespec ts = { .tv_sec = URING_WAIT_MAX_S };
+    struct io_uring_getevents_arg arg = { .sigmask_sz = _NSIG / 8, .ts = (uint64_t)(uintptr_t)&ts };
+    unsigned flags = IORING_ENTER_GETEVENTS | (u->ext_arg ? IORING_ENTER_EXT_ARG : 0);
+    int busy = 0;
+    while (got < want) {
+        long r = syscall(__NR_io_uring_enter, u->fd, want - sent, want - got, flags,
+                         u->ext_arg ? (void *)&arg : NULL, u->ext_arg ? sizeof(arg) : 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && (errno == EAGAIN || errno == EBUSY) && busy++ < 16) {
+            got += uring_reap(u);       /* the kernel's memory or the completion ring */
+            continue;
+        }
+        if (r < 0)
+            return -errno;
+        sent += (unsigned)r;
+        got += uring_reap(u);
+    }
+    return 0;
+}
