@@ -31,6 +31,9 @@
 
 #define CONN_WRITE_BATCH 64       /* buffers per uv_write */
 
+/* A run the ring never took is written the usual way (conn_batch_run). */
+_Static_assert(CONN_BATCH_UNSENT == URING_NOT_TAKEN, "an untaken write must read as unsent");
+
 /* The memory budget: an idle logged-in connection is this struct only. */
 _Static_assert(sizeof(conn) <= sizeof(uv_tcp_t) + 48, "struct conn grew past its budget");
 
@@ -573,17 +576,46 @@ static int conn_batch_try(conn_batch *q, conn *c, uint32_t i, uint32_t end)
     return uv_try_write((uv_stream_t *)c, bufs, nb);
 }
 
-/* The ring failed before the result of the run [i, end) came back: its
- * bytes may have gone out, or be read by the kernel still. Its connection
- * is closed (writing them again would corrupt the stream) and its shared
- * buffers are left referenced for ever, never reused under the kernel
- * (a leak that only a failed ring causes, logged by conn_batch_submit). */
+/* The ring failed and its writes could not even be cancelled (a kernel
+ * that both parks RWF_NOWAIT writes and refuses a synchronous cancel): the
+ * run [i, end)'s bytes may have gone out, or be read by the kernel still.
+ * Its connection is closed (writing them again would corrupt the stream)
+ * and its shared buffers stay referenced for ever, never reused under the
+ * kernel; bytes copied into the batch's arena cannot be kept that way and
+ * may be overwritten by the next turn's copies — only on a connection
+ * being closed. Logged by conn_batch_submit. */
 static void conn_batch_forget(conn_batch *q, uint32_t i, uint32_t end)
 {
     for (uint32_t k = i; k < end; k++) {
         q->items[k].b = NULL;
         q->items[k].c = NULL;
     }
+}
+
+/* A kernel whose sockets take no RWF_NOWAIT (older than the ring's other
+ * features) refuses every ring write: that run is written the usual way,
+ * and the ring is given up. Returns CONN_BATCH_UNSENT. */
+static int32_t conn_batch_ring_refused(conn_batch *q)
+{
+    if (q->ring) {
+        worker *w = (worker *)q->check.loop->data;
+        log_warn("worker %d: io_uring: the kernel refuses non-blocking writes (RWF_NOWAIT) on "
+                 "sockets: one write system call per connection", w->id);
+        uring_close(q->ring);
+        q->ring = NULL;
+        atomic_store_explicit(&w->stats.ring_on, 0, memory_order_relaxed);
+    }
+    return CONN_BATCH_UNSENT;
+}
+
+/* A ring write's result as uv_try_write would give it: what it treats as
+ * "try again later" (nothing written) is UV_EAGAIN here too, and so is a
+ * write the ring cancelled (uring_submit). */
+static int conn_batch_ring_result(int32_t res)
+{
+    if (res == -EAGAIN || res == -ENOBUFS || res == -EINTR || res == -ECANCELED)
+        return UV_EAGAIN;
+    return res;
 }
 
 /* Finishes the run starting at i: its write (done ahead through the ring,
@@ -602,7 +634,9 @@ static void conn_batch_run(conn_batch *q, uint32_t i)
     size_t done = 0;
     if (c->state != CONN_CLOSED) {
         int32_t ahead = q->items[i].res;
-        int r = ahead != CONN_BATCH_UNSENT ? ahead : conn_batch_try(q, c, i, end);
+        if (ahead == -EOPNOTSUPP)
+            ahead = conn_batch_ring_refused(q);
+        int r = ahead != CONN_BATCH_UNSENT ? conn_batch_ring_result(ahead) : conn_batch_try(q, c, i, end);
         conn_count_write(c, r > 0 ? (size_t)r : 0, 1);
         if (ahead != CONN_BATCH_UNSENT)
             atomic_fetch_add_explicit(&conn_worker(c)->stats.ring_writes, 1, memory_order_relaxed);
@@ -634,6 +668,8 @@ static void conn_batch_run(conn_batch *q, uint32_t i)
 static int conn_batch_submit(conn_batch *q)
 {
     worker *w = (worker *)q->check.loop->data;
+    if (uring_queued(q->ring) == 0)
+        return 0;
     int r = uring_submit(q->ring);
     atomic_fetch_add_explicit(&w->stats.ring_submits, 1, memory_order_relaxed);
     if (r != 0) {

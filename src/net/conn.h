@@ -98,7 +98,7 @@ typedef struct conn_batch_item {
                               * -errno); CONN_BATCH_UNSENT otherwise */
 } conn_batch_item;
 
-#define CONN_BATCH_UNSENT INT32_MIN
+#define CONN_BATCH_UNSENT INT32_MIN              /* = URING_NOT_TAKEN (net/uring.h) */
 #define CONN_BATCH_UNKNOWN (INT32_MIN + 1)   /* queued in a ring that failed */
 #define CONN_BATCH_RING 256             /* sends per io_uring_enter (net/uring.h) */
 

@@ -10,12 +10,12 @@
 
 #include <errno.h>
 #include <linux/io_uring.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -138,12 +138,12 @@ void uring_close(uring *u)
 
 unsigned uring_queued(const uring *u) { return u->queued; }
 
-/* A write, not a send: on a socket opened O_NONBLOCK, as libuv opens
- * them, io_uring answers -EAGAIN at once for a read or write that would
- * block, where a send would be parked until the socket is writable (and
- * uring_submit, waiting for every result, with it). SIGPIPE is ignored by
- * the node (main.c), so a write to a reset peer is -EPIPE, as with
- * MSG_NOSIGNAL. */
+/* A write with RWF_NOWAIT: a write the socket cannot take answers -EAGAIN
+ * at once. Without it io_uring parks such a request until the socket is
+ * writable, O_NONBLOCK or not (a socket supports non-blocking I/O, so
+ * io_uring "retries" for it), and uring_submit, waiting for every result,
+ * would wait with it. SIGPIPE is ignored by the node (main.c), so a write
+ * to a reset peer is -EPIPE, as with MSG_NOSIGNAL. */
 int uring_write(uring *u, int fd, const struct iovec *iov, unsigned n, int32_t *res)
 {
     if (n == 0 || u->queued == u->entries || u->iov_used + n > u->iov_cap)
@@ -151,7 +151,8 @@ int uring_write(uring *u, int fd, const struct iovec *iov, unsigned n, int32_t *
     struct io_uring_sqe *e = &u->sqes[u->tail & u->sq_mask];
     memset(e, 0, sizeof(*e));
     e->fd = fd;
-    e->off = 0;                     /* sockets have no position */
+    e->off = (uint64_t)-1;          /* a stream: no position */
+    e->rw_flags = RWF_NOWAIT;
     e->user_data = (uint64_t)(uintptr_t)res;
     if (n == 1) {
         e->opcode = IORING_OP_WRITE;
@@ -174,14 +175,58 @@ int uring_write(uring *u, int fd, const struct iovec *iov, unsigned n, int32_t *
 static unsigned uring_reap(uring *u)
 {
     unsigned head = *u->cq_head;
-    unsigned tail = atomic_load_explicit((_Atomic unsigned *)u->cq_tail, memory_order_acquire);
+    unsigned tail = __atomic_load_n(u->cq_tail, __ATOMIC_ACQUIRE);
     unsigned n = 0;
     for (; head != tail; head++, n++) {
         const struct io_uring_cqe *c = &u->cqes[head & u->cq_mask];
         *(int32_t *)(uintptr_t)c->user_data = c->res;
     }
-    atomic_store_explicit((_Atomic unsigned *)u->cq_head, head, memory_order_release);
+    __atomic_store_n(u->cq_head, head, __ATOMIC_RELEASE);
     return n;
+}
+
+static long uring_enter(uring *u, unsigned submit, unsigned wait, int bounded)
+{
+    struct __kernel_timespec ts = { .tv_sec = URING_WAIT_MAX_S };
+    struct io_uring_getevents_arg arg = { .sigmask_sz = _NSIG / 8, .ts = (uint64_t)(uintptr_t)&ts };
+    int ext = bounded && u->ext_arg;
+    return syscall(__NR_io_uring_enter, u->fd, submit, wait,
+                   IORING_ENTER_GETEVENTS | (ext ? IORING_ENTER_EXT_ARG : 0),
+                   ext ? (void *)&arg : NULL, ext ? sizeof(arg) : 0);
+}
+
+/* Entries the kernel never took (the submission head did not reach them)
+ * get URING_NOT_TAKEN: nothing of theirs was written. */
+static void uring_untaken(uring *u, unsigned want, unsigned sent)
+{
+    for (unsigned k = sent; k < want; k++) {
+        const struct io_uring_sqe *e = &u->sqes[(u->tail - want + k) & u->sq_mask];
+        *(int32_t *)(uintptr_t)e->user_data = URING_NOT_TAKEN;
+    }
+}
+
+/* Some taken writes did not answer in time, which RWF_NOWAIT rules out: a
+ * kernel that parks them anyway. Cancel them all, synchronously (not via the
+ * submission ring: entries the kernel did not take sit there), then wait
+ * for their answers, with no bound: a cancelled request answers at once
+ * (-ECANCELED: it wrote nothing). Returns 0 when every taken one is in. */
+static int uring_cancel_rest(uring *u, unsigned *got, unsigned sent)
+{
+    struct io_uring_sync_cancel_reg reg = {
+        .fd = -1,
+        .flags = IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL,
+        .timeout = { .tv_sec = -1, .tv_nsec = -1 },
+    };
+    if (syscall(__NR_io_uring_register, u->fd, IORING_REGISTER_SYNC_CANCEL, &reg, 1) < 0 &&
+        errno != ENOENT)
+        return -errno;
+    while (*got < sent) {
+        long r = uring_enter(u, 0, sent - *got, 0);
+        if (r < 0 && errno != EINTR)
+            return -errno;
+        *got += uring_reap(u);
+    }
+    return 0;
 }
 
 int uring_submit(uring *u)
@@ -189,28 +234,32 @@ int uring_submit(uring *u)
     unsigned want = u->queued, sent = 0, got = 0;
     if (want == 0)
         return 0;
-    atomic_store_explicit((_Atomic unsigned *)u->sq_tail, u->tail, memory_order_release);
+    __atomic_store_n(u->sq_tail, u->tail, __ATOMIC_RELEASE);
     u->queued = 0;
     u->iov_used = 0;
-    /* Every entry answers at once (see uring_write); the timeout only
-     * bounds a kernel that would not: the ring then counts as failed. */
-    struct __kernel_timespec ts = { .tv_sec = URING_WAIT_MAX_S };
-    struct io_uring_getevents_arg arg = { .sigmask_sz = _NSIG / 8, .ts = (uint64_t)(uintptr_t)&ts };
-    unsigned flags = IORING_ENTER_GETEVENTS | (u->ext_arg ? IORING_ENTER_EXT_ARG : 0);
-    int busy = 0;
+    /* Every entry answers at once (see uring_write); the bound is for a
+     * kernel that would not. */
+    int busy = 0, err = 0;
     while (got < want) {
-        long r = syscall(__NR_io_uring_enter, u->fd, want - sent, want - got, flags,
-                         u->ext_arg ? (void *)&arg : NULL, u->ext_arg ? sizeof(arg) : 0);
+        long r = uring_enter(u, want - sent, want - got, 1);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0 && (errno == EAGAIN || errno == EBUSY) && busy++ < 16) {
             got += uring_reap(u);       /* the kernel's memory or the completion ring */
             continue;
         }
-        if (r < 0)
-            return -errno;
+        if (r < 0) {
+            err = -errno;
+            break;
+        }
         sent += (unsigned)r;
         got += uring_reap(u);
     }
-    return 0;
+    if (err == 0)
+        return 0;
+    got += uring_reap(u);
+    uring_untaken(u, want, sent);
+    if (got < sent)
+        (void)uring_cancel_rest(u, &got, sent);   /* if it fails: results unknown, see uring.h */
+    return err;
 }

@@ -7,8 +7,8 @@
  * machine is a good part of the write (about 1 µs of ~6 µs measured on the
  * machines imgate is benchmarked on). Here the turn's writes are queued as
  * submission entries and handed to the kernel in one io_uring_enter, which
- * runs each at once (on a non-blocking socket a write that would block
- * answers -EAGAIN instead of waiting) and returns after every result is
+ * runs each at once (RWF_NOWAIT: a write the socket cannot take answers
+ * -EAGAIN instead of waiting for room) and returns after every result is
  * in; nothing is in flight between two calls, so the caller's buffers and
  * descriptors only have to live until uring_submit returns.
  *
@@ -29,20 +29,24 @@ typedef struct uring uring;
 uring *uring_open(unsigned entries, unsigned max_iov);
 void uring_close(uring *u);
 
-/* Queues a write of iov[0..n) to fd, which must be O_NONBLOCK (libuv's
- * sockets are: the write then never waits, it answers -EAGAIN); its result
+/* Queues a write of iov[0..n) to fd (a socket); it never waits for room:
+ * a write the socket cannot take answers -EAGAIN. Its result
  * (bytes written, or -errno) goes to *res when uring_submit returns (until
  * then *res is not touched). iov is copied; the bytes it points to must
  * stay valid until uring_submit returns. Returns 0, or -1 when the ring or
  * its buffer table is full (submit, then queue again). */
 int uring_write(uring *u, int fd, const struct iovec *iov, unsigned n, int32_t *res);
 
+/* What *res says of a write the kernel never took (nothing written). */
+#define URING_NOT_TAKEN INT32_MIN
+
 /* Hands every queued write to the kernel and waits for all their results
- * (at most a few seconds: every one answers at once, the bound is for a
- * kernel that would not). Returns 0, or -errno when the ring itself failed:
- * then writes whose result did not come back keep *res untouched, their
- * bytes may have gone out or be read by the kernel later (keep them), and
- * the ring must not be used again. */
+ * (every one answers at once; a kernel that would not gets a few seconds,
+ * then its writes are cancelled: -ECANCELED, nothing written). Returns 0,
+ * or -errno when the ring itself failed: then writes the kernel never took
+ * say URING_NOT_TAKEN, and only if even the cancellation failed do some
+ * keep *res untouched — their bytes may have gone out or be read by the
+ * kernel later (keep them). Either way the ring must not be used again. */
 int uring_submit(uring *u);
 
 /* Sends queued and not yet submitted. */
