@@ -638,8 +638,6 @@ static void conn_batch_run(conn_batch *q, uint32_t i)
             ahead = conn_batch_ring_refused(q);
         int r = ahead != CONN_BATCH_UNSENT ? conn_batch_ring_result(ahead) : conn_batch_try(q, c, i, end);
         conn_count_write(c, r > 0 ? (size_t)r : 0, 1);
-        if (ahead != CONN_BATCH_UNSENT)
-            atomic_fetch_add_explicit(&conn_worker(c)->stats.ring_writes, 1, memory_order_relaxed);
         if (r < 0 && r != UV_EAGAIN) {
             for (uint32_t k = i; k < end; k++)
                 conn_batch_drop(&q->items[k]);
@@ -670,6 +668,7 @@ static int conn_batch_submit(conn_batch *q)
     worker *w = (worker *)q->check.loop->data;
     if (uring_queued(q->ring) == 0)
         return 0;
+    atomic_fetch_add_explicit(&w->stats.ring_writes, (long)uring_queued(q->ring), memory_order_relaxed);
     int r = uring_submit(q->ring);
     atomic_fetch_add_explicit(&w->stats.ring_submits, 1, memory_order_relaxed);
     if (r != 0) {
