@@ -61,7 +61,8 @@ test('pushes that arrive while a login replay is read: held, de-duplicated by id
     for (const i of [1, 2]) {
       const r = await api(node, '/user/sendMessage',
         { appID: 101, userID: 'gate1', msgID: `g-stored-${i}`, message: `stored ${i}` });
-      assert.deepStrictEqual(r.data, { sendResults: false, stored: true });
+      assert.deepStrictEqual({ code: r.code, data: r.data },
+        { code: 200, data: { sendResults: false, stored: true } }, JSON.stringify(r));
     }
     const ids = redisCli(redis.port, 'XRANGE', 'acc:user:inbox:101_gate1', '-', '+')
       .split('\n').filter((l) => /^\d+-\d+$/.test(l));

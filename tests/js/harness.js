@@ -174,7 +174,7 @@ async function startNode(extraArgs = [], env = {}) {
       `node should exit with status 0 after SIGTERM (code ${code}, signal ${signal})\n${describe()}`);
   }
 
-  return {
+  const node = {
     proc,
     cwd,
     httpPort: ports.http,
@@ -187,6 +187,19 @@ async function startNode(extraArgs = [], env = {}) {
     describe,
     stop,
   };
+  // Cluster mode: the node listens before its Redis link is up, and a send meanwhile
+  // answers 500 "Redis is unavailable" (by design: it does not wait). A test starts
+  // once the node has logged that the link is up (its API may need a key: not polled).
+  if (extraArgs.includes('--redis') || 'IMGATE_REDIS' in env) {
+    try {
+      await pollUntil(async () => stderr.text.includes('cluster: connected to Redis'),
+        'the node\'s Redis link to be up', START_TIMEOUT_MS);
+    } catch (err) {
+      await stop().catch(() => {});
+      throw new Error(`${err.message}\n${describe()}`);
+    }
+  }
+  return node;
 }
 
 // Calls the HTTP API with a form body; resolves to the parsed JSON reply.
