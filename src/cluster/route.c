@@ -342,11 +342,12 @@ static void route_call(route_op *op, const char *peer)
     rpc_msg m = { .seq = op->msgid, .seqlen = op->msgidlen, .appid = op->appid, .uid = op->uid,
                   .uidlen = op->uidlen, .cms = "msg", .msg = op->msg, .msglen = op->msglen,
                   .id = op->logged ? &op->id : NULL,
-                  /* a logged message for a node that holds the user is not
-                   * skipped for the peer's back-off: its connections there
-                   * would miss it live, and a later push would carry their
-                   * lastID past it (a resume could not tell) */
-                  .must = op->logged && !op->to_room };
+                  /* a logged message (to a node that holds the user, or a
+                   * room push to every live node) is not skipped for the
+                   * peer's back-off: its connections there would miss it
+                   * live, and a later push would carry their lastID or
+                   * lastRoomID past it (a resume could not tell) */
+                  .must = op->logged };
     int rc;
     op->pending++;
     if (op->kind == ROUTE_LIST)

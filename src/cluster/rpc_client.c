@@ -509,6 +509,7 @@ void rpc_peers_json(struct jsonw *w)
 {
     jsonw_lit(w, "[");
     pthread_mutex_lock(&g_rpc.mu);
+    uint64_t now = rpc_now_ms();
     for (const rpc_peer *p = rpc_cli.peers; p; p = p->next) {
         jsonw_lit(w, p == rpc_cli.peers ? "{\"peer\":" : ",{\"peer\":");
         jsonw_cstr(w, p->name);
@@ -519,6 +520,8 @@ void rpc_peers_json(struct jsonw *w)
         jsonw_int(w, p->failures);
         jsonw_lit(w, ",\"consecutiveFailures\":");
         jsonw_int(w, p->consecutive);
+        jsonw_lit(w, ",\"skippedForMs\":");             /* calls that may be skipped are, this long */
+        jsonw_int(w, rpc_cli_skipping(p, now) && p->skip_until > now ? (long)(p->skip_until - now) : 0);
         jsonw_lit(w, ",\"lastError\":");
         jsonw_cstr(w, p->last_error);
         jsonw_lit(w, "}");

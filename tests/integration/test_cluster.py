@@ -24,7 +24,7 @@ from harness import (SLOW, ClusterCase as SharedCluster, Node, absent_until_mark
                      until_marker, wait_cluster, wait_until, without_id)
 
 SERVERS = "acc:hash:servers"
-PEER_KEYS = {"peer", "healthy", "calls", "failures", "consecutiveFailures", "lastError"}
+PEER_KEYS = {"peer", "healthy", "calls", "failures", "consecutiveFailures", "skippedForMs", "lastError"}
 RUN = "%x" % int(time.time() * 1000)        # makes msgIDs unique to this run
 
 

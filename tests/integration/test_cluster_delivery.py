@@ -297,6 +297,50 @@ class AckRequiredTest(DeliveryCase):
             ws.close()
 
 
+class PeerBackoffTest(DeliveryCase):
+    """A peer that failed calls is skipped for a while (cluster.peerBackoff),
+    but never for a logged room push: its room members would miss it live
+    and the next push's id would carry their lastRoomID past it."""
+    # B stays a live node of the registry while it is stopped (60 s)
+    ARGS = ("--set", "cluster.rpcTimeout=1000", "--set", "cluster.serverTimeout=60")
+
+    def skipped_ms(self, a, peer):
+        for p in cluster_state(a)["peers"]:
+            if p["peer"] == peer:
+                return p["skippedForMs"]
+        return 0
+
+    def test_room_push_reaches_a_peer_in_back_off(self):
+        a, b = self.nodes
+        peer_b = cluster_state(b)["self"]
+        ws, reply = login(b, "bo-member")
+        try:
+            self.assertEqual(reply["response"]["code"], 200)
+            send(a, "bo-sender", "bo-0", "before", room=True)
+            pushes_until(ws, "bo-0")                       # A -> B -> the member, while healthy
+            b.proc.send_signal(signal.SIGSTOP)
+            try:
+                # calls that may be skipped (GetUserList) fail until A skips B
+                # for 4 s (1 s, then 2 s, then 4 s: the back-off doubles)
+                def long_skip():
+                    if self.skipped_ms(a, peer_b) >= 3000:
+                        return True
+                    a.api("/user/list", params={"appID": 101})
+                    return False
+                wait_until(long_skip, timeout=60, what="A skipping B for 3 s or more")
+            finally:
+                b.proc.send_signal(signal.SIGCONT)
+            left = self.skipped_ms(a, peer_b)
+            self.assertGreater(left, 1000, "still skipped when the room push goes out")
+            r = send(a, "bo-sender", "bo-1", "during the back-off", room=True)
+            self.assertEqual(r["code"], 200, r)
+            got, m = pushes_until(ws, "bo-1", with_marker=True)
+            self.assertEqual(m["response"]["data"]["msg"], "during the back-off")
+            self.assertEqual([x for x in got if x["cmd"] == "msg"], [])
+        finally:
+            ws.close()
+
+
 class NodeDeathTest(DeliveryCase):
     N = 3
 
