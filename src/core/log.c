@@ -242,6 +242,8 @@ void log_msg(enum log_level lv, const char *fmt, ...)
     va_end(ap);
 }
 
+int log_requests_on(void) { return log_enabled(LOG_INFO); }
+
 void log_request(const char *fmt, ...)
 {
     va_list ap;

@@ -15,6 +15,8 @@ void log_close(void);
 int log_enabled(enum log_level lv);
 void log_msg(enum log_level lv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_request(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Whether log_request writes anything: skip building a line nobody reads. */
+int log_requests_on(void);
 
 #define log_debug(...) do { if (log_enabled(LOG_DEBUG)) log_msg(LOG_DEBUG, __VA_ARGS__); } while (0)
 #define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)

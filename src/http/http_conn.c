@@ -325,6 +325,8 @@ void http_conn_reject(struct conn *c, int status, const char *reason)
 static void http_log(struct conn *c, http_req *r, int status, size_t len)
 {
     char peer[64];
+    if (!log_requests_on())                   /* no getpeername(2) per request for nothing */
+        return;
     conn_peer(c, peer, sizeof(peer));
     uint64_t ms = uv_now(c->tcp.loop) - r->started_ms;
     log_request("%s %s %.*s %d %zu %llums", peer, http_method_str(r->parser.method),
