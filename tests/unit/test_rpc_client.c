@@ -504,7 +504,7 @@ static void test_recovery_resets(void **state)
     assert_int_equal(rpc_peer_skipped(peer), 0);
     char want[256];
     snprintf(want, sizeof(want), "{\"peer\":\"%s\",\"healthy\":true,\"calls\":3,\"failures\":2,"
-             "\"consecutiveFailures\":0,\"lastError\":\"RESOURCE_EXHAUSTED: ", peer);
+             "\"consecutiveFailures\":0,\"skippedForMs\":0,\"lastError\":\"RESOURCE_EXHAUSTED: ", peer);
     assert_true(peer_json_has(want));
 }
 
