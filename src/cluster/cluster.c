@@ -115,12 +115,12 @@ static void cl_presence(const pres_entry *e, void (*send)(int, const char **, co
     jsonw_free(&w);
 }
 
-void cluster_user_online(const pres_entry *e)
+void cluster_user_online(const pres_entry *e, uint32_t prev_hb)
 {
     if (!cluster_enabled())
         return;
+    unodes_touch(e, prev_hb);                     /* first: the record's write follows it */
     cl_presence(e, rlink_write);
-    unodes_touch(e);
 }
 
 /* On the link loop, right after a (re)connect: every user this node holds,

@@ -45,7 +45,7 @@ const char *cluster_self(void);
  * thread, quick: it only formats the commands and posts them). While Redis
  * is down it is dropped: a reconnect rewrites every user. The first and last
  * connections of a user are cluster/unodes.h. */
-void cluster_user_online(const struct pres_entry *e);
+void cluster_user_online(const struct pres_entry *e, uint32_t prev_hb);
 
 /* The presence record of e (SPEC §5), online or logged off, into w. */
 void cluster_prec_json(struct jsonw *w, const struct pres_entry *e, int logoff);

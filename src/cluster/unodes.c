@@ -6,6 +6,7 @@
 #include "cluster/unodes.h"
 
 #include <hiredis/hiredis.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include "im/presence.h"
 
 #define UN_TTL "86400"                   /* seconds, on the hash (and the record) */
+#define UN_TOUCH_SECS 3600u              /* a heartbeat renews the hash's TTL once per hour */
 #define UN_SCAN_COUNT "500"
 
 /* Shared by both scripts. KEYS[1] the user's nodes hash, KEYS[2]
@@ -211,9 +213,12 @@ void unodes_count(const pres_entry *e)
         un_count_send(e, rlink_write);
 }
 
-void unodes_touch(const pres_entry *e)
+void unodes_touch(const pres_entry *e, uint32_t prev_hb)
 {
     char key[96];
+    uint32_t hb = atomic_load_explicit(&e->hb_time, memory_order_relaxed);
+    if (hb / UN_TOUCH_SECS == prev_hb / UN_TOUCH_SECS)
+        return;                                  /* renewed this hour already */
     if (!cluster_enabled() || unodes_key(key, sizeof(key), e->appid, e->id, e->idlen) < 0)
         return;
     const char *expire[] = { "EXPIRE", key, UN_TTL };

@@ -840,9 +840,9 @@ static void hub_on_release(pres_entry *e, void *ud)
 
 void hub_heartbeat(struct conn *c, uint32_t now)
 {
-    presence_heartbeat(c->pres, now);
+    uint32_t prev = presence_heartbeat(c->pres, now);
     if (hub_cluster)
-        hub_cluster->heartbeat(c->pres);
+        hub_cluster->heartbeat(c->pres, prev);
 }
 
 int hub_attach(struct conn *c, uint32_t appid, const char *uid, size_t len, int *first)

@@ -49,7 +49,7 @@ typedef struct hub_cluster_hooks {
     void (*join)(const struct pres_entry *e, int announce);
     void (*leave)(const struct pres_entry *e, int announce);
     void (*count)(const struct pres_entry *e);
-    void (*heartbeat)(const struct pres_entry *e);
+    void (*heartbeat)(const struct pres_entry *e, uint32_t prev_hb);   /* the time it replaced */
 } hub_cluster_hooks;
 void hub_set_cluster(const hub_cluster_hooks *hooks);
 

@@ -163,9 +163,9 @@ int presence_release(pres_entry *e, presence_edge_fn on_release, void *ud)
     return last;
 }
 
-void presence_heartbeat(pres_entry *e, uint32_t now)
+uint32_t presence_heartbeat(pres_entry *e, uint32_t now)
 {
-    atomic_store_explicit(&e->hb_time, now, memory_order_relaxed);
+    return atomic_exchange_explicit(&e->hb_time, now, memory_order_relaxed);
 }
 
 static int presence_fresh(const pres_entry *e, uint32_t now)

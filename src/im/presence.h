@@ -47,7 +47,8 @@ pres_entry *presence_acquire(uint32_t appid, const char *id, size_t len, int *fi
 /* Drops one connection and runs on_release (may be NULL); after the last
  * one, frees the entry and returns 1. */
 int presence_release(pres_entry *e, presence_edge_fn on_release, void *ud);
-void presence_heartbeat(pres_entry *e, uint32_t now);
+/* Returns the heartbeat time it replaces. */
+uint32_t presence_heartbeat(pres_entry *e, uint32_t now);
 
 /* Online: an entry exists for (appid, id) with a heartbeat under
  * PRESENCE_ONLINE_SECS old. (For "any platform" ask each appID.) */

@@ -246,6 +246,16 @@ class RegistryTest(ClusterCase):
 
 class PresenceTest(ClusterCase):
 
+    async def heartbeat(self, ws, key, after):
+        """Sends a heartbeat; (record, heartbeatTime) once the record in
+        Redis says a heartbeatTime later than `after`."""
+        r = await request(ws, "heartbeat", {})
+        self.assertEqual(r["response"]["code"], 200, r)
+        raw = await await_until(
+            lambda: (lambda v: v if v and json.loads(v)["heartbeatTime"] > after else None)(
+                self.redis.get(key)), what="heartbeatTime to move after a heartbeat")
+        return raw, json.loads(raw)["heartbeatTime"]
+
     def test_presence_record_bytes(self):
         async def t():
             ws = tab2 = None
@@ -269,12 +279,7 @@ class PresenceTest(ClusterCase):
                 # (the node's time() reads the coarse clock, a few ms behind
                 # Python's: wait until well into the next second)
                 await await_until(lambda: time.time() >= login_t + 1.1, what="the clock to pass loginTime")
-                r = await request(ws, "heartbeat", {})
-                self.assertEqual(r["response"]["code"], 200, r)
-                raw = await await_until(
-                    lambda: (lambda v: v if v and json.loads(v)["heartbeatTime"] > login_t else None)(
-                        self.redis.get(key)), what="heartbeatTime to move after a heartbeat")
-                hb = json.loads(raw)["heartbeatTime"]
+                raw, hb = await self.heartbeat(ws, key, login_t)
                 self.assertLessEqual(hb, int(time.time()) + 1, raw)
                 self.assertEqual(raw, presence_json(self.B.rpc_port, 102, "pres1", client, login_t, hb),
                                  "presence record after a heartbeat, byte for byte")
@@ -315,6 +320,32 @@ class PresenceTest(ClusterCase):
                 self.assertFalse(self.online(self.A, 102, "pres1"))
             finally:
                 await close_all(ws, tab2)
+        run(t())
+
+    def test_heartbeat_renews_the_nodes_hash_once_an_hour(self):
+        """A heartbeat rewrites the presence record every time, but renews the
+        TTL of the user's nodes hash (a day) only when it is the user's first
+        heartbeat of a clock hour: the login's join set it."""
+        async def t():
+            ws = None
+            key, nkey = presence_key(102, "hbttl1"), "acc:user:nodes:102_hbttl1"
+            try:
+                ws = await login(self.B, "hbttl1", 102)
+                raw = await await_until(lambda: self.redis.get(key), what="the presence record")
+                login_t = json.loads(raw)["loginTime"]
+                # the hash's TTL runs down from the join's 86400
+                await await_until(lambda: 0 < self.redis.ttl(nkey) <= 86397, timeout=10,
+                                  what="the nodes hash's TTL to run down by 3 s")
+                # the node sends the EXPIRE (if any) before the record's SET
+                _, hb = await self.heartbeat(ws, key, login_t)
+                ttl = self.redis.ttl(nkey)
+                if hb // 3600 == login_t // 3600:
+                    self.assertLessEqual(ttl, 86397, "renewed by a heartbeat in the login's hour")
+                else:                                 # the run crossed an hour: renewed
+                    self.assertGreaterEqual(ttl, 86398, "not renewed in a new hour")
+                self.assertGreater(ttl, 0)
+            finally:
+                await close_all(ws)
         run(t())
 
     def test_logout_command_rewrites_record(self):
