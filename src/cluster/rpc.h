@@ -53,7 +53,8 @@ typedef struct rpc_msg {
     const char *cms;                    /* "msg", "enter" or "exit" */
     const char *msg; size_t msglen;     /* the text */
     const dlog_id *id;                  /* a logged message's entry id, or NULL */
-    int must;                           /* made even while the peer is skipped (below) */
+    int must;                           /* made even while the peer is skipped (below; at
+                                           most 64 such calls in flight per peer) */
 } rpc_msg;
 
 /* The outcome of a client call. ok = 0: the call failed (transport error,

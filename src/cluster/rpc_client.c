@@ -24,6 +24,7 @@
 #define RPC_PEER_NAME 128            /* longest "ip:port" + 1 */
 #define RPC_SKIP_AFTER 2             /* consecutive failures before skipping */
 #define RPC_BACKOFF_FIRST_MS 1000
+#define RPC_FORCED_MAX 64            /* must-calls in flight to a skipped peer, at most */
 #define RPC_RECONNECT_FIRST_MS 200   /* channel reconnect back-off: 200 ms .. 1 s */
 #define RPC_RECONNECT_MAX_MS 1000
 #define RPC_CONNECT_MIN_MS 1000      /* shortest time a connection attempt is given */
@@ -39,6 +40,7 @@ typedef struct rpc_peer {
     int backoff_ms;                  /* current skip period; 0 = not skipping */
     uint64_t skip_until;             /* rpc_now_ms() */
     int trial;                       /* the one call allowed after a skip is in flight */
+    int forced;                      /* must-calls made while skipped, in flight */
     char last_error[RPC_ERR_MAX];
     char name[RPC_PEER_NAME];
 } rpc_peer;
@@ -49,6 +51,7 @@ typedef struct rpc_ccall {
     rpc_peer *peer;
     rpc_method method;
     int trial;
+    int forced;                      /* made while its peer was skipped (rpc_peer.forced) */
     rpc_done_fn done;
     void *ud;
     grpc_byte_buffer *out, *in;
@@ -141,6 +144,19 @@ static int rpc_cli_admit(rpc_peer *p, rpc_ccall *c)
     if (rpc_cli_skipping(p, rpc_now_ms()))
         return 0;
     p->trial = c->trial = 1;
+    return 1;
+}
+
+/* rpc_cli_admit, or for a must-call (force) to a skipped peer: made while
+ * fewer than RPC_FORCED_MAX such calls are in flight (a peer that hangs
+ * holds each until its deadline: they must not pile up without bound). */
+static int rpc_cli_admit_f(rpc_peer *p, rpc_ccall *c, int force)
+{
+    if (rpc_cli_admit(p, c))
+        return 1;
+    if (!force || p->forced >= RPC_FORCED_MAX)
+        return 0;
+    c->forced = 1;
     return 1;
 }
 
@@ -300,6 +316,8 @@ static void rpc_cli_on_done(rpc_tag *t, int ok)
     int answered = res.ok || (ok && c->status == GRPC_STATUS_UNIMPLEMENTED);
     pthread_mutex_lock(&g_rpc.mu);
     rpc_cli_unlink(c);
+    if (c->forced)
+        c->peer->forced--;
     rpc_cli_account(c, answered, err);
     pthread_mutex_unlock(&g_rpc.mu);
     c->done(c->ud, &res);
@@ -344,6 +362,7 @@ static int rpc_cli_start(rpc_ccall *c)
     }
     g_rpc.ops++;
     c->peer->calls++;
+    c->peer->forced += c->forced;
     c->next = rpc_cli.calls;
     if (c->next)
         c->next->prev = c;
@@ -372,7 +391,7 @@ static int rpc_cli_call_f(const char *peer, rpc_method method, grpc_byte_buffer 
     int rc = -1;
     pthread_mutex_lock(&g_rpc.mu);
     if (g_rpc.running && !g_rpc.stopping && (c->peer = rpc_cli_peer(peer)) &&
-        (force || rpc_cli_admit(c->peer, c))) {
+        rpc_cli_admit_f(c->peer, c, force)) {
         rc = rpc_cli_start(c);
         if (rc != 0 && c->trial)
             c->peer->trial = 0;

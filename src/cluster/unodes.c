@@ -216,8 +216,10 @@ void unodes_count(const pres_entry *e)
 void unodes_touch(const pres_entry *e, uint32_t prev_hb)
 {
     char key[96];
+    /* hours counted from the user's login here: not all users on the
+     * same clock hour (a burst of EXPIREs at every hh:00) */
     uint32_t hb = atomic_load_explicit(&e->hb_time, memory_order_relaxed);
-    if (hb / UN_TOUCH_SECS == prev_hb / UN_TOUCH_SECS)
+    if ((hb - e->login_time) / UN_TOUCH_SECS == (prev_hb - e->login_time) / UN_TOUCH_SECS)
         return;                                  /* renewed this hour already */
     if (!cluster_enabled() || unodes_key(key, sizeof(key), e->appid, e->id, e->idlen) < 0)
         return;

@@ -43,9 +43,10 @@ void unodes_count(const struct pres_entry *e);
 
 /* A heartbeat (prev_hb: the heartbeat time it replaced): keeps the hash
  * from expiring under a long-lived user. Its TTL is a day and the edges
- * renew it, so one EXPIRE per user per clock hour is enough: the first
- * heartbeat of each hour sends it, the others nothing (at a million users
- * with 30 s heartbeats, 33,000 commands a second less for Redis). */
+ * renew it, so one EXPIRE per user per hour is enough: the first heartbeat
+ * of each hour since the user's login here sends it, the others nothing
+ * (at a million users with 30 s heartbeats, 33,000 commands a second less
+ * for Redis). */
 void unodes_touch(const struct pres_entry *e, uint32_t prev_hb);
 
 /* ---- link thread, right after a (re)connect ---- */

@@ -14,7 +14,7 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import ClusterCase, RawWS, cluster_state, cmd_json, main, text, wait_until  # noqa: E402
+from harness import SLOW, ClusterCase, RawWS, cluster_state, cmd_json, main, text, wait_until  # noqa: E402
 import test_delivery as td  # noqa: E402  (its RawWS helpers; its tests are not run here)
 
 login, next_json, pushes_until, send = td.login, td.next_json, td.pushes_until, td.send
@@ -302,7 +302,7 @@ class PeerBackoffTest(DeliveryCase):
     but never for a logged room push: its room members would miss it live
     and the next push's id would carry their lastRoomID past it."""
     # B stays a live node of the registry while it is stopped (60 s)
-    ARGS = ("--set", "cluster.rpcTimeout=1000", "--set", "cluster.serverTimeout=60")
+    ARGS = ("--set", "cluster.rpcTimeout=%d" % (1000 * SLOW), "--set", "cluster.serverTimeout=60")
 
     def skipped_ms(self, a, peer):
         for p in cluster_state(a)["peers"]:

@@ -2,7 +2,8 @@
 //
 //   const { startNode } = require('./harness');
 //   const node = await startNode();          // node.httpPort, node.wsPort, node.rpcPort
-//   (with '--redis' in the extra args, start-up also waits for the rpc listening line)
+//   (with '--redis' in the extra args, start-up also waits for the rpc listening line and the
+//   node's "connected to Redis" log line)
 //   ...
 //   await node.stop();                        // SIGTERM, then asserts a clean exit (status 0)
 //
@@ -189,8 +190,11 @@ async function startNode(extraArgs = [], env = {}) {
   };
   // Cluster mode: the node listens before its Redis link is up, and a send meanwhile
   // answers 500 "Redis is unavailable" (by design: it does not wait). A test starts
-  // once the node has logged that the link is up (its API may need a key: not polled).
-  if (extraArgs.includes('--redis') || 'IMGATE_REDIS' in env) {
+  // once the node has logged that the link is up (its API may need a key: not polled;
+  // a node started with --log-level warn or error does not log it: not waited for).
+  const level = extraArgs[extraArgs.indexOf('--log-level') + 1];
+  const quiet = extraArgs.includes('--log-level') && level !== 'debug' && level !== 'info';
+  if ((extraArgs.includes('--redis') || 'IMGATE_REDIS' in env || process.env.IMGATE_REDIS) && !quiet) {
     try {
       await pollUntil(async () => stderr.text.includes('cluster: connected to Redis'),
         'the node\'s Redis link to be up', START_TIMEOUT_MS);

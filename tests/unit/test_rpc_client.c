@@ -543,6 +543,54 @@ static void test_port_taken(void **state)
     waiter_free(&w);
 }
 
+/* Must-calls (a logged send) go to a skipped peer, but at most 64 of them
+ * in flight: a peer that accepts TCP and never answers holds each until its
+ * deadline. Made skipped with two short failures; then 70 must-calls within
+ * the 1 s back-off: 64 are made (65 if the machine stalled past the
+ * back-off: the first is then its trial), the rest refused at once. */
+#define FORCED_MAX 64
+#define FORCED_TRIES 70
+static void test_forced_calls_capped(void **state)
+{
+    (void)state;
+    int fd = -1;
+    char peer[64];
+    snprintf(peer, sizeof(peer), "127.0.0.1:%d", tcp_port(1, &fd));
+    g_node.cfg.rpcTimeout = 200;
+    fail_once(peer);
+    fail_once(peer);
+    assert_true(peer_state_is(peer, 0, 2, 2, 2));
+    g_node.cfg.rpcTimeout = 5000;                /* the made ones stay in flight */
+    static waiter ws[FORCED_TRIES];
+    int made = 0, refused = 0;
+    rpc_msg m = { .seq = "f1", .seqlen = 2, .appid = 101, .uid = "u1", .uidlen = 2,
+                  .cms = "msg", .msg = "m", .msglen = 1, .must = 1 };
+    for (int i = 0; i < FORCED_TRIES; i++) {
+        waiter_init(&ws[i]);
+        if (rpc_send_msg_all(peer, &m, on_done, &ws[i]) == 0)
+            made++;
+        else
+            refused++;
+    }
+    if (made != FORCED_MAX)
+        fprintf(stderr, "made %d must-calls to a skipped peer, refused %d\n", made, refused);
+    assert_true(made == FORCED_MAX || made == FORCED_MAX + 1);
+    assert_int_equal(made + refused, FORCED_TRIES);
+    m.must = 0;
+    waiter w;
+    waiter_init(&w);
+    assert_int_equal(rpc_send_msg_all(peer, &m, on_done, &w), -1);   /* still skipped */
+    waiter_free(&w);
+    for (int i = 0; i < FORCED_TRIES; i++) {
+        if (i < made)                            /* the made ones are the first ones */
+            waiter_wait(&ws[i]);
+        assert_int_equal(ws[i].runs, i < made ? 1 : 0);
+        waiter_free(&ws[i]);
+    }
+    close(fd);
+    g_node.cfg.rpcTimeout = 2000;
+}
+
 /* Accepts one connection on the listening fd (at most WAIT_S); returns it. */
 static int accept_within(int fd)
 {
@@ -601,6 +649,7 @@ int main(void)
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test_teardown(test_dead_peer_skipped, release_queue_after),
         cmocka_unit_test(test_recovery_resets),
+        cmocka_unit_test(test_forced_calls_capped),
         cmocka_unit_test(test_port_taken),
         cmocka_unit_test(test_stop_fails_in_flight),
     };
