@@ -374,6 +374,7 @@ typedef struct clog_login {
 } clog_login;
 
 static int clog_login_send(clog_login *l);
+static int clog_login_send_quick(clog_login *l);
 
 /* One part of the login script's reply: its entries, the log's newest id
  * (*max, *has_max), and whether entries after `after` are missing (gap). */
@@ -500,6 +501,72 @@ fail:
     return -1;
 }
 
+/* ---------- a legacy login with nothing to replay: no script ---------- */
+
+/* The stream's last-generated-id from an XINFO STREAM reply: 1 (with *id),
+ * 0 if the stream does not exist, -1 if the reply says neither. */
+static int clog_xinfo_last(const rlink_val *v, dlog_id *id)
+{
+    if (v->type == REDIS_REPLY_ERROR)
+        return v->str && strstr(v->str, "no such key") ? 0 : -1;
+    if (v->type != REDIS_REPLY_ARRAY)
+        return -1;
+    for (size_t i = 0; i + 1 < v->n; i += 2) {
+        const rlink_val *k = &v->elem[i], *x = &v->elem[i + 1];
+        if (k->str && k->len == 17 && memcmp(k->str, "last-generated-id", 17) == 0)
+            return x->str && dlog_id_parse(x->str, x->len, id) == 0 ? 1 : -1;
+    }
+    return -1;
+}
+
+/* Replies: GET cursor, XINFO STREAM inbox (read in that order, after the
+ * login's presence join like the script). No inbox, or an inbox whose
+ * newest id is the cursor (everything was pushed): the replay is empty and
+ * the log's newest id is known — what the script would answer, for one
+ * GET and one XINFO instead of a Lua run (most logins of legacy clients).
+ * Else (entries after the cursor, a cursor ahead of a log that was made
+ * anew, anything odd) the script reads it: a later read only sees more. */
+static void clog_on_login_quick(void *ud, int ok, rlink_val *rep, int n)
+{
+    clog_login *l = ud;
+    resume_found f = { 0 };
+    dlog_id cursor = { 0, 0 }, last;
+    int has_log = -1;
+    if (ok && n == 2 && (rep[0].type == REDIS_REPLY_NIL ||
+                         (rep[0].str && dlog_id_parse(rep[0].str, rep[0].len, &cursor) == 0)))
+        has_log = clog_xinfo_last(&rep[1], &last);
+    if (ok && (has_log < 0 || (has_log == 1 && dlog_id_cmp(last, cursor) != 0))) {
+        if (clog_login_send(l) == 0)
+            return;
+        ok = 0;                                  /* no memory: served without a replay */
+    }
+    if (ok) {
+        f.ok = 1;
+        f.inbox_max = has_log == 1 ? &last : NULL;
+    }
+    l->fn(l->ud, &f);
+    free(l);
+}
+
+static int clog_login_send_quick(clog_login *l)
+{
+    char ikey[128], ckey[128];
+    rlink_query *q = rlink_query_new(2, clog_on_login_quick, l);
+    if (!q || clog_key(ikey, sizeof(ikey), CLOG_INBOX_PREFIX, l->appid, l->uid, l->uidlen) < 0 ||
+        clog_key(ckey, sizeof(ckey), CLOG_CURSOR_PREFIX, l->appid, l->uid, l->uidlen) < 0)
+        goto fail;
+    const char *get[] = { "GET", ckey };
+    const char *xinfo[] = { "XINFO", "STREAM", ikey };
+    if (rlink_query_add(q, 2, get, NULL) != 0 || rlink_query_add(q, 3, xinfo, NULL) != 0)
+        goto fail;
+    rlink_query_submit_wait(q);
+    return 0;
+fail:
+    if (q)
+        rlink_query_cancel(q);
+    return -1;
+}
+
 static int clog_login_read(const resume_req *q, resume_found_fn fn, void *ud)
 {
     clog_login *l = q->uidlen < PRESENCE_MAX_ID ? calloc(1, sizeof(*l)) : NULL;
@@ -514,7 +581,8 @@ static int clog_login_read(const resume_req *q, resume_found_fn fn, void *ud)
     l->last = q->last;
     l->has_last_room = q->has_last_room;
     l->last_room = q->last_room;
-    if (clog_login_send(l) != 0) {
+    /* a legacy login (no lastID, no lastRoomID) tries without the script */
+    if ((l->has_last || l->has_last_room ? clog_login_send(l) : clog_login_send_quick(l)) != 0) {
         free(l);
         return -1;
     }

@@ -297,6 +297,63 @@ class AckRequiredTest(DeliveryCase):
             ws.close()
 
 
+class LegacyReadTest(DeliveryCase):
+    """A legacy login (no lastID) whose inbox has nothing after the pushed
+    cursor is read with GET + XINFO STREAM instead of the replay script;
+    anything else still runs the script."""
+
+    def scripts_run(self):
+        text = self.redis.cmd("INFO", "commandstats")
+        text = text.decode() if isinstance(text, bytes) else text
+        for line in text.splitlines():
+            if line.startswith("cmdstat_evalsha:"):
+                return int(line.split("calls=")[1].split(",")[0])
+        return 0
+
+    def test_nothing_new_reads_without_the_script(self):
+        a, b = self.nodes
+        r = send(a, "lr1", "lr1-0", "stored")
+        self.assertEqual(r["data"], {"sendResults": False, "stored": True}, r)
+        ws, _ = login(b, "lr1")
+        try:
+            send(a, "lr1", "lr1-m", "marker")
+            self.assertEqual([m["seq"] for m in pushes_until(ws, "lr1-m")], ["lr1-0"])
+        finally:
+            ws.close()
+        self.logged_in(b, 0)
+        # everything pushed: the cursor is the inbox's newest id
+        last = self.redis.cmd("XREVRANGE", "acc:user:inbox:101_lr1", "+", "-", "COUNT", "1")[0][0]
+        last = last.decode() if isinstance(last, bytes) else last
+        wait_until(lambda: self.redis.get("acc:user:cursor:101_lr1") in (last, last.encode()),
+                   what="the cursor at the inbox's newest id")
+        before = self.scripts_run()
+        ws, reply = login(a, "lr1")                 # nothing new
+        try:
+            self.assertEqual(reply["response"]["code"], 200, reply)
+            self.assertEqual(self.scripts_run(), before, "a replay script ran for nothing new")
+            send(b, "lr1", "lr1-m2", "marker")
+            self.assertEqual(pushes_until(ws, "lr1-m2"), [])
+        finally:
+            ws.close()
+        self.logged_in(a, 0)
+
+    def test_cursor_ahead_of_a_new_log_replays_it_all(self):
+        """A cursor newer than the inbox (the log expired and was made
+        anew): the script replays the whole new log."""
+        a, b = self.nodes
+        self.redis.cmd("SET", "acc:user:cursor:101_lr2", "9999999999999-0")
+        for i in range(2):
+            r = send(a, "lr2", "lr2-%d" % i, "stored %d" % i)
+            self.assertEqual(r["data"], {"sendResults": False, "stored": True}, r)
+        ws, _ = login(b, "lr2")
+        try:
+            send(a, "lr2", "lr2-m", "marker")
+            self.assertEqual([m["seq"] for m in pushes_until(ws, "lr2-m")], ["lr2-0", "lr2-1"])
+        finally:
+            ws.close()
+        self.logged_in(b, 0)
+
+
 class PeerBackoffTest(DeliveryCase):
     """A peer that failed calls is skipped for a while (cluster.peerBackoff),
     but never for a logged room push: its room members would miss it live
