@@ -468,17 +468,36 @@ static void clog_on_login(void *ud, int ok, rlink_val *rep, int n)
     free(l);
 }
 
-/* Submits l's read (EVALSHA, or EVAL once Redis said NOSCRIPT); it waits
- * for the link if a node just (re)started. 0, or -1 (l is not freed). */
+/* The user's inbox and cursor keys: 0, or -1 if they do not fit. */
+static int clog_login_keys(const clog_login *l, char ikey[128], char ckey[128])
+{
+    return clog_key(ikey, 128, CLOG_INBOX_PREFIX, l->appid, l->uid, l->uidlen) < 0 ||
+           clog_key(ckey, 128, CLOG_CURSOR_PREFIX, l->appid, l->uid, l->uidlen) < 0 ? -1 : 0;
+}
+
+/* Submits a login's read query, which waits for the link if a node just
+ * (re)started; or cancels it (bad). 0, or -1. */
+static int clog_login_submit(rlink_query *q, int bad)
+{
+    if (bad) {
+        if (q)
+            rlink_query_cancel(q);
+        return -1;
+    }
+    rlink_query_submit_wait(q);
+    return 0;
+}
+
+/* Submits l's read (EVALSHA, or EVAL once Redis said NOSCRIPT). 0, or -1
+ * (l is not freed). */
 static int clog_login_send(clog_login *l)
 {
     char ikey[128], ckey[128], rkey[128], last[DLOG_ID_MAX] = "", lroom[DLOG_ID_MAX] = "";
     char nin[24], nroom[24];
     rlink_query *q = rlink_query_new(1, clog_on_login, l);
-    if (!q || clog_key(ikey, sizeof(ikey), CLOG_INBOX_PREFIX, l->appid, l->uid, l->uidlen) < 0 ||
-        clog_key(ckey, sizeof(ckey), CLOG_CURSOR_PREFIX, l->appid, l->uid, l->uidlen) < 0 ||
+    if (!q || clog_login_keys(l, ikey, ckey) != 0 ||
         clog_key(rkey, sizeof(rkey), CLOG_ROOM_PREFIX, l->appid, "", 0) < 0)
-        goto fail;
+        return clog_login_submit(q, 1);
     if (l->has_last)
         dlog_id_format(l->last, last);
     if (l->has_last_room)
@@ -491,14 +510,7 @@ static int clog_login_send(clog_login *l)
         argv[0] = "EVAL";
         argv[1] = clog_scripts[CLOG_LOGIN].text;
     }
-    if (rlink_query_add(q, 10, argv, NULL) != 0)
-        goto fail;
-    rlink_query_submit_wait(q);
-    return 0;
-fail:
-    if (q)
-        rlink_query_cancel(q);
-    return -1;
+    return clog_login_submit(q, rlink_query_add(q, 10, argv, NULL) != 0);
 }
 
 /* ---------- a legacy login with nothing to replay: no script ---------- */
@@ -552,19 +564,12 @@ static int clog_login_send_quick(clog_login *l)
 {
     char ikey[128], ckey[128];
     rlink_query *q = rlink_query_new(2, clog_on_login_quick, l);
-    if (!q || clog_key(ikey, sizeof(ikey), CLOG_INBOX_PREFIX, l->appid, l->uid, l->uidlen) < 0 ||
-        clog_key(ckey, sizeof(ckey), CLOG_CURSOR_PREFIX, l->appid, l->uid, l->uidlen) < 0)
-        goto fail;
+    if (!q || clog_login_keys(l, ikey, ckey) != 0)
+        return clog_login_submit(q, 1);
     const char *get[] = { "GET", ckey };
     const char *xinfo[] = { "XINFO", "STREAM", ikey };
-    if (rlink_query_add(q, 2, get, NULL) != 0 || rlink_query_add(q, 3, xinfo, NULL) != 0)
-        goto fail;
-    rlink_query_submit_wait(q);
-    return 0;
-fail:
-    if (q)
-        rlink_query_cancel(q);
-    return -1;
+    return clog_login_submit(q, rlink_query_add(q, 2, get, NULL) != 0 ||
+                                    rlink_query_add(q, 3, xinfo, NULL) != 0);
 }
 
 static int clog_login_read(const resume_req *q, resume_found_fn fn, void *ud)
