@@ -520,7 +520,7 @@ static int clog_login_send(clog_login *l)
 static int clog_xinfo_last(const rlink_val *v, dlog_id *id)
 {
     if (v->type == REDIS_REPLY_ERROR)
-        return v->str && strstr(v->str, "no such key") ? 0 : -1;
+        return v->str && strcmp(v->str, "ERR no such key") == 0 ? 0 : -1;
     if (v->type != REDIS_REPLY_ARRAY)
         return -1;
     for (size_t i = 0; i + 1 < v->n; i += 2) {
