@@ -267,6 +267,18 @@ int cluster_servers(char (*out)[64], int max)
     return n;
 }
 
+int cluster_server_live(const char *addr, size_t len)
+{
+    int live = -1;
+    pthread_mutex_lock(&g_cl.lock);
+    if (!g_cl.registry_broken && g_cl.nservers > 0)
+        for (int i = live = 0; i < g_cl.nservers && !live; i++)
+            live = len < sizeof(g_cl.servers[i]) && memcmp(g_cl.servers[i], addr, len) == 0 &&
+                   g_cl.servers[i][len] == '\0';
+    pthread_mutex_unlock(&g_cl.lock);
+    return live;
+}
+
 static void cl_on_servers(void *ud, const redisReply *reply)
 {
     (void)ud;

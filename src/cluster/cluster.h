@@ -73,6 +73,10 @@ struct rlink_val;
 int cluster_servers_note(const struct rlink_val *v);
 /* Copies up to max live nodes ("ip:port", self included) into out. */
 int cluster_servers(char (*out)[64], int max);
+/* Whether node addr ("ip:port", len bytes) is in the live node list: 1 or
+ * 0, or -1 when the list is unknown (the registry has not been read, or
+ * its last read failed). Any thread. */
+int cluster_server_live(const char *addr, size_t len);
 
 /* {"self":..,"redis":"up"|"down",...,"servers":[..],"peers":[..]} */
 void cluster_state_json(struct jsonw *w);

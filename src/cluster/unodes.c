@@ -1,8 +1,9 @@
 /* unodes.c — the user's nodes hash acc:user:nodes:<appID>_<userID> (see
- * unodes.h): the join and leave scripts posted at a user's first and last
- * connection on this node and the announcements their answers decide, the
- * counts in between, the rewrite after a reconnect and the sweep of the
- * fields this node left behind. Scripts and sweep run on the link thread. */
+ * unodes.h): the join (plain commands) and the leave (a script) posted at a
+ * user's first and last connection on this node and the announcements
+ * their answers decide, the counts in between, the rewrite after a
+ * reconnect and the sweep of the fields this node left behind. Edges and
+ * sweep run on the link thread. */
 #include "cluster/unodes.h"
 
 #include <hiredis/hiredis.h>
@@ -24,7 +25,7 @@
 #define UN_TOUCH_SECS 3600u              /* a heartbeat renews the hash's TTL once per hour */
 #define UN_SCAN_COUNT "500"
 
-/* Shared by both scripts. KEYS[1] the user's nodes hash, KEYS[2]
+/* Shared by the leave and prune scripts. KEYS[1] the user's nodes hash, KEYS[2]
  * acc:hash:servers, KEYS[3] the presence record; ARGV[1] this node's field,
  * ARGV[2] the oldest registration time that is still live, ARGV[3] the TTL.
  * live_others(): how many other nodes that are live in the registry hold
@@ -40,13 +41,9 @@
     "elseif (tonumber(f[i + 1]) or 0) > 0 then n = n + 1 first = first or f[i] end "        \
     "end end return n, first end "
 
-/* The first connection on this node: ARGV[4] its count, ARGV[5] the online
- * record. Answers live_others(). */
-static const char un_join_lua[] =
-    UN_LUA_LIVE
-    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[4]) redis.call('EXPIRE', KEYS[1], ARGV[3]) "
-    "redis.call('SET', KEYS[3], ARGV[5], 'EX', ARGV[3]) "
-    "local n = live_others() return n";
+/* What remains of live_others() after a join (below): the fields of nodes
+ * that are not live are removed. Answers the count, which nobody reads. */
+static const char un_prune_lua[] = UN_LUA_LIVE "local n = live_others() return n";
 
 /* The last connection on this node gone: ARGV[4] how the record names this
  * node, ARGV[5] the logged-off record ("": make it from the stored one,
@@ -102,6 +99,7 @@ static void un_edge_done(un_edge *ed, long long others)
     free(ed);
 }
 
+/* The leave script's answer. */
 static void un_on_edge_reply(void *ud, const redisReply *r)
 {
     un_edge *ed = ud;
@@ -109,31 +107,127 @@ static void un_on_edge_reply(void *ud, const redisReply *r)
     if (r && r->type == REDIS_REPLY_INTEGER)
         others = r->integer;
     else if (r)
-        log_warn("cluster: the %s script for user %u_%.*s failed: %s", ed->join ? "join" : "leave",
-                 ed->appid, (int)ed->uidlen, ed->uid, r->type == REDIS_REPLY_ERROR ? r->str : "odd reply");
+        log_warn("cluster: the leave script for user %u_%.*s failed: %s", ed->appid,
+                 (int)ed->uidlen, ed->uid, r->type == REDIS_REPLY_ERROR ? r->str : "odd reply");
     un_edge_done(ed, others);
 }
 
-/* Sends the edge's script; -1 if it could not be sent. */
-static int un_edge_send(un_edge *ed)
+/* The keys and the live-since argument of the scripts (UN_LUA_LIVE). */
+typedef struct un_args {
+    char key[96], rkey[96], live[24];
+} un_args;
+
+static int un_args_make(un_args *a, const un_edge *ed)
 {
-    char key[96], rkey[96], frag[160], cnt[16], live[24], now[24];
-    if (unodes_key(key, sizeof(key), ed->appid, ed->uid, ed->uidlen) < 0 ||
-        prec_key(rkey, sizeof(rkey), ed->appid, ed->uid, ed->uidlen) < 0 ||
-        cluster_prec_frag(frag, sizeof(frag)) < 0)
+    if (unodes_key(a->key, sizeof(a->key), ed->appid, ed->uid, ed->uidlen) < 0 ||
+        prec_key(a->rkey, sizeof(a->rkey), ed->appid, ed->uid, ed->uidlen) < 0)
         return -1;
-    long long t = (long long)time(NULL);
-    snprintf(cnt, sizeof(cnt), "%u", ed->conns);
-    snprintf(live, sizeof(live), "%lld", t - g_node.cfg.serverTimeout);
-    snprintf(now, sizeof(now), "%lld", t);
-    const char *script = ed->join ? un_join_lua : un_leave_lua;
-    const char *argv[] = { "EVAL", script, "3", key, CLUSTER_SERVERS_KEY, rkey, cluster_self(),
-                           live, UN_TTL, ed->join ? cnt : frag, ed->json, now };
+    snprintf(a->live, sizeof(a->live), "%lld", (long long)time(NULL) - g_node.cfg.serverTimeout);
+    return 0;
+}
+
+/* Sends the leave script; -1 if it could not be sent. */
+static int un_leave_send(un_edge *ed, const un_args *a)
+{
+    char frag[160], now[24];
+    if (cluster_prec_frag(frag, sizeof(frag)) < 0)
+        return -1;
+    snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
+    const char *argv[] = { "EVAL", un_leave_lua, "3", a->key, CLUSTER_SERVERS_KEY, a->rkey,
+                           cluster_self(), a->live, UN_TTL, frag, ed->json, now };
     size_t lens[12];
     for (int i = 0; i < 12; i++)
         lens[i] = strlen(argv[i]);
     lens[10] = ed->jlen;
-    return rlink_cmd(un_on_edge_reply, ed, ed->join ? 11 : 12, argv, lens);
+    return rlink_cmd(un_on_edge_reply, ed, 12, argv, lens);
+}
+
+static void un_on_write(void *ud, const redisReply *r)
+{
+    (void)ud;
+    if (r && r->type == REDIS_REPLY_ERROR)
+        log_warn("cluster: a presence write failed: %s", r->str);
+}
+
+static void un_on_prune(void *ud, const redisReply *r)
+{
+    (void)ud;
+    if (r && r->type == REDIS_REPLY_ERROR)
+        log_warn("cluster: removing the fields of nodes that are not live failed: %s", r->str);
+}
+
+/* How many other nodes hold the user (count > 0) and are live in this
+ * node's list of live nodes; with no list (the registry unread or broken)
+ * every node counts as live, as in the scripts. A field whose node the list
+ * does not know is not counted, and *prune asks the registry itself
+ * whether it goes (un_prune_lua): the list may be a registration behind. */
+static long long un_live_others(const redisReply *r, int *prune)
+{
+    const char *self = cluster_self();
+    size_t sl = strlen(self);
+    long long n = 0;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *f = r->element[i], *v = r->element[i + 1];
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
+            (f->len == sl && memcmp(f->str, self, sl) == 0))
+            continue;
+        int live = cluster_server_live(f->str, f->len);
+        if (live == 0)
+            *prune = 1;
+        else if (strtoll(v->str, NULL, 10) > 0)
+            n++;
+    }
+    return n;
+}
+
+static void un_on_join_fields(void *ud, const redisReply *r)
+{
+    un_edge *ed = ud;
+    long long others = -1;
+    int prune = 0;
+    un_args a;
+    if (r && r->type == REDIS_REPLY_ARRAY)
+        others = un_live_others(r, &prune);
+    else if (r)
+        log_warn("cluster: reading the nodes of user %u_%.*s failed: %s", ed->appid,
+                 (int)ed->uidlen, ed->uid, r->type == REDIS_REPLY_ERROR ? r->str : "odd reply");
+    if (prune && un_args_make(&a, ed) == 0) {
+        const char *argv[] = { "EVAL", un_prune_lua, "2", a.key, CLUSTER_SERVERS_KEY,
+                               cluster_self(), a.live };
+        (void)rlink_cmd(un_on_prune, NULL, 7, argv, NULL);
+    }
+    un_edge_done(ed, others);
+}
+
+/* The join, without a script (starting Lua was most of what Redis spent on
+ * a login): this node's field and its TTL, the presence record, then the
+ * whole hash, whose answer counts the other live nodes. Each node sends its
+ * write before its read, so of a join here and a leave elsewhere at the
+ * same time at least one sees the other's field. Only the read carries ed:
+ * the writes before it may be answered after ed is gone. -1 if not sent. */
+static int un_join_send(un_edge *ed, const un_args *a)
+{
+    char cnt[16];
+    snprintf(cnt, sizeof(cnt), "%u", ed->conns);
+    const char *hset[] = { "HSET", a->key, cluster_self(), cnt };
+    const char *expire[] = { "EXPIRE", a->key, UN_TTL };
+    const char *set[] = { "SET", a->rkey, ed->json, "EX", UN_TTL };
+    size_t setlens[] = { 3, strlen(a->rkey), ed->jlen, 2, strlen(UN_TTL) };
+    const char *all[] = { "HGETALL", a->key };
+    if (rlink_cmd(un_on_write, NULL, 4, hset, NULL) != 0 ||
+        rlink_cmd(un_on_write, NULL, 3, expire, NULL) != 0 ||
+        rlink_cmd(un_on_write, NULL, 5, set, setlens) != 0)
+        return -1;
+    return rlink_cmd(un_on_join_fields, ed, 2, all, NULL);
+}
+
+/* Sends the edge; -1 if it could not be sent (ed is then the caller's). */
+static int un_edge_send(un_edge *ed)
+{
+    un_args a;
+    if (un_args_make(&a, ed) != 0)
+        return -1;
+    return ed->join ? un_join_send(ed, &a) : un_leave_send(ed, &a);
 }
 
 static void un_edge_run(struct worker *w, task *t)

@@ -889,6 +889,17 @@ class RedisServer:
         flat = self.cmd("HGETALL", key) or []
         return dict(zip(flat[0::2], flat[1::2]))
 
+    def calls(self, *names):
+        """How many times the commands (lower case, e.g. "evalsha") have
+        run since the server started (INFO commandstats), summed."""
+        text = self.cmd("INFO", "commandstats")
+        text = text.decode() if isinstance(text, bytes) else text
+        total = 0
+        for line in text.splitlines():
+            if line.split(":")[0] in ["cmdstat_" + n for n in names]:
+                total += int(line.split("calls=")[1].split(",")[0])
+        return total
+
 
 class Nginx:
     """nginx in the foreground (master process started by the test, stopped by

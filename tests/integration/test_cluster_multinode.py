@@ -296,6 +296,48 @@ class OneUserTwoNodesTest(ClusterBase):
                 await close_all(ws, *(obs or []))
         run(t())
 
+    def test_first_connection_runs_no_script(self):
+        """The join is plain commands: a first connection writes its field
+        and the record, is announced, and no Lua script runs for it."""
+        async def t():
+            app, user = 104, fresh_user("ns")
+            obs = ws = None
+            try:
+                obs = await self.observers(app)
+                before = self.redis.calls("eval", "evalsha")
+                ws = await login(self.A, user, app)
+                await self.expect_one(obs, "enter", user, "enter of %s" % user)
+                self.assertEqual(self.fields(app, user), {self.A.self_addr})
+                self.assertTrue(self.record_names(app, user, self.A), self.record(app, user))
+                self.assertEqual(self.redis.calls("eval", "evalsha"), before,
+                                 "a script ran for a first connection")
+                await ws.close()
+                await self.expect_one(obs, "exit", user, "exit of %s" % user)
+            finally:
+                await close_all(ws, *(obs or []))
+        run(t())
+
+    def test_field_of_a_node_registered_since_the_last_read_stays(self):
+        """A node that registered after this node last read the registry is
+        not in its list yet: the login's clean-up asks the registry, which
+        removes the dead node's field and keeps the new node's."""
+        async def t():
+            app, user = 104, fresh_user("nr")
+            dead, new = "127.0.0.1:%d" % free_port(), "127.0.0.1:%d" % free_port()
+            ws = None
+            try:
+                self.redis.cmd("HSET", nodes_key(app, user), dead, "3", new, "2")
+                self.redis.cmd("HSET", SERVERS, new, str(int(time.time())))
+                ws = await login(self.A, user, app)
+                await await_until(lambda: dead not in self.fields(app, user),
+                                  what="the dead node's field removed")
+                self.assertEqual(self.fields(app, user), {self.A.self_addr, new},
+                                 "the field of a live node stays")
+            finally:
+                self.redis.cmd("HDEL", SERVERS, new)
+                await close_all(ws)
+        run(t())
+
     def test_killed_node_restarted_removes_its_fields(self):
         """kill -9 of a node holding a user, restarted on the same address:
         its old field goes, the record is logged off, the user is offline."""
