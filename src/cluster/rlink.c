@@ -96,6 +96,7 @@ static struct {
 
 static void rl_connect(void);
 static void rl_demoted(const char *err);
+static void rl_drop(void);
 
 uv_loop_t *rlink_loop(void) { return &g_rl.loop; }
 int rlink_up(void) { return atomic_load(&g_rl.up); }
@@ -327,6 +328,29 @@ static int rl_sendv(rlink_reply_fn fn, void *ud, int argc, const char **argv, co
 int rlink_cmd(rlink_reply_fn fn, void *ud, int argc, const char **argv, const size_t *lens)
 {
     return g_rl.state == RL_UP ? rl_sendv(fn, ud, argc, argv, lens) : -1;
+}
+
+int rlink_multi(rlink_reply_fn fn, void *ud, int n, const rlink_argv *cmds)
+{
+    static const char *multi[] = { "MULTI" }, *exec[] = { "EXEC" };
+    char *cmd[RLINK_MULTI_MAX + 2];
+    int len[RLINK_MULTI_MAX + 2], k = 0, sent = 0, rc = 0;
+    if (g_rl.state != RL_UP || n < 1 || n > RLINK_MULTI_MAX)
+        return -1;
+    for (; k < n + 2; k++) {                     /* nothing is sent unless all are formatted */
+        const rlink_argv *a = k == 0 ? NULL : k <= n ? &cmds[k - 1] : NULL;
+        len[k] = a ? redisFormatCommandArgv(&cmd[k], a->argc, a->argv, a->lens)
+                   : redisFormatCommandArgv(&cmd[k], 1, k == 0 ? multi : exec, NULL);
+        if (len[k] < 0)
+            break;
+    }
+    for (; rc == 0 && k == n + 2 && sent < k; sent++)
+        rc = rl_send(sent == k - 1 ? fn : NULL, sent == k - 1 ? ud : NULL, cmd[sent], (size_t)len[sent]);
+    if (rc != 0 && sent > 1 && g_rl.ac && !(g_rl.ac->c.flags & REDIS_FREEING))
+        rl_drop();                               /* MULTI went out: never leave it open */
+    for (int i = 0; i < k; i++)
+        redisFreeCommand(cmd[i]);
+    return k == n + 2 && rc == 0 ? 0 : -1;
 }
 
 /* ---------- worker queries ---------- */

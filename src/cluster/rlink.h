@@ -83,6 +83,22 @@ typedef void (*rlink_reply_fn)(void *ud, const redisReply *reply);
  * (fn will not run) when the connection is not up. */
 int rlink_cmd(rlink_reply_fn fn, void *ud, int argc, const char **argv, const size_t *lens);
 
+/* One command of a transaction: its arguments (lens may be NULL: strlen). */
+typedef struct rlink_argv {
+    int argc;
+    const char **argv;
+    const size_t *lens;
+} rlink_argv;
+#define RLINK_MULTI_MAX 8
+/* Sends n (1..RLINK_MULTI_MAX) commands as MULTI, the commands, EXEC:
+ * Redis runs them with no other client's command in between, without the
+ * cost of starting a script. fn runs once with EXEC's reply (an array of
+ * the n replies; an error or NULL if the transaction did not run). All are
+ * formatted before anything is sent, and a send that fails after MULTI
+ * drops the connection rather than leave it inside the transaction (every
+ * pending command then fails, as on any drop). 0, or -1 (fn will not run). */
+int rlink_multi(rlink_reply_fn fn, void *ud, int n, const rlink_argv *cmds);
+
 /* ---- from the workers ---- */
 
 /* A copy of one reply (type is hiredis's REDIS_REPLY_*). */

@@ -99,6 +99,11 @@ static void un_edge_done(un_edge *ed, long long others)
     free(ed);
 }
 
+static const char *un_why(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_ERROR ? r->str : "odd reply";
+}
+
 /* The leave script's answer. */
 static void un_on_edge_reply(void *ud, const redisReply *r)
 {
@@ -108,7 +113,7 @@ static void un_on_edge_reply(void *ud, const redisReply *r)
         others = r->integer;
     else if (r)
         log_warn("cluster: the leave script for user %u_%.*s failed: %s", ed->appid,
-                 (int)ed->uidlen, ed->uid, r->type == REDIS_REPLY_ERROR ? r->str : "odd reply");
+                 (int)ed->uidlen, ed->uid, un_why(r));
     un_edge_done(ed, others);
 }
 
@@ -142,13 +147,6 @@ static int un_leave_send(un_edge *ed, const un_args *a)
     return rlink_cmd(un_on_edge_reply, ed, 12, argv, lens);
 }
 
-static void un_on_write(void *ud, const redisReply *r)
-{
-    (void)ud;
-    if (r && r->type == REDIS_REPLY_ERROR)
-        log_warn("cluster: a presence write failed: %s", r->str);
-}
-
 static void un_on_prune(void *ud, const redisReply *r)
 {
     (void)ud;
@@ -157,10 +155,14 @@ static void un_on_prune(void *ud, const redisReply *r)
 }
 
 /* How many other nodes hold the user (count > 0) and are live in this
- * node's list of live nodes; with no list (the registry unread or broken)
- * every node counts as live, as in the scripts. A field whose node the list
- * does not know is not counted, and *prune asks the registry itself
- * whether it goes (un_prune_lua): the list may be a registration behind. */
+ * node's list of live nodes, read from the registry every
+ * cluster.registerInterval; with no list (the registry unread or broken)
+ * every node counts as live, as in the leave script. A node the list does
+ * not know is counted as dead: mostly one that stopped registering (gone
+ * from the list serverTimeout after its last registration, plus at most a
+ * registerInterval), rarely one that registered after this node's last
+ * read (its user's enter may then be announced twice). *prune then asks
+ * the registry itself which fields go (un_prune_lua). */
 static long long un_live_others(const redisReply *r, int *prune)
 {
     const char *self = cluster_self();
@@ -180,17 +182,21 @@ static long long un_live_others(const redisReply *r, int *prune)
     return n;
 }
 
+/* EXEC's answer: [HSET, EXPIRE, SET, HGETALL of the hash]. */
 static void un_on_join_fields(void *ud, const redisReply *r)
 {
     un_edge *ed = ud;
     long long others = -1;
     int prune = 0;
     un_args a;
-    if (r && r->type == REDIS_REPLY_ARRAY)
-        others = un_live_others(r, &prune);
+    const redisReply *all = NULL;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 4)
+        all = r->element[3];
+    if (all && all->type == REDIS_REPLY_ARRAY)
+        others = un_live_others(all, &prune);
     else if (r)
-        log_warn("cluster: reading the nodes of user %u_%.*s failed: %s", ed->appid,
-                 (int)ed->uidlen, ed->uid, r->type == REDIS_REPLY_ERROR ? r->str : "odd reply");
+        log_warn("cluster: the join of user %u_%.*s failed: %s", ed->appid, (int)ed->uidlen, ed->uid,
+                 un_why(all ? all : r));
     if (prune && un_args_make(&a, ed) == 0) {
         const char *argv[] = { "EVAL", un_prune_lua, "2", a.key, CLUSTER_SERVERS_KEY,
                                cluster_self(), a.live };
@@ -199,12 +205,12 @@ static void un_on_join_fields(void *ud, const redisReply *r)
     un_edge_done(ed, others);
 }
 
-/* The join, without a script (starting Lua was most of what Redis spent on
- * a login): this node's field and its TTL, the presence record, then the
- * whole hash, whose answer counts the other live nodes. Each node sends its
- * write before its read, so of a join here and a leave elsewhere at the
- * same time at least one sees the other's field. Only the read carries ed:
- * the writes before it may be answered after ed is gone. -1 if not sent. */
+/* The join as one transaction, without a script (starting Lua was most of
+ * what Redis spent on a login): this node's field and its TTL, the
+ * presence record, then the whole hash, whose answer counts the other live
+ * nodes. Like the script it replaces it runs with no other node's edge in
+ * between, so of two first connections at once exactly one is announced.
+ * -1 if not sent (ed is then the caller's). */
 static int un_join_send(un_edge *ed, const un_args *a)
 {
     char cnt[16];
@@ -214,11 +220,9 @@ static int un_join_send(un_edge *ed, const un_args *a)
     const char *set[] = { "SET", a->rkey, ed->json, "EX", UN_TTL };
     size_t setlens[] = { 3, strlen(a->rkey), ed->jlen, 2, strlen(UN_TTL) };
     const char *all[] = { "HGETALL", a->key };
-    if (rlink_cmd(un_on_write, NULL, 4, hset, NULL) != 0 ||
-        rlink_cmd(un_on_write, NULL, 3, expire, NULL) != 0 ||
-        rlink_cmd(un_on_write, NULL, 5, set, setlens) != 0)
-        return -1;
-    return rlink_cmd(un_on_join_fields, ed, 2, all, NULL);
+    const rlink_argv cmds[] = { { 4, hset, NULL }, { 3, expire, NULL }, { 5, set, setlens },
+                                { 2, all, NULL } };
+    return rlink_multi(un_on_join_fields, ed, 4, cmds);
 }
 
 /* Sends the edge; -1 if it could not be sent (ed is then the caller's). */

@@ -3,19 +3,21 @@
  * Beside the Go-compatible presence record (cluster/prec.h) imgate nodes
  * keep the hash acc:user:nodes:<appID>_<userID>: field "ip:rpcPort" → that
  * node's connections of the user, 24 h TTL. A node writes it at the user's
- * first connection on the node (join: plain HSET of its field, EXPIRE, SET
- * of the presence record, then HGETALL of the hash; no script, whose start
- * cost Redis more than the rest of a login) and after the last one (leave,
- * one Lua script: its field removed; the record marked logged off if no
- * live node holds the user any more, else handed over to one that does
- * when it names this node). Both answer how many *other live* nodes hold
- * the user, so enter is announced only for the user's first connection in
- * the cluster and exit only after its last one. The leave script asks the
- * registry (acc:hash:servers) and removes the fields of nodes that are not
- * live in it; the join counts by this node's list of live nodes (read from
- * the registry every cluster.registerInterval) and, when the hash names a
- * node that list does not know, runs a script that removes the fields the
- * registry says are dead. Counts between the edges are plain HSETs.
+ * first connection on the node (join: one MULTI/EXEC transaction of HSET of
+ * its field, EXPIRE, SET of the presence record and HGETALL of the hash;
+ * no script, whose start cost Redis more than the rest of a login) and
+ * after the last one (leave, one Lua script: its field removed; the record
+ * marked logged off if no live node holds the user any more, else handed
+ * over to one that does when it names this node). Each runs with no other
+ * node's edge in between, and each answers how many *other live* nodes
+ * hold the user, so enter is announced only for the user's first
+ * connection in the cluster and exit only after its last one. The leave
+ * script asks the registry (acc:hash:servers) which nodes are live and
+ * removes the fields of the others; the join counts by this node's list of
+ * live nodes (read from the registry every cluster.registerInterval) and,
+ * when the hash names a node that list does not know, runs a script that
+ * removes the fields the registry says are dead. Counts between the edges
+ * are plain HSETs.
  *
  * While Redis is down the edges cannot be written: every edge is then
  * announced (what each node sees alone), and after the reconnect the node rewrites

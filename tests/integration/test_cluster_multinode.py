@@ -297,20 +297,21 @@ class OneUserTwoNodesTest(ClusterBase):
         run(t())
 
     def test_first_connection_runs_no_script(self):
-        """The join is plain commands: a first connection writes its field
-        and the record, is announced, and no Lua script runs for it."""
+        """The join is one MULTI/EXEC transaction: a first connection writes
+        its field and the record, is announced, and no Lua script runs."""
         async def t():
             app, user = 104, fresh_user("ns")
             obs = ws = None
             try:
                 obs = await self.observers(app)
-                before = self.redis.calls("eval", "evalsha")
+                scripts, execs = self.redis.calls("eval", "evalsha"), self.redis.calls("exec")
                 ws = await login(self.A, user, app)
                 await self.expect_one(obs, "enter", user, "enter of %s" % user)
                 self.assertEqual(self.fields(app, user), {self.A.self_addr})
                 self.assertTrue(self.record_names(app, user, self.A), self.record(app, user))
-                self.assertEqual(self.redis.calls("eval", "evalsha"), before,
+                self.assertEqual(self.redis.calls("eval", "evalsha"), scripts,
                                  "a script ran for a first connection")
+                self.assertEqual(self.redis.calls("exec"), execs + 1, "the join's transaction")
                 await ws.close()
                 await self.expect_one(obs, "exit", user, "exit of %s" % user)
             finally:
@@ -327,7 +328,8 @@ class OneUserTwoNodesTest(ClusterBase):
             ws = None
             try:
                 self.redis.cmd("HSET", nodes_key(app, user), dead, "3", new, "2")
-                self.redis.cmd("HSET", SERVERS, new, str(int(time.time())))
+                # live for the registry for the whole test, however slow
+                self.redis.cmd("HSET", SERVERS, new, str(int(time.time()) + 60))
                 ws = await login(self.A, user, app)
                 await await_until(lambda: dead not in self.fields(app, user),
                                   what="the dead node's field removed")
@@ -336,6 +338,9 @@ class OneUserTwoNodesTest(ClusterBase):
             finally:
                 self.redis.cmd("HDEL", SERVERS, new)
                 await close_all(ws)
+                for node in self.nodes:       # no phantom peer for the next test
+                    await await_until(lambda: new not in node.state()["cluster"]["servers"],
+                                      what="%s out of %s's list" % (new, node.self_addr))
         run(t())
 
     def test_killed_node_restarted_removes_its_fields(self):
