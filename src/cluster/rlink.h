@@ -92,8 +92,9 @@ typedef struct rlink_argv {
 #define RLINK_MULTI_MAX 8
 /* Sends n (1..RLINK_MULTI_MAX) commands as MULTI, the commands, EXEC:
  * Redis runs them with no other client's command in between, without the
- * cost of starting a script. fn runs once with EXEC's reply (an array of
- * the n replies; an error or NULL if the transaction did not run). All are
+ * cost of starting a script. fn runs once with EXEC's reply: an array of
+ * the n replies, an error if Redis refused the transaction, or NULL if no
+ * reply came (the link dropped; it may have run). All are
  * formatted before anything is sent, and a send that fails after MULTI
  * drops the connection rather than leave it inside the transaction (every
  * pending command then fails, as on any drop). 0, or -1 (fn will not run). */

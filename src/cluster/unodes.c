@@ -1,5 +1,5 @@
 /* unodes.c — the user's nodes hash acc:user:nodes:<appID>_<userID> (see
- * unodes.h): the join (plain commands) and the leave (a script) posted at a
+ * unodes.h): the join (a MULTI/EXEC transaction) and the leave (a script) posted at a
  * user's first and last connection on this node and the announcements
  * their answers decide, the counts in between, the rewrite after a
  * reconnect and the sweep of the fields this node left behind. Edges and
@@ -190,8 +190,13 @@ static void un_on_join_fields(void *ud, const redisReply *r)
     int prune = 0;
     un_args a;
     const redisReply *all = NULL;
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 4)
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 4) {
         all = r->element[3];
+        for (int i = 0; i < 3; i++)              /* the writes: logged, the count goes on */
+            if (r->element[i]->type == REDIS_REPLY_ERROR)
+                log_warn("cluster: a write of the join of user %u_%.*s failed: %s", ed->appid,
+                         (int)ed->uidlen, ed->uid, r->element[i]->str);
+    }
     if (all && all->type == REDIS_REPLY_ARRAY)
         others = un_live_others(all, &prune);
     else if (r)
