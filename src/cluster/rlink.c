@@ -344,8 +344,10 @@ int rlink_multi(rlink_reply_fn fn, void *ud, int n, const rlink_argv *cmds)
         if (len[k] < 0)
             break;
     }
-    for (; rc == 0 && k == n + 2 && sent < k; sent++)
-        rc = rl_send(sent == k - 1 ? fn : NULL, sent == k - 1 ? ud : NULL, cmd[sent], (size_t)len[sent]);
+    for (; rc == 0 && k == n + 2 && sent < k; sent++) {
+        int last = sent == k - 1;                /* EXEC: the one answer fn gets */
+        rc = rl_send(last ? fn : NULL, last ? ud : NULL, cmd[sent], (size_t)len[sent]);
+    }
     if (rc != 0 && sent > 1 && g_rl.ac && !(g_rl.ac->c.flags & REDIS_FREEING)) {
         log_warn("cluster: a transaction could not be queued whole (out of memory?); reconnecting");
         rl_drop();                               /* MULTI went out: never leave it open */

@@ -1,9 +1,9 @@
 /* unodes.c — the user's nodes hash acc:user:nodes:<appID>_<userID> (see
- * unodes.h): the join (a MULTI/EXEC transaction) and the leave (a script) posted at a
- * user's first and last connection on this node and the announcements
- * their answers decide, the counts in between, the rewrite after a
- * reconnect and the sweep of the fields this node left behind. Edges and
- * sweep run on the link thread. */
+ * unodes.h): the join (a MULTI/EXEC transaction) and the leave (a script)
+ * posted at a user's first and last connection on this node and the
+ * announcements their answers decide, the counts in between, the rewrite
+ * after a reconnect and the sweep of the fields this node left behind.
+ * Edges and sweep run on the link thread. */
 #include "cluster/unodes.h"
 
 #include <hiredis/hiredis.h>
@@ -25,9 +25,10 @@
 #define UN_TOUCH_SECS 3600u              /* a heartbeat renews the hash's TTL once per hour */
 #define UN_SCAN_COUNT "500"
 
-/* Shared by the leave and prune scripts. KEYS[1] the user's nodes hash, KEYS[2]
- * acc:hash:servers, KEYS[3] the presence record; ARGV[1] this node's field,
- * ARGV[2] the oldest registration time that is still live, ARGV[3] the TTL.
+/* Shared by the leave and prune scripts. KEYS[1] the user's nodes hash,
+ * KEYS[2] acc:hash:servers, KEYS[3] the presence record; ARGV[1] this
+ * node's field, ARGV[2] the oldest registration time that is still live,
+ * ARGV[3] the TTL.
  * live_others(): how many other nodes that are live in the registry hold
  * the user, and the first of them; fields of nodes that are not live are
  * removed. An unreadable registry counts every node as live. */
@@ -200,8 +201,8 @@ static void un_on_join_fields(void *ud, const redisReply *r)
     if (all && all->type == REDIS_REPLY_ARRAY)
         others = un_live_others(all, &prune);
     else if (r)
-        log_warn("cluster: the join of user %u_%.*s failed: %s", ed->appid, (int)ed->uidlen, ed->uid,
-                 un_why(all ? all : r));
+        log_warn("cluster: the join of user %u_%.*s failed: %s", ed->appid, (int)ed->uidlen,
+                 ed->uid, un_why(all ? all : r));
     if (prune && un_args_make(&a, ed) == 0) {
         const char *argv[] = { "EVAL", un_prune_lua, "2", a.key, CLUSTER_SERVERS_KEY,
                                cluster_self(), a.live };

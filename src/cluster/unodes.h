@@ -20,9 +20,9 @@
  * are plain HSETs.
  *
  * While Redis is down the edges cannot be written: every edge is then
- * announced (what each node sees alone), and after the reconnect the node rewrites
- * its fields (unodes_resync_one) and removes the fields it left behind
- * (unodes_sweep: also those of an earlier run of the same ip:port).
+ * announced (what each node sees alone), and after the reconnect the node
+ * rewrites its fields (unodes_resync_one) and removes the fields it left
+ * behind (unodes_sweep: also those of an earlier run of the same ip:port).
  *
  * Readers (cluster/route.c) read the hash with HGETALL and count a field
  * only if its node is live. */
