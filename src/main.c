@@ -317,7 +317,8 @@ static void main_signals_close(void)
  *  3. stop accepting and close the clients (1001, app.shutdownGrace): their
  *     logoff writes queue on the Redis link; the worker loops keep running;
  *  4. stop the Redis link: in-flight commands end or fail, every query's
- *     answer goes back to its worker (still running); thread joined;
+ *     answer goes back to its worker (still running); its loop ends (its
+ *     thread joined, or the one worker that ran it lets go of it);
  *  5. end the worker loops, run what is left in their inboxes, free them. */
 static int main_run(void)
 {
@@ -365,9 +366,10 @@ int main(int argc, char **argv)
     if (ws_fds && http_fds && presence_init() == 0 &&
         dedup_init((uint32_t)c->dedupTtl, (size_t)c->dedupMax, c->dedupMaxBytes) == 0 &&
         main_delivery() == 0 && main_listen(nw, ws_fds, http_fds) == 0 && main_rpc() == 0 && main_cluster() == 0 &&
-        workers_start(nw, ws_fds, http_fds) == 0)
+        workers_start(nw, ws_fds, http_fds) == 0) {
+        cluster_run();
         rc = main_run();
-    else {                                       /* a start-up step failed */
+    } else {                                     /* a start-up step failed */
         cluster_stop();
         rpc_stop();
     }

@@ -27,6 +27,7 @@
 #include "core/node.h"
 #include "im/hub.h"
 #include "im/presence.h"
+#include "net/worker.h"
 
 #define CL_SERVERS_KEY CLUSTER_SERVERS_KEY
 #define CL_SERVERS_TTL "7200"            /* seconds, on the registry key */
@@ -469,6 +470,20 @@ int cluster_start(const char *self, char *err, size_t errlen)
     return 0;
 }
 
+void cluster_run(void)
+{
+    if (!g_cl.started)
+        return;
+    const char *why = workers_count() != 1 ? "more than one worker"
+        : rlink_sentinel_mode() && !sentinel_all_addresses() ? "a sentinel is named by a host name, "
+          "whose lookup would block the worker" : NULL;
+    rlink_run(why ? NULL : worker_at(0));
+    if (rlink_on_worker())
+        log_info("cluster: the Redis link runs on worker 0's thread (no thread hop per command)");
+    else
+        log_info("cluster: the Redis link runs on a thread of its own (%s)", why);
+}
+
 static void cl_wait_signal(void)
 {
     pthread_mutex_lock(&g_cl.wait_lock);
@@ -553,6 +568,8 @@ static void cl_redis_json(jsonw *w)
     jsonw_cstr(w, sentinel ? "sentinel" : "direct");
     jsonw_lit(w, ",\"redisAddr\":");
     jsonw_cstr(w, addr);
+    jsonw_lit(w, ",\"redisLink\":");
+    jsonw_cstr(w, rlink_on_worker() ? "worker" : "thread");
     if (!sentinel)
         return;
     jsonw_lit(w, ",\"redisMasterName\":");

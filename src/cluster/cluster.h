@@ -28,11 +28,15 @@ int cluster_enabled(void);
  * users meanwhile). self is this node's "advertiseIp:rpcPort". Returns 0 or
  * -1 with a reason in err. */
 int cluster_start(const char *self, char *err, size_t errlen);
+/* After workers_start: runs the link (cluster/rlink.h), on the worker's
+ * thread when the node has one worker (no thread hop per Redis command),
+ * else on a thread of its own. No-op unless cluster_start succeeded. */
+void cluster_run(void);
 /* Removes this node from acc:hash:servers (clean shutdown), waiting at most
  * cluster.redisTimeout for the answer. */
 void cluster_deregister(void);
 /* Writes what is queued (bounded by cluster.redisTimeout), disconnects and
- * joins the thread; its queries fail back to their workers. Call after
+ * ends the link's loop; its queries fail back to their workers. Call after
  * workers_close_clients and before workers_stop (the workers must still run
  * to take those answers). */
 void cluster_stop(void);

@@ -1,7 +1,14 @@
-/* rlink.c — the Redis connection thread (see rlink.h): inbox, connection
- * life-cycle (connect, handshake, back-off, watchdog), commands with
- * per-command callbacks, worker queries and fire-and-forget writes, and the
- * stop (drain, close the inbox, join).
+/* rlink.c — the Redis connection and its loop (see rlink.h): inbox,
+ * connection life-cycle (look-up, connect, handshake, back-off, watchdog),
+ * commands with per-command callbacks, worker queries and fire-and-forget
+ * writes, running the loop (a thread of its own, or a worker polling it
+ * inside its loop) and the stop (drain, close the inbox, end the loop).
+ *
+ * Hosted by a worker, the link's loop stays a loop of its own: its epoll fd
+ * is one more fd the worker polls, and each time it is ready (or the link's
+ * next timer is due) the worker turns the link's loop once without
+ * waiting. Every "link thread" below is then the worker's thread; the link
+ * never blocks it (host names are looked up on libuv's thread pool).
  *
  * Ownership: a task posted with rlink_post belongs to the link's inbox
  * while the inbox is open and is run by the link thread; once it is closed
@@ -11,9 +18,11 @@
  * worker's inbox: see net/worker.h, a worker outlives the link). */
 #include "cluster/rlink.h"
 
+#include <arpa/inet.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/sds.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -32,8 +41,10 @@
 #define RL_WATCH_MS 250
 #define RL_DRAIN_MS 20
 
-/* RL_RESOLVING: asking the sentinels where the master is (sentinel mode). */
-enum rl_state { RL_DOWN, RL_RESOLVING, RL_CONNECTING, RL_HANDSHAKE, RL_UP };
+/* RL_RESOLVING: asking the sentinels where the master is (sentinel mode);
+ * RL_LOOKUP: looking up a host name (on libuv's thread pool: never on the
+ * loop, which may be a worker's). */
+enum rl_state { RL_DOWN, RL_RESOLVING, RL_LOOKUP, RL_CONNECTING, RL_HANDSHAKE, RL_UP };
 
 /* One command in flight: its callback travels as hiredis's privdata. */
 typedef struct rl_cmd {
@@ -65,10 +76,18 @@ typedef struct rl_write {
 
 static struct {
     uv_loop_t loop;
-    uv_thread_t thread;
+    uv_thread_t thread;              /* runs loop, unless a worker hosts it */
+    int threaded;                    /* rlink_run started the thread */
+    struct worker *hostw;            /* the worker whose thread runs loop (hosted) */
+    uv_poll_t host_poll;             /* on the host's loop: loop's epoll fd */
+    uv_timer_t host_timer;           /* on the host's loop: loop's next timer */
+    uv_sem_t host_done;              /* hosted: loop has ended (the stop) */
+    int host_ready;                  /* host_poll and host_timer set up (host's thread only) */
+    task host_task;
     uv_async_t wake;
     task_inbox inbox;
     uv_timer_t retry_timer, watch_timer;
+    uv_getaddrinfo_t lookup;         /* RL_LOOKUP */
     redisAsyncContext *ac;
     enum rl_state state;
     uint64_t state_since;            /* uv_now() when the state began */
@@ -90,16 +109,20 @@ static struct {
     rlink_hooks hooks;
     rlink_query *waiting, **waiting_tail;   /* queries waiting for the link, oldest first */
     atomic_int up;
+    atomic_int on_worker;            /* hostw is set (for /system/state) */
     atomic_long reconnects, dropped_writes, failovers;
     atomic_long pending, unsent;     /* inflight and the bytes hiredis holds, for /system/state */
 } g_rl = { .addr_lock = PTHREAD_MUTEX_INITIALIZER };
 
 static void rl_connect(void);
+static void rl_dial(void);
+static int rl_take_hint(void);
 static void rl_demoted(const char *err);
 static void rl_drop(void);
 
 uv_loop_t *rlink_loop(void) { return &g_rl.loop; }
 int rlink_up(void) { return atomic_load(&g_rl.up); }
+int rlink_on_worker(void) { return atomic_load(&g_rl.on_worker); }
 int rlink_sentinel_mode(void) { return g_rl.sentinel; }
 long rlink_failovers(void) { return atomic_load(&g_rl.failovers); }
 long rlink_reconnects(void) { return atomic_load(&g_rl.reconnects); }
@@ -123,11 +146,17 @@ static void rl_note_unsent(const redisAsyncContext *ac)
  * after the stop's drain): run t here, the link being down. `posting`
  * lets the close wait for a post that saw the inbox open (seq_cst on both
  * sides: either the poster sees it closed, or the closer sees it posting). */
+static void rl_host_soon(void);
+
 void rlink_post(task *t)
 {
     atomic_fetch_add(&g_rl.posting, 1);
     if (atomic_load(&g_rl.open)) {
-        if (task_push(&g_rl.inbox, t))
+        if (!task_push(&g_rl.inbox, t))
+            ;                                    /* whoever made it non-empty woke it */
+        else if (atomic_load(&g_rl.on_worker) && worker_self() == g_rl.hostw && g_rl.host_ready)
+            rl_host_soon();                      /* the worker hosting it: no system call */
+        else
             uv_async_send(&g_rl.wake);
         atomic_fetch_sub(&g_rl.posting, 1);
         return;
@@ -717,10 +746,10 @@ static void rl_on_disconnect(const redisAsyncContext *ac, int status)
     rl_schedule_retry();
 }
 
-/* Connects to host:port (the configured Redis, or the master). */
-static void rl_dial(void)
+/* Connects to ip, at port (the configured Redis, or the master). */
+static void rl_dial_ip(const char *ip)
 {
-    redisAsyncContext *ac = redisAsyncConnect(g_rl.host, g_rl.port);
+    redisAsyncContext *ac = redisAsyncConnect(ip, g_rl.port);
     if (!ac || ac->err || rlink_attach(ac, &g_rl.loop) != 0) {
         log_warn("cluster: cannot connect to Redis at %s: %s", g_rl.addr,
                  !ac ? "out of memory" : ac->err ? ac->errstr : "event loop");
@@ -736,6 +765,46 @@ static void rl_dial(void)
     rl_note_inflight();
     atomic_store(&g_rl.unsent, 0);
     rl_set_state(RL_CONNECTING);
+}
+
+static void rl_on_lookup(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    (void)req;
+    char ip[INET6_ADDRSTRLEN] = "";
+    if (status == 0 && res && res->ai_family == AF_INET6)
+        uv_ip6_name((const struct sockaddr_in6 *)res->ai_addr, ip, sizeof(ip));
+    else if (status == 0 && res)
+        uv_ip4_name((const struct sockaddr_in *)res->ai_addr, ip, sizeof(ip));
+    uv_freeaddrinfo(res);
+    if (g_rl.stopping) {
+        rl_set_state(RL_DOWN);
+    } else if (rl_take_hint()) {                 /* a switch heard meanwhile is newer */
+        rl_dial();
+    } else if (!ip[0]) {
+        log_warn("cluster: cannot look up the Redis host %s: %s", g_rl.addr,
+                 status ? uv_strerror(status) : "no address");
+        rl_schedule_retry();
+    } else {
+        rl_dial_ip(ip);
+    }
+}
+
+/* Connects to host:port: an address at once, a name once looked up. */
+static void rl_dial(void)
+{
+    struct in6_addr a;
+    if (inet_pton(AF_INET, g_rl.host, &a) == 1 || inet_pton(AF_INET6, g_rl.host, &a) == 1) {
+        rl_dial_ip(g_rl.host);
+        return;
+    }
+    const struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+    int rc = uv_getaddrinfo(&g_rl.loop, &g_rl.lookup, rl_on_lookup, g_rl.host, NULL, &hints);
+    if (rc != 0) {
+        log_warn("cluster: cannot look up the Redis host %s: %s", g_rl.addr, uv_strerror(rc));
+        rl_schedule_retry();
+        return;
+    }
+    rl_set_state(RL_LOOKUP);
 }
 
 /* Sentinel mode: an announced switch not yet tried goes first. */
@@ -794,7 +863,8 @@ static void rl_on_switch(const char *host, int port)
     if (g_rl.state == RL_DOWN) {
         uv_timer_stop(&g_rl.retry_timer);
         rl_connect();
-    } else if (g_rl.state != RL_RESOLVING) {     /* resolving: rl_on_master takes the hint */
+    } else if (g_rl.state != RL_RESOLVING && g_rl.state != RL_LOOKUP) {
+        /* resolving, looking up: rl_on_master, rl_on_lookup take the hint */
         rl_drop();
     }
 }
@@ -816,11 +886,6 @@ static void rl_on_watch(uv_timer_t *t)
 
 /* ---------- thread, start, stop ---------- */
 
-static void rl_main(void *arg)
-{
-    (void)arg;
-    uv_run(&g_rl.loop, UV_RUN_DEFAULT);
-}
 
 static int rl_parse_addr(const char *addr, char *err, size_t errlen)
 {
@@ -838,7 +903,7 @@ static int rl_parse_addr(const char *addr, char *err, size_t errlen)
 }
 
 /* The loop and its handles, the first connection attempt (sentinel mode:
- * the sentinels' watch and the first question) and the thread. */
+ * the sentinels' watch and the first question); rlink_run runs them. */
 static int rl_start(const rlink_hooks *hooks, char *err, size_t errlen)
 {
     g_rl.hooks = *hooks;
@@ -855,12 +920,7 @@ static int rl_start(const rlink_hooks *hooks, char *err, size_t errlen)
         return -1;
     uv_timer_start(&g_rl.watch_timer, rl_on_watch, RL_WATCH_MS, RL_WATCH_MS);
     rl_connect();
-    atomic_store(&g_rl.open, 1);
-    if (uv_thread_create(&g_rl.thread, rl_main, NULL) != 0) {
-        atomic_store(&g_rl.open, 0);
-        snprintf(err, errlen, "cannot start the Redis thread");
-        return -1;
-    }
+    atomic_store(&g_rl.open, 1);                 /* tasks wait for rlink_run */
     g_rl.started = 1;
     return 0;
 }
@@ -909,6 +969,8 @@ static void rl_stop_run(struct worker *w, task *t)
     g_rl.stopping = 1;
     g_rl.state_since = uv_now(&g_rl.loop);       /* the drain's deadline counts from here */
     uv_timer_stop(&g_rl.retry_timer);
+    if (g_rl.state == RL_LOOKUP)                 /* not started yet: ends now; else when it does */
+        (void)uv_cancel((uv_req_t *)&g_rl.lookup);
     if (g_rl.sentinel)
         sentinel_stop();
     if (g_rl.hooks.on_stop)
@@ -917,6 +979,105 @@ static void rl_stop_run(struct worker *w, task *t)
     uv_timer_start(&g_rl.watch_timer, rl_on_drain, 0, RL_DRAIN_MS);
 }
 
+/* ---------- running: on a thread of its own, or on a worker's ---------- */
+
+static void rl_main(void *arg)
+{
+    (void)arg;
+    uv_run(&g_rl.loop, UV_RUN_DEFAULT);
+}
+
+static void rl_host_closed(uv_handle_t *h)
+{
+    if (h == (uv_handle_t *)&g_rl.host_timer)
+        uv_sem_post(&g_rl.host_done);            /* rlink_stop may close the loop */
+}
+
+static void rl_on_host_timer(uv_timer_t *t);
+
+/* Hosted: turns of the link's loop without waiting, on the host's thread
+ * (a second one at once when the first left work, such as the commands
+ * its tasks queued, which a uv_idle writes), then the host's timer is set
+ * for the link's next timer. Once the loop has ended (the stop's drain
+ * closed its last handle) the host's two handles close and rlink_stop
+ * hears of it. */
+static void rl_host_pump(void)
+{
+    task_run_all(task_take_all(&g_rl.inbox), NULL);   /* posted from the host itself */
+    int alive = uv_run(&g_rl.loop, UV_RUN_NOWAIT);
+    if (alive && uv_backend_timeout(&g_rl.loop) == 0)
+        alive = uv_run(&g_rl.loop, UV_RUN_NOWAIT);
+    if (!alive) {
+        g_rl.host_ready = 0;
+        uv_close((uv_handle_t *)&g_rl.host_poll, rl_host_closed);
+        uv_close((uv_handle_t *)&g_rl.host_timer, rl_host_closed);
+        return;
+    }
+    int ms = uv_backend_timeout(&g_rl.loop);     /* -1: no timer (not while running) */
+    if (ms >= 0)
+        (void)uv_timer_start(&g_rl.host_timer, rl_on_host_timer, (uint64_t)ms, 0);
+}
+
+static void rl_on_host_timer(uv_timer_t *t)
+{
+    (void)t;
+    rl_host_pump();
+}
+
+/* A task the host posted to itself: the pump runs at the start of the
+ * host's next loop turn. */
+static void rl_host_soon(void)
+{
+    (void)uv_timer_start(&g_rl.host_timer, rl_on_host_timer, 0, 0);
+}
+
+static void rl_on_host_poll(uv_poll_t *p, int status, int events)
+{
+    (void)p;
+    (void)status;
+    (void)events;
+    rl_host_pump();
+}
+
+/* On the host's thread: its loop watches the link loop's epoll fd (ready
+ * when anything of the link is: Redis, the inbox, the sentinels). */
+static void rl_host_run(struct worker *w, task *t)
+{
+    (void)t;
+    if (uv_poll_init(&w->loop, &g_rl.host_poll, uv_backend_fd(&g_rl.loop)) != 0 ||
+        uv_timer_init(&w->loop, &g_rl.host_timer) != 0 ||
+        uv_poll_start(&g_rl.host_poll, UV_READABLE, rl_on_host_poll) != 0) {
+        log_error("cluster: worker %d cannot run the Redis link; stopping", w->id);
+        abort();                                 /* epoll on an epoll fd: never fails on Linux */
+    }
+    g_rl.host_ready = 1;
+    rl_host_pump();
+}
+
+void rlink_run(struct worker *host)
+{
+    if (!g_rl.started || g_rl.threaded || g_rl.hostw)
+        return;
+    if (!host && uv_thread_create(&g_rl.thread, rl_main, NULL) == 0) {
+        g_rl.threaded = 1;
+        return;
+    }
+    if (!host) {
+        log_warn("cluster: cannot start the Redis thread; worker 0 runs the Redis link");
+        host = worker_at(0);
+    }
+    if (uv_sem_init(&g_rl.host_done, 0) != 0) {
+        log_error("cluster: cannot set up the Redis link on worker %d", host->id);
+        abort();
+    }
+    g_rl.hostw = host;
+    atomic_store(&g_rl.on_worker, 1);
+    g_rl.host_task.run = rl_host_run;
+    worker_post(host, &g_rl.host_task);
+}
+
+/* The stop task ends the loop on whichever thread runs it; not yet
+ * running (a start-up that failed), it runs here. */
 void rlink_stop(void)
 {
     if (!g_rl.started)
@@ -924,7 +1085,16 @@ void rlink_stop(void)
     g_rl.started = 0;
     static task t = { .run = rl_stop_run };
     rlink_post(&t);
-    uv_thread_join(&g_rl.thread);
+    if (g_rl.threaded) {
+        uv_thread_join(&g_rl.thread);
+    } else if (g_rl.hostw) {
+        uv_sem_wait(&g_rl.host_done);
+        uv_sem_destroy(&g_rl.host_done);
+    } else {
+        uv_run(&g_rl.loop, UV_RUN_DEFAULT);
+    }
+    g_rl.threaded = 0;
+    g_rl.hostw = NULL;
     if (uv_loop_close(&g_rl.loop) != 0)
         log_error("cluster: the Redis loop still had handles at exit");
 }

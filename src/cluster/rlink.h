@@ -1,5 +1,6 @@
 /* rlink.h — the node's one Redis connection (cluster mode). It lives on its
- * own thread and libuv loop (hiredis async with the libuv adapter): it
+ * own libuv loop (hiredis async with the libuv adapter), run by a thread of
+ * its own or by the node's one worker (rlink_run): it
  * connects, says AUTH/SELECT when configured, reconnects with a back-off of
  * 0.1 s doubling to 5 s, and drops a connection on which a command stays
  * unanswered for cluster.redisTimeout (every pending command then fails),
@@ -35,16 +36,28 @@ typedef struct rlink_hooks {
     void (*on_stop)(void);
 } rlink_hooks;
 
-/* Starts the thread and the first connection attempt to addr "host:port".
- * Returns 0, or -1 with a reason in err. */
+/* Sets up the link's loop and its first connection attempt to addr
+ * "host:port"; nothing runs before rlink_run (posted tasks wait). Returns
+ * 0, or -1 with a reason in err. */
 int rlink_start(const char *addr, const rlink_hooks *hooks, char *err, size_t errlen);
 /* The same in sentinel mode: the master is the one redis.sentinels name for
  * redis.masterName (see above). */
 int rlink_start_sentinel(const rlink_hooks *hooks, char *err, size_t errlen);
+/* Runs the link, once, after rlink_start and workers_start: on a thread of
+ * its own (host NULL), or on host's loop thread, whose loop then polls the
+ * link's loop inside its own (a node with one worker: no thread hop and no
+ * wake-up between the worker and the link; "the link thread" below is then
+ * that worker's). If the thread cannot start, worker 0 hosts it. */
+struct worker;
+void rlink_run(struct worker *host);
+/* Is a worker running the link (rlink_run)? Any thread. */
+int rlink_on_worker(void);
 /* Lets what is in flight finish (at most cluster.redisTimeout), then fails
  * what is left (queries answer ok = 0 on their worker: the workers must
- * still exist, see net/worker.h), closes the inbox and the connection and
- * joins the thread. Safe if rlink_start was not called. */
+ * still exist and, hosted, the host's loop still run: see net/worker.h),
+ * closes the inbox and the connection, and returns once the link's loop
+ * has ended (the thread joined). Not yet running, the loop runs to its end
+ * here. Safe if rlink_start was not called. */
 void rlink_stop(void);
 
 /* Runs t->run (with w = NULL) on the link thread. Any thread. Before

@@ -10,6 +10,7 @@
  * or right before we free it. */
 #include "cluster/sentinel.h"
 
+#include <arpa/inet.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <pthread.h>
@@ -139,6 +140,15 @@ int sentinel_validate(const config *c, char *err, size_t errlen)
 
 int sentinel_count(void) { return g_sn.n; }
 const char *sentinel_at(int i) { return g_sn.list[i].addr; }
+
+int sentinel_all_addresses(void)
+{
+    struct in6_addr a;
+    for (int i = 0; i < g_sn.n; i++)
+        if (inet_pton(AF_INET, g_sn.list[i].host, &a) != 1 && inet_pton(AF_INET6, g_sn.list[i].host, &a) != 1)
+            return 0;
+    return 1;
+}
 
 void sentinel_watching(char *out, size_t cap)
 {

@@ -1,9 +1,11 @@
 /* sentinel.h — Redis Sentinel for the Redis link (cluster/rlink.h), with
  * redis.sentinels ("host:port,...") and redis.masterName set: finding the
  * master and hearing of its failovers. Everything but sentinel_validate,
- * sentinel_configured and sentinel_watching runs on the link thread (its
- * loop is given to sentinel_start), with hiredis async and the libuv
- * adapter: nothing here ever blocks a worker.
+ * sentinel_configured and sentinel_watching runs on the link's loop (given
+ * to sentinel_start), with hiredis async and the libuv adapter: nothing
+ * here ever blocks a worker, but hiredis's look-up of a sentinel's host
+ * name, which is why a link on a worker needs addresses
+ * (sentinel_all_addresses).
  *
  * Asking (sentinel_ask): `SENTINEL get-master-addr-by-name <name>` to the
  * sentinels in their configured order, each on a short-lived connection
@@ -60,5 +62,9 @@ void sentinel_watching(char *out, size_t cap);
  * (after sentinel_start; read only from then on). */
 int sentinel_count(void);
 const char *sentinel_at(int i);
+/* Is every sentinel given as an address? A host name is looked up by
+ * hiredis with a blocking call on the link's loop, which must then not be
+ * a worker's (cluster_run). After sentinel_start. */
+int sentinel_all_addresses(void);
 
 #endif

@@ -80,6 +80,7 @@ class Node:
         cluster: also wait for the 'rpc listening on' line (self.rpc_port);
         None = whenever "--redis" is among args (see cluster_args)."""
         self.dir = cwd or tempfile.mkdtemp(prefix="imgate-test-")
+        self.workers = workers
         self.tls = tls
         self.cert_path = self.key_path = self.ssl_context = None
         cmd = list(wrapper or []) + [BIN, "--http-port", "0", "--ws-port", "0", "--bind", "127.0.0.1",
@@ -1013,11 +1014,16 @@ def cluster_args(redis, register_interval=1, server_timeout=3, rpc_timeout=None)
 def start_cluster(redis, n, *extra, wait=True, **kw):
     """Starts n cluster nodes against `redis` (cluster_args + extra flags;
     keywords go to Node) and, with wait, waits until every node sees all of
-    them in its registry. On a failure the nodes already started are killed."""
+    them in its registry. On a failure the nodes already started are killed.
+    Unless workers= is given, the first node and every second one after it
+    run one worker, whose thread then runs the Redis link too, and the
+    others two, which leave it a thread of its own: every cluster test
+    covers both ways of running the link."""
     nodes = []
     try:
-        for _ in range(n):
-            nodes.append(Node(*cluster_args(redis), *extra, **kw))
+        for i in range(n):
+            each = dict(kw) if "workers" in kw else dict(kw, workers=1 if i % 2 == 0 else 2)
+            nodes.append(Node(*cluster_args(redis), *extra, **each))
         if wait:
             wait_cluster(nodes)
     except BaseException:

@@ -16,9 +16,10 @@ import json
 import os
 import sys
 import time
+import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (SLOW, ClusterCase as SharedCluster, Node, absent_until_marker,  # noqa: E402
+from harness import (SLOW, ClusterCase as SharedCluster, Node, RedisServer, absent_until_marker,  # noqa: E402
                      await_until, close_all, cluster_args, cluster_state, copies, is_push, login, main,
                      msg_push, presence_json, presence_key, recv_json, recv_until, request, run,
                      until_marker, wait_cluster, wait_until, without_id)
@@ -191,6 +192,8 @@ class RegistryTest(ClusterCase):
             self.assertIsInstance(c, dict, s)
             self.assertEqual(c.get("self"), node.self_addr, c)
             self.assertEqual(c.get("redis"), "up", c)
+            # one worker runs the link itself; with more it has its own thread
+            self.assertEqual(c.get("redisLink"), "worker" if node.workers == 1 else "thread", c)
             self.assertIsInstance(c.get("servers"), list, c)
             self.assertTrue(want <= set(c["servers"]), "servers %r must include %r" % (c["servers"], want))
             self.assertEqual(len(c["servers"]), len(set(c["servers"])), "duplicates in servers: %r" % c)
@@ -242,6 +245,39 @@ class RegistryTest(ClusterCase):
                 await close_all(ws)
                 D.stop(check=False)
         run(t())
+
+
+class RedisByNameTest(unittest.TestCase):
+    """redis.addr may name Redis by a host name: it is looked up off the
+    loop (a one-worker node's loop is its worker's), so a name that does
+    not resolve leaves the node serving its own users, retrying, and able
+    to stop."""
+
+    def test_name_looked_up_and_bad_name_retried(self):
+        redis = RedisServer()
+        self.addCleanup(redis.stop)
+        good = Node("--rpc-port", "0", "--redis", "localhost:%d" % redis.port, workers=1)
+        self.addCleanup(good.stop)
+        bad = Node("--rpc-port", "0", "--redis", "no-such-redis.invalid:6379", workers=1, cluster=True)
+        self.addCleanup(bad.stop)
+        wait_until(lambda: good.self_addr in redis.hgetall(SERVERS), what="the node on localhost registered")
+        c = cluster_state(good)
+        self.assertEqual((c["redis"], c["redisAddr"], c["redisLink"]),
+                         ("up", "localhost:%d" % redis.port, "worker"), c)
+        wait_until(lambda: bad.stderr().count("cannot look up the Redis host no-such-redis.invalid:6379") >= 2,
+                   timeout=60, what="the unresolvable name tried twice")
+        self.assertEqual(cluster_state(bad)["redis"], "down")
+
+        async def t():
+            ws = await login(bad, "byname1", 101)     # its own users are served meanwhile
+            try:
+                r = await request(ws, "heartbeat", {})
+                self.assertEqual(r["response"]["code"], 200, r)
+            finally:
+                await close_all(ws)
+        run(t())
+        self.assertEqual(bad.stop(), 0)
+        self.assertEqual(good.stop(), 0)
 
 
 class PresenceTest(ClusterCase):

@@ -188,7 +188,8 @@ class SentinelCase(unittest.TestCase):
     def start_nodes(self):
         dead = "127.0.0.1:%d" % free_port()          # nobody listens: the next one answers
         self.dead_sentinel = dead
-        self.A = Node(*sentinel_args([dead] + [s.addr for s in self.sentinels]), cluster=True)
+        # A: one worker, which runs the Redis link itself; B: two, the link on its own thread
+        self.A = Node(*sentinel_args([dead] + [s.addr for s in self.sentinels]), cluster=True, workers=1)
         self.nodes.append(self.A)
         yaml = ("redis:\n  addr: \"%s\"\n  sentinels:\n%s  masterName: \"%s\"\n"
                 % (self.replica.addr, "".join("    - \"%s\"\n" % s.addr for s in self.sentinels), MASTER))
@@ -448,8 +449,9 @@ class RoleCheckTest(unittest.TestCase):
                    timeout=20, what="the replica in sync with the master")
         fake = FakeSentinel(replica.addr)                # a stale answer: the replica
         self.addCleanup(fake.close)
-        node = Node(*sentinel_args([fake.addr]), cluster=True)
+        node = Node(*sentinel_args([fake.addr]), cluster=True, workers=1)
         self.addCleanup(node.stop)
+        self.assertEqual(cluster_of(node)["redisLink"], "worker")
 
         # the replica is refused (ROLE), and the sentinel asked again
         wait_until(lambda: "is not the master (ROLE: slave)" in node.stderr(), timeout=20,
@@ -488,6 +490,30 @@ class RoleCheckTest(unittest.TestCase):
             finally:
                 await close_all(ws)
         run(t())
+
+
+class ByNameTest(unittest.TestCase):
+    """Host names: a master the sentinels name by host name is looked up off
+    the loop (here a worker's); sentinels configured by host name, which
+    hiredis would look up on the loop, keep the link off the worker."""
+
+    def test_names(self):
+        master = RedisServer()
+        self.addCleanup(master.stop)
+        named = "localhost:%d" % master.port
+        fake = FakeSentinel(named)
+        self.addCleanup(fake.close)
+        on_worker = Node(*sentinel_args([fake.addr]), cluster=True, workers=1)
+        self.addCleanup(on_worker.stop)
+        by_name = Node(*sentinel_args(["localhost:" + fake.addr.rsplit(":", 1)[1]]), cluster=True, workers=1)
+        self.addCleanup(by_name.stop)
+        for node, link in ((on_worker, "worker"), (by_name, "thread")):
+            wait_until(lambda: on_master(node, named, 0), timeout=20, what="the node on the master, by name")
+            self.assertEqual(cluster_of(node)["redisLink"], link)
+            wait_until(lambda: node.self_addr in master.hgetall(SERVERS), timeout=20, what="registered")
+        self.assertIn("runs on a thread of its own (a sentinel is named by a host name", by_name.stderr())
+        self.assertEqual(on_worker.stop(), 0)
+        self.assertEqual(by_name.stop(), 0)
 
 
 class StartupCheckTest(unittest.TestCase):
