@@ -771,10 +771,17 @@ static void rl_on_lookup(uv_getaddrinfo_t *req, int status, struct addrinfo *res
 {
     (void)req;
     char ip[INET6_ADDRSTRLEN] = "";
-    if (status == 0 && res && res->ai_family == AF_INET6)
-        uv_ip6_name((const struct sockaddr_in6 *)res->ai_addr, ip, sizeof(ip));
-    else if (status == 0 && res)
-        uv_ip4_name((const struct sockaddr_in *)res->ai_addr, ip, sizeof(ip));
+    const struct addrinfo *v4 = NULL, *v6 = NULL;     /* IPv4 first, as hiredis itself does */
+    for (const struct addrinfo *a = status == 0 ? res : NULL; a; a = a->ai_next) {
+        if (a->ai_family == AF_INET && !v4)
+            v4 = a;
+        else if (a->ai_family == AF_INET6 && !v6)
+            v6 = a;
+    }
+    if (v4)
+        uv_ip4_name((const struct sockaddr_in *)v4->ai_addr, ip, sizeof(ip));
+    else if (v6)
+        uv_ip6_name((const struct sockaddr_in6 *)v6->ai_addr, ip, sizeof(ip));
     uv_freeaddrinfo(res);
     if (g_rl.stopping) {
         rl_set_state(RL_DOWN);
@@ -1003,6 +1010,7 @@ static void rl_on_host_timer(uv_timer_t *t);
  * hears of it. */
 static void rl_host_pump(void)
 {
+    uv_update_time(&g_rl.loop);                  /* the tasks read the link's clock */
     task_run_all(task_take_all(&g_rl.inbox), NULL);   /* posted from the host itself */
     int alive = uv_run(&g_rl.loop, UV_RUN_NOWAIT);
     if (alive && uv_backend_timeout(&g_rl.loop) == 0)
@@ -1013,7 +1021,13 @@ static void rl_host_pump(void)
         uv_close((uv_handle_t *)&g_rl.host_timer, rl_host_closed);
         return;
     }
-    int ms = uv_backend_timeout(&g_rl.loop);     /* -1: no timer (not while running) */
+    /* Tasks the host posted meanwhile (its rl_host_soon is overwritten
+     * here): at once. Other work the two turns left (rare: handles
+     * closing): 1 ms, since a 0 ms timer started from its own callback
+     * runs again before the host polls its sockets. -1: no timer. */
+    int ms = atomic_load(&g_rl.inbox) ? 0 : uv_backend_timeout(&g_rl.loop);
+    if (ms == 0 && !atomic_load(&g_rl.inbox))
+        ms = 1;
     if (ms >= 0)
         (void)uv_timer_start(&g_rl.host_timer, rl_on_host_timer, (uint64_t)ms, 0);
 }

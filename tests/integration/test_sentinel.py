@@ -451,7 +451,8 @@ class RoleCheckTest(unittest.TestCase):
         self.addCleanup(fake.close)
         node = Node(*sentinel_args([fake.addr]), cluster=True, workers=1)
         self.addCleanup(node.stop)
-        self.assertEqual(cluster_of(node)["redisLink"], "worker")
+        wait_until(lambda: cluster_of(node)["redisLink"] == "worker", timeout=20,
+                   what="the worker running the link (it takes it once the workers run)")
 
         # the replica is refused (ROLE), and the sentinel asked again
         wait_until(lambda: "is not the master (ROLE: slave)" in node.stderr(), timeout=20,
