@@ -1021,12 +1021,14 @@ static void rl_host_pump(void)
         uv_close((uv_handle_t *)&g_rl.host_timer, rl_host_closed);
         return;
     }
-    /* Tasks the host posted meanwhile (its rl_host_soon is overwritten
-     * here): at once. Other work the two turns left (rare: handles
-     * closing): 1 ms, since a 0 ms timer started from its own callback
-     * runs again before the host polls its sockets. -1: no timer. */
-    int ms = atomic_load(&g_rl.inbox) ? 0 : uv_backend_timeout(&g_rl.loop);
-    if (ms == 0 && !atomic_load(&g_rl.inbox))
+    /* The link's next timer (-1: none). Work the two turns left (rare:
+     * handles closing) and tasks the host posted meanwhile (its
+     * rl_host_soon is overwritten here; other threads' posts woke the
+     * link's loop themselves): 1 ms, never 0, since a 0 ms timer started
+     * from its own callback runs again in the same pass, before the host
+     * polls its sockets, and would spin while posts keep coming. */
+    int ms = uv_backend_timeout(&g_rl.loop);
+    if (ms == 0 || (atomic_load(&g_rl.inbox) && (ms < 0 || ms > 1)))
         ms = 1;
     if (ms >= 0)
         (void)uv_timer_start(&g_rl.host_timer, rl_on_host_timer, (uint64_t)ms, 0);
