@@ -1008,7 +1008,7 @@ static void rl_on_host_timer(uv_timer_t *t);
  * for the link's next timer. Once the loop has ended (the stop's drain
  * closed its last handle) the host's two handles close and rlink_stop
  * hears of it. */
-static void rl_host_pump(void)
+static void rl_host_pump(int from_timer)
 {
     uv_update_time(&g_rl.loop);                  /* the tasks read the link's clock */
     task_run_all(task_take_all(&g_rl.inbox), NULL);   /* posted from the host itself */
@@ -1021,14 +1021,15 @@ static void rl_host_pump(void)
         uv_close((uv_handle_t *)&g_rl.host_timer, rl_host_closed);
         return;
     }
-    /* The link's next timer (-1: none). Work the two turns left (rare:
-     * handles closing) and tasks the host posted meanwhile (its
-     * rl_host_soon is overwritten here; other threads' posts woke the
-     * link's loop themselves): 1 ms, never 0, since a 0 ms timer started
-     * from its own callback runs again in the same pass, before the host
-     * polls its sockets, and would spin while posts keep coming. */
-    int ms = uv_backend_timeout(&g_rl.loop);
-    if (ms == 0 || (atomic_load(&g_rl.inbox) && (ms < 0 || ms > 1)))
+    /* The link's next timer (-1: none). Work the two turns left (commands
+     * the second one's replies queued, handles closing) and tasks the host
+     * posted meanwhile (its rl_host_soon is overwritten here; other
+     * threads' posts woke the link's loop themselves): the next host turn,
+     * but 1 ms when this is the timer's own callback, where a 0 ms timer
+     * would run again in the same pass, before the host polls its sockets,
+     * and spin while posts keep coming. */
+    int ms = atomic_load(&g_rl.inbox) ? 0 : uv_backend_timeout(&g_rl.loop);
+    if (ms == 0 && from_timer)
         ms = 1;
     if (ms >= 0)
         (void)uv_timer_start(&g_rl.host_timer, rl_on_host_timer, (uint64_t)ms, 0);
@@ -1037,7 +1038,7 @@ static void rl_host_pump(void)
 static void rl_on_host_timer(uv_timer_t *t)
 {
     (void)t;
-    rl_host_pump();
+    rl_host_pump(1);
 }
 
 /* A task the host posted to itself: the pump runs at the start of the
@@ -1052,7 +1053,7 @@ static void rl_on_host_poll(uv_poll_t *p, int status, int events)
     (void)p;
     (void)status;
     (void)events;
-    rl_host_pump();
+    rl_host_pump(0);
 }
 
 /* On the host's thread: its loop watches the link loop's epoll fd (ready
@@ -1067,7 +1068,7 @@ static void rl_host_run(struct worker *w, task *t)
         abort();                                 /* epoll on an epoll fd: never fails on Linux */
     }
     g_rl.host_ready = 1;
-    rl_host_pump();
+    rl_host_pump(0);
 }
 
 void rlink_run(struct worker *host)
