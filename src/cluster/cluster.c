@@ -36,6 +36,9 @@
 
 static struct {
     uv_timer_t reg_timer;            /* on the link loop */
+    uv_idle_t resync;                /* on the link loop: the resync's walk, a stripe a turn */
+    int resync_init, resync_stripe;
+    long resync_users;
     int started, deregistering;
     char self[96];
     pthread_mutex_t lock;            /* guards servers, bad, registry_broken, quiet */
@@ -124,9 +127,13 @@ void cluster_user_online(const pres_entry *e, uint32_t prev_hb)
     cl_presence(e, rlink_write);
 }
 
-/* On the link loop, right after a (re)connect: every user this node holds,
- * written directly (ordered before any later edge of theirs: edges run
- * under the same stripe lock and their writes queue behind these). */
+/* On the link loop, after a (re)connect: every user this node holds,
+ * written directly, one stripe of the registry per loop turn (a link on the
+ * worker's thread would otherwise hold that worker's clients for the whole
+ * walk: about 2.3 us a user). Each user is written under its stripe's lock,
+ * so it is ordered before any later edge of theirs (edges take the same
+ * lock and their writes queue behind these); an edge before the walk
+ * reaches the stripe is followed by a write of the user's state then. */
 static void cl_resync_send(int argc, const char **argv, const size_t *lens)
 {
     (void)rlink_cmd(NULL, NULL, argc, argv, lens);
@@ -139,12 +146,31 @@ static void cl_resync_one(const pres_entry *e, void *ud)
     unodes_resync_one(e);
 }
 
+static void cl_on_resync_step(uv_idle_t *h)
+{
+    if (!rlink_up()) {                            /* dropped: the next on_up walks again */
+        uv_idle_stop(h);
+        return;
+    }
+    presence_each_stripe(g_cl.resync_stripe, 0, cl_resync_one, &g_cl.resync_users);
+    if (++g_cl.resync_stripe < PRESENCE_STRIPES)
+        return;
+    uv_idle_stop(h);
+    log_info("cluster: wrote the presence of %ld local users to Redis", g_cl.resync_users);
+    unodes_sweep();
+}
+
+/* Starts the walk (again, from the first stripe, if one was under way). */
 static void cl_resync(void)
 {
-    long n = 0;
-    presence_each(0, cl_resync_one, &n);
-    log_info("cluster: wrote the presence of %ld local users to Redis", n);
-    unodes_sweep();
+    if (!g_cl.resync_init && uv_idle_init(rlink_loop(), &g_cl.resync) != 0) {
+        log_error("cluster: cannot rewrite the local users' presence (no idle handle)");
+        return;
+    }
+    g_cl.resync_init = 1;
+    g_cl.resync_stripe = 0;
+    g_cl.resync_users = 0;
+    (void)uv_idle_start(&g_cl.resync, cl_on_resync_step);
 }
 
 /* ---------- the registry ---------- */
@@ -333,6 +359,8 @@ static void cl_on_up(void)
 static void cl_on_stop(void)
 {
     uv_close((uv_handle_t *)&g_cl.reg_timer, NULL);
+    if (g_cl.resync_init)
+        uv_close((uv_handle_t *)&g_cl.resync, NULL);
     cstate_stop();
 }
 

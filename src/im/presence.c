@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#define PRES_STRIPES 64
+#define PRES_STRIPES PRESENCE_STRIPES
 
 typedef struct pres_stripe {
     pthread_mutex_t lock;
@@ -200,17 +200,21 @@ uint32_t presence_conns(uint32_t appid, const char *id, size_t len)
     return n;
 }
 
+void presence_each_stripe(int stripe, uint32_t appid, void (*fn)(const pres_entry *e, void *ud), void *ud)
+{
+    pres_stripe *s = &g_stripes[stripe];
+    pthread_mutex_lock(&s->lock);
+    for (uint32_t b = 0; b <= s->mask; b++)
+        for (pres_entry *e = s->buckets[b]; e; e = e->next)
+            if (appid == 0 || e->appid == appid)
+                fn(e, ud);
+    pthread_mutex_unlock(&s->lock);
+}
+
 void presence_each(uint32_t appid, void (*fn)(const pres_entry *e, void *ud), void *ud)
 {
-    for (int i = 0; i < PRES_STRIPES; i++) {
-        pres_stripe *s = &g_stripes[i];
-        pthread_mutex_lock(&s->lock);
-        for (uint32_t b = 0; b <= s->mask; b++)
-            for (pres_entry *e = s->buckets[b]; e; e = e->next)
-                if (appid == 0 || e->appid == appid)
-                    fn(e, ud);
-        pthread_mutex_unlock(&s->lock);
-    }
+    for (int i = 0; i < PRES_STRIPES; i++)
+        presence_each_stripe(i, appid, fn, ud);
 }
 
 long presence_count(void) { return atomic_load(&g_users); }

@@ -60,6 +60,10 @@ uint32_t presence_conns(uint32_t appid, const char *id, size_t len);
 /* Calls fn for each user of the room (appid 0 = all), under the stripe lock:
  * fn must be quick and must not call back into presence. */
 void presence_each(uint32_t appid, void (*fn)(const pres_entry *e, void *ud), void *ud);
+/* The same for one stripe of the registry (0 <= stripe < PRESENCE_STRIPES),
+ * so that a long walk can be spread over loop turns. */
+#define PRESENCE_STRIPES 64
+void presence_each_stripe(int stripe, uint32_t appid, void (*fn)(const pres_entry *e, void *ud), void *ud);
 
 /* Number of distinct users. */
 long presence_count(void);
