@@ -38,6 +38,7 @@ static struct {
     uv_timer_t reg_timer;            /* on the link loop */
     uv_idle_t resync;                /* on the link loop: the resync's walk, a stripe a turn */
     int resync_init, resync_stripe;
+    int link_stopped;                /* cl_on_stop ran (link loop) */
     long resync_users;
     int started, deregistering;
     char self[96];
@@ -349,6 +350,8 @@ static void cl_on_reg_timer(uv_timer_t *t)
 /* rlink hook: connected (again): register and rewrite every local user. */
 static void cl_on_up(void)
 {
+    if (g_cl.link_stopped)    /* a reconnect finishing in the stop's drain: no registering again */
+        return;
     clog_on_up();                                 /* first on the connection */
     log_info("cluster: registering as %s", g_cl.self);
     cl_register();
@@ -358,6 +361,7 @@ static void cl_on_up(void)
 /* rlink hook: the link is stopping. */
 static void cl_on_stop(void)
 {
+    g_cl.link_stopped = 1;
     uv_close((uv_handle_t *)&g_cl.reg_timer, NULL);
     if (g_cl.resync_init)
         uv_close((uv_handle_t *)&g_cl.resync, NULL);

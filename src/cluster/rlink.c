@@ -664,7 +664,7 @@ static void rl_handshake_step(void)
     rl_note_master();
     if (g_rl.hooks.on_up)
         g_rl.hooks.on_up();
-    rl_waiting_run(0, uv_now(&g_rl.loop));       /* after on_up's rewrites */
+    rl_waiting_run(0, uv_now(&g_rl.loop));       /* after what on_up sends at once */
 }
 
 static void rl_on_handshake(void *ud, const redisReply *r)
