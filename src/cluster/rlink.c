@@ -796,11 +796,16 @@ static void rl_on_lookup(uv_getaddrinfo_t *req, int status, struct addrinfo *res
     }
 }
 
+int rlink_is_address(const char *host)
+{
+    struct in6_addr a;
+    return inet_pton(AF_INET, host, &a) == 1 || inet_pton(AF_INET6, host, &a) == 1;
+}
+
 /* Connects to host:port: an address at once, a name once looked up. */
 static void rl_dial(void)
 {
-    struct in6_addr a;
-    if (inet_pton(AF_INET, g_rl.host, &a) == 1 || inet_pton(AF_INET6, g_rl.host, &a) == 1) {
+    if (rlink_is_address(g_rl.host)) {
         rl_dial_ip(g_rl.host);
         return;
     }
@@ -891,8 +896,7 @@ static void rl_on_watch(uv_timer_t *t)
     rl_drop();                                   /* pending callbacks get NULL */
 }
 
-/* ---------- thread, start, stop ---------- */
-
+/* ---------- start ---------- */
 
 static int rl_parse_addr(const char *addr, char *err, size_t errlen)
 {

@@ -52,6 +52,10 @@ struct worker;
 void rlink_run(struct worker *host);
 /* Is a worker running the link (rlink_run)? Any thread. */
 int rlink_on_worker(void);
+/* Is host an IPv4 or IPv6 address (no look-up needed)? A name is looked up
+ * off the loop for Redis itself; hiredis looks up a sentinel's name with a
+ * blocking call (cluster_run). Any thread. */
+int rlink_is_address(const char *host);
 /* Lets what is in flight finish (at most cluster.redisTimeout), then fails
  * what is left (queries answer ok = 0 on their worker: the workers must
  * still exist and, hosted, the host's loop still run: see net/worker.h),

@@ -10,7 +10,6 @@
  * or right before we free it. */
 #include "cluster/sentinel.h"
 
-#include <arpa/inet.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <pthread.h>
@@ -143,9 +142,8 @@ const char *sentinel_at(int i) { return g_sn.list[i].addr; }
 
 int sentinel_all_addresses(void)
 {
-    struct in6_addr a;
     for (int i = 0; i < g_sn.n; i++)
-        if (inet_pton(AF_INET, g_sn.list[i].host, &a) != 1 && inet_pton(AF_INET6, g_sn.list[i].host, &a) != 1)
+        if (!rlink_is_address(g_sn.list[i].host))
             return 0;
     return 1;
 }

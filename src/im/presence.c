@@ -7,8 +7,6 @@
 #include <string.h>
 #include <time.h>
 
-#define PRES_STRIPES PRESENCE_STRIPES
-
 typedef struct pres_stripe {
     pthread_mutex_t lock;
     pres_entry **buckets;
@@ -16,7 +14,7 @@ typedef struct pres_stripe {
     uint32_t count;
 } pres_stripe;
 
-static pres_stripe g_stripes[PRES_STRIPES];
+static pres_stripe g_stripes[PRESENCE_STRIPES];
 static atomic_long g_users;
 
 uint32_t presence_hash(uint32_t appid, const char *id, size_t len)
@@ -32,7 +30,7 @@ uint32_t presence_hash(uint32_t appid, const char *id, size_t len)
 
 int presence_init(void)
 {
-    for (int i = 0; i < PRES_STRIPES; i++) {
+    for (int i = 0; i < PRESENCE_STRIPES; i++) {
         pres_stripe *s = &g_stripes[i];
         pthread_mutex_init(&s->lock, NULL);
         s->mask = 15;
@@ -46,7 +44,7 @@ int presence_init(void)
 
 void presence_free(void)
 {
-    for (int i = 0; i < PRES_STRIPES; i++) {
+    for (int i = 0; i < PRESENCE_STRIPES; i++) {
         pres_stripe *s = &g_stripes[i];
         for (uint32_t b = 0; s->buckets && b <= s->mask; b++) {
             pres_entry *e = s->buckets[b];
@@ -62,7 +60,7 @@ void presence_free(void)
     }
 }
 
-static pres_stripe *presence_stripe(uint32_t hash) { return &g_stripes[hash % PRES_STRIPES]; }
+static pres_stripe *presence_stripe(uint32_t hash) { return &g_stripes[hash % PRESENCE_STRIPES]; }
 /* The stripe takes the low bits; buckets use the high ones. */
 static uint32_t presence_bucket(const pres_stripe *s, uint32_t hash) { return (hash >> 6) & s->mask; }
 
@@ -213,7 +211,7 @@ void presence_each_stripe(int stripe, uint32_t appid, void (*fn)(const pres_entr
 
 void presence_each(uint32_t appid, void (*fn)(const pres_entry *e, void *ud), void *ud)
 {
-    for (int i = 0; i < PRES_STRIPES; i++)
+    for (int i = 0; i < PRESENCE_STRIPES; i++)
         presence_each_stripe(i, appid, fn, ud);
 }
 
