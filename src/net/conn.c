@@ -577,7 +577,7 @@ static int conn_batch_try(conn_batch *q, conn *c, uint32_t i, uint32_t end)
 }
 
 /* The ring failed and its writes could not even be cancelled (a kernel
- * that both parks RWF_NOWAIT writes and refuses a synchronous cancel): the
+ * that both parks non-blocking sends and refuses a synchronous cancel): the
  * run [i, end)'s bytes may have gone out, or be read by the kernel still.
  * Its connection is closed (writing them again would corrupt the stream)
  * and its shared buffers stay referenced for ever, never reused under the
@@ -592,14 +592,15 @@ static void conn_batch_forget(conn_batch *q, uint32_t i, uint32_t end)
     }
 }
 
-/* A kernel whose sockets take no RWF_NOWAIT (older than the ring's other
- * features) refuses every ring write: that run is written the usual way,
- * and the ring is given up. Returns CONN_BATCH_UNSENT. */
+/* A kernel that refuses the ring's non-blocking sends (EOPNOTSUPP, as
+ * kernels did for RWF_NOWAIT writes on sockets) refuses every ring write:
+ * that run is written the usual way, and the ring is given up. Returns
+ * CONN_BATCH_UNSENT. */
 static int32_t conn_batch_ring_refused(conn_batch *q)
 {
     if (q->ring) {
         worker *w = (worker *)q->check.loop->data;
-        log_warn("worker %d: io_uring: the kernel refuses non-blocking writes (RWF_NOWAIT) on "
+        log_warn("worker %d: io_uring: the kernel refuses non-blocking sends (EOPNOTSUPP) on "
                  "sockets: one write system call per connection", w->id);
         uring_close(q->ring);
         q->ring = NULL;

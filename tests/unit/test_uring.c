@@ -138,6 +138,23 @@ static void test_full_socket_answers_eagain(void **state)
     assert_int_equal(write_now(f->u, f->w, v2, 2), -EAGAIN);
 }
 
+/* The same on a socket in blocking mode: the send itself says not to
+ * wait (a parked write would come back cancelled after the submit's
+ * bound, not -EAGAIN). */
+static void test_full_blocking_socket_answers_eagain(void **state)
+{
+    fixture *f = *state;
+    if (!f)
+        return;
+    fill(f->w);
+    assert_int_equal(fcntl(f->w, F_SETFL, 0), 0);
+    char msg[188] = "y";
+    struct iovec v = { msg, sizeof(msg) };
+    assert_int_equal(write_now(f->u, f->w, &v, 1), -EAGAIN);
+    struct iovec v2[2] = { { msg, 10 }, { msg, 20 } };
+    assert_int_equal(write_now(f->u, f->w, v2, 2), -EAGAIN);
+}
+
 static void test_partial_write(void **state)
 {
     fixture *f = *state;
@@ -233,6 +250,8 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);            /* as the node does (main.c) */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_full_socket_answers_eagain, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_full_blocking_socket_answers_eagain, fixture_setup,
+                                        fixture_teardown),
         cmocka_unit_test_setup_teardown(test_partial_write, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_gathered_write_in_order, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_reset_peer_fails, fixture_setup, fixture_teardown),
