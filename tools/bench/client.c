@@ -390,9 +390,11 @@ static void client_hb_reply(worker *w, const char *p, size_t n, uint64_t now)
 
 /* Whether broadcast seq s is new to this connection: one bit per message
  * and connection for the whole run, in the worker's shared bitmap. */
+/* A connection's bits are side by side (bit i * nb + seq): the several
+ * pushes one read brings share a cache line. */
 static int client_bc_new(worker *w, const bench_conn *c, uint32_t s)
 {
-    size_t bit = (size_t)s * w->count + (size_t)(c - w->conns);
+    size_t bit = (size_t)(c - w->conns) * (size_t)w->nb + s;
     uint8_t mask = (uint8_t)(1u << (bit % 8));
     if (w->bc_seen[bit / 8] & mask)
         return 0;

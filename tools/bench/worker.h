@@ -42,7 +42,7 @@ typedef struct worker {
     uint32_t nb, np;                  /* broadcast / p2p messages expected at most */
     uint32_t *bc_cnt;
     uint64_t *bc_first, *bc_last;
-    uint8_t *bc_seen;                 /* bit seq * count + i: conns[i] got broadcast seq */
+    uint8_t *bc_seen;                 /* bit i * nb + seq: conns[i] got broadcast seq */
     uint8_t *p2p_cnt;
     uint32_t rx_frame;                /* wire bytes of the message being handled */
     uint8_t rx_z;                     /* ... and it came compressed (permessage-deflate) */
