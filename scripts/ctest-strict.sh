@@ -7,17 +7,23 @@
 #   - fewer tests run than are registered (ctest -N), or fewer registered than
 #     the test sources on disk (a test file that CMake did not pick up).
 # Ends with one line: "ctest-strict: BUILD: N registered, N ran, N passed".
+# The tests' own files (each node's, Redis's and nginx's directory, browser
+# profiles) go to BUILD/test-tmp (TMPDIR), emptied when the run starts and
+# removed when every test passed; a failed run keeps them and says where.
 set -u
 build=$1; shift
 root=$(cd "$(dirname "$0")/.." && pwd)
 log=$(mktemp); st=$(mktemp)
 trap 'rm -f "$log" "$st"' EXIT
 cd "$build" || exit 1
+TMPDIR=$(pwd)/test-tmp
+rm -rf "$TMPDIR" && mkdir -p "$TMPDIR" || exit 1
+export TMPDIR
 
 { ctest "$@" 2>&1; echo $? >"$st"; } | tee "$log"
 status=$(cat "$st")
 
-fail() { echo "ctest-strict: $build: $*" >&2; exit 1; }
+fail() { echo "ctest-strict: $build: $*; the tests' files are in $TMPDIR" >&2; exit 1; }
 
 registered=$(ctest -N | sed -n 's/^Total Tests: \([0-9]*\)$/\1/p')
 ran=$(sed -n 's/.*tests failed out of \([0-9]*\)$/\1/p' "$log" | tail -n 1)
@@ -36,4 +42,5 @@ on_disk=$(( $(count "$root/tests/unit/test_*.c") + $(count "$root/tests/integrat
 [ "$skipped" -eq 0 ] || fail "$skipped test(s) skipped or not run: a skip is a failure"
 [ "$ran" -eq "$registered" ] || fail "$ran tests ran but $registered are registered"
 [ "$registered" -ge "$on_disk" ] || fail "$registered tests registered but $on_disk test files on disk"
+rm -rf "$TMPDIR"
 echo "ctest-strict: $build: $registered registered, $ran ran, $((ran - failed)) passed"
