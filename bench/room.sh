@@ -30,6 +30,9 @@
 #   HEARTBEAT=30       the clients' heartbeat interval, s (the chat page's;
 #                      each heartbeat is answered and rewrites the user's
 #                      presence record in Redis)
+#   RX_RING=1          the clients and the floor-stream's receivers read
+#                      through an io_uring (imgate-bench --rx-ring; 0: epoll
+#                      and read(), as before session 11)
 #   NAME=room OUT=bench/results   output names
 #   NODE_ARGS, BENCH_ARGS          extra flags for the nodes / imgate-bench
 #   BUILT_FROM         recorded as the nodes' source (default: HEAD, with
@@ -57,6 +60,8 @@ NODE_WORKERS=${NODE_WORKERS:-1}
 CONNECT_RATE=${CONNECT_RATE:-5000}
 DRAIN=${DRAIN:-60}
 HEARTBEAT=${HEARTBEAT:-30}
+RING_ARG=''
+[ "${RX_RING:-1}" = 1 ] && RING_ARG=--rx-ring
 
 say() { echo "room: $*" >&2; }
 die() { say "$*"; exit 2; }
@@ -190,7 +195,7 @@ for R in $RATES; do
     "$BENCH" room --with-floor -n "$N" --procs "$PROCS" $WS_ARGS --api "$API" $PID_ARGS \
         --node-workers $((NODES * NODE_WORKERS)) --connect-rate "$CONNECT_RATE" \
         --heartbeat "$HEARTBEAT" --room-rate "$R" --room-duration "$T" --drain "$DRAIN" --settle 1 \
-        --json "$OUT/$NAME-r$R.json" -q ${BENCH_ARGS:-} >"$OUT/$NAME-r$R.txt" || rc=1
+        --json "$OUT/$NAME-r$R.json" -q $RING_ARG ${BENCH_ARGS:-} >"$OUT/$NAME-r$R.txt" || rc=1
     cat "$OUT/$NAME-r$R.txt" >&2
     FILES="$FILES $OUT/$NAME-r$R.json"
     sleep 2

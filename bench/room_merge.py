@@ -39,6 +39,7 @@ def entry(path):
         "cpu_us_per_delivery": r["cpu_us_per_delivery"],
         "client_cpu_us_per_delivery": r["client_cpu_us_per_delivery"],
         "frame_bytes": r["frame_bytes"],
+        "client_rx_ring_procs": d.get("client_rx_ring_procs", 0),
         "floor": {
             "sockets": fs["sockets"],
             "senders": fs["senders"],

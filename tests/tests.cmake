@@ -19,6 +19,9 @@ endforeach()
 # imgate-bench's JSON look-up is the bench's own code, not the server's.
 target_sources(test_jscan PRIVATE ${CMAKE_SOURCE_DIR}/tools/bench/jscan.c)
 target_include_directories(test_jscan PRIVATE ${CMAKE_SOURCE_DIR}/tools/bench)
+# ... and so is its receive ring (--rx-ring).
+target_sources(test_rxring PRIVATE ${CMAKE_SOURCE_DIR}/tools/bench/rxring.c)
+target_include_directories(test_rxring PRIVATE ${CMAKE_SOURCE_DIR}/tools/bench)
 
 set(PY /usr/bin/python3)
 file(GLOB PY_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/integration/test_*.py)

@@ -309,6 +309,27 @@ class BenchCase(unittest.TestCase):
         self.assertEqual(alone["floor"]["bytes"], 20 * d["broadcast_frame_bytes"])
         self.assertIsNone(alone["broadcast_ratio_median"])
 
+
+    def test_broadcast_and_floor_with_rx_ring(self):
+        """--rx-ring: the clients and the broadcast floor's receivers read
+        through io_uring; the same exact counts (or, on a kernel without the
+        ring, the run says so and reads with epoll)."""
+        n, rounds, trials = 400, 2, 2
+        with Node("--set", "im.presenceEventsMaxRoom=10", workers=2) as node:
+            r, d, _ = run_bench(node, "broadcast", "--with-floor", "-n", str(n),
+                                "--procs", "2", "--rounds", str(rounds), "--interval", "0.2",
+                                "--floor-trials", str(trials), "--node-workers", "2",
+                                "--tag", "t9", "--rx-ring", tmp=self.tmp)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            harness.assert_serves(node, "after-bench")
+        self.assertEqual(d["failures"], [])
+        self.check_broadcast_counts(d, n, rounds)
+        self.check_floor(d, n, trials)
+        if d["client_rx_ring_procs"] == 0:
+            self.assertIn("no io_uring receive ring here", r.stderr)
+        else:
+            self.assertEqual(d["client_rx_ring_procs"], 2)
+            self.assertIn("io_uring receive ring in 2 of 2 processes", r.stdout)
     def check_broadcast_counts(self, d, n, rounds):
         b = d["broadcast"]
         self.assertEqual((b["messages_sent"], b["messages_accepted"], b["http_errors"]),

@@ -63,12 +63,28 @@ class RoomClusterTest(ClusterCase):
         self.addCleanup(shutil.rmtree, self.tmp, True)
 
     def test_room_and_floor_stream_exact(self):
+        d = self.room_exact()
+        self.assertEqual(d["client_rx_ring_procs"], 0)
+
+    def test_room_and_floor_stream_exact_rx_ring(self):
+        """--rx-ring: the clients (once logged in) and the floor-stream's
+        receivers read through io_uring; every count as exact. Where the
+        kernel has no receive ring the run says so and reads with epoll."""
+        d = self.room_exact("--rx-ring")
+        if d["client_rx_ring_procs"] == 0:
+            self.assertIn("no io_uring receive ring here", self.stderr)
+        else:
+            self.assertEqual(d["client_rx_ring_procs"], 2)
+            self.assertNotIn("no io_uring receive ring here", self.stderr)
+
+    def room_exact(self, *extra):
         n, rate, dur = 200, 10, 2
         pushes = rate * dur
         r, d = run_room([node.ws_url() for node in self.nodes], self.nodes[0].http_url(""),
                         "--with-floor", "-n", str(n), "--procs", "2", "--room-rate", str(rate),
-                        "--room-duration", str(dur), "--node-workers", "2", tmp=self.tmp,
+                        "--room-duration", str(dur), "--node-workers", "2", *extra, tmp=self.tmp,
                         pids=[node.proc.pid for node in self.nodes])
+        self.stderr = r.stderr
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIsNotNone(d)
         self.assertEqual(d["failures"], [])
@@ -132,6 +148,8 @@ class RoomClusterTest(ClusterCase):
         self.assertEqual(merged["connections"], n)
         self.assertEqual(len(merged["runs"]), 1)
         self.assertEqual(set(merged["latency_ms"]), {"p50", "p99", "p999", "max"})
+        self.assertEqual(merged["client_rx_ring_procs"], d["client_rx_ring_procs"])
+        return d
 
 
 class RoomFailuresTest(unittest.TestCase):

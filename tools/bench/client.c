@@ -81,6 +81,11 @@ static void client_closed_cb(uv_handle_t *h)
 static void client_close(bench_conn *c, uint8_t state)
 {
     c->state = state;
+    if (c->ringed) {                         /* its receive ends with -ECANCELED, ignored */
+        worker *w = c->tcp.data;
+        c->ringed = 0;
+        (void)rxring_cancel(w->ring, (uint64_t)(c - w->conns));
+    }
     if (!uv_is_closing((uv_handle_t *)&c->tcp))
         uv_close((uv_handle_t *)&c->tcp, client_closed_cb);
 }
@@ -200,6 +205,7 @@ static void client_key(const worker *w, const bench_conn *c, char key[WSC_KEY_LE
 }
 
 static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void client_ring_arm(worker *w, bench_conn *c);
 
 static void client_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
@@ -779,4 +785,43 @@ static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     w->st.c.rx_bytes += (uint64_t)nread;
     client_input(w, c, (const uint8_t *)buf->base, (size_t)nread, clock_ns());
+    if (w->ring && c->state == CS_READY && !c->ringed)
+        client_ring_arm(w, c);
+}
+
+/* Logged in: from now on its reads come from the worker's ring. */
+static void client_ring_arm(worker *w, bench_conn *c)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || uv_read_stop((uv_stream_t *)&c->tcp) != 0)
+        return;
+    int r = rxring_arm(w->ring, fd, (uint64_t)(c - w->conns));
+    if (r != 0) {
+        client_lost(w, c, r);
+        return;
+    }
+    c->ringed = 1;
+}
+
+void client_ring_read(void *ud, uint64_t tag, const uint8_t *p, int n, int more)
+{
+    worker *w = ud;
+    if (tag >= w->count)
+        return;
+    bench_conn *c = &w->conns[tag];
+    if (!c->ringed)
+        return;                              /* cancelled: closed meanwhile */
+    if (n > 0) {
+        w->st.c.rx_bytes += (uint64_t)n;
+        client_input(w, c, p, (size_t)n, clock_ns());
+    }
+    if (!c->ringed || c->state != CS_READY)
+        return;
+    if (n == 0 || (n < 0 && n != -ENOBUFS)) {
+        c->ringed = 0;
+        client_lost(w, c, n == 0 ? UV_EOF : n);
+    } else if (!more) {                      /* stopped by the kernel: read on */
+        c->ringed = 0;
+        client_ring_arm(w, c);
+    }
 }

@@ -19,12 +19,16 @@
 #include "clock.h"
 #include "ipc.h"
 #include "proc.h"
+#include "rxring.h"
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
 #endif
 
 #define FLOOR_MAX_PROCS 256
+/* --rx-ring: the receivers read as the clients do (worker.c's ring) */
+#define FLOOR_RING_BUFS 1024
+#define FLOOR_RING_BUF_BYTES 4096
 
 typedef struct floor_sent { uint64_t t_start, t_end, sent, eagain; } floor_sent;
 typedef struct floor_recv { uint64_t bytes, first_ns, last_ns; } floor_recv;
@@ -189,6 +193,44 @@ static int floor_connect_one(const floor_arg *a, long j)
     return fd;
 }
 
+#define FLOOR_RING_BY_FD UINT64_MAX
+
+/* --rx-ring: a receiver's ring, its eventfd in the receiver's epoll set
+ * (as data.u64 = tag, or FLOOR_RING_BY_FD: as data.fd = the eventfd), or
+ * NULL: epoll and recv() (said once if the kernel lacks the ring). */
+static rxring *floor_ring_open(const floor_arg *a, int ep, uint64_t tag)
+{
+    if (!a->o->rx_ring)
+        return NULL;
+    rxring *g = rxring_open(FLOOR_RING_BUFS, FLOOR_RING_BUF_BYTES);
+    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = tag };
+    if (g && tag == FLOOR_RING_BY_FD)
+        ev.data.fd = rxring_fd(g);
+    if (g && epoll_ctl(ep, EPOLL_CTL_ADD, rxring_fd(g), &ev) == 0)
+        return g;
+    fprintf(stderr, "imgate-bench: floor receiver: --rx-ring: no io_uring receive ring here (%s): "
+            "reading with epoll\n", strerror(errno));
+    rxring_close(g);
+    return NULL;
+}
+
+/* The broadcast floor's reads through the ring: bytes and times only. */
+static void floor_ring_read(void *ud, uint64_t tag, const uint8_t *p, int n, int more)
+{
+    floor_recv *r = ((void **)ud)[0];
+    rxring *g = ((void **)ud)[1];
+    (void)p;
+    if (n > 0) {
+        uint64_t now = clock_ns();
+        r->bytes += (uint64_t)n;
+        if (!r->first_ns)
+            r->first_ns = now;
+        r->last_ns = now;
+    }
+    if (!more && (n > 0 || n == -ENOBUFS))
+        (void)rxring_arm(g, (int)tag, tag);
+}
+
 /* Reads a ready socket; like an event loop, stops after a short read. */
 static void floor_drain(int fd, floor_recv *r, uint64_t now)
 {
@@ -208,9 +250,10 @@ static void floor_drain(int fd, floor_recv *r, uint64_t now)
 
 /* Reads until every socket got its bytes of this trial (returns 0), or a
  * command or the time limit (returns -1). */
-static int floor_read_loop(int ep, int cmd, uint64_t want, floor_recv *r, uint64_t until)
+static int floor_read_loop(int ep, int cmd, rxring *g, uint64_t want, floor_recv *r, uint64_t until)
 {
     struct epoll_event ev[256];
+    void *ctx[2] = { r, g };
     while (r->bytes < want) {
         if (clock_ns() > until)
             return -1;
@@ -219,6 +262,11 @@ static int floor_read_loop(int ep, int cmd, uint64_t want, floor_recv *r, uint64
         for (int i = 0; i < n; i++) {
             if (ev[i].data.fd == cmd)
                 return -1;
+            if (g && ev[i].data.fd == rxring_fd(g)) {
+                if (rxring_run(g, floor_ring_read, ctx) < 0)
+                    return -1;
+                continue;
+            }
             floor_drain(ev[i].data.fd, r, now);
         }
     }
@@ -233,11 +281,12 @@ static int floor_receiver(void *argp, int cmd, int out)
     int ep = epoll_create1(0);
     if (ep < 0)
         return 1;
+    rxring *g = floor_ring_open(a, ep, FLOOR_RING_BY_FD);   /* tags: the sockets' fds */
     uint64_t connected = 0;
     for (long j = a->first; j < a->first + a->count && clock_ns() < until; j++) {
         int fd = floor_connect_one(a, j);
         struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
-        if (fd >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0)
+        if (fd >= 0 && (g ? rxring_arm(g, fd, (uint64_t)fd) : epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev)) == 0)
             connected++;
     }
     struct epoll_event cev = { .events = EPOLLIN, .data.fd = cmd };
@@ -245,7 +294,7 @@ static int floor_receiver(void *argp, int cmd, int out)
     ipc_send(out, IPC_FLOOR_READY, &connected, sizeof(connected), NULL, 0);
     for (int trial = 0; trial < a->trials; trial++) {
         floor_recv r = { 0, 0, 0 };
-        int done = floor_read_loop(ep, cmd, connected * (uint64_t)a->payload, &r, until);
+        int done = floor_read_loop(ep, cmd, g, connected * (uint64_t)a->payload, &r, until);
         ipc_send(out, IPC_FLOOR_RECV, &r, sizeof(r), NULL, 0);
         if (done != 0)
             return 0;
@@ -652,6 +701,24 @@ static void floor_stream_bytes(fs_sock *k, const uint8_t *p, size_t n, int size,
     }
 }
 
+typedef struct fs_ring_ctx {
+    rxring *g;
+    fs_sock *ks;
+    floor_srecv *r;
+    int payload;
+} fs_ring_ctx;
+
+/* The floor-stream's reads through the ring (tag: the socket's index). */
+static void fs_ring_read(void *ud, uint64_t tag, const uint8_t *p, int n, int more)
+{
+    fs_ring_ctx *x = ud;
+    fs_sock *k = &x->ks[tag];
+    if (n > 0)
+        floor_stream_bytes(k, p, (size_t)n, x->payload, x->r, clock_ns());
+    if (!more && (n > 0 || n == -ENOBUFS))
+        (void)rxring_arm(x->g, k->fd, tag);
+}
+
 static int floor_stream_receiver(void *argp, int cmd, int out)
 {
     floor_arg *a = argp;
@@ -664,11 +731,13 @@ static int floor_stream_receiver(void *argp, int cmd, int out)
         return 1;
     memset(&r, 0, sizeof(r));
     hist_init(&r.lat);
+    rxring *g = floor_ring_open(a, ep, UINT64_MAX - 1);
+    fs_ring_ctx rc = { g, ks, &r, a->payload };
     uint64_t connected = 0;
     for (long j = a->first; j < a->first + a->count && clock_ns() < until; j++) {
         int fd = floor_connect_one(a, j);
         struct epoll_event ev = { .events = EPOLLIN, .data.u64 = connected };
-        if (fd >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0)
+        if (fd >= 0 && (g ? rxring_arm(g, fd, connected) : epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev)) == 0)
             ks[connected++].fd = fd;
         else if (fd >= 0)
             close(fd);
@@ -686,6 +755,11 @@ static int floor_stream_receiver(void *argp, int cmd, int out)
         for (int i = 0; i < n; i++) {
             if (ev[i].data.u64 == UINT64_MAX) {
                 stop = 1;
+                continue;
+            }
+            if (ev[i].data.u64 == UINT64_MAX - 1) {
+                if (rxring_run(g, fs_ring_read, &rc) < 0)
+                    stop = 1;
                 continue;
             }
             fs_sock *k = &ks[ev[i].data.u64];

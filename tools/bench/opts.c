@@ -65,6 +65,10 @@ static const char OPTS_USAGE[] =
     "  --floor-trials N      floor: rounds on the same sockets; median and best (5)\n"
     "  --pid PID             server process to sample VmRSS of (repeatable)\n"
     "  --no-bind-sources     do not bind clients to 127.0.0.2-254\n"
+    "  --rx-ring             clients (once logged in) and floor receivers read\n"
+    "                        through an io_uring (multishot receives) instead of\n"
+    "                        epoll + read(); falls back, and says so, where the\n"
+    "                        kernel lacks it (needs 6.1)\n"
     "  --json FILE           write the results as JSON\n"
     "  --html FILE           write a self-contained HTML report\n"
     "  --max-time S          hard limit of the whole run (derived from the phases)\n"
@@ -89,7 +93,7 @@ static const char OPTS_USAGE[] =
 
 enum { O_WS = 256, O_API, O_PROCS, O_RATE, O_CRATE, O_PRATE, O_INFL, O_TIMEOUT, O_APP,
        O_DUR, O_HDUR, O_PDUR, O_HB, O_INTERVAL, O_MSGS, O_ROUNDS, O_DRAIN, O_SETTLE,
-       O_FLOOR, O_FSEND, O_FTRIALS, O_NWORKERS, O_PID, O_NOBIND, O_JSON, O_HTML, O_MAXT, O_TAG,
+       O_FLOOR, O_FSEND, O_FTRIALS, O_NWORKERS, O_PID, O_NOBIND, O_RXRING, O_JSON, O_HTML, O_MAXT, O_TAG,
        O_PAD, O_DEFLATE, O_DWS, O_DAPI, O_DPID, O_SWS, O_SAPI, O_SPID, O_FLABEL, O_SLABEL,
        O_INTERLEAVE, O_RRATE, O_RDUR };
 
@@ -103,7 +107,8 @@ static const struct option OPTS_LONG[] = {
     { "messages", 1, 0, O_MSGS }, { "rounds", 1, 0, O_ROUNDS }, { "drain", 1, 0, O_DRAIN },
     { "settle", 1, 0, O_SETTLE }, { "with-floor", 0, 0, O_FLOOR },
     { "floor-senders", 1, 0, O_FSEND }, { "node-workers", 1, 0, O_NWORKERS }, { "floor-trials", 1, 0, O_FTRIALS }, { "pid", 1, 0, O_PID },
-    { "no-bind-sources", 0, 0, O_NOBIND }, { "json", 1, 0, O_JSON }, { "html", 1, 0, O_HTML },
+    { "no-bind-sources", 0, 0, O_NOBIND }, { "rx-ring", 0, 0, O_RXRING },
+    { "json", 1, 0, O_JSON }, { "html", 1, 0, O_HTML },
     { "max-time", 1, 0, O_MAXT }, { "tag", 1, 0, O_TAG }, { "quiet", 0, 0, 'q' },
     { "pad", 1, 0, O_PAD }, { "deflate", 0, 0, O_DEFLATE }, { "deflate-ws", 1, 0, O_DWS },
     { "deflate-api", 1, 0, O_DAPI }, { "deflate-pid", 1, 0, O_DPID },
@@ -333,6 +338,7 @@ static int opts_one(bench_opts *o, int c, const char *a, opts_pending *pd)
         o->pids[o->npids++] = (int)v;
         return 0;
     case O_NOBIND: o->bind_sources = 0; return 0;
+    case O_RXRING: o->rx_ring = 1; return 0;
     case O_JSON: o->json_path = a; return 0;
     case O_HTML: o->html_path = a; return 0;
     case O_MAXT: return opts_num("max-time", a, 1, 86400, &o->max_time_s);

@@ -38,6 +38,7 @@ typedef struct bench_opts {
     int node_workers;              /* worker threads of the nodes under test, 0: unknown */
     int pids[OPTS_MAX_PIDS], npids;
     int bind_sources;
+    int rx_ring;                   /* --rx-ring: clients and floor receivers read via io_uring */
     const char *json_path, *html_path;
     double max_time_s;
     int quiet;

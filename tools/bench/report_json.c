@@ -96,6 +96,7 @@ static void rj_headline(jw *w, const result *r)
     jw_num(w, "host_bytes_per_conn", result_host_bytes_per_conn(r));
     jw_num(w, "client_rss_bytes_per_conn", result_client_bytes_per_conn(r));
     jw_int(w, "client_conn_struct_bytes", (long long)sizeof(bench_conn));
+    jw_int(w, "client_rx_ring_procs", (long long)r->st.c.rx_ring);
     jw_num(w, "connect_rate_per_s", r->connect_rate);
     rj_against_floor(w, r);
     if (r->bc_ran) {

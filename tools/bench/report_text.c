@@ -114,6 +114,9 @@ void report_summary(const result *r, FILE *f)
         rt_bytes(f, "server RSS/conn", result_server_bytes_per_conn(r));
         rt_bytes(f, "kernel/conn", result_kernel_bytes_per_conn(r, 0));
         rt_bytes(f, "client RSS/conn", result_client_bytes_per_conn(r));
+        if (r->o->rx_ring)
+            fprintf(f, "  %-18s io_uring receive ring in %llu of %d processes\n", "client reads",
+                    (unsigned long long)k->rx_ring, r->o->procs);
     }
     if (r->hold_ran)
         fprintf(f, "  %-18s %.1f s, %llu drops, heartbeats %llu sent %llu ok\n", "hold",

@@ -57,7 +57,7 @@ void counters_merge(counters *d, const counters *s)
     STATS_SUM(p2p_dup); STATS_SUM(p2p_wrong); STATS_SUM(msg_bad);
     STATS_SUM(enter_rx); STATS_SUM(exit_rx); STATS_SUM(other_rx); STATS_SUM(ping_rx);
     STATS_SUM(write_err); STATS_SUM(rx_bytes); STATS_SUM(rss_start);
-    STATS_SUM(z_rx); STATS_SUM(bc_z);
+    STATS_SUM(z_rx); STATS_SUM(bc_z); STATS_SUM(rx_ring);
     kv_merge(d->connect_errs, s->connect_errs);
     kv_merge(d->statuses, s->statuses);
     kv_merge(d->login_codes, s->login_codes);

@@ -32,6 +32,7 @@ typedef struct counters {
     uint64_t z_rx, bc_z;             /* messages / broadcast pushes that came compressed */
     uint64_t enter_rx, exit_rx, other_rx, ping_rx, write_err, rx_bytes;
     uint64_t rss_start;              /* the worker's VmRSS before its first connection */
+    uint64_t rx_ring;                /* processes reading through an io_uring (--rx-ring) */
 } counters;
 
 typedef struct cstats {

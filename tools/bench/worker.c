@@ -2,6 +2,7 @@
  * heartbeat slots, set-up timeouts, reports to the parent, and the stop. */
 #include "worker.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,11 @@
 
 #define WORKER_TICK_MS 100
 #define WORKER_PACE_MS 5
+/* --rx-ring's buffers: 4 MiB per process, resident from the start (in the
+ * baseline of "client RSS/conn"); a read takes one (a pass's pushes to one
+ * connection, a few KiB at most at the rates measured). */
+#define WORKER_RING_BUFS 1024
+#define WORKER_RING_BUF_BYTES 4096
 
 /* Returns -1 if the parent is gone. */
 static int worker_report(worker *w)
@@ -142,6 +148,38 @@ static void worker_limits(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
+static void worker_ring_cb(uv_poll_t *p, int status, int events)
+{
+    worker *w = p->data;
+    (void)events;
+    int r = status < 0 ? status : rxring_run(w->ring, client_ring_read, w);
+    if (r < 0) {
+        fprintf(stderr, "imgate-bench: worker: receive ring failed: %s\n", strerror(-r));
+        worker_finish(w);
+    }
+}
+
+/* The receive ring (rxring.h) when asked for (--rx-ring) and the kernel
+ * has it; else reads stay on libuv, and the report counts the processes
+ * that had it. */
+static int worker_ring(worker *w, int index)
+{
+    if (!w->o->rx_ring)
+        return 0;
+    w->ring = rxring_open(WORKER_RING_BUFS, WORKER_RING_BUF_BYTES);
+    if (!w->ring) {
+        fprintf(stderr, "imgate-bench: worker %d: --rx-ring: no io_uring receive ring here (%s): "
+                "reading with epoll\n", index, strerror(errno));
+        return 0;
+    }
+    w->st.c.rx_ring = 1;
+    w->ring_poll.data = w;
+    if (uv_poll_init(&w->loop, &w->ring_poll, rxring_fd(w->ring)) != 0 ||
+        uv_poll_start(&w->ring_poll, UV_READABLE, worker_ring_cb) != 0)
+        return -1;
+    return 0;
+}
+
 static int worker_setup(worker *w, int index, long first, int cmd_fd)
 {
     const bench_opts *o = w->o;
@@ -170,6 +208,8 @@ static int worker_setup(worker *w, int index, long first, int cmd_fd)
         return -1;
     w->cmd.data = w;
     if (uv_read_start((uv_stream_t *)&w->cmd, worker_cmd_alloc, worker_cmd_cb) != 0)
+        return -1;
+    if (worker_ring(w, index) != 0)
         return -1;
     /* The baseline of "client bytes per connection": taken once the
      * per-process constants exist (libcrypto initialises itself on its

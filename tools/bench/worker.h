@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "opts.h"
+#include "rxring.h"
 #include "stats.h"
 
 typedef struct client_rx client_rx;
@@ -21,6 +22,7 @@ typedef struct bench_conn {
     uv_tcp_t tcp;        /* tcp.data = the worker */
     uint64_t t0;         /* start of the current set-up step, ns */
     uint8_t state;
+    uint8_t ringed;      /* reads come from the worker's rxring, not libuv */
     client_rx *rx;
 } bench_conn;
 
@@ -48,6 +50,8 @@ typedef struct worker {
     uint8_t rx_z;                     /* ... and it came compressed (permessage-deflate) */
     char prefix[8];                   /* "<tag>." at the start of our messages */
     size_t prefix_len;
+    rxring *ring;                     /* NULL: every read through libuv */
+    uv_poll_t ring_poll;              /* on rxring_fd */
 } worker;
 
 /* Runs a worker for connections [first, first+count) of the run; reads
@@ -60,5 +64,7 @@ void client_start(worker *w, bench_conn *c);
 void client_check_timeout(worker *w, bench_conn *c, uint64_t now);
 void client_heartbeat(worker *w, bench_conn *c);
 int client_in_setup(const bench_conn *c);
+/* rxring_fn: a logged-in connection's reads (tag: its index in conns). */
+void client_ring_read(void *ud, uint64_t tag, const uint8_t *p, int n, int more);
 
 #endif

@@ -1,0 +1,59 @@
+/* rxring.h — a load-generating process's receive ring: the reads of many
+ * sockets as multishot receives in one io_uring, instead of an epoll
+ * wake-up and a read() system call per socket and per read.
+ *
+ * Each armed socket has one multishot recv that stays in the kernel and
+ * posts a completion for every chunk that arrives, into a buffer taken from
+ * one ring of buffers shared by all sockets; the buffer goes back to the
+ * ring once the completion's callback returns. The ring is set up with
+ * DEFER_TASKRUN, so the kernel does the receives when we ask for them
+ * (rxring_run), in batches, on our own thread; an eventfd (rxring_fd) says
+ * when there is something to do, for the caller's event loop to watch.
+ *
+ * Used by the clients for what a load generator spends most of its time
+ * on during a room's walk or a broadcast: reading pushes. Set-up (connect,
+ * upgrade, login) stays on libuv; a connection is armed once logged in.
+ * rxring_open fails (NULL, errno) on kernels without what it needs (6.1:
+ * DEFER_TASKRUN, buffer rings, multishot receive); the caller then reads
+ * with libuv as before. One thread owns a ring. */
+#ifndef BENCH_RXRING_H
+#define BENCH_RXRING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rxring rxring;
+
+/* A completion for the socket armed with `tag`. n > 0: n bytes at p (valid
+ * until the callback returns); n == 0: the peer closed; n < 0: -errno
+ * (-ECANCELED after rxring_cancel). more == 0: the receive is no longer
+ * armed (after data too: the kernel stopped it, e.g. it had no free
+ * buffer); the caller arms it again if it still wants to read. */
+typedef void (*rxring_fn)(void *ud, uint64_t tag, const uint8_t *p, int n, int more);
+
+/* nbufs buffers (a power of two) of bufsz bytes, touched here so that
+ * they are part of the process's memory from the start. */
+rxring *rxring_open(unsigned nbufs, unsigned bufsz);
+void rxring_close(rxring *r);
+
+/* The eventfd that becomes readable when rxring_run has work. */
+int rxring_fd(const rxring *r);
+
+/* Arms a multishot receive on fd (tag: any value but RXRING_TAG_NONE).
+ * Submitted at once, or with the batch when called from a callback.
+ * Returns 0 or -errno. */
+int rxring_arm(rxring *r, int fd, uint64_t tag);
+
+/* Stops the receive armed with tag; its last completion says -ECANCELED
+ * (or whatever it ended with first). The socket may be closed at once:
+ * the kernel holds its own reference until the receive is gone. */
+int rxring_cancel(rxring *r, uint64_t tag);
+
+/* Runs the receives that are due and hands every completion to fn, in
+ * the order the kernel posted them. Returns the completions handled, or
+ * -errno when the ring failed. */
+int rxring_run(rxring *r, rxring_fn fn, void *ud);
+
+#define RXRING_TAG_NONE UINT64_MAX
+
+#endif
