@@ -627,10 +627,11 @@ def benchmarks_room():
             ])
 
     def each(d):
+        reads = "io_uring (`--rx-ring`)" if d["runs"][-1].get("client_rx_ring_procs") else "epoll + `read()`"
         return "%s connections: %d nodes, %d floor-stream senders, %g s per rate, nodes built from %s, " \
-               "load average %s at the start" % (
+               "clients and floor receivers reading with %s, load average %s at the start" % (
                    n(d["connections"]), d["nodes"], d["runs"][-1]["floor"]["senders"], d["duration_s"],
-                   d.get("built_from") or "?", d.get("load_average_start") or "?")
+                   d.get("built_from") or "?", reads, d.get("load_average_start") or "?")
 
     note = ("Every connection in one room (appID 101), round-robin over the cluster's nodes of %d worker thread(s) "
             "each with one redis-server (delivery logging on, its default), every push posted to node 0's "

@@ -27,8 +27,8 @@
 
 #define FLOOR_MAX_PROCS 256
 /* --rx-ring: the receivers read as the clients do (worker.c's ring) */
-#define FLOOR_RING_BUFS 1024
-#define FLOOR_RING_BUF_BYTES 4096
+#define FLOOR_RING_BUFS 2048
+#define FLOOR_RING_BUF_BYTES 16384
 
 typedef struct floor_sent { uint64_t t_start, t_end, sent, eagain; } floor_sent;
 typedef struct floor_recv { uint64_t bytes, first_ns, last_ns; } floor_recv;

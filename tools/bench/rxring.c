@@ -20,11 +20,12 @@
 #define RXRING_SQ 256               /* arms and cancels between two submits */
 #define RXRING_CQ 16384             /* completions the kernel can post ahead of us */
 #define RXRING_BATCH 256            /* receives the kernel runs per rxring_run round */
+#define RXRING_SMALL 16             /* fewer from a round: no backlog, wait for the eventfd */
 
 struct rxring {
     int fd, efd;
     unsigned *sq_tail, *sq_flags, sq_mask, tail, queued;
-    unsigned *cq_head, *cq_tail, cq_mask;
+    unsigned *cq_head, *cq_tail, *cq_flags, cq_mask;
     struct io_uring_sqe *sqes;
     struct io_uring_cqe *cqes;
     void *sq_map, *cq_map, *sqe_map;
@@ -70,6 +71,7 @@ static int rx_map_rings(rxring *r, const struct io_uring_params *p)
         array[i] = i;
     r->cq_head = (unsigned *)(sq + p->cq_off.head);
     r->cq_tail = (unsigned *)(sq + p->cq_off.tail);
+    r->cq_flags = (unsigned *)(sq + p->cq_off.flags);
     r->cq_mask = *(unsigned *)(sq + p->cq_off.ring_mask);
     r->cqes = (struct io_uring_cqe *)(sq + p->cq_off.cqes);
     r->sqes = r->sqe_map;
@@ -251,42 +253,59 @@ static int rx_reap(rxring *r, rxring_fn fn, void *ud)
     return n;
 }
 
-/* Rounds: submit what callbacks queued, let the kernel run up to
- * RXRING_BATCH due receives (DEFER_TASKRUN: they run inside this enter,
- * which waits for nothing: a zero timeout), take their completions; until
- * a round finds nothing more. Then the eventfd is emptied (our own
- * completions signal it too) and the "work due" flag read once more: the
- * kernel raises that flag before it signals, so work that comes after the
- * last round is either seen here or signals the emptied eventfd again. */
+/* Our completions must not signal the eventfd (we are reading them), nor
+ * must work that comes while we run (we look for it at the end). */
+static void rx_eventfd(rxring *r, int on)
+{
+    unsigned f = __atomic_load_n(r->cq_flags, __ATOMIC_RELAXED);
+    f = on ? f & ~IORING_CQ_EVENTFD_DISABLED : f | IORING_CQ_EVENTFD_DISABLED;
+    __atomic_store_n(r->cq_flags, f, __ATOMIC_RELEASE);
+}
+
+/* Rounds: submit what callbacks queued, let the kernel run the receives
+ * that are due (DEFER_TASKRUN: inside this enter) and take their
+ * completions. The first round asks for none (the kernel runs a small
+ * batch and returns at once); a round that brought RXRING_SMALL or more
+ * means a backlog, and the next asks for a batch with a zero timeout. A
+ * round with less ends the run: what arrives from then on is for the next
+ * wake-up, not chased one socket at a time. The eventfd is off meanwhile;
+ * once it is on again, work that came while it was off (the kernel raised
+ * the "work due" flag before it looked at the eventfd) is signalled by us. */
 int rxring_run(rxring *r, rxring_fn fn, void *ud)
 {
+    uint64_t v;
+    if (read(r->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        return -errno;
     struct __kernel_timespec ts = { 0, 0 };
     struct io_uring_getevents_arg arg = { .sigmask_sz = _NSIG / 8, .ts = (uint64_t)(uintptr_t)&ts };
     int total = 0, err = 0;
     r->in_run = 1;
+    rx_eventfd(r, 0);
     for (int round = 0; round < 1024; round++) {
+        unsigned want = round ? RXRING_BATCH : 0;
         __atomic_store_n(r->sq_tail, r->tail, __ATOMIC_RELEASE);
-        long s = rx_enter(r->fd, r->queued, RXRING_BATCH, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
-                          &arg, sizeof(arg));
+        long s = rx_enter(r->fd, r->queued, want, IORING_ENTER_GETEVENTS | (want ? IORING_ENTER_EXT_ARG : 0),
+                          want ? &arg : NULL, want ? sizeof(arg) : 0);
         if (s < 0 && errno != ETIME && errno != EINTR && errno != EAGAIN && errno != EBUSY) {
             err = -errno;
             break;
         }
         if (s > 0)
             r->queued -= (unsigned)s > r->queued ? r->queued : (unsigned)s;
-        total += rx_reap(r, fn, ud);
-        if (r->queued || (__atomic_load_n(r->sq_flags, __ATOMIC_ACQUIRE) & IORING_SQ_TASKRUN))
-            continue;
-        uint64_t v;
-        if (read(r->efd, &v, sizeof(v)) < 0 && errno != EAGAIN) {
-            err = -errno;
-            break;
-        }
-        if (!(__atomic_load_n(r->sq_flags, __ATOMIC_ACQUIRE) & IORING_SQ_TASKRUN))
+        int got = rx_reap(r, fn, ud);
+        total += got;
+        if (!r->queued && got < RXRING_SMALL)
             break;
     }
     r->in_run = 0;
+    rx_eventfd(r, 1);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
     if (err == 0 && r->queued)
         err = rx_submit(r);
+    if (err == 0 && (__atomic_load_n(r->sq_flags, __ATOMIC_ACQUIRE) & IORING_SQ_TASKRUN)) {
+        v = 1;
+        if (write(r->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+            err = -errno;
+    }
     return err ? err : total;
 }

@@ -17,11 +17,14 @@
 
 #define WORKER_TICK_MS 100
 #define WORKER_PACE_MS 5
-/* --rx-ring's buffers: 4 MiB per process, resident from the start (in the
- * baseline of "client RSS/conn"); a read takes one (a pass's pushes to one
- * connection, a few KiB at most at the rates measured). */
-#define WORKER_RING_BUFS 1024
-#define WORKER_RING_BUF_BYTES 4096
+/* --rx-ring's buffers: 32 MiB per process, resident from the start (in the
+ * baseline of "client RSS/conn"). A read takes one: what a pass of a room's
+ * walk brings one connection, 2 KiB at 10 pushes/s and 100,000 members,
+ * some 45 KiB when the machine is past saturation (40/s); with 4 KiB
+ * buffers the kernel ran out of them there (every receive it stopped had to
+ * be armed again) and the clients fell behind. */
+#define WORKER_RING_BUFS 2048
+#define WORKER_RING_BUF_BYTES 16384
 
 /* Returns -1 if the parent is gone. */
 static int worker_report(worker *w)
