@@ -84,7 +84,9 @@ static void client_close(bench_conn *c, uint8_t state)
     if (c->ringed) {                         /* its receive ends with -ECANCELED, ignored */
         worker *w = c->tcp.data;
         c->ringed = 0;
-        (void)rxring_cancel(w->ring, (uint64_t)(c - w->conns));
+        if (rxring_cancel(w->ring, (uint64_t)(c - w->conns)) != 0)
+            fprintf(stderr, "imgate-bench: a closed connection's receive could not be cancelled: "
+                    "its socket is read (and ignored) until the run ends\n");
     }
     if (!uv_is_closing((uv_handle_t *)&c->tcp))
         uv_close((uv_handle_t *)&c->tcp, client_closed_cb);

@@ -214,6 +214,17 @@ static rxring *floor_ring_open(const floor_arg *a, int ep, uint64_t tag)
     return NULL;
 }
 
+/* A receive the kernel stopped (after data, or out of buffers) goes on;
+ * if it cannot, the socket is no longer read: said, and its trial stays
+ * incomplete (the run reports it). */
+static void floor_ring_rearm(rxring *g, int fd, uint64_t tag)
+{
+    int r = rxring_arm(g, fd, tag);
+    if (r != 0)
+        fprintf(stderr, "imgate-bench: floor receiver: socket %d: cannot arm its receive again: %s\n",
+                fd, strerror(-r));
+}
+
 /* The broadcast floor's reads through the ring: bytes and times only. */
 static void floor_ring_read(void *ud, uint64_t tag, const uint8_t *p, int n, int more)
 {
@@ -228,7 +239,7 @@ static void floor_ring_read(void *ud, uint64_t tag, const uint8_t *p, int n, int
         r->last_ns = now;
     }
     if (!more && (n > 0 || n == -ENOBUFS))
-        (void)rxring_arm(g, (int)tag, tag);
+        floor_ring_rearm(g, (int)tag, tag);
 }
 
 /* Reads a ready socket; like an event loop, stops after a short read. */
@@ -716,7 +727,7 @@ static void fs_ring_read(void *ud, uint64_t tag, const uint8_t *p, int n, int mo
     if (n > 0)
         floor_stream_bytes(k, p, (size_t)n, x->payload, x->r, clock_ns());
     if (!more && (n > 0 || n == -ENOBUFS))
-        (void)rxring_arm(x->g, k->fd, tag);
+        floor_ring_rearm(x->g, k->fd, tag);
 }
 
 static int floor_stream_receiver(void *argp, int cmd, int out)

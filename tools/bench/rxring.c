@@ -21,6 +21,7 @@
 #define RXRING_CQ 16384             /* completions the kernel can post ahead of us */
 #define RXRING_BATCH 256            /* receives the kernel runs per rxring_run round */
 #define RXRING_SMALL 16             /* fewer from a round: no backlog, wait for the eventfd */
+#define RXRING_RUN_MAX 8192         /* completions per rxring_run: the caller's loop runs too */
 
 struct rxring {
     int fd, efd;
@@ -172,9 +173,11 @@ void rxring_close(rxring *r)
 
 int rxring_fd(const rxring *r) { return r->efd; }
 
-/* Hands the queued entries to the kernel. */
+/* Hands the queued entries to the kernel (with every buffer given back so
+ * far: a receive issued at once may need one). */
 static int rx_submit(rxring *r)
 {
+    rx_publish(r);
     while (r->queued) {
         __atomic_store_n(r->sq_tail, r->tail, __ATOMIC_RELEASE);
         long n = rx_enter(r->fd, r->queued, 0, 0, NULL, 0);
@@ -200,6 +203,19 @@ static struct io_uring_sqe *rx_sqe(rxring *r)
     return e;
 }
 
+/* The last entry back out of the ring when the kernel did not take it
+ * (only read by io_uring_enter: nothing has seen it). Returns err. */
+static int rx_unqueue_last(rxring *r, int err)
+{
+    if (r->queued) {
+        r->tail--;
+        r->queued--;
+        __atomic_store_n(r->sq_tail, r->tail, __ATOMIC_RELEASE);
+    }
+    return err;
+}
+
+/* A failure means nothing was armed (the caller may close fd at once). */
 int rxring_arm(rxring *r, int fd, uint64_t tag)
 {
     struct io_uring_sqe *e = rx_sqe(r);
@@ -211,7 +227,8 @@ int rxring_arm(rxring *r, int fd, uint64_t tag)
     e->flags = IOSQE_BUFFER_SELECT;
     e->buf_group = 0;
     e->user_data = tag;
-    return r->in_run ? 0 : rx_submit(r);
+    int err = r->in_run ? 0 : rx_submit(r);
+    return err ? rx_unqueue_last(r, err) : 0;
 }
 
 int rxring_cancel(rxring *r, uint64_t tag)
@@ -223,7 +240,9 @@ int rxring_cancel(rxring *r, uint64_t tag)
     e->fd = -1;
     e->addr = tag;
     e->user_data = RXRING_TAG_NONE;              /* its own answer is not reported */
-    return r->in_run ? 0 : rx_submit(r);
+    if (!r->in_run)
+        (void)rx_submit(r);                      /* failed: it goes with the next submit */
+    return 0;
 }
 
 /* Every completion posted, to fn; their buffers back to the kernel. */
@@ -240,6 +259,8 @@ static int rx_reap(rxring *r, rxring_fn fn, void *ud)
         if (c->flags & IORING_CQE_F_BUFFER) {
             bid = c->flags >> IORING_CQE_BUFFER_SHIFT;
             p = r->bufs + (size_t)bid * r->bufsz;
+        } else if (res > 0) {
+            res = -EIO;                          /* data without a buffer: never posted */
         }
         if (tag != RXRING_TAG_NONE) {
             fn(ud, tag, p, res, more);
@@ -254,9 +275,17 @@ static int rx_reap(rxring *r, rxring_fn fn, void *ud)
 }
 
 /* Our completions must not signal the eventfd (we are reading them), nor
- * must work that comes while we run (we look for it at the end). */
+ * must work that comes while we run (we look for it at the end). That
+ * relies on the kernel's side being ordered (it raises IORING_SQ_TASKRUN,
+ * then reads cq_flags): an atomic read-modify-write is a full barrier on
+ * x86 only, so elsewhere the eventfd stays on (a spare wake-up per run). */
 static void rx_eventfd(rxring *r, int on)
 {
+#if !defined(__x86_64__) && !defined(__i386__)
+    (void)r;
+    (void)on;
+    return;
+#endif
     unsigned f = __atomic_load_n(r->cq_flags, __ATOMIC_RELAXED);
     f = on ? f & ~IORING_CQ_EVENTFD_DISABLED : f | IORING_CQ_EVENTFD_DISABLED;
     __atomic_store_n(r->cq_flags, f, __ATOMIC_RELEASE);
@@ -268,7 +297,9 @@ static void rx_eventfd(rxring *r, int on)
  * batch and returns at once); a round that brought RXRING_SMALL or more
  * means a backlog, and the next asks for a batch with a zero timeout. A
  * round with less ends the run: what arrives from then on is for the next
- * wake-up, not chased one socket at a time. The eventfd is off meanwhile;
+ * wake-up, not chased one socket at a time; so does RXRING_RUN_MAX (the
+ * rest is signalled for the next turn of the caller's loop, which has
+ * timers and other sockets too). The eventfd is off meanwhile;
  * once it is on again, work that came while it was off (the kernel raised
  * the "work due" flag before it looked at the eventfd) is signalled by us. */
 int rxring_run(rxring *r, rxring_fn fn, void *ud)
@@ -281,7 +312,7 @@ int rxring_run(rxring *r, rxring_fn fn, void *ud)
     int total = 0, err = 0;
     r->in_run = 1;
     rx_eventfd(r, 0);
-    for (int round = 0; round < 1024; round++) {
+    for (int round = 0; total < RXRING_RUN_MAX; round++) {
         unsigned want = round ? RXRING_BATCH : 0;
         __atomic_store_n(r->sq_tail, r->tail, __ATOMIC_RELEASE);
         long s = rx_enter(r->fd, r->queued, want, IORING_ENTER_GETEVENTS | (want ? IORING_ENTER_EXT_ARG : 0),
@@ -302,7 +333,8 @@ int rxring_run(rxring *r, rxring_fn fn, void *ud)
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     if (err == 0 && r->queued)
         err = rx_submit(r);
-    if (err == 0 && (__atomic_load_n(r->sq_flags, __ATOMIC_ACQUIRE) & IORING_SQ_TASKRUN)) {
+    if (err == 0 && (total >= RXRING_RUN_MAX ||
+                     (__atomic_load_n(r->sq_flags, __ATOMIC_ACQUIRE) & IORING_SQ_TASKRUN))) {
         v = 1;
         if (write(r->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
             err = -errno;

@@ -41,12 +41,14 @@ int rxring_fd(const rxring *r);
 
 /* Arms a multishot receive on fd (tag: any value but RXRING_TAG_NONE).
  * Submitted at once, or with the batch when called from a callback.
- * Returns 0 or -errno. */
+ * Returns 0, or -errno: then nothing was armed (fd may be closed). */
 int rxring_arm(rxring *r, int fd, uint64_t tag);
 
 /* Stops the receive armed with tag; its last completion says -ECANCELED
  * (or whatever it ended with first). The socket may be closed at once:
- * the kernel holds its own reference until the receive is gone. */
+ * the kernel holds its own reference until the receive is gone. A cancel
+ * the kernel could not take now goes with the next submit. Returns 0, or
+ * -EBUSY when not even that could be queued. */
 int rxring_cancel(rxring *r, uint64_t tag);
 
 /* Runs the receives that are due and hands every completion to fn, in
