@@ -8,16 +8,17 @@
 #     the test sources on disk (a test file that CMake did not pick up).
 # Ends with one line: "ctest-strict: BUILD: N registered, N ran, N passed".
 # The tests' own files (each node's, Redis's and nginx's directory, browser
-# profiles) go to BUILD/test-tmp (TMPDIR), emptied when the run starts and
-# removed when every test passed; a failed run keeps them and says where.
+# profiles) go to one fresh directory per run, /tmp/imgate-run.XXXXXX (the
+# run's TMPDIR: short, whatever the checkout's path, for the browser's
+# socket paths), removed when every test passed; a failed run keeps it and
+# says where.
 set -u
 build=$1; shift
 root=$(cd "$(dirname "$0")/.." && pwd)
 log=$(mktemp); st=$(mktemp)
 trap 'rm -f "$log" "$st"' EXIT
 cd "$build" || exit 1
-TMPDIR=$(pwd)/test-tmp
-rm -rf "$TMPDIR" && mkdir -p "$TMPDIR" || exit 1
+TMPDIR=$(mktemp -d "${TMPDIR:-/tmp}/imgate-run.XXXXXX") || exit 1
 export TMPDIR
 
 { ctest "$@" 2>&1; echo $? >"$st"; } | tee "$log"
