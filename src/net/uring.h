@@ -9,14 +9,15 @@
  * submission entries and handed to the kernel in one io_uring_enter, which
  * runs each at once (a send with MSG_DONTWAIT: a write the socket cannot
  * take answers -EAGAIN instead of waiting for room) and returns after
- * every result is in; nothing is in flight between two calls, so the caller's buffers and
- * descriptors only have to live until uring_submit returns.
+ * every result is in; nothing is in flight between two calls, so the
+ * caller's buffers and descriptors only have to live until uring_submit
+ * returns.
  *
  * The ring is set up with raw system calls (<linux/io_uring.h>), no
  * library. uring_open fails where io_uring is missing or forbidden (old
  * kernel without socket sends in the ring, seccomp,
- * kernel.io_uring_disabled): the caller then writes one
- * system call per socket as before. Owned and used by one thread. */
+ * kernel.io_uring_disabled): the caller then writes one system call per
+ * socket as before. Owned and used by one thread. */
 #ifndef IMGATE_URING_H
 #define IMGATE_URING_H
 

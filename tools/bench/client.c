@@ -83,8 +83,10 @@ static void client_close(bench_conn *c, uint8_t state)
     c->state = state;
     if (c->ringed) {                         /* its receive ends with -ECANCELED, ignored */
         worker *w = c->tcp.data;
+        uv_os_fd_t fd = -1;
         c->ringed = 0;
-        if (rxring_cancel(w->ring, (uint64_t)(c - w->conns)) != 0)
+        (void)uv_fileno((uv_handle_t *)&c->tcp, &fd);
+        if (rxring_cancel(w->ring, fd, (uint32_t)(c - w->conns)) != 0)
             fprintf(stderr, "imgate-bench: a closed connection's receive could not be cancelled: "
                     "its socket is read (and ignored) until the run ends\n");
     }
@@ -397,9 +399,9 @@ static void client_hb_reply(worker *w, const char *p, size_t n, uint64_t now)
 }
 
 /* Whether broadcast seq s is new to this connection: one bit per message
- * and connection for the whole run, in the worker's shared bitmap. */
-/* A connection's bits are side by side (bit i * nb + seq): the several
- * pushes one read brings share a cache line. */
+ * and connection for the whole run, in the worker's shared bitmap; a
+ * connection's bits side by side (bit i * nb + seq), so the several pushes
+ * one read brings share a cache line. */
 static int client_bc_new(worker *w, const bench_conn *c, uint32_t s)
 {
     size_t bit = (size_t)(c - w->conns) * (size_t)w->nb + s;
@@ -797,7 +799,7 @@ static void client_ring_arm(worker *w, bench_conn *c)
     uv_os_fd_t fd;
     if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || uv_read_stop((uv_stream_t *)&c->tcp) != 0)
         return;
-    int r = rxring_arm(w->ring, fd, (uint64_t)(c - w->conns));
+    int r = rxring_arm(w->ring, fd, (uint32_t)(c - w->conns));
     if (r != 0) {
         client_lost(w, c, r);
         return;
@@ -805,25 +807,24 @@ static void client_ring_arm(worker *w, bench_conn *c)
     c->ringed = 1;
 }
 
-void client_ring_read(void *ud, uint64_t tag, const uint8_t *p, int n, int more)
+int client_ring_read(void *ud, uint32_t tag, const uint8_t *p, int n)
 {
     worker *w = ud;
     if (tag >= w->count)
-        return;
+        return 0;
     bench_conn *c = &w->conns[tag];
     if (!c->ringed)
-        return;                              /* cancelled: closed meanwhile */
+        return 0;                            /* cancelled: closed meanwhile */
     if (n > 0) {
         w->st.c.rx_bytes += (uint64_t)n;
         client_input(w, c, p, (size_t)n, clock_ns());
     }
     if (!c->ringed || c->state != CS_READY)
-        return;
+        return 0;                            /* closed by what it read */
     if (n == 0 || (n < 0 && n != -ENOBUFS)) {
         c->ringed = 0;
         client_lost(w, c, n == 0 ? UV_EOF : n);
-    } else if (!more) {                      /* stopped by the kernel: read on */
-        c->ringed = 0;
-        client_ring_arm(w, c);
+        return 0;
     }
+    return 1;
 }

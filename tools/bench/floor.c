@@ -214,22 +214,23 @@ static rxring *floor_ring_open(const floor_arg *a, int ep, uint64_t tag)
     return NULL;
 }
 
-/* A receive the kernel stopped (after data, or out of buffers) goes on;
- * if it cannot, the socket is no longer read: said, and its trial stays
+/* Whether a receiver reads on after n (rxring_fn's answer). A socket the
+ * ring could not arm again is no longer read: said, and its trial stays
  * incomplete (the run reports it). */
-static void floor_ring_rearm(rxring *g, int fd, uint64_t tag)
+static int floor_ring_more(uint32_t tag, int n)
 {
-    int r = rxring_arm(g, fd, tag);
-    if (r != 0)
-        fprintf(stderr, "imgate-bench: floor receiver: socket %d: cannot arm its receive again: %s\n",
-                fd, strerror(-r));
+    if (n > 0 || n == -ENOBUFS)
+        return 1;
+    if (n == -EBUSY)
+        fprintf(stderr, "imgate-bench: floor receiver: socket %u: cannot arm its receive again\n",
+                tag);
+    return 0;
 }
 
 /* The broadcast floor's reads through the ring: bytes and times only. */
-static void floor_ring_read(void *ud, uint64_t tag, const uint8_t *p, int n, int more)
+static int floor_ring_read(void *ud, uint32_t tag, const uint8_t *p, int n)
 {
-    floor_recv *r = ((void **)ud)[0];
-    rxring *g = ((void **)ud)[1];
+    floor_recv *r = ud;
     (void)p;
     if (n > 0) {
         uint64_t now = clock_ns();
@@ -238,8 +239,7 @@ static void floor_ring_read(void *ud, uint64_t tag, const uint8_t *p, int n, int
             r->first_ns = now;
         r->last_ns = now;
     }
-    if (!more && (n > 0 || n == -ENOBUFS))
-        floor_ring_rearm(g, (int)tag, tag);
+    return floor_ring_more(tag, n);
 }
 
 /* Reads a ready socket; like an event loop, stops after a short read. */
@@ -264,7 +264,6 @@ static void floor_drain(int fd, floor_recv *r, uint64_t now)
 static int floor_read_loop(int ep, int cmd, rxring *g, uint64_t want, floor_recv *r, uint64_t until)
 {
     struct epoll_event ev[256];
-    void *ctx[2] = { r, g };
     while (r->bytes < want) {
         if (clock_ns() > until)
             return -1;
@@ -274,7 +273,7 @@ static int floor_read_loop(int ep, int cmd, rxring *g, uint64_t want, floor_recv
             if (ev[i].data.fd == cmd)
                 return -1;
             if (g && ev[i].data.fd == rxring_fd(g)) {
-                if (rxring_run(g, floor_ring_read, ctx) < 0)
+                if (rxring_run(g, floor_ring_read, r) < 0)
                     return -1;
                 continue;
             }
@@ -297,7 +296,7 @@ static int floor_receiver(void *argp, int cmd, int out)
     for (long j = a->first; j < a->first + a->count && clock_ns() < until; j++) {
         int fd = floor_connect_one(a, j);
         struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
-        if (fd >= 0 && (g ? rxring_arm(g, fd, (uint64_t)fd) : epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev)) == 0)
+        if (fd >= 0 && (g ? rxring_arm(g, fd, (uint32_t)fd) : epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev)) == 0)
             connected++;
     }
     struct epoll_event cev = { .events = EPOLLIN, .data.fd = cmd };
@@ -713,21 +712,18 @@ static void floor_stream_bytes(fs_sock *k, const uint8_t *p, size_t n, int size,
 }
 
 typedef struct fs_ring_ctx {
-    rxring *g;
     fs_sock *ks;
     floor_srecv *r;
     int payload;
 } fs_ring_ctx;
 
 /* The floor-stream's reads through the ring (tag: the socket's index). */
-static void fs_ring_read(void *ud, uint64_t tag, const uint8_t *p, int n, int more)
+static int fs_ring_read(void *ud, uint32_t tag, const uint8_t *p, int n)
 {
     fs_ring_ctx *x = ud;
-    fs_sock *k = &x->ks[tag];
     if (n > 0)
-        floor_stream_bytes(k, p, (size_t)n, x->payload, x->r, clock_ns());
-    if (!more && (n > 0 || n == -ENOBUFS))
-        floor_ring_rearm(x->g, k->fd, tag);
+        floor_stream_bytes(&x->ks[tag], p, (size_t)n, x->payload, x->r, clock_ns());
+    return floor_ring_more(tag, n);
 }
 
 static int floor_stream_receiver(void *argp, int cmd, int out)
@@ -743,12 +739,12 @@ static int floor_stream_receiver(void *argp, int cmd, int out)
     memset(&r, 0, sizeof(r));
     hist_init(&r.lat);
     rxring *g = floor_ring_open(a, ep, UINT64_MAX - 1);
-    fs_ring_ctx rc = { g, ks, &r, a->payload };
+    fs_ring_ctx rc = { ks, &r, a->payload };
     uint64_t connected = 0;
     for (long j = a->first; j < a->first + a->count && clock_ns() < until; j++) {
         int fd = floor_connect_one(a, j);
         struct epoll_event ev = { .events = EPOLLIN, .data.u64 = connected };
-        if (fd >= 0 && (g ? rxring_arm(g, fd, connected) : epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev)) == 0)
+        if (fd >= 0 && (g ? rxring_arm(g, fd, (uint32_t)connected) : epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev)) == 0)
             ks[connected++].fd = fd;
         else if (fd >= 0)
             close(fd);

@@ -215,8 +215,13 @@ static int rx_unqueue_last(rxring *r, int err)
     return err;
 }
 
+/* A receive's user_data: the socket and the caller's tag (a cancel's own
+ * answer: all ones, never a receive's, whose fd is not -1). */
+static uint64_t rx_key(int fd, uint32_t tag) { return (uint64_t)(uint32_t)fd << 32 | tag; }
+#define RX_KEY_NONE UINT64_MAX
+
 /* A failure means nothing was armed (the caller may close fd at once). */
-int rxring_arm(rxring *r, int fd, uint64_t tag)
+int rxring_arm(rxring *r, int fd, uint32_t tag)
 {
     struct io_uring_sqe *e = rx_sqe(r);
     if (!e)
@@ -226,23 +231,37 @@ int rxring_arm(rxring *r, int fd, uint64_t tag)
     e->ioprio = IORING_RECV_MULTISHOT;
     e->flags = IOSQE_BUFFER_SELECT;
     e->buf_group = 0;
-    e->user_data = tag;
+    e->user_data = rx_key(fd, tag);
     int err = r->in_run ? 0 : rx_submit(r);
     return err ? rx_unqueue_last(r, err) : 0;
 }
 
-int rxring_cancel(rxring *r, uint64_t tag)
+int rxring_cancel(rxring *r, int fd, uint32_t tag)
 {
     struct io_uring_sqe *e = rx_sqe(r);
     if (!e)
         return -EBUSY;
     e->opcode = IORING_OP_ASYNC_CANCEL;
     e->fd = -1;
-    e->addr = tag;
-    e->user_data = RXRING_TAG_NONE;              /* its own answer is not reported */
+    e->addr = rx_key(fd, tag);
+    e->user_data = RX_KEY_NONE;                  /* its own answer is not reported */
     if (!r->in_run)
         (void)rx_submit(r);                      /* failed: it goes with the next submit */
     return 0;
+}
+
+/* One completion to fn; a receive the kernel stopped that fn still wants
+ * is armed again (or fn hears that it could not be). */
+static void rx_deliver(rxring *r, rxring_fn fn, void *ud, uint64_t key, const uint8_t *p, int res,
+                       int more)
+{
+    int fd = (int)(uint32_t)(key >> 32);
+    uint32_t tag = (uint32_t)key;
+    if (!fn(ud, tag, p, res) || more || (res <= 0 && res != -ENOBUFS))
+        return;
+    int err = rxring_arm(r, fd, tag);
+    if (err)
+        (void)fn(ud, tag, NULL, err);
 }
 
 /* Every completion posted, to fn; their buffers back to the kernel. */
@@ -252,7 +271,7 @@ static int rx_reap(rxring *r, rxring_fn fn, void *ud)
     int n = 0;
     for (; head != tail; head++) {
         const struct io_uring_cqe *c = &r->cqes[head & r->cq_mask];
-        uint64_t tag = c->user_data;
+        uint64_t key = c->user_data;
         int res = c->res, more = (c->flags & IORING_CQE_F_MORE) != 0;
         const uint8_t *p = NULL;
         unsigned bid = 0;
@@ -262,8 +281,8 @@ static int rx_reap(rxring *r, rxring_fn fn, void *ud)
         } else if (res > 0) {
             res = -EIO;                          /* data without a buffer: never posted */
         }
-        if (tag != RXRING_TAG_NONE) {
-            fn(ud, tag, p, res, more);
+        if (key != RX_KEY_NONE) {
+            rx_deliver(r, fn, ud, key, p, res, more);
             n++;
         }
         if (p)

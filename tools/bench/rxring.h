@@ -26,10 +26,12 @@ typedef struct rxring rxring;
 
 /* A completion for the socket armed with `tag`. n > 0: n bytes at p (valid
  * until the callback returns); n == 0: the peer closed; n < 0: -errno
- * (-ECANCELED after rxring_cancel). more == 0: the receive is no longer
- * armed (after data too: the kernel stopped it, e.g. it had no free
- * buffer); the caller arms it again if it still wants to read. */
-typedef void (*rxring_fn)(void *ud, uint64_t tag, const uint8_t *p, int n, int more);
+ * (-ENOBUFS: the kernel had no free buffer, nothing was lost; -ECANCELED
+ * after rxring_cancel; -EBUSY: the ring could not arm it again). Returns 1
+ * to go on reading the socket: when the kernel stopped its receive (after
+ * data, or for want of a buffer) the ring arms it again; 0: done with it
+ * (on EOF, an error, or a socket the callback closed). */
+typedef int (*rxring_fn)(void *ud, uint32_t tag, const uint8_t *p, int n);
 
 /* nbufs buffers (a power of two) of bufsz bytes, touched here so that
  * they are part of the process's memory from the start. */
@@ -39,23 +41,24 @@ void rxring_close(rxring *r);
 /* The eventfd that becomes readable when rxring_run has work. */
 int rxring_fd(const rxring *r);
 
-/* Arms a multishot receive on fd (tag: any value but RXRING_TAG_NONE).
- * Submitted at once, or with the batch when called from a callback.
- * Returns 0, or -errno: then nothing was armed (fd may be closed). */
-int rxring_arm(rxring *r, int fd, uint64_t tag);
+/* Arms a multishot receive on fd (tag: below RXRING_TAG_NONE; the ring
+ * keeps fd beside it to arm it again). Submitted at once, or with the
+ * batch when called from a callback. Returns 0, or -errno: then nothing
+ * was armed (fd may be closed). */
+int rxring_arm(rxring *r, int fd, uint32_t tag);
 
 /* Stops the receive armed with tag; its last completion says -ECANCELED
  * (or whatever it ended with first). The socket may be closed at once:
  * the kernel holds its own reference until the receive is gone. A cancel
  * the kernel could not take now goes with the next submit. Returns 0, or
  * -EBUSY when not even that could be queued. */
-int rxring_cancel(rxring *r, uint64_t tag);
+int rxring_cancel(rxring *r, int fd, uint32_t tag);
 
 /* Runs the receives that are due and hands every completion to fn, in
  * the order the kernel posted them. Returns the completions handled, or
  * -errno when the ring failed. */
 int rxring_run(rxring *r, rxring_fn fn, void *ud);
 
-#define RXRING_TAG_NONE UINT64_MAX
+#define RXRING_TAG_NONE UINT32_MAX
 
 #endif

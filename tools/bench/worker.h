@@ -65,6 +65,6 @@ void client_check_timeout(worker *w, bench_conn *c, uint64_t now);
 void client_heartbeat(worker *w, bench_conn *c);
 int client_in_setup(const bench_conn *c);
 /* rxring_fn: a logged-in connection's reads (tag: its index in conns). */
-void client_ring_read(void *ud, uint64_t tag, const uint8_t *p, int n, int more);
+int client_ring_read(void *ud, uint32_t tag, const uint8_t *p, int n);
 
 #endif
