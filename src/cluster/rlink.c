@@ -359,31 +359,52 @@ int rlink_cmd(rlink_reply_fn fn, void *ud, int argc, const char **argv, const si
     return g_rl.state == RL_UP ? rl_sendv(fn, ud, argc, argv, lens) : -1;
 }
 
-int rlink_multi(rlink_reply_fn fn, void *ud, int n, const rlink_argv *cmds)
+/* Formats cmds[0..n) into cmd/len, between MULTI and EXEC when multi is
+ * set; the count formatted (all of them, or the first that failed). */
+static int rl_format_all(int multi, int n, const rlink_argv *cmds, char **cmd, int *len)
 {
-    static const char *multi[] = { "MULTI" }, *exec[] = { "EXEC" };
-    char *cmd[RLINK_MULTI_MAX + 2];
-    int len[RLINK_MULTI_MAX + 2], k = 0, sent = 0, rc = 0;
-    if (g_rl.state != RL_UP || n < 1 || n > RLINK_MULTI_MAX)
-        return -1;
-    for (; k < n + 2; k++) {                     /* nothing is sent unless all are formatted */
-        const rlink_argv *a = k == 0 ? NULL : k <= n ? &cmds[k - 1] : NULL;
-        len[k] = a ? redisFormatCommandArgv(&cmd[k], a->argc, a->argv, a->lens)
-                   : redisFormatCommandArgv(&cmd[k], 1, k == 0 ? multi : exec, NULL);
+    static const char *multi_argv[] = { "MULTI" }, *exec_argv[] = { "EXEC" };
+    int total = n + (multi ? 2 : 0), k = 0;
+    for (; k < total; k++) {
+        int i = multi ? k - 1 : k;               /* the command's index; -1 or n: MULTI/EXEC */
+        len[k] = i >= 0 && i < n ? redisFormatCommandArgv(&cmd[k], cmds[i].argc, cmds[i].argv, cmds[i].lens)
+                                 : redisFormatCommandArgv(&cmd[k], 1, i < 0 ? multi_argv : exec_argv, NULL);
         if (len[k] < 0)
             break;
     }
-    for (; rc == 0 && k == n + 2 && sent < k; sent++) {
-        int last = sent == k - 1;                /* EXEC: the one answer fn gets */
+    return k;
+}
+
+/* rlink_multi and rlink_pipeline: nothing goes out unless all of it is
+ * formatted; fn gets the last command's reply. */
+static int rl_send_all(int multi, rlink_reply_fn fn, void *ud, int n, const rlink_argv *cmds)
+{
+    char *cmd[RLINK_MULTI_MAX + 2];
+    int len[RLINK_MULTI_MAX + 2], sent = 0, rc = 0, total = n + (multi ? 2 : 0);
+    if (g_rl.state != RL_UP || n < 1 || n > RLINK_MULTI_MAX)
+        return -1;
+    int k = rl_format_all(multi, n, cmds, cmd, len);
+    for (; rc == 0 && k == total && sent < k; sent++) {
+        int last = sent == k - 1;
         rc = rl_send(last ? fn : NULL, last ? ud : NULL, cmd[sent], (size_t)len[sent]);
     }
-    if (rc != 0 && sent > 1 && g_rl.ac && !(g_rl.ac->c.flags & REDIS_FREEING)) {
+    if (multi && rc != 0 && sent > 1 && g_rl.ac && !(g_rl.ac->c.flags & REDIS_FREEING)) {
         log_warn("cluster: a transaction could not be queued whole (out of memory?); reconnecting");
         rl_drop();                               /* MULTI went out: never leave it open */
     }
     for (int i = 0; i < k; i++)
         redisFreeCommand(cmd[i]);
-    return k == n + 2 && rc == 0 ? 0 : -1;
+    return k == total && rc == 0 ? 0 : -1;
+}
+
+int rlink_multi(rlink_reply_fn fn, void *ud, int n, const rlink_argv *cmds)
+{
+    return rl_send_all(1, fn, ud, n, cmds);
+}
+
+int rlink_pipeline(rlink_reply_fn fn, void *ud, int n, const rlink_argv *cmds)
+{
+    return rl_send_all(0, fn, ud, n, cmds);
 }
 
 /* ---------- worker queries ---------- */

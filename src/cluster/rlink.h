@@ -116,6 +116,12 @@ typedef struct rlink_argv {
  * drops the connection rather than leave it inside the transaction (every
  * pending command then fails, as on any drop). 0, or -1 (fn will not run). */
 int rlink_multi(rlink_reply_fn fn, void *ud, int n, const rlink_argv *cmds);
+/* Sends n (1..RLINK_MULTI_MAX) commands back to back, without MULTI: for
+ * writes that need their order but not their isolation. fn runs once with
+ * the last command's reply (NULL if none came); an error answered to an
+ * earlier one is logged. 0, or -1 (fn will not run; if the link failed
+ * half-way, the commands already queued still run). */
+int rlink_pipeline(rlink_reply_fn fn, void *ud, int n, const rlink_argv *cmds);
 
 /* ---- from the workers ---- */
 

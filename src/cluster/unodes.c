@@ -211,11 +211,27 @@ static void un_on_join_fields(void *ud, const redisReply *r)
     un_edge_done(ed, others);
 }
 
+/* The SET's answer of a join that announces nothing (un_join_send). */
+static void un_on_join_written(void *ud, const redisReply *r)
+{
+    un_edge *ed = ud;
+    if (r && r->type == REDIS_REPLY_ERROR)
+        log_warn("cluster: the presence record of user %u_%.*s was not written: %s", ed->appid,
+                 (int)ed->uidlen, ed->uid, r->str);
+    un_edge_done(ed, 0);
+}
+
 /* The join as one transaction, without a script (starting Lua was most of
  * what Redis spent on a login): this node's field and its TTL, the
  * presence record, then the whole hash, whose answer counts the other live
  * nodes. Like the script it replaces it runs with no other node's edge in
  * between, so of two first connections at once exactly one is announced.
+ * A join that announces nothing (a room over im.presenceEventsMaxRoom:
+ * most logins of a big deployment) needs no count and so no isolation:
+ * the three writes go back to back. A leave script of another node may
+ * then run between them, and sees the field written and the record not
+ * yet (it hands the record over to this node, whose SET then rewrites it)
+ * or neither or both, as it could see before or after a transaction.
  * -1 if not sent (ed is then the caller's). */
 static int un_join_send(un_edge *ed, const un_args *a)
 {
@@ -228,6 +244,8 @@ static int un_join_send(un_edge *ed, const un_args *a)
     const char *all[] = { "HGETALL", a->key };
     const rlink_argv cmds[] = { { 4, hset, NULL }, { 3, expire, NULL }, { 5, set, setlens },
                                 { 2, all, NULL } };
+    if (!ed->announce)
+        return rlink_pipeline(un_on_join_written, ed, 3, cmds);
     return rlink_multi(un_on_join_fields, ed, 4, cmds);
 }
 

@@ -469,5 +469,47 @@ class RegistryFaultTest(ClusterBase):
         run(t())
 
 
+class QuietJoinTest(ClusterBase):
+    """A first connection that announces nothing (its room holds more users
+    on the node than im.presenceEventsMaxRoom) writes its field, the TTL and
+    the record back to back, without a transaction: the same state as a
+    join that announces, which the leave script then hands over and logs
+    off as usual."""
+    N = 2
+    ARGS = ("--set", "im.presenceEventsMaxRoom=1")
+
+    def test_quiet_join_writes_without_a_transaction(self):
+        async def t():
+            app, user = 103, fresh_user("qj")
+            first = wa = wb = None
+            try:
+                first = await login(self.A, fresh_user("q1"), app)   # the room's one announced user on A
+                execs = self.redis.calls("exec")
+                wa = await login(self.A, user, app)
+                # the login's answer follows the join's writes on A's Redis link
+                self.assertEqual(self.redis.calls("exec"), execs, "a transaction for a join that announces nothing")
+                self.assertEqual(self.fields(app, user), {self.A.self_addr})
+                self.assertTrue(self.record_names(app, user, self.A), self.record(app, user))
+                for key in (nodes_key(app, user), presence_key(app, user)):
+                    ttl = int(self.redis.cmd("TTL", key))
+                    self.assertTrue(0 < ttl <= 86400, "TTL of %s: %d" % (key, ttl))
+                self.assertTrue(self.online(self.B, app, user))
+                await self.delivered_once(self.B, wa, app, user, "to a quiet join", mid("qj-send"))
+                wb = await login(self.B, user, app)                  # B's first user of the room: a transaction
+                self.assertEqual(self.fields(app, user), {self.A.self_addr, self.B.self_addr})
+                await wa.close()
+                wait_until(lambda: self.record_names(app, user, self.B),
+                           what="the record handed over to B after the tab on A closed")
+                self.assertTrue(self.online(self.A, app, user))
+                await wb.close()
+                wait_until(lambda: self.record_names(app, user, self.B, logoff=True),
+                           what="the record logged off after the last tab")
+                self.assertFalse(self.online(self.A, app, user))
+                self.assertEqual(self.fields(app, user), set())
+            finally:
+                await close_all(first, wa, wb)
+        run(t())
+
+
 if __name__ == "__main__":
     main(sys.modules[__name__])
