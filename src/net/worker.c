@@ -47,6 +47,8 @@ int workers_count(void) { return atomic_load_explicit(&g_wk.count, memory_order_
 worker *worker_at(int i) { return g_wk.all[i]; }
 worker *worker_self(void) { return t_self; }
 
+static void worker_on_soon(uv_idle_t *h);
+
 void worker_post(worker *w, task *t)
 {
     if (atomic_load_explicit(&g_wk.phase, memory_order_acquire) == WORKERS_NONE) {
@@ -55,14 +57,27 @@ void worker_post(worker *w, task *t)
     }
     /* The wake handle stays open until the last drain is over, so this is
      * valid in every phase; once the loop has ended the task simply waits
-     * for that drain. */
-    if (task_push(&w->inbox, t))
-        uv_async_send(&w->wake);
+     * for that drain. Posted by the loop's own thread while the loop runs
+     * (a Redis answer on a worker that hosts the link), an idle handle runs
+     * it at the start of the next turn: no eventfd written and read back. */
+    if (!task_push(&w->inbox, t))
+        return;                                  /* whoever made it non-empty woke it */
+    if (t_self == w && atomic_load_explicit(&g_wk.phase, memory_order_acquire) != WORKERS_DRAINING &&
+        !uv_is_closing((uv_handle_t *)&w->soon) && uv_idle_start(&w->soon, worker_on_soon) == 0)
+        return;
+    uv_async_send(&w->wake);
 }
 
 static void worker_on_wake(uv_async_t *a)
 {
     worker *w = a->data;
+    task_run_all(task_take_all(&w->inbox), w);
+}
+
+static void worker_on_soon(uv_idle_t *h)
+{
+    worker *w = h->data;
+    (void)uv_idle_stop(h);
     task_run_all(task_take_all(&w->inbox), w);
 }
 
@@ -204,10 +219,12 @@ static int worker_init(worker *w, int ws_fd, int http_fd)
     w->wake.data = w;
     w->sweep.data = w;
     w->defer.data = w;
+    w->soon.data = w;
     w->close_task.run = worker_close_run;
     w->exit_task.run = worker_exit_run;
     if (uv_async_init(&w->loop, &w->wake, worker_on_wake) != 0 ||
-        uv_timer_init(&w->loop, &w->sweep) != 0 || uv_idle_init(&w->loop, &w->defer) != 0)
+        uv_timer_init(&w->loop, &w->sweep) != 0 || uv_idle_init(&w->loop, &w->defer) != 0 ||
+        uv_idle_init(&w->loop, &w->soon) != 0)
         return -1;
     if (g_local.create && !(w->hub = g_local.create()))
         return -1;

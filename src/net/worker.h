@@ -67,6 +67,7 @@ typedef struct worker {
     uv_loop_t loop;
     uv_thread_t thread;
     uv_async_t wake;
+    uv_idle_t soon;                 /* runs the inbox posted from the loop's own thread */
     task_inbox inbox;
     uv_tcp_t ws_listener;
     uv_tcp_t http_listener;
