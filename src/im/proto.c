@@ -18,6 +18,7 @@
 #include "im/codes.h"
 #include "im/hub.h"
 #include "im/dlog.h"
+#include "im/jarena.h"
 #include "im/presence.h"
 #include "im/resume.h"
 #include "net/conn.h"
@@ -266,25 +267,29 @@ int proto_parse(const char *msg, size_t len, proto_msg *m, const char **why)
 {
     json_error_t err;
     memset(m, 0, sizeof(*m));
+    int arena = jarena_open();
     json_t *root = json_loadb(msg, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &err);
+    if (arena)
+        jarena_close();
+    m->root = root;                          /* freed by proto_msg_free from here on */
+    m->in_arena = arena;
     if (!json_is_object(root)) {
         *why = root ? "not a JSON object" : "not JSON";
-        json_decref(root);
+        proto_msg_free(m);
         return -1;
     }
     json_t *cmdv = proto_field(root, "cmd");
     json_t *seqv = proto_field(root, "seq");
     if (!json_is_string(cmdv)) {
         *why = "cmd must be a string";
-        json_decref(root);
+        proto_msg_free(m);
         return -1;
     }
     if (seqv && !json_is_string(seqv) && !json_is_null(seqv)) {
         *why = "seq must be a string";
-        json_decref(root);
+        proto_msg_free(m);
         return -1;
     }
-    m->root = root;
     m->cmd = json_string_value(cmdv);
     m->cmdlen = json_string_length(cmdv);
     m->seq = json_is_string(seqv) ? json_string_value(seqv) : "";
@@ -297,6 +302,9 @@ void proto_msg_free(proto_msg *m)
 {
     json_decref(m->root);
     m->root = NULL;
+    if (m->in_arena)
+        jarena_release();
+    m->in_arena = 0;
 }
 
 int proto_route(const char *cmd, size_t len)
@@ -330,4 +338,8 @@ static const ws_session_app proto_app = {
     .on_end = hub_detach,
 };
 
-void proto_init(void) { ws_session_init(&proto_app); }
+void proto_init(void)
+{
+    jarena_install();
+    ws_session_init(&proto_app);
+}

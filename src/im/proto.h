@@ -18,6 +18,7 @@ typedef struct proto_msg {
     const char *cmd;
     size_t cmdlen;
     json_t *data;                  /* the "data" field (any type), or NULL */
+    int in_arena;                  /* parsed into the thread's arena (im/jarena.h) */
 } proto_msg;
 
 /* Parses the envelope: a JSON object with a string cmd and a string (or

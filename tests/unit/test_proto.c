@@ -8,15 +8,19 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
+#include <stdio.h>
 
 #include "core/node.h"
 #include "im/codes.h"
+#include "im/jarena.h"
 #include "im/proto.h"
 
 static int setup(void **state)
 {
     (void)state;
     config_defaults(&g_node.cfg);     /* appIDs 101..104 */
+    jarena_install();                 /* as proto_init does: every test parses into the arena */
     return 0;
 }
 
@@ -163,10 +167,76 @@ static void test_appid_text(void **state)
     assert_int_equal(proto_parse_appid("1 ", 2, &v), -1);
 }
 
+/* A message parsed into the thread's arena; a second one parsed while the
+ * first is alive goes to the heap; after the first is freed the arena
+ * serves the next parse again (ASan checks that no arena block reaches
+ * free() and that no heap block is leaked). */
+static void test_arena_nested(void **state)
+{
+    (void)state;
+    proto_msg a, b, c;
+    const char *why = NULL;
+    const char *m1 = "{\"seq\":\"1\",\"cmd\":\"login\",\"data\":{\"userID\":\"u1\",\"appID\":101}}";
+    const char *m2 = "{\"seq\":\"2\",\"cmd\":\"heartbeat\",\"data\":{\"userID\":\"u2\"}}";
+    assert_int_equal(proto_parse(m1, strlen(m1), &a, &why), 0);
+    assert_int_equal(a.in_arena, 1);
+    assert_int_equal(proto_parse(m2, strlen(m2), &b, &why), 0);
+    assert_int_equal(b.in_arena, 0);
+    assert_string_equal(json_string_value(json_object_get(a.data, "userID")), "u1");
+    assert_string_equal(json_string_value(json_object_get(b.data, "userID")), "u2");
+    assert_memory_equal(a.cmd, "login", 5);
+    assert_memory_equal(b.cmd, "heartbeat", 9);
+    proto_msg_free(&b);
+    assert_string_equal(json_string_value(json_object_get(a.data, "userID")), "u1");
+    proto_msg_free(&a);
+    assert_int_equal(proto_parse(m2, strlen(m2), &c, &why), 0);
+    assert_int_equal(c.in_arena, 1);
+    proto_msg_free(&c);
+    /* a parse that fails leaves the arena free for the next one */
+    assert_int_equal(proto_parse("{\"cmd\":7}", 9, &a, &why), -1);
+    assert_int_equal(proto_parse(m1, strlen(m1), &a, &why), 0);
+    assert_int_equal(a.in_arena, 1);
+    proto_msg_free(&a);
+}
+
+/* A message larger than the arena: what does not fit comes from the heap,
+ * values added after the parse too, and all of it reads back and frees. */
+static void test_arena_overflow(void **state)
+{
+    (void)state;
+    size_t cap = 64 * 1024;
+    char *msg = malloc(cap), *big = malloc(8001);
+    assert_non_null(msg);
+    assert_non_null(big);
+    memset(big, 'x', 8000);
+    big[8000] = '\0';
+    size_t n = (size_t)snprintf(msg, cap, "{\"cmd\":\"sendMsg\",\"seq\":\"s\",\"data\":{\"msg\":\"%s\"", big);
+    for (int i = 0; i < 300; i++)
+        n += (size_t)snprintf(msg + n, cap - n, ",\"k%d\":[%d,\"v%d\",{\"n\":null}]", i, i, i);
+    n += (size_t)snprintf(msg + n, cap - n, "}}");
+    proto_msg m;
+    const char *why = NULL;
+    assert_int_equal(proto_parse(msg, n, &m, &why), 0);
+    assert_int_equal(m.in_arena, 1);
+    assert_int_equal(json_object_size(m.data), 301);
+    assert_string_equal(json_string_value(json_object_get(m.data, "msg")), big);
+    json_t *k = json_object_get(m.data, "k299");
+    assert_int_equal(json_integer_value(json_array_get(k, 0)), 299);
+    assert_string_equal(json_string_value(json_array_get(k, 1)), "v299");
+    assert_int_equal(json_object_set_new(m.data, "added", json_string("after the parse")), 0);
+    assert_int_equal(json_object_del(m.data, "k0"), 0);
+    assert_string_equal(json_string_value(json_object_get(m.data, "added")), "after the parse");
+    proto_msg_free(&m);
+    free(msg);
+    free(big);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_parse_envelope, setup),
+        cmocka_unit_test_setup(test_arena_nested, setup),
+        cmocka_unit_test_setup(test_arena_overflow, setup),
         cmocka_unit_test_setup(test_route, setup),
         cmocka_unit_test_setup(test_login_args, setup),
         cmocka_unit_test_setup(test_reply_encode, setup),
