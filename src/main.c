@@ -333,11 +333,13 @@ static int main_run(void)
 }
 
 /* glibc's fastbins off. A login allocates and frees dozens of small
- * blocks (the JSON parse, the Redis commands and replies) and every
- * allocation or free of a block over 1 KiB (a hiredis output buffer
- * regrown, a script sent) then first merged all the fastbins back
- * (malloc_consolidate): 15-20 % of a node's CPU in a login storm. Without
- * fastbins a small block beyond the thread cache is merged when freed. */
+ * blocks (the Redis commands and replies, the presence record) and every
+ * allocation of a block over about 1 KiB that the thread cache cannot
+ * serve (a hiredis output buffer regrown, a script sent), like every free
+ * that leaves a free block of 64 KiB, first merged all the fastbins back
+ * (malloc_consolidate): with _int_malloc, 15-20 % of a node's CPU in a
+ * login storm. Without fastbins a small block beyond the thread cache is
+ * merged when freed. */
 static void main_malloc(void)
 {
     if (mallopt(M_MXFAST, 0) != 1)

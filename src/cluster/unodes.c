@@ -1,5 +1,6 @@
 /* unodes.c — the user's nodes hash acc:user:nodes:<appID>_<userID> (see
- * unodes.h): the join (a MULTI/EXEC transaction) and the leave (a script)
+ * unodes.h): the join (a MULTI/EXEC transaction, or three writes when it
+ * announces nothing) and the leave (a script)
  * posted at a user's first and last connection on this node and the
  * announcements their answers decide, the counts in between, the rewrite
  * after a reconnect and the sweep of the fields this node left behind.
@@ -231,7 +232,11 @@ static void un_on_join_written(void *ud, const redisReply *r)
  * the three writes go back to back. A leave script of another node may
  * then run between them, and sees the field written and the record not
  * yet (it hands the record over to this node, whose SET then rewrites it)
- * or neither or both, as it could see before or after a transaction.
+ * or neither or both, as it could see before or after a transaction. If
+ * the link fails between the three (out of memory, or a drop), the writes
+ * already made stay: the rewrite of every user after a reconnect
+ * (unodes_resync_one), a heartbeat (the record) or the hourly EXPIRE
+ * (unodes_touch) completes them.
  * -1 if not sent (ed is then the caller's). */
 static int un_join_send(un_edge *ed, const un_args *a)
 {

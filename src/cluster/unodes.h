@@ -11,7 +11,10 @@
  * over to one that does when it names this node). Each runs with no other
  * node's edge in between, and each answers how many *other live* nodes
  * hold the user, so enter is announced only for the user's first
- * connection in the cluster and exit only after its last one. The leave
+ * connection in the cluster and exit only after its last one. A join that
+ * announces nothing (its room is over im.presenceEventsMaxRoom on this
+ * node) is the same three writes back to back, without the transaction
+ * and the HGETALL: it needs no count (unodes.c, un_join_send). The leave
  * script asks the registry (acc:hash:servers) which nodes are live and
  * removes the fields of the others; the join counts by this node's list of
  * live nodes (read from the registry every cluster.registerInterval) and,

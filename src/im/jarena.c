@@ -7,6 +7,18 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+/* Under AddressSanitizer the arena is poisoned outside the blocks handed
+ * out, so a value read after its message was freed (jarena_release) is
+ * reported, not silently served from the next message. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define JARENA_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define JARENA_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define JARENA_POISON(p, n) ((void)(p), (void)(n))
+#define JARENA_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 #define JARENA_BYTES 4096   /* a login or heartbeat takes about 1.2 KiB */
 #define JARENA_ALIGN 16
 
@@ -28,13 +40,14 @@ static void *jarena_malloc(size_t n)
         return malloc(n);
     void *p = a->buf + a->used;
     a->used += need;
+    JARENA_UNPOISON(p, n);
     return p;
 }
 
 static void jarena_free(void *p)
 {
-    const unsigned char *b = p;
-    if (b >= t_arena.buf && b < t_arena.buf + JARENA_BYTES)
+    uintptr_t b = (uintptr_t)p, start = (uintptr_t)t_arena.buf;
+    if (b >= start && b - start < JARENA_BYTES)
         return;                                  /* goes with the arena */
     free(p);
 }
@@ -52,6 +65,7 @@ int jarena_open(void)
     t_arena.used = 0;
     t_arena.open = 1;
     t_arena.live = 1;
+    JARENA_POISON(t_arena.buf, JARENA_BYTES);
     return 1;
 }
 
@@ -64,4 +78,5 @@ void jarena_release(void)
 {
     t_arena.live = 0;
     t_arena.used = 0;
+    JARENA_POISON(t_arena.buf, JARENA_BYTES);
 }

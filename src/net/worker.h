@@ -1,7 +1,8 @@
 /* worker.h — event-loop threads. Each worker owns one libuv loop, its own
  * SO_REUSEPORT listeners (HTTP and WebSocket), the connections accepted on
  * them, and a lock-free inbox of tasks posted by other threads and woken by
- * a uv_async_t. Nothing a worker owns is touched by another thread.
+ * a uv_async_t (by a uv_idle when the worker posts to itself). Nothing a
+ * worker owns is touched by another thread.
  *
  * Ownership and life-cycle:
  *  - the worker table and every worker in it belong to the thread that
