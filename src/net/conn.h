@@ -102,6 +102,14 @@ typedef struct conn_batch_item {
 #define CONN_BATCH_UNKNOWN (INT32_MIN + 1)   /* queued in a ring that failed */
 #define CONN_BATCH_RING 256             /* sends per io_uring_enter (net/uring.h) */
 
+/* The worker's plain (not TLS) connections come from blocks of
+ * CONN_POOL_BLOCK structs (net/conn.c, conn_new). */
+#define CONN_POOL_BLOCK 64
+typedef struct conn_pool {
+    struct conn *free;       /* freed connections, linked through their first bytes */
+    struct conn_block *blocks;
+} conn_pool;
+
 typedef struct conn_batch {
     uv_check_t check;
     uv_prepare_t prepare;
@@ -142,6 +150,9 @@ int conn_listen(struct worker *w);
 
 /* Gives up w's batch resources (its ring), after its loop has ended. */
 void conn_batch_end(struct worker *w);
+/* Gives the worker's connection blocks back (its loop has ended and every
+ * connection of it is freed). */
+void conn_pool_end(struct worker *w);
 
 /* The worker owning c. */
 static inline struct worker *conn_worker(const conn *c) { return (struct worker *)c->tcp.loop->data; }

@@ -207,6 +207,7 @@ static void worker_free(worker *w)
     if (w->hub && g_local.destroy)
         g_local.destroy(w->hub);
     conn_batch_end(w);
+    conn_pool_end(w);
     free(w);
 }
 

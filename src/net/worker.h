@@ -81,6 +81,7 @@ typedef struct worker {
     task close_task, exit_task;     /* posted by workers_close_clients/workers_stop */
     worker_stats stats;
     conn_batch batch;               /* this turn's frames, written at its end (net/conn.c) */
+    conn_pool pool;                 /* its plain connections' memory (net/conn.c) */
     uint8_t rbuf[WORKER_READ_BUF];   /* shared by every read on this loop */
     uint8_t tls_buf[WORKER_READ_BUF]; /* plaintext of TLS reads (net/tls.c) */
     int rbuf_busy;
