@@ -29,14 +29,18 @@
 #include "net/uring.h"
 #include "net/worker.h"
 
-/* A pooled connection is poisoned while free under AddressSanitizer. */
+/* Under AddressSanitizer every connection is calloc'ed and freed (no
+ * pool): its quarantine and redzones catch a use after free or an
+ * overflow that a reused pooled struct would hide. */
 #if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
-#define CONN_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
-#define CONN_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define CONN_POISON(p, n) ((void)(p), (void)(n))
-#define CONN_UNPOISON(p, n) ((void)(p), (void)(n))
+#define CONN_POOLED 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CONN_POOLED 0
+#endif
+#endif
+#ifndef CONN_POOLED
+#define CONN_POOLED 1
 #endif
 
 #define CONN_WRITE_BATCH 64       /* buffers per uv_write */
@@ -185,9 +189,8 @@ static void conn_count(conn *c, int delta)
  * login storm: a block that is never freed soon always misses the thread
  * cache) and no allocator header per connection. The pool is touched only
  * by its worker's thread, or by workers_stop's drain once no loop runs. A
- * TLS connection (a larger tls_conn) is calloc'ed and freed as before.
- * Under AddressSanitizer a pooled struct is poisoned while free, so a use
- * after conn_free is still reported. */
+ * TLS connection (a larger tls_conn) is calloc'ed and freed as before, and
+ * so is every connection of a sanitizer build (CONN_POOLED). */
 struct conn_block {
     struct conn_block *next;
     conn c[CONN_POOL_BLOCK];
@@ -195,9 +198,8 @@ struct conn_block {
 
 static void conn_pool_put(conn_pool *p, conn *c)
 {
-    *(conn **)c = p->free;                   /* the struct is dead: its first bytes link it */
+    c->tcp.data = p->free;                   /* the struct is dead: its handle's data links it */
     p->free = c;
-    CONN_POISON(c, sizeof(*c));
 }
 
 static int conn_pool_grow(conn_pool *p)
@@ -216,7 +218,6 @@ void conn_pool_end(worker *w)
 {
     for (struct conn_block *b = w->pool.blocks, *next; b; b = next) {
         next = b->next;
-        CONN_UNPOISON(b->c, sizeof(b->c));
         free(b);
     }
     w->pool.blocks = NULL;
@@ -228,12 +229,13 @@ static conn *conn_new(worker *w)
 {
     if (tls_enabled())
         return tls_conn_new();
+    if (!CONN_POOLED)
+        return calloc(1, sizeof(conn));
     conn_pool *p = &w->pool;
     if (!p->free && conn_pool_grow(p) != 0)
         return NULL;
     conn *c = p->free;
-    CONN_UNPOISON(c, sizeof(*c));
-    p->free = *(conn **)c;
+    p->free = c->tcp.data;
     memset(c, 0, sizeof(*c));
     return c;
 }
@@ -244,9 +246,11 @@ static conn *conn_new(worker *w)
  * worker's thread. Its queue and TLS state are gone by then. */
 static void conn_free_to(worker *w, conn *c)
 {
-    if (tls_enabled())
-        free(c);
-    else if (c)
+    if (!c)
+        return;
+    if (!CONN_POOLED || (c->flags & CONN_F_TLS))
+        free(c);                                 /* calloc'ed: conn_new, tls_conn_new */
+    else
         conn_pool_put(&w->pool, c);
 }
 
