@@ -68,17 +68,14 @@ void worker_post(worker *w, task *t)
     uv_async_send(&w->wake);
 }
 
-static void worker_on_wake(uv_async_t *a)
-{
-    worker *w = a->data;
-    task_run_all(task_take_all(&w->inbox), w);
-}
+static void worker_run_inbox(worker *w) { task_run_all(task_take_all(&w->inbox), w); }
+
+static void worker_on_wake(uv_async_t *a) { worker_run_inbox(a->data); }
 
 static void worker_on_soon(uv_idle_t *h)
 {
-    worker *w = h->data;
     (void)uv_idle_stop(h);
-    task_run_all(task_take_all(&w->inbox), w);
+    worker_run_inbox(h->data);
 }
 
 static void worker_on_defer(uv_idle_t *h)
