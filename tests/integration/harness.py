@@ -372,7 +372,10 @@ async def close_all(*socks):
 # pass such a check. Absence is proven by order instead. The node queues a
 # push to the recipient's worker inbox before the API call that made it
 # answers, enter/exit pushes are posted before the login/logout reply (or the
-# close frame) goes out, and each worker's inbox is FIFO: a marker push sent
+# close frame) goes out (standalone mode; in cluster mode an exit is announced
+# once Redis has answered the leave, which may be after the close frame and
+# after a later login: cluster tests let an earlier user's presence push
+# through), and each worker's inbox is FIFO: a marker push sent
 # through the API after that point reaches the socket behind any push of the
 # earlier step. So "read until the marker, nothing unwanted before it" proves
 # the unwanted push was never sent. For a push that would come from the
