@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/resp.h"
 #include "cluster/sentinel.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -46,11 +47,20 @@
  * loop, which may be a worker's). */
 enum rl_state { RL_DOWN, RL_RESOLVING, RL_LOOKUP, RL_CONNECTING, RL_HANDSHAKE, RL_UP };
 
-/* One command in flight: its callback travels as hiredis's privdata. */
+/* One command in flight: its callback travels as hiredis's privdata. A
+ * command nobody waits for shares rl_quiet; a query's commands share the
+ * one in the query; only a lone command with a callback has its own
+ * (heap: freed after its reply). */
 typedef struct rl_cmd {
     rlink_reply_fn fn;
     void *ud;
+    int heap;
 } rl_cmd;
+
+static rl_cmd rl_quiet;              /* no callback: an error is logged */
+
+/* Formatted commands up to this size are built on the stack. */
+#define RL_STACK_CMD 1024
 
 struct rlink_query {
     task t;                          /* runs on the link loop */
@@ -58,20 +68,22 @@ struct rlink_query {
     struct worker *origin;
     rlink_query_fn fn;
     void *ud;
+    rl_cmd cb;                       /* every command's callback: rl_on_query_reply */
     int ok;                          /* every command got a reply */
-    int n, got;
-    char **cmds;                     /* formatted by redisFormatCommandArgv */
-    size_t *lens;
-    rlink_val *replies;
+    int n, got, cap;
+    char *resp;                      /* the commands, formatted back to back */
+    size_t resp_len, resp_cap;
     int waits;                       /* rlink_query_submit_wait */
     uint64_t deadline;               /* waiting: uv_now() when it fails */
     struct rlink_query *wnext;       /* the waiting list */
+    size_t *lens;                    /* each command's bytes in resp (cap of them) */
+    rlink_val *replies;              /* cap of them; lens and replies share q's block */
 };
 
 typedef struct rl_write {
     task t;
     size_t len;
-    char *cmd;
+    char cmd[];                      /* formatted */
 } rl_write;
 
 static struct {
@@ -310,29 +322,29 @@ static void rl_on_reply(redisAsyncContext *ac, void *reply, void *pd)
 {
     (void)ac;
     rl_cmd *c = pd;
+    rlink_reply_fn fn = c->fn;                   /* a query's c may be freed by fn's */
+    void *ud = c->ud;                            /* last call, on another thread */
+    if (c->heap)
+        free(c);
     g_rl.inflight--;
     rl_note_inflight();
     g_rl.last_progress = uv_now(&g_rl.loop);
     const redisReply *r = reply;
-    if (c->fn)
-        c->fn(c->ud, r);
+    if (fn)
+        fn(ud, r);
     else if (r && r->type == REDIS_REPLY_ERROR)
         log_warn("redis: %s", r->str);
-    free(c);
     if (r && r->type == REDIS_REPLY_ERROR && g_rl.sentinel && strncmp(r->str, "READONLY", 8) == 0)
         rl_demoted(r->str);
 }
 
-/* Sends a formatted command, in any state but "no connection". */
-static int rl_send(rlink_reply_fn fn, void *ud, const char *cmd, size_t len)
+/* Sends a formatted command with callback c (hiredis copies the bytes),
+ * in any state but "no connection". c is freed here if it is not sent. */
+static int rl_send_cmd(rl_cmd *c, const char *cmd, size_t len)
 {
-    rl_cmd *c = g_rl.ac ? malloc(sizeof(*c)) : NULL;
-    if (!c)
-        return -1;
-    c->fn = fn;
-    c->ud = ud;
-    if (redisAsyncFormattedCommand(g_rl.ac, rl_on_reply, c, cmd, len) != REDIS_OK) {
-        free(c);
+    if (!g_rl.ac || redisAsyncFormattedCommand(g_rl.ac, rl_on_reply, c, cmd, len) != REDIS_OK) {
+        if (c->heap)
+            free(c);
         return -1;
     }
     if (g_rl.inflight++ == 0)
@@ -343,14 +355,41 @@ static int rl_send(rlink_reply_fn fn, void *ud, const char *cmd, size_t len)
     return 0;
 }
 
+/* The same with fn and ud (none: rl_quiet). */
+static int rl_send(rlink_reply_fn fn, void *ud, const char *cmd, size_t len)
+{
+    rl_cmd *c = &rl_quiet;
+    if (fn) {
+        if (!(c = malloc(sizeof(*c))))
+            return -1;
+        *c = (rl_cmd){ fn, ud, 1 };
+    }
+    return rl_send_cmd(c, cmd, len);
+}
+
+/* A buffer of n bytes for formatting: stack (n <= RL_STACK_CMD) or heap;
+ * rl_buf_done frees what this took. */
+static char *rl_buf(char *stack, size_t n)
+{
+    return n <= RL_STACK_CMD ? stack : malloc(n);
+}
+
+static void rl_buf_done(char *stack, char *buf)
+{
+    if (buf != stack)
+        free(buf);
+}
+
 static int rl_sendv(rlink_reply_fn fn, void *ud, int argc, const char **argv, const size_t *lens)
 {
-    char *cmd;
-    int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
-    if (len < 0)
+    char stack[RL_STACK_CMD];
+    size_t n = resp_size(argc, argv, lens);
+    char *cmd = rl_buf(stack, n);
+    if (!cmd)
         return -1;
-    int r = rl_send(fn, ud, cmd, (size_t)len);
-    redisFreeCommand(cmd);
+    resp_put(cmd, argc, argv, lens);
+    int r = rl_send(fn, ud, cmd, n);
+    rl_buf_done(stack, cmd);
     return r;
 }
 
@@ -359,42 +398,48 @@ int rlink_cmd(rlink_reply_fn fn, void *ud, int argc, const char **argv, const si
     return g_rl.state == RL_UP ? rl_sendv(fn, ud, argc, argv, lens) : -1;
 }
 
-/* Formats cmds[0..n) into cmd/len, between MULTI and EXEC when multi is
- * set; the count formatted (all of them, or the first that failed). */
-static int rl_format_all(int multi, int n, const rlink_argv *cmds, char **cmd, int *len)
+/* The k-th command of rl_send_all: cmds[k - 1] between MULTI and EXEC
+ * when multi is set, else cmds[k]. */
+static rlink_argv rl_nth(int multi, int n, const rlink_argv *cmds, int k)
 {
     static const char *multi_argv[] = { "MULTI" }, *exec_argv[] = { "EXEC" };
-    int total = n + (multi ? 2 : 0), k = 0;
-    for (; k < total; k++) {
-        int i = multi ? k - 1 : k;               /* the command's index; -1 or n: MULTI/EXEC */
-        len[k] = i >= 0 && i < n ? redisFormatCommandArgv(&cmd[k], cmds[i].argc, cmds[i].argv, cmds[i].lens)
-                                 : redisFormatCommandArgv(&cmd[k], 1, i < 0 ? multi_argv : exec_argv, NULL);
-        if (len[k] < 0)
-            break;
-    }
-    return k;
+    int i = multi ? k - 1 : k;                   /* -1 or n: MULTI/EXEC */
+    if (i >= 0 && i < n)
+        return cmds[i];
+    return (rlink_argv){ 1, i < 0 ? multi_argv : exec_argv, NULL };
 }
 
-/* rlink_multi and rlink_pipeline: nothing goes out unless all of it is
- * formatted; fn gets the last command's reply. */
+/* rlink_multi and rlink_pipeline: all of it is formatted into one buffer
+ * before anything goes out; fn gets the last command's reply. */
 static int rl_send_all(int multi, rlink_reply_fn fn, void *ud, int n, const rlink_argv *cmds)
 {
-    char *cmd[RLINK_MULTI_MAX + 2];
-    int len[RLINK_MULTI_MAX + 2], sent = 0, rc = 0, total = n + (multi ? 2 : 0);
+    size_t len[RLINK_MULTI_MAX + 2], size = 0;
+    int sent = 0, rc = 0, total = n + (multi ? 2 : 0);
     if (g_rl.state != RL_UP || n < 1 || n > RLINK_MULTI_MAX)
         return -1;
-    int k = rl_format_all(multi, n, cmds, cmd, len);
-    for (; rc == 0 && k == total && sent < k; sent++) {
-        int last = sent == k - 1;
-        rc = rl_send(last ? fn : NULL, last ? ud : NULL, cmd[sent], (size_t)len[sent]);
+    for (int k = 0; k < total; k++) {
+        rlink_argv c = rl_nth(multi, n, cmds, k);
+        size += len[k] = resp_size(c.argc, c.argv, c.lens);
     }
+    char stack[RL_STACK_CMD];
+    char *buf = rl_buf(stack, size), *p = buf;
+    if (!buf)
+        return -1;
+    for (int k = 0; k < total; k++) {
+        rlink_argv c = rl_nth(multi, n, cmds, k);
+        resp_put(p, c.argc, c.argv, c.lens);
+        p += len[k];
+    }
+    for (p = buf; rc == 0 && sent < total; p += len[sent++]) {
+        int last = sent == total - 1;
+        rc = rl_send(last ? fn : NULL, last ? ud : NULL, p, len[sent]);
+    }
+    rl_buf_done(stack, buf);
     if (multi && rc != 0 && sent > 1 && g_rl.ac && !(g_rl.ac->c.flags & REDIS_FREEING)) {
         log_warn("cluster: a transaction could not be queued whole (out of memory?); reconnecting");
         rl_drop();                               /* MULTI went out: never leave it open */
     }
-    for (int i = 0; i < k; i++)
-        redisFreeCommand(cmd[i]);
-    return k == total && rc == 0 ? 0 : -1;
+    return rc == 0 ? 0 : -1;
 }
 
 int rlink_multi(rlink_reply_fn fn, void *ud, int n, const rlink_argv *cmds)
@@ -444,13 +489,9 @@ int rlink_val_copy(rlink_val *v, const redisReply *r)
 
 void rlink_query_cancel(rlink_query *q)
 {
-    for (int i = 0; i < q->n; i++) {
-        redisFreeCommand(q->cmds[i]);
+    for (int i = 0; i < q->n; i++)
         rlink_val_free(&q->replies[i]);
-    }
-    free(q->cmds);
-    free(q->lens);
-    free(q->replies);
+    free(q->resp);
     free(q);
 }
 
@@ -484,8 +525,9 @@ static void rl_on_query_reply(void *ud, const redisReply *r)
 
 static void rl_query_send(rlink_query *q)
 {
-    for (int i = 0; i < q->n; i++) {
-        if (g_rl.state != RL_UP || rl_send(rl_on_query_reply, q, q->cmds[i], q->lens[i]) != 0) {
+    const char *p = q->resp;
+    for (int i = 0; i < q->n; p += q->lens[i++]) {
+        if (g_rl.state != RL_UP || rl_send_cmd(&q->cb, p, q->lens[i]) != 0) {
             /* what was sent fails on its own; account for the rest here */
             q->ok = 0;
             q->got += q->n - i;
@@ -529,30 +571,42 @@ static void rl_waiting_run(int fail_all, uint64_t now)
     }
 }
 
+/* One block: the query, then its replies, then the commands' lengths. */
 rlink_query *rlink_query_new(int n, rlink_query_fn fn, void *ud)
 {
-    rlink_query *q = calloc(1, sizeof(*q));
+    if (n < 1)
+        return NULL;
+    rlink_query *q = calloc(1, sizeof(*q) + (size_t)n * (sizeof(rlink_val) + sizeof(size_t)));
     if (!q)
         return NULL;
-    q->cmds = calloc((size_t)n, sizeof(*q->cmds));
-    q->lens = calloc((size_t)n, sizeof(*q->lens));
-    q->replies = calloc((size_t)n, sizeof(*q->replies));
-    if (!q->cmds || !q->lens || !q->replies) {
-        rlink_query_cancel(q);
-        return NULL;
-    }
+    q->replies = (rlink_val *)(q + 1);
+    q->lens = (size_t *)(q->replies + n);
+    q->cap = n;
     q->fn = fn;
     q->ud = ud;
+    q->cb = (rl_cmd){ rl_on_query_reply, q, 0 };
     q->ok = 1;
     return q;
 }
 
 int rlink_query_add(rlink_query *q, int argc, const char **argv, const size_t *argvlen)
 {
-    int len = redisFormatCommandArgv(&q->cmds[q->n], argc, argv, argvlen);
-    if (len < 0)
+    if (q->n == q->cap)
         return -1;
-    q->lens[q->n++] = (size_t)len;
+    size_t len = resp_size(argc, argv, argvlen);
+    if (q->resp_cap - q->resp_len < len) {
+        size_t cap = q->resp_cap ? q->resp_cap : 256;
+        while (cap - q->resp_len < len)
+            cap *= 2;
+        char *resp = realloc(q->resp, cap);
+        if (!resp)
+            return -1;
+        q->resp = resp;
+        q->resp_cap = cap;
+    }
+    resp_put(q->resp + q->resp_len, argc, argv, argvlen);
+    q->resp_len += len;
+    q->lens[q->n++] = len;
     return 0;
 }
 
@@ -578,20 +632,19 @@ static void rl_write_run(struct worker *w, task *t)
     rl_write *wr = (rl_write *)t;
     if (g_rl.state != RL_UP || rl_send(NULL, NULL, wr->cmd, wr->len) != 0)
         atomic_fetch_add_explicit(&g_rl.dropped_writes, 1, memory_order_relaxed);
-    redisFreeCommand(wr->cmd);
     free(wr);
 }
 
 void rlink_write(int argc, const char **argv, const size_t *argvlen)
 {
-    rl_write *wr = malloc(sizeof(*wr));
-    int len = wr ? redisFormatCommandArgv(&wr->cmd, argc, argv, argvlen) : -1;
-    if (len < 0) {
-        free(wr);
+    size_t len = resp_size(argc, argv, argvlen);
+    rl_write *wr = malloc(sizeof(*wr) + len);
+    if (!wr) {
         atomic_fetch_add_explicit(&g_rl.dropped_writes, 1, memory_order_relaxed);
         return;
     }
-    wr->len = (size_t)len;
+    resp_put(wr->cmd, argc, argv, argvlen);
+    wr->len = len;
     wr->t.run = rl_write_run;
     rlink_post(&wr->t);
 }
