@@ -50,6 +50,10 @@
 #                      + login answers only) and the same connect against it
 #                      (same N, processes, pacing): $NAME-hsfloor.json, and
 #                      the two connect rates side by side in $NAME.txt
+#   HSREDIS=1          after it the floor with a login's Redis work
+#                      (handshake-server --redis, on the run's Redis after a
+#                      FLUSHALL): the five commands a node sends per login,
+#                      the reply after the two reads: $NAME-hsredis.json
 #   PERF=0             1: perf record -a -g for PERF_SECONDS (16) from about
 #                      2 s before the first broadcast; top symbols go to
 #                      $NAME.txt (pv_native_safe_halt there is idle time)
@@ -81,6 +85,7 @@ LIMIT=${LIMIT:-1200}
 MEM_PER_CONN=${MEM_PER_CONN:-10240}
 PERF=${PERF:-0}
 HSFLOOR=${HSFLOOR:-1}
+HSREDIS=${HSREDIS:-1}
 PERF_SECONDS=${PERF_SECONDS:-16}
 SAVE=${SAVE:-${TMPDIR:-/tmp}/imgate-c1m.sysctl}
 RESERVE=90                    # seconds kept for stopping everything at the end
@@ -485,38 +490,51 @@ if [ -n "$PERF_PID" ]; then
     fi
 fi
 
-# ---------- the raw-handshake floor at the same process count ----------
+# ---------- the raw-handshake floors at the same process count ----------
+
+# hs_floor KIND LABEL [server flags]: the handshake-server with the flags,
+# the same connect against it, $NAME-KIND.json, and both rates in $NAME.txt.
+rate_of() { sed -n 's/^ *"connect_rate_per_s": *\([0-9.]*\).*/\1/p' "$1" | head -1; }
+hs_floor() {
+    kind=$1 label=$2
+    shift 2
+    "$BENCH" handshake-server --procs "$NODES" "$@" >"$TMP/$kind.out" 2>"$TMP/$kind.err" &
+    HS_PID=$!
+    NODE_PIDS=$HS_PID                        # stopped by the exit trap if need be
+    i=0
+    while [ "$(grep -c '^ws listening' "$TMP/$kind.out")" -lt "$NODES" ] && [ $i -lt 100 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    HS_ARGS=$(sed -n 's/^ws listening on \(.*\)$/--ws ws:\/\/\1\/acc/p' "$TMP/$kind.out" | tr '\n' ' ')
+    say "$label: $NODES processes, the same connect"
+    HRC=0
+    # shellcheck disable=SC2086
+    "$BENCH" connect -n "$N" --procs "$PROCS" $HS_ARGS --api "http://127.0.0.1:1" \
+        --connect-rate "$CONNECT_RATE" --inflight "$INFLIGHT" --timeout 20 \
+        --max-time $((LIMIT - RESERVE - $(elapsed))) --json "$OUT/$NAME-$kind.json" -q \
+        >"$TMP/$kind.txt" 2>&1 || HRC=$?
+    stop_pids 10 "$HS_PID"
+    NODE_PIDS=
+    OURS=$(rate_of "$OUT/$NAME.json") FLOOR=$(rate_of "$OUT/$NAME-$kind.json")
+    {
+        echo "$label ($NODES processes, imgate-bench exit $HRC): connect + login" \
+            "imgate ${OURS:-?}/s, floor ${FLOOR:-?}/s" \
+            "$(awk -v a="${OURS:-0}" -v b="${FLOOR:-0}" 'BEGIN { if (a > 0) printf "(floor / imgate %.2f x)", b / a }')"
+        grep -E 'logged in|connect rate|handshake|login ' "$TMP/$kind.txt" | sed 's/^/  floor /'
+    } >>"$OUT/$NAME.txt"
+}
 
 if [ "$HSFLOOR" = 1 ] && [ $((LIMIT - RESERVE - $(elapsed))) -gt $((N / 5000 + 60)) ]; then
     # shellcheck disable=SC2086
     stop_pids 30 $NODE_PIDS
     NODE_PIDS=
-    "$BENCH" handshake-server --procs "$NODES" >"$TMP/hsfloor.out" 2>"$TMP/hsfloor.err" &
-    HS_PID=$!
-    NODE_PIDS=$HS_PID                        # stopped by the exit trap if need be
-    i=0
-    while [ "$(grep -c '^ws listening' "$TMP/hsfloor.out")" -lt "$NODES" ] && [ $i -lt 100 ]; do
-        sleep 0.1
-        i=$((i + 1))
-    done
-    HS_ARGS=$(sed -n 's/^ws listening on \(.*\)$/--ws ws:\/\/\1\/acc/p' "$TMP/hsfloor.out" | tr '\n' ' ')
-    say "raw-handshake floor: $NODES processes, the same connect"
-    HRC=0
-    # shellcheck disable=SC2086
-    "$BENCH" connect -n "$N" --procs "$PROCS" $HS_ARGS --api "http://127.0.0.1:1" \
-        --connect-rate "$CONNECT_RATE" --inflight "$INFLIGHT" --timeout 20 \
-        --max-time $((LIMIT - RESERVE - $(elapsed))) --json "$OUT/$NAME-hsfloor.json" -q \
-        >"$TMP/hsfloor.txt" 2>&1 || HRC=$?
-    stop_pids 10 "$HS_PID"
-    NODE_PIDS=
-    rate_of() { sed -n 's/^ *"connect_rate_per_s": *\([0-9.]*\).*/\1/p' "$1" | head -1; }
-    OURS=$(rate_of "$OUT/$NAME.json") FLOOR=$(rate_of "$OUT/$NAME-hsfloor.json")
-    {
-        echo "raw-handshake floor ($NODES processes, imgate-bench exit $HRC): connect + login" \
-            "imgate ${OURS:-?}/s, floor ${FLOOR:-?}/s" \
-            "$(awk -v a="${OURS:-0}" -v b="${FLOOR:-0}" 'BEGIN { if (a > 0) printf "(floor / imgate %.2f x)", b / a }')"
-        grep -E 'logged in|connect rate|handshake|login ' "$TMP/hsfloor.txt" | sed 's/^/  floor /'
-    } >>"$OUT/$NAME.txt"
+    hs_floor hsfloor "raw-handshake floor"
+    # the same with a login's Redis work, on the run's Redis, emptied first
+    if [ "$HSREDIS" = 1 ] && [ $((LIMIT - RESERVE - $(elapsed))) -gt $((N / 5000 + 60)) ] &&
+        redis-cli -p "$RPORT" FLUSHALL >/dev/null && redis-cli -p "$RPORT" CONFIG RESETSTAT >/dev/null; then
+        hs_floor hsredis "handshake floor with Redis" --redis "127.0.0.1:$RPORT"
+    fi
 fi
 
 cat "$OUT/$NAME.txt" >&2

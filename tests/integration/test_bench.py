@@ -19,6 +19,7 @@ import http.server
 import json
 import math
 import os
+import re
 import resource
 import shutil
 import socket
@@ -589,6 +590,55 @@ class BenchCase(unittest.TestCase):
         finally:
             hs.terminate()
             self.assertEqual(hs.wait(timeout=10 * SLOW), 0)
+
+    def test_handshake_server_redis(self):
+        """The floor with a login's Redis work (handshake-server --redis): each
+        login sends the five commands a cluster node sends for it (GET of the
+        cursor, XINFO STREAM of the inbox, HSET and EXPIRE of the node hash,
+        SET of the presence record with its TTL), counted by Redis itself,
+        and is answered only after its reads; the records are the SPEC's."""
+        with harness.RedisServer() as redis:
+            hs = subprocess.Popen([BENCH, "handshake-server", "--procs", "2", "--redis", redis.addr],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                ports = [int(hs.stdout.readline().rsplit(":", 1)[1]) for _ in range(2)]
+                jp = os.path.join(self.tmp, "hsr.json")
+                args = ["connect", "-n", "200", "--procs", "2", "--api", "http://127.0.0.1:1",
+                        "--json", jp, "--settle", "0", "-q"]
+                for p in ports:
+                    args += ["--ws", "ws://127.0.0.1:%d/acc" % p]
+                r = bench(args)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                with open(jp) as f:
+                    self.assertEqual(json.load(f)["connections"], 200)
+                stats = redis.cmd("INFO", "commandstats")
+                stats = stats.decode() if isinstance(stats, bytes) else stats
+                calls = dict((m.group(1), int(m.group(2))) for m in
+                             re.finditer(r"cmdstat_([a-z|]+):calls=(\d+)", stats))
+                for cmd in ("get", "xinfo|stream", "hset", "expire", "set"):
+                    self.assertEqual(calls.get(cmd), 200, (cmd, stats))
+                keys = redis.cmd("KEYS", "acc:user:online:101_*")
+                self.assertEqual(len(keys), 200)
+                rec = json.loads(redis.cmd("GET", keys[0]))
+                self.assertEqual((rec["appID"], rec["isLogoff"], rec["accIp"]), (101, False, "127.0.0.1"))
+                self.assertIn(int(rec["accPort"]), ports)
+                self.assertGreater(int(redis.cmd("TTL", keys[0])), 0)
+                nodes = redis.cmd("HGETALL", "acc:user:nodes:101_" + rec["userID"])
+                self.assertEqual(len(nodes), 2)
+                # a login is answered after its reads: not while Redis is paused
+                # (CLIENT PAUSE ends by itself; a paused Redis takes no UNPAUSE)
+                redis.cmd("CLIENT", "PAUSE", str(int(3000 * SLOW)), "ALL")
+                ws = harness.RawWS(ports[0])
+                ws.send(harness.text(harness.cmd_json("heartbeat", {}, seq="hb")))
+                self.assertEqual(ws.recv_json()["seq"], "hb")
+                ws.send(harness.text(harness.cmd_json("login", {"appID": 101, "userID": "p"}, seq="lp")))
+                ws.send(harness.text(harness.cmd_json("heartbeat", {}, seq="hb2")))
+                self.assertEqual(ws.recv_json()["seq"], "hb2")    # the login waits behind Redis
+                self.assertEqual(ws.recv_json()["seq"], "lp")
+                ws.close()
+            finally:
+                hs.terminate()
+                self.assertEqual(hs.wait(timeout=10 * SLOW), 0)
 
     def test_usage_errors(self):
         for args in (["nosuch"], ["connect", "--ws", "ws://10.0.0.1:80/acc"],

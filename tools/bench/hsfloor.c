@@ -1,6 +1,7 @@
 /* hsfloor.c — the raw-handshake floor (see hsfloor.h): per process one
  * libuv loop, one listener, and per connection the request or frame bytes
- * not yet complete. Nothing is kept after the login reply but the socket. */
+ * not yet complete. Nothing is kept after the login reply but the socket.
+ * With --redis, a login's reply waits for its Redis reads (hsredis.c). */
 #include "hsfloor.h"
 
 #include <signal.h>
@@ -14,6 +15,7 @@
 
 #include <uv.h>
 
+#include "hsredis.h"
 #include "jscan.h"
 #include "wsc.h"
 
@@ -24,10 +26,23 @@ typedef struct hs_conn {
     uv_tcp_t tcp;
     uint16_t len;              /* bytes in buf */
     uint8_t upgraded;
+    uint8_t waiting;           /* --redis: a login's reads are due (c lives until then) */
+    uint8_t closed;            /* closed while waiting */
+    uint8_t seql;
+    char seq[64];              /* the waiting login's seq */
     char buf[HS_BUF];
 } hs_conn;
 
-static void hs_on_close(uv_handle_t *h) { free(h); }
+static int hs_redis;           /* --redis given */
+
+static void hs_on_close(uv_handle_t *h)
+{
+    hs_conn *c = (hs_conn *)h;
+    if (c->waiting)
+        c->closed = 1;         /* freed when its reads are answered */
+    else
+        free(c);
+}
 
 static void hs_close(hs_conn *c)
 {
@@ -80,20 +95,9 @@ static int hs_upgrade(hs_conn *c, const char *end)
     return 0;
 }
 
-/* Answers a login or heartbeat text message (seq echoed). */
-static void hs_message(hs_conn *c, const char *p, size_t n)
+/* The reply to a login or heartbeat (seq echoed, at most 64 bytes). */
+static void hs_reply(hs_conn *c, const char *seq, int sl, int login)
 {
-    size_t cl = 0, sql = 0;
-    const char *cmd = NULL, *seq = NULL;
-    if (jscan_str(p, n, "cmd", &cmd, &cl) != 0)
-        return;
-    int login = cmd && cl == 5 && memcmp(cmd, "login", 5) == 0;
-    int hb = cmd && cl == 9 && memcmp(cmd, "heartbeat", 9) == 0;
-    if (!login && !hb)
-        return;
-    if (jscan_str(p, n, "seq", &seq, &sql) != 0)
-        seq = NULL;
-    int sl = seq ? (int)sql : 0;
     char text[200];
     int tl = snprintf(text, sizeof(text),
                       "{\"seq\":\"%.*s\",\"cmd\":\"%s\",\"response\":{\"code\":200,"
@@ -114,6 +118,52 @@ static void hs_message(hs_conn *c, const char *p, size_t n)
     }
     memcpy(frame + hl, text, (size_t)tl);
     hs_write(c, frame, (size_t)tl + hl);
+}
+
+/* --redis: the login's reads are answered. */
+static void hs_on_redis(void *ud, int ok)
+{
+    hs_conn *c = ud;
+    c->waiting = 0;
+    if (c->closed)
+        free(c);
+    else if (ok)
+        hs_reply(c, c->seq, c->seql, 1);
+    else
+        hs_close(c);
+}
+
+/* Answers a login or heartbeat text message (seq echoed); with --redis a
+ * login after its Redis reads. */
+static void hs_message(hs_conn *c, const char *p, size_t n)
+{
+    size_t cl = 0, sql = 0, ul = 0;
+    const char *cmd = NULL, *seq = NULL, *uid = NULL;
+    long appid = 0;
+    if (jscan_str(p, n, "cmd", &cmd, &cl) != 0)
+        return;
+    int login = cmd && cl == 5 && memcmp(cmd, "login", 5) == 0;
+    int hb = cmd && cl == 9 && memcmp(cmd, "heartbeat", 9) == 0;
+    if (!login && !hb)
+        return;
+    if (jscan_str(p, n, "seq", &seq, &sql) != 0)
+        seq = NULL;
+    int sl = seq ? (int)(sql > 64 ? 64 : sql) : 0;
+    if (!login || !hs_redis || c->waiting) {
+        hs_reply(c, seq, sl, login);
+        return;
+    }
+    if (jscan_str(p, n, "userID", &uid, &ul) != 0 || jscan_int(p, n, "appID", &appid) != 0) {
+        hs_close(c);
+        return;
+    }
+    memcpy(c->seq, seq ? seq : "", (size_t)sl);
+    c->seql = (uint8_t)sl;
+    c->waiting = 1;
+    if (hsr_login((uint32_t)appid, uid, ul, hs_on_redis, c) != 0) {
+        c->waiting = 0;
+        hs_close(c);
+    }
 }
 
 /* Whole client frames at the front of buf: unmask, answer. Returns the
@@ -198,7 +248,7 @@ static void hs_accept(uv_stream_t *l, int status)
         hs_close(c);
 }
 
-static int hs_serve(const char *bind)
+static int hs_serve(const char *bind, const char *redis)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
@@ -217,6 +267,13 @@ static int hs_serve(const char *bind)
         fprintf(stderr, "handshake-server: cannot listen on %s\n", bind);
         return 1;
     }
+    char self[64];
+    snprintf(self, sizeof(self), "%s:%d", bind, ntohs(((struct sockaddr_in *)&got)->sin_port));
+    hs_redis = redis != NULL;
+    if (redis && hsr_open(loop, redis, self) != 0) {
+        fprintf(stderr, "handshake-server: cannot connect to redis at %s\n", redis);
+        return 1;
+    }
     printf("ws listening on %s:%d\n", bind, ntohs(((struct sockaddr_in *)&got)->sin_port));
     fflush(stdout);
     return uv_run(loop, UV_RUN_DEFAULT);
@@ -228,14 +285,17 @@ static void hs_on_signal(int sig) { (void)sig; hs_stop = 1; }
 int hsfloor_main(int argc, char **argv)
 {
     int procs = 1;
-    const char *bind = "127.0.0.1";
+    const char *bind = "127.0.0.1", *redis = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--procs") == 0 && i + 1 < argc)
             procs = atoi(argv[++i]);
         else if (strcmp(argv[i], "--bind") == 0 && i + 1 < argc)
             bind = argv[++i];
+        else if (strcmp(argv[i], "--redis") == 0 && i + 1 < argc)
+            redis = argv[++i];
         else {
-            fprintf(stderr, "usage: imgate-bench handshake-server [--procs M] [--bind ADDR]\n");
+            fprintf(stderr, "usage: imgate-bench handshake-server [--procs M] [--bind ADDR] "
+                            "[--redis HOST:PORT]\n");
             return 2;
         }
     }
@@ -256,7 +316,7 @@ int hsfloor_main(int argc, char **argv)
         if (p == 0) {
             signal(SIGTERM, SIG_DFL);
             signal(SIGINT, SIG_DFL);
-            _exit(hs_serve(bind));
+            _exit(hs_serve(bind, redis));
         }
         if (p < 0) {
             perror("handshake-server: fork");
