@@ -14,6 +14,7 @@
 
 #include "cluster/rlink.h"
 #include "core/log.h"
+#include "core/mem.h"
 #include "core/node.h"
 #include "im/presence.h"
 #include "im/resume.h"
@@ -574,7 +575,7 @@ static int clog_login_send_quick(clog_login *l)
 
 static int clog_login_read(const resume_req *q, resume_found_fn fn, void *ud)
 {
-    clog_login *l = q->uidlen < PRESENCE_MAX_ID ? calloc(1, sizeof(*l)) : NULL;
+    clog_login *l = q->uidlen < PRESENCE_MAX_ID ? mem_zalloc(sizeof(*l)) : NULL;
     if (!l)
         return -1;
     l->fn = fn;

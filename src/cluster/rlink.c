@@ -34,6 +34,7 @@
 #include "cluster/sentinel.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/mem.h"
 #include "core/node.h"
 #include "net/worker.h"
 
@@ -576,7 +577,7 @@ rlink_query *rlink_query_new(int n, rlink_query_fn fn, void *ud)
 {
     if (n < 1)
         return NULL;
-    rlink_query *q = calloc(1, sizeof(*q) + (size_t)n * (sizeof(rlink_val) + sizeof(size_t)));
+    rlink_query *q = mem_zalloc(sizeof(*q) + (size_t)n * (sizeof(rlink_val) + sizeof(size_t)));
     if (!q)
         return NULL;
     q->replies = (rlink_val *)(q + 1);

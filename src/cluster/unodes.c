@@ -19,6 +19,7 @@
 #include "cluster/rlink.h"
 #include "core/jsonw.h"
 #include "core/log.h"
+#include "core/mem.h"
 #include "core/node.h"
 #include "im/presence.h"
 
@@ -273,7 +274,7 @@ static void un_edge_run(struct worker *w, task *t)
 
 static un_edge *un_edge_new(uint32_t appid, const char *uid, size_t len, const char *json, size_t jlen)
 {
-    un_edge *ed = len < PRESENCE_MAX_ID ? calloc(1, sizeof(*ed) + jlen + 1) : NULL;
+    un_edge *ed = len < PRESENCE_MAX_ID ? mem_zalloc(sizeof(*ed) + jlen + 1) : NULL;
     if (!ed)
         return NULL;
     ed->t.run = un_edge_run;

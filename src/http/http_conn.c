@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "core/log.h"
+#include "core/mem.h"
 #include "core/node.h"
 #include "http/api.h"
 #include "im/auth.h"
@@ -253,7 +254,7 @@ static http_req *http_req_get(struct conn *c)
     http_req *r = http_req_of(c);
     if (r)
         return r;
-    r = calloc(1, sizeof(*r));
+    r = mem_zalloc(sizeof(*r));
     if (!r)
         return NULL;
     http_parser_init(&r->parser, HTTP_REQUEST);

@@ -18,6 +18,7 @@
 
 #include "core/jsonw.h"
 #include "core/log.h"
+#include "core/mem.h"
 #include "core/node.h"
 #include "im/dlog.h"
 #include "im/fanout.h"
@@ -691,7 +692,7 @@ int hub_gate_hold(struct conn *c)
         return -1;                           /* one login at a time */
     if (h->ngates >= (h->gates ? h->gmask + 1 : 0))
         hub_gates_grow(h);
-    hub_gate *g = h->gates ? calloc(1, sizeof(*g)) : NULL;
+    hub_gate *g = h->gates ? mem_zalloc(sizeof(*g)) : NULL;
     if (!g)
         return -1;
     g->c = c;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/mem.h"
 #include "core/node.h"
 #include "core/task.h"
 #include "im/codes.h"
@@ -290,7 +291,7 @@ int resume_pending(const struct conn *c) { return (c->flags & CONN_F_BUSY) != 0;
 
 static resume_job *resume_job_new(struct conn *c, const resume_req *q)
 {
-    resume_job *j = calloc(1, sizeof(*j));
+    resume_job *j = mem_zalloc(sizeof(*j));
     if (!j)
         return NULL;
     j->t.run = resume_run;

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/mem.h"
 #include "core/node.h"
 #include "net/tls.h"
 #include "net/uring.h"
@@ -379,7 +380,7 @@ static conn_out *conn_out_get(conn *c)
 {
     if (c->out)
         return c->out;
-    conn_out *o = calloc(1, sizeof(*o));
+    conn_out *o = mem_zalloc(sizeof(*o));
     if (!o)
         return NULL;
     o->req.data = c;

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/mem.h"
 #include "ws/deflate.h"
 #include "ws/frame.h"
 #include "ws/utf8.h"
@@ -62,7 +63,7 @@ static int ws_is_control(uint8_t opcode)
 /* Returns the state, allocating it if needed; NULL when out of memory. */
 static ws_reader *ws_reader_state(ws_feed *f)
 {
-    if (!*f->rd) *f->rd = calloc(1, sizeof(ws_reader));
+    if (!*f->rd) *f->rd = mem_zalloc(sizeof(ws_reader));
     return *f->rd;
 }
 
