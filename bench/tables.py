@@ -298,6 +298,7 @@ def c1m_results():
          "%s B" % n(r["host_bytes_per_conn"])],
         ["connect + login rate, whole machine", "≥ 20,000/s", "**%s/s**; handshake p50 %s, p99 %s" % (
             n(c["rate_per_s"]), ms(c["handshake_ms"]["p50"]), ms(c["handshake_ms"]["p99"]))],
+    ] + c1m_login_floors(r) + [
         ["hold %d s" % round(h["duration_s"]), "0 drops", "**%s drops**; %s heartbeats sent, %s answered" % (
             n(h["drops"]), n(h["heartbeats_sent"]), n(h["heartbeats_ok"]))],
         ["broadcast, %d messages × %s" % (b["messages_sent"], n(b["expected_per_message"])), "0 lost, 0 dup",
@@ -312,6 +313,23 @@ def c1m_results():
         ["whole run", "≤ 20 min", "%s s in `imgate-bench`" % n(r["duration_s"])],
     ]
     return table(["measure", "target", "result"], rows)
+
+
+def c1m_login_floors(r):
+    """Rows for the two connect floors of the same run, where they were run:
+    the raw handshake (`c1m-hsfloor.json`) and the handshake with a login's
+    Redis work (`c1m-hsredis.json`); imgate's time over each."""
+    rows = []
+    ours = r["connect"]["rate_per_s"]
+    for name, what, target in (
+            ("c1m-hsfloor.json", "raw-handshake floor, same processes (upgrade + login reply only)", "≤ 1.3 ×"),
+            ("c1m-hsredis.json", "handshake floor with a login's Redis work (the node's five commands)", "—")):
+        f = load(name)
+        if f is None or not ours:
+            continue
+        rate = f["connect"]["rate_per_s"]
+        rows.append([what, target, "%s/s; imgate takes **%s** its time" % (n(rate), ratio(rate / ours))])
+    return rows
 
 
 def c1m_sizes():
