@@ -424,17 +424,22 @@ static int rl_send_all(int multi, rlink_reply_fn fn, void *ud, int n, const rlin
     }
     char stack[RL_STACK_CMD];
     char *buf = rl_buf(stack, size), *p = buf;
-    if (!buf)
+    rl_cmd *cb = fn && buf ? malloc(sizeof(*cb)) : &rl_quiet;   /* the last command's */
+    if (!buf || !cb) {
+        rl_buf_done(stack, buf);
         return -1;
+    }
+    if (fn)
+        *cb = (rl_cmd){ fn, ud, 1 };
     for (int k = 0; k < total; k++) {
         rlink_argv c = rl_nth(multi, n, cmds, k);
         resp_put(p, c.argc, c.argv, c.lens);
         p += len[k];
     }
-    for (p = buf; rc == 0 && sent < total; p += len[sent++]) {
-        int last = sent == total - 1;
-        rc = rl_send(last ? fn : NULL, last ? ud : NULL, p, len[sent]);
-    }
+    for (p = buf; rc == 0 && sent < total; p += len[sent++])
+        rc = rl_send_cmd(sent == total - 1 ? cb : &rl_quiet, p, len[sent]);
+    if (rc != 0 && sent < total && cb->heap)
+        free(cb);                                /* the last was never sent (a failed one frees its own) */
     rl_buf_done(stack, buf);
     if (multi && rc != 0 && sent > 1 && g_rl.ac && !(g_rl.ac->c.flags & REDIS_FREEING)) {
         log_warn("cluster: a transaction could not be queued whole (out of memory?); reconnecting");

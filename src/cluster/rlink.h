@@ -145,7 +145,8 @@ void rlink_val_free(rlink_val *v);
  * replies may then be partly empty). The replies are freed after fn. */
 typedef struct rlink_query rlink_query;
 typedef void (*rlink_query_fn)(void *ud, int ok, rlink_val *replies, int n);
-/* Room for up to n commands. NULL on no memory. */
+/* Room for up to n (>= 1) commands: rlink_query_add refuses more (-1).
+ * NULL on no memory or n < 1. */
 rlink_query *rlink_query_new(int n, rlink_query_fn fn, void *ud);
 int rlink_query_add(rlink_query *q, int argc, const char **argv, const size_t *argvlen);
 void rlink_query_submit(rlink_query *q);   /* from a worker; fn runs there, always */

@@ -134,7 +134,8 @@ static void hs_on_redis(void *ud, int ok)
 }
 
 /* Answers a login or heartbeat text message (seq echoed); with --redis a
- * login after its Redis reads. */
+ * login after its Redis reads (a second login while one waits is answered
+ * at once: the floor's clients log in once). */
 static void hs_message(hs_conn *c, const char *p, size_t n)
 {
     size_t cl = 0, sql = 0, ul = 0;

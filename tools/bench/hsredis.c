@@ -161,13 +161,15 @@ static void hsr_on_reply(void)
     if (g_hsr.qn == 0)
         hsr_fail("reply", 0);                   /* a reply nobody asked for */
     hsr_wait *w = &g_hsr.q[g_hsr.qhead];
-    w->left--;
-    if (w->left == HSR_REPLIES - HSR_READS)
-        w->fn(w->ud, 1);
-    if (w->left == 0) {
+    hsr_done_fn fn = w->fn;                      /* fn may queue a login: the ring may move */
+    void *ud = w->ud;
+    int left = --w->left;
+    if (left == 0) {
         g_hsr.qhead = (g_hsr.qhead + 1) % g_hsr.qcap;
         g_hsr.qn--;
     }
+    if (left == HSR_REPLIES - HSR_READS)
+        fn(ud, 1);
 }
 
 static void hsr_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)

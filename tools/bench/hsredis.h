@@ -26,7 +26,7 @@ typedef void (*hsr_done_fn)(void *ud, int ok);
 int hsr_open(uv_loop_t *loop, const char *hostport, const char *self);
 
 /* Queues one login's commands; fn(ud) runs when its reads are answered,
- * never from inside this call. -1 if the connection is gone. */
+ * never from inside this call. 0 (a lost connection ends the process). */
 int hsr_login(uint32_t appid, const char *uid, size_t uidlen, hsr_done_fn fn, void *ud);
 
 #endif
