@@ -42,17 +42,18 @@
 #   FLOOR_TRIALS=3     raw-TCP floor trials (their median and the fastest)
 #   NODE_WORKERS=1     worker threads per node; the floor gets NODES x
 #                      NODE_WORKERS sending processes (53 at 1 M)
-#   LIMIT=1200         hard bound of the whole run, s
+#   LIMIT=1500         hard bound of the whole run, s (floors included)
 #   MEM_PER_CONN=10240 bytes of MemAvailable needed per connection (+1 GiB)
 #   NAME=c1m OUT=bench/results   output names
-#   HSFLOOR=1          then the raw-handshake floor: the nodes stop,
-#                      `imgate-bench handshake-server --procs NODES` (upgrade
-#                      + login answers only) and the same connect against it
-#                      (same N, processes, pacing): $NAME-hsfloor.json, and
-#                      the two connect rates side by side in $NAME.txt
-#   HSREDIS=1          after it the floor with a login's Redis work
-#                      (handshake-server --redis, on the run's Redis after a
-#                      FLUSHALL): the five commands a node sends per login,
+#   HSFLOOR=1          first, before the nodes start, the raw-handshake
+#                      floor: `imgate-bench handshake-server --procs NODES`
+#                      (upgrade + login answers only) and the same connect
+#                      against it (same N, processes, pacing):
+#                      $NAME-hsfloor.json, and the connect rates side by side
+#                      in $NAME.txt
+#   HSREDIS=1          then the floor with a login's Redis work
+#                      (handshake-server --redis, on the run's Redis, emptied
+#                      after it): the five commands a node sends per login,
 #                      the reply after the two reads: $NAME-hsredis.json
 #   PERF=0             1: perf record -a -g for PERF_SECONDS (16) from about
 #                      2 s before the first broadcast; top symbols go to
@@ -81,7 +82,7 @@ INTERVAL=${INTERVAL:-45}
 DRAIN=${DRAIN:-40}
 FLOOR_TRIALS=${FLOOR_TRIALS:-3}
 NODE_WORKERS=${NODE_WORKERS:-1}
-LIMIT=${LIMIT:-1200}
+LIMIT=${LIMIT:-1500}
 MEM_PER_CONN=${MEM_PER_CONN:-10240}
 PERF=${PERF:-0}
 HSFLOOR=${HSFLOOR:-1}
@@ -302,6 +303,62 @@ redis_used() { redis-cli -p "$RPORT" info memory | sed -n 's/^used_memory:\([0-9
 start_redis
 say "redis-server pid $REDIS_PID on 127.0.0.1:$RPORT"
 
+# ---------- the connect floors at the same process count, first ----------
+
+# They run before the nodes start: after imgate's run (a minute's hold, five
+# broadcasts to a million, Redis at 580 MB) whatever came next ran up to
+# 1.4 x slower than on a fresh machine (the floors of session 13's million
+# run: 10,124 and 6,505/s after it, 13,462-15,530 and 9,682/s alone), which
+# flattered imgate; one floor run after another shows no such effect.
+#
+# hs_floor KIND [server flags]: the handshake-server with the flags and the
+# same connect against it: $NAME-KIND.json, its summary in $TMP/KIND.txt.
+rate_of() { sed -n 's/^ *"connect_rate_per_s": *\([0-9.]*\).*/\1/p' "$1" | head -1; }
+hs_floor() {
+    kind=$1
+    shift
+    "$BENCH" handshake-server --procs "$NODES" "$@" >"$TMP/$kind.out" 2>"$TMP/$kind.err" &
+    HS_PID=$!
+    NODE_PIDS=$HS_PID                        # stopped by the exit trap if need be
+    i=0
+    while [ "$(grep -c '^ws listening' "$TMP/$kind.out")" -lt "$NODES" ] && [ $i -lt 100 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    HS_ARGS=$(sed -n 's/^ws listening on \(.*\)$/--ws ws:\/\/\1\/acc/p' "$TMP/$kind.out" | tr '\n' ' ')
+    say "$kind: $NODES processes, the connect of the run"
+    HRC=0
+    # shellcheck disable=SC2086
+    "$BENCH" connect -n "$N" --procs "$PROCS" $HS_ARGS --api "http://127.0.0.1:1" \
+        --connect-rate "$CONNECT_RATE" --inflight "$INFLIGHT" --timeout 20 \
+        --max-time $((N / 2000 + 60)) --json "$OUT/$NAME-$kind.json" -q \
+        >"$TMP/$kind.txt" 2>&1 || HRC=$?
+    echo "$HRC" >"$TMP/$kind.rc"
+    stop_pids 10 "$HS_PID"
+    NODE_PIDS=
+}
+
+# hs_report KIND LABEL: both rates into $NAME.txt (after the run).
+hs_report() {
+    [ -f "$TMP/$1.rc" ] || return 0
+    OURS=$(rate_of "$OUT/$NAME.json") FLOOR=$(rate_of "$OUT/$NAME-$1.json")
+    {
+        echo "$2 ($NODES processes, before the nodes; imgate-bench exit $(cat "$TMP/$1.rc")):" \
+            "connect + login imgate ${OURS:-?}/s, floor ${FLOOR:-?}/s" \
+            "$(awk -v a="${OURS:-0}" -v b="${FLOOR:-0}" 'BEGIN { if (a > 0) printf "(floor / imgate %.2f x)", b / a }')"
+        grep -E 'logged in|connect rate|handshake|login ' "$TMP/$1.txt" | sed 's/^/  floor /'
+    } >>"$OUT/$NAME.txt"
+}
+
+if [ "$HSFLOOR" = 1 ]; then
+    hs_floor hsfloor
+    # the same with a login's Redis work, on the run's Redis
+    [ "$HSREDIS" = 1 ] && hs_floor hsredis --redis "127.0.0.1:$RPORT"
+    # imgate starts on an empty Redis, its counters at zero
+    redis-cli -p "$RPORT" FLUSHALL >/dev/null && redis-cli -p "$RPORT" CONFIG RESETSTAT >/dev/null ||
+        die "cannot empty Redis after the floors"
+fi
+
 # ---------- nodes ----------
 
 # Node settings, and why:
@@ -490,52 +547,10 @@ if [ -n "$PERF_PID" ]; then
     fi
 fi
 
-# ---------- the raw-handshake floors at the same process count ----------
+# ---------- the connect floors, side by side in $NAME.txt ----------
 
-# hs_floor KIND LABEL [server flags]: the handshake-server with the flags,
-# the same connect against it, $NAME-KIND.json, and both rates in $NAME.txt.
-rate_of() { sed -n 's/^ *"connect_rate_per_s": *\([0-9.]*\).*/\1/p' "$1" | head -1; }
-hs_floor() {
-    kind=$1 label=$2
-    shift 2
-    "$BENCH" handshake-server --procs "$NODES" "$@" >"$TMP/$kind.out" 2>"$TMP/$kind.err" &
-    HS_PID=$!
-    NODE_PIDS=$HS_PID                        # stopped by the exit trap if need be
-    i=0
-    while [ "$(grep -c '^ws listening' "$TMP/$kind.out")" -lt "$NODES" ] && [ $i -lt 100 ]; do
-        sleep 0.1
-        i=$((i + 1))
-    done
-    HS_ARGS=$(sed -n 's/^ws listening on \(.*\)$/--ws ws:\/\/\1\/acc/p' "$TMP/$kind.out" | tr '\n' ' ')
-    say "$label: $NODES processes, the same connect"
-    HRC=0
-    # shellcheck disable=SC2086
-    "$BENCH" connect -n "$N" --procs "$PROCS" $HS_ARGS --api "http://127.0.0.1:1" \
-        --connect-rate "$CONNECT_RATE" --inflight "$INFLIGHT" --timeout 20 \
-        --max-time $((LIMIT - RESERVE - $(elapsed))) --json "$OUT/$NAME-$kind.json" -q \
-        >"$TMP/$kind.txt" 2>&1 || HRC=$?
-    stop_pids 10 "$HS_PID"
-    NODE_PIDS=
-    OURS=$(rate_of "$OUT/$NAME.json") FLOOR=$(rate_of "$OUT/$NAME-$kind.json")
-    {
-        echo "$label ($NODES processes, imgate-bench exit $HRC): connect + login" \
-            "imgate ${OURS:-?}/s, floor ${FLOOR:-?}/s" \
-            "$(awk -v a="${OURS:-0}" -v b="${FLOOR:-0}" 'BEGIN { if (a > 0) printf "(floor / imgate %.2f x)", b / a }')"
-        grep -E 'logged in|connect rate|handshake|login ' "$TMP/$kind.txt" | sed 's/^/  floor /'
-    } >>"$OUT/$NAME.txt"
-}
-
-if [ "$HSFLOOR" = 1 ] && [ $((LIMIT - RESERVE - $(elapsed))) -gt $((N / 5000 + 60)) ]; then
-    # shellcheck disable=SC2086
-    stop_pids 30 $NODE_PIDS
-    NODE_PIDS=
-    hs_floor hsfloor "raw-handshake floor"
-    # the same with a login's Redis work, on the run's Redis, emptied first
-    if [ "$HSREDIS" = 1 ] && [ $((LIMIT - RESERVE - $(elapsed))) -gt $((N / 5000 + 60)) ] &&
-        redis-cli -p "$RPORT" FLUSHALL >/dev/null && redis-cli -p "$RPORT" CONFIG RESETSTAT >/dev/null; then
-        hs_floor hsredis "handshake floor with Redis" --redis "127.0.0.1:$RPORT"
-    fi
-fi
+hs_report hsfloor "raw-handshake floor"
+hs_report hsredis "handshake floor with Redis"
 
 cat "$OUT/$NAME.txt" >&2
 say "results: $OUT/$NAME.json $OUT/$NAME.html $OUT/$NAME.txt ($(elapsed) s)"
