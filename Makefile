@@ -74,7 +74,7 @@ bench: deps build
 	bench/run.sh quick
 
 # 1,000,000 connections over ~53 cluster nodes and Redis (root, ~11 GiB free,
-# <= 20 min; raises and restores kernel settings): bench/results/c1m.*
+# <= 25 min with its connect floors; raises and restores kernel settings): bench/results/c1m.*
 c1m: deps-test build
 	bench/run.sh c1m
 

@@ -35,7 +35,7 @@
 #                         ~5 minutes). Writes bench/results/room.json.
 #   bench/run.sh c1m      1,000,000 connections over a cluster of nodes with a
 #                         real redis-server (bench/c1m.sh: needs root for the
-#                         kernel settings it raises and restores; <= 20 min).
+#                         kernel settings it raises and restores; <= 25 min).
 #
 # The node is started here on free loopback ports (--http-port 0 --ws-port 0
 # --bind 127.0.0.1), its ports are read from its "... listening on" lines,
