@@ -356,16 +356,23 @@ static int rl_send_cmd(rl_cmd *c, const char *cmd, size_t len)
     return 0;
 }
 
+/* The callback record of a lone command: rl_quiet without fn, else a heap
+ * one (NULL on no memory). */
+static rl_cmd *rl_cmd_new(rlink_reply_fn fn, void *ud)
+{
+    if (!fn)
+        return &rl_quiet;
+    rl_cmd *c = malloc(sizeof(*c));
+    if (c)
+        *c = (rl_cmd){ fn, ud, 1 };
+    return c;
+}
+
 /* The same with fn and ud (none: rl_quiet). */
 static int rl_send(rlink_reply_fn fn, void *ud, const char *cmd, size_t len)
 {
-    rl_cmd *c = &rl_quiet;
-    if (fn) {
-        if (!(c = malloc(sizeof(*c))))
-            return -1;
-        *c = (rl_cmd){ fn, ud, 1 };
-    }
-    return rl_send_cmd(c, cmd, len);
+    rl_cmd *c = rl_cmd_new(fn, ud);
+    return c ? rl_send_cmd(c, cmd, len) : -1;
 }
 
 /* A buffer of n bytes for formatting: stack (n <= RL_STACK_CMD) or heap;
@@ -424,13 +431,11 @@ static int rl_send_all(int multi, rlink_reply_fn fn, void *ud, int n, const rlin
     }
     char stack[RL_STACK_CMD];
     char *buf = rl_buf(stack, size), *p = buf;
-    rl_cmd *cb = fn && buf ? malloc(sizeof(*cb)) : &rl_quiet;   /* the last command's */
-    if (!buf || !cb) {
+    rl_cmd *cb = buf ? rl_cmd_new(fn, ud) : NULL;  /* the last command's, before anything goes out */
+    if (!cb) {
         rl_buf_done(stack, buf);
         return -1;
     }
-    if (fn)
-        *cb = (rl_cmd){ fn, ud, 1 };
     for (int k = 0; k < total; k++) {
         rlink_argv c = rl_nth(multi, n, cmds, k);
         resp_put(p, c.argc, c.argv, c.lens);

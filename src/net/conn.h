@@ -106,7 +106,7 @@ typedef struct conn_batch_item {
  * CONN_POOL_BLOCK structs (net/conn.c, conn_new). */
 #define CONN_POOL_BLOCK 64
 typedef struct conn_pool {
-    struct conn *free;       /* freed connections, linked through their first bytes */
+    struct conn *free;       /* freed connections, linked through their handle's data field */
     struct conn_block *blocks;
 } conn_pool;
 
